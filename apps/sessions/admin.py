@@ -1,0 +1,134 @@
+"""The Django admin: manage the catalog and sessions, start and stop them, read results."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from . import services
+from .models import Endpoint, EndpointStats, LoadTestSession, Target, TimeSeriesPoint
+
+
+class EndpointInline(admin.TabularInline):
+    model = Endpoint
+    extra = 0
+    fields = ["name", "method", "url", "weight", "timeout_s", "description"]
+
+
+@admin.register(Target)
+class TargetAdmin(admin.ModelAdmin):
+    list_display = ["name", "base_url", "endpoint_count", "updated_at"]
+    search_fields = ["name", "base_url"]
+    inlines = [EndpointInline]
+
+    @admin.display(description="endpoints")
+    def endpoint_count(self, target: Target) -> int:
+        return target.endpoints.count()
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "target", "method", "url", "weight", "timeout_s"]
+    list_filter = ["target", "method"]
+    search_fields = ["name", "url", "description"]
+
+
+class EndpointStatsInline(admin.TabularInline):
+    model = EndpointStats
+    extra = 0
+    can_delete = False
+    fields = ["name", "requests", "failures", "failures_by_class", "p50_ms", "p95_ms",
+              "p99_ms", "max_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LoadTestSession)
+class LoadTestSessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "session_name",
+        "target",
+        "status",
+        "concurrent_users",
+        "duration_minutes",
+        "total_requests",
+        "total_failures",
+        "start_time",
+        "end_time",
+        "end_reason",
+    ]
+    list_filter = ["status", "end_reason", "target"]
+    search_fields = ["session_name"]
+    actions = ["start_sessions", "stop_sessions"]
+    inlines = [EndpointStatsInline]
+    readonly_fields = [
+        "status",
+        "created_at",
+        "created_by",
+        "start_time",
+        "end_time",
+        "started_by",
+        "stopped_by",
+        "end_reason",
+        "end_detail",
+        "total_requests",
+        "total_failures",
+        "stats_updated_at",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != "pending":
+            # A session's configuration is what ran; it cannot be edited after the start.
+            return [field.name for field in self.model._meta.fields if field.name != "id"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Start selected sessions")
+    def start_sessions(self, request, queryset) -> None:
+        self._apply(request, queryset, services.start_session, "started")
+
+    @admin.action(description="Stop selected sessions")
+    def stop_sessions(self, request, queryset) -> None:
+        self._apply(request, queryset, services.stop_session, "asked to stop")
+
+    def _apply(self, request, queryset, service, verb: str) -> None:
+        for session in queryset:
+            try:
+                service(session, user=request.user)
+            except (services.SessionStateError, services.EngineUnavailable) as exc:
+                self.message_user(request, f"{session}: {exc}", messages.ERROR)
+            except ValidationError as exc:
+                self.message_user(request, f"{session}: {'; '.join(exc.messages)}",
+                                  messages.ERROR)
+            else:
+                self.message_user(request, f"{session}: {verb}.", messages.SUCCESS)
+
+
+@admin.register(EndpointStats)
+class EndpointStatsAdmin(admin.ModelAdmin):
+    list_display = ["session", "name", "requests", "failures", "p50_ms", "p95_ms", "p99_ms",
+                    "max_ms", "updated_at"]
+    list_filter = ["session"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(TimeSeriesPoint)
+class TimeSeriesPointAdmin(admin.ModelAdmin):
+    list_display = ["session", "timestamp", "requests", "failures", "mean_ms"]
+    list_filter = ["session"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,174 @@
+"""JSON shapes of the API. Field names follow the seed's EndpointConfig and LoadTestConfig."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from .. import services
+from ..models import Endpoint, EndpointStats, LoadTestSession, Target
+from ..validation import check_session_config
+
+
+class TargetSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+
+    class Meta:
+        model = Target
+        fields = ["id", "name", "base_url", "description", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        if not attrs.get("name") and "base_url" in attrs:
+            attrs["name"] = attrs["base_url"]
+        if attrs.get("name") and (
+            Target.objects.filter(name=attrs["name"])
+            .exclude(pk=getattr(self.instance, "pk", None))
+            .exists()
+        ):
+            raise serializers.ValidationError({"name": "A target with this name already exists."})
+        return attrs
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    timeout = serializers.FloatField(source="timeout_s", required=False, min_value=0.001)
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id",
+            "target",
+            "name",
+            "url",
+            "method",
+            "weight",
+            "timeout",
+            "description",
+            "headers",
+            "body",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate_headers(self, headers):
+        if not isinstance(headers, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
+        ):
+            raise serializers.ValidationError("Headers must map names to string values.")
+        return headers
+
+
+class LoadTestSessionSerializer(serializers.ModelSerializer):
+    """A session is created from a LoadTestConfig; everything else is read-only."""
+
+    target = serializers.PrimaryKeyRelatedField(
+        queryset=Target.objects.all(),
+        required=False,
+        help_text="Target id; omitted, the target at TARGET_APP_URL is used.",
+    )
+    concurrent_users = serializers.IntegerField(default=10)
+    duration_minutes = serializers.DecimalField(max_digits=10, decimal_places=4, default=30)
+    request_interval_min = serializers.FloatField(default=1.0)
+    request_interval_max = serializers.FloatField(default=5.0)
+    endpoint_weights = serializers.JSONField(default=dict)
+    max_errors_per_minute = serializers.IntegerField(default=100)
+    requests_per_second = serializers.SerializerMethodField()
+    created_by = serializers.StringRelatedField()
+    started_by = serializers.StringRelatedField()
+    stopped_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = LoadTestSession
+        fields = [
+            "id",
+            "session_name",
+            "target",
+            "concurrent_users",
+            "duration_minutes",
+            "request_interval_min",
+            "request_interval_max",
+            "endpoint_weights",
+            "max_errors_per_minute",
+            "enable_logging",
+            "status",
+            "created_at",
+            "created_by",
+            "start_time",
+            "end_time",
+            "started_by",
+            "stopped_by",
+            "end_reason",
+            "end_detail",
+            "total_requests",
+            "total_failures",
+            "requests_per_second",
+        ]
+        read_only_fields = [
+            "status",
+            "created_at",
+            "start_time",
+            "end_time",
+            "end_reason",
+            "end_detail",
+            "total_requests",
+            "total_failures",
+        ]
+
+    def get_requests_per_second(self, session: LoadTestSession) -> float:
+        return round(session.requests_per_second(), 2)
+
+    def validate(self, attrs):
+        target = attrs.get("target")
+        if target is not None:
+            default_weights = dict(target.endpoints.values_list("name", "weight"))
+        else:
+            # Validate against the default catalog without creating anything yet.
+            existing = services.find_default_target()
+            default_weights = (
+                dict(existing.endpoints.values_list("name", "weight"))
+                if existing is not None
+                else services.default_catalog_weights()
+            )
+        try:
+            check_session_config(
+                concurrent_users=attrs["concurrent_users"],
+                duration_minutes=attrs["duration_minutes"],
+                request_interval_min=attrs["request_interval_min"],
+                request_interval_max=attrs["request_interval_max"],
+                max_errors_per_minute=attrs["max_errors_per_minute"],
+                endpoint_weights=attrs["endpoint_weights"],
+                endpoint_default_weights=default_weights,
+            )
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        if target is not None:
+            try:
+                target.full_clean(validate_unique=False)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(
+                    {"target": [f"{m}" for m in exc.messages]}
+                ) from exc
+        return attrs
+
+    def create(self, validated_data):
+        if validated_data.get("target") is None:
+            validated_data["target"] = services.default_target()
+        return super().create(validated_data)
+
+
+class EndpointStatsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EndpointStats
+        fields = [
+            "name",
+            "method",
+            "url",
+            "requests",
+            "failures",
+            "failures_by_class",
+            "min_ms",
+            "mean_ms",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "p999_ms",
+            "max_ms",
+        ]

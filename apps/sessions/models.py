@@ -1,0 +1,243 @@
+"""The domain's tables: what to load (targets, endpoints), runs of load (sessions), and results.
+
+A session's row is the truth about its lifecycle. Results are bounded: one statistics row per
+endpoint (counters and a fixed-size latency histogram) and one time-series point per second,
+however many requests are sent.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from . import validation
+from .choices import ACTIVE_STATUSES, EndReason, HttpMethod, SessionStatus
+
+
+class Target(models.Model):
+    """A web application under test, identified by its base URL (its host must be allowed)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.CharField(
+        max_length=500,
+        validators=[validation.check_target_url],
+        help_text="For example http://localhost:5001; the host must be in ALLOWED_TARGET_HOSTS.",
+    )
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.base_url})"
+
+
+class Endpoint(models.Model):
+    """One request the virtual users may send (the seed's EndpointConfig)."""
+
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="endpoints")
+    name = models.CharField(max_length=100)
+    url = models.CharField(
+        max_length=500,
+        validators=[validation.check_endpoint_url],
+        help_text="A path on the target (/performance/slow) or an absolute allowed URL.",
+    )
+    method = models.CharField(max_length=7, choices=HttpMethod.choices, default=HttpMethod.GET)
+    weight = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Relative share of requests; 0 leaves the endpoint out.",
+    )
+    timeout_s = models.FloatField(
+        "timeout (seconds)", default=30.0, validators=[MinValueValidator(0.001)]
+    )
+    description = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["target", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["target", "name"], name="unique_endpoint_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.method} {self.url}"
+
+    def absolute_url(self) -> str:
+        if self.url.startswith("/"):
+            return self.target.base_url.rstrip("/") + self.url
+        return self.url
+
+    def clean(self) -> None:
+        if not isinstance(self.headers, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in self.headers.items()
+        ):
+            raise ValidationError({"headers": "Headers must map names to string values."})
+
+
+class LoadTestSession(models.Model):
+    """A run of load against one target: the seed's LoadTestConfig plus its lifecycle.
+
+    ``plan`` is the resolved configuration the shards executed (absolute URLs, effective
+    weights), frozen at start so results stay readable if the catalog changes later.
+    """
+
+    session_name = models.CharField(max_length=200)
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="sessions")
+    concurrent_users = models.PositiveIntegerField(default=10)
+    duration_minutes = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal(30),
+        help_text="Decimals allowed (0.25 = 15 s); 0 runs until stopped.",
+    )
+    request_interval_min = models.FloatField(default=1.0, help_text="Think time, seconds.")
+    request_interval_max = models.FloatField(default=5.0, help_text="Think time, seconds.")
+    endpoint_weights = models.JSONField(
+        default=dict, blank=True, help_text="Endpoint name -> weight, overriding its own."
+    )
+    max_errors_per_minute = models.PositiveIntegerField(default=100)
+    enable_logging = models.BooleanField(default=True)
+
+    status = models.CharField(
+        max_length=10, choices=SessionStatus.choices, default=SessionStatus.PENDING, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    end_detail = models.TextField(blank=True)
+    plan = models.JSONField(null=True, blank=True, editable=False)
+
+    total_requests = models.BigIntegerField(default=0)
+    total_failures = models.BigIntegerField(default=0)
+    stats_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "load-test session"
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.session_name} [{self.status}]"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def runs_until_stopped(self) -> bool:
+        return not self.duration_minutes
+
+    @property
+    def deadline(self):
+        """When the duration ends, or None for a session that runs until stopped."""
+        if self.start_time is None or self.runs_until_stopped:
+            return None
+        return self.start_time + timedelta(minutes=float(self.duration_minutes))
+
+    def elapsed_seconds(self) -> float:
+        if self.start_time is None:
+            return 0.0
+        end = self.end_time or timezone.now()
+        return max((end - self.start_time).total_seconds(), 0.0)
+
+    def requests_per_second(self) -> float:
+        elapsed = self.elapsed_seconds()
+        return self.total_requests / elapsed if elapsed > 0 else 0.0
+
+    def clean(self) -> None:
+        if self.target_id is None:
+            return
+        validation.check_session_config(
+            concurrent_users=self.concurrent_users,
+            duration_minutes=self.duration_minutes,
+            request_interval_min=self.request_interval_min,
+            request_interval_max=self.request_interval_max,
+            max_errors_per_minute=self.max_errors_per_minute,
+            endpoint_weights=self.endpoint_weights,
+            endpoint_default_weights=dict(self.target.endpoints.values_list("name", "weight")),
+        )
+
+
+class EndpointStats(models.Model):
+    """Cumulative figures of one endpoint within one session, copied from Redis by the monitor.
+
+    ``histogram`` holds the latency histogram's non-empty buckets (index -> count); the
+    percentiles are derived from it and stored for cheap reads.
+    """
+
+    session = models.ForeignKey(
+        LoadTestSession, on_delete=models.CASCADE, related_name="endpoint_stats"
+    )
+    endpoint = models.ForeignKey(
+        Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=100)
+    method = models.CharField(max_length=7)
+    url = models.CharField(max_length=500)
+    requests = models.BigIntegerField(default=0)
+    failures = models.BigIntegerField(default=0)
+    failures_by_class = models.JSONField(default=dict)
+    min_ms = models.FloatField(null=True)
+    max_ms = models.FloatField(null=True)
+    mean_ms = models.FloatField(null=True)
+    p50_ms = models.FloatField(null=True)
+    p90_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p99_ms = models.FloatField(null=True)
+    p999_ms = models.FloatField(null=True)
+    histogram = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session", "name"]
+        verbose_name_plural = "endpoint stats"
+        constraints = [
+            models.UniqueConstraint(fields=["session", "name"], name="unique_stats_per_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.requests} requests"
+
+
+class TimeSeriesPoint(models.Model):
+    """Requests completed in one second of a session, for charts (one row per second)."""
+
+    session = models.ForeignKey(
+        LoadTestSession, on_delete=models.CASCADE, related_name="timeseries"
+    )
+    timestamp = models.DateTimeField()
+    requests = models.BigIntegerField(default=0)
+    failures = models.BigIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["session", "timestamp"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "timestamp"], name="unique_point"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%H:%M:%S} {self.requests} req"
+
+    @property
+    def mean_ms(self) -> float | None:
+        return self.latency_sum_ms / self.requests if self.requests else None

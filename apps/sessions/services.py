@@ -1,0 +1,254 @@
+"""Every state change of a session happens here, whoever asks: API, admin, CLI or a task.
+
+Transitions are conditional UPDATEs on the status column, so two callers racing (a user's
+stop and the monitor's end of duration, say) cannot both win; the loser sees the row as it
+is now. Each change records who asked and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import ACTIVE_STATUSES, EndReason, SessionStatus
+from .models import Endpoint, LoadTestSession, Target
+from .validation import check_endpoint_url, check_target_url, effective_weights
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent / "data" / "default_endpoints.json"
+
+
+class SessionStateError(Exception):
+    """The action conflicts with the session's current status (the API answers 409)."""
+
+
+class EngineUnavailable(Exception):
+    """Redis or the broker could not be reached, so load cannot start (the API answers 503)."""
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+def load_default_catalog(target: Target) -> int:
+    """Add the seed app's endpoints (from the data file) that the target does not have yet."""
+    created = 0
+    for item in json.loads(DEFAULT_CATALOG.read_text()):
+        _, was_created = Endpoint.objects.get_or_create(
+            target=target,
+            name=item["name"],
+            defaults={
+                "url": item["url"],
+                "method": item.get("method", "GET"),
+                "weight": item.get("weight", 1.0),
+                "timeout_s": item.get("timeout", 30),
+                "description": item.get("description", ""),
+            },
+        )
+        created += was_created
+    return created
+
+
+def find_default_target() -> Target | None:
+    return Target.objects.filter(base_url=settings.TARGET_APP_URL).order_by("pk").first()
+
+
+def default_catalog_weights() -> dict[str, float]:
+    """Endpoint name -> weight of the default catalog, for validating before it exists."""
+    return {item["name"]: item.get("weight", 1.0) for item in json.loads(DEFAULT_CATALOG.read_text())}
+
+
+def default_target() -> Target:
+    """The target at TARGET_APP_URL, created with the default catalog on first use."""
+    target = find_default_target()
+    if target is not None:
+        return target
+    check_target_url(settings.TARGET_APP_URL)
+    with transaction.atomic():
+        name = "Default target"
+        if Target.objects.filter(name=name).exists():
+            name = f"Default target ({settings.TARGET_APP_URL})"
+        target = Target.objects.create(
+            name=name,
+            base_url=settings.TARGET_APP_URL,
+            description="The application at TARGET_APP_URL, with the demo app's endpoints.",
+        )
+        load_default_catalog(target)
+    return target
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+def shard_sizes(users: int, users_per_shard: int) -> list[int]:
+    """Split users into the fewest shards of at most ``users_per_shard``, as evenly as possible."""
+    shard_count = max(1, math.ceil(users / max(users_per_shard, 1)))
+    base, extra = divmod(users, shard_count)
+    return [base + 1] * extra + [base] * (shard_count - extra)
+
+
+def build_plan(session: LoadTestSession, start_time) -> dict:
+    """The frozen, self-contained instructions every shard of the session executes.
+
+    The allow-list is checked again here: the environment may have changed since the target
+    was saved.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        check_target_url(session.target.base_url)
+    except ValidationError as exc:
+        errors["target"] = exc.messages
+    default_weights = dict(session.target.endpoints.values_list("name", "weight"))
+    weights = effective_weights(default_weights, session.endpoint_weights)
+    endpoints = []
+    for endpoint in session.target.endpoints.order_by("name"):
+        weight = weights[endpoint.name]
+        if weight <= 0:
+            continue
+        try:
+            check_endpoint_url(endpoint.url)
+        except ValidationError as exc:
+            errors.setdefault("endpoints", []).extend(
+                f"{endpoint.name}: {message}" for message in exc.messages
+            )
+        endpoints.append(
+            {
+                "id": endpoint.pk,
+                "name": endpoint.name,
+                "method": endpoint.method,
+                "url": endpoint.absolute_url(),
+                "timeout_s": endpoint.timeout_s,
+                "weight": weight,
+                "headers": endpoint.headers,
+                "body": endpoint.body,
+            }
+        )
+    if not endpoints:
+        errors.setdefault("endpoint_weights", []).append(
+            "No endpoint of this target has a positive weight."
+        )
+    if errors:
+        raise ValidationError(errors)
+    deadline = None
+    if not session.runs_until_stopped:
+        deadline = start_time.timestamp() + float(session.duration_minutes) * 60
+    return {
+        "session_id": session.pk,
+        "endpoints": endpoints,
+        "request_interval_min": session.request_interval_min,
+        "request_interval_max": session.request_interval_max,
+        "deadline": deadline,
+        "shards": shard_sizes(session.concurrent_users, settings.LOAD_SHARD_USERS),
+    }
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
+    """pending -> starting: freeze the plan, publish it to Redis and queue the shards."""
+    from apps.workers import dispatch
+
+    if session.status != SessionStatus.PENDING:
+        raise SessionStateError(
+            f"Session {session.pk} is {session.status}; only a pending session can be started."
+        )
+    now = timezone.now()
+    plan = build_plan(session, now)
+    claimed = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
+        status=SessionStatus.STARTING, start_time=now, started_by=user, plan=plan
+    )
+    if not claimed:
+        session.refresh_from_db()
+        raise SessionStateError(f"Session {session.pk} is already {session.status}.")
+    try:
+        dispatch.dispatch_session(session.pk, plan)
+    except Exception as exc:
+        logger.exception("Session %s: could not dispatch its shards", session.pk)
+        finish_session(session.pk, EndReason.FAILURE, f"Could not reach Redis/Celery: {exc}")
+        raise EngineUnavailable(
+            "Could not queue the load: Redis or the Celery broker is unreachable "
+            f"({exc}). Check REDIS_URL and that Redis is running."
+        ) from exc
+    logger.info("Session %s started by %s: %s users in %s shard(s).",
+                session.pk, user or "system", session.concurrent_users, len(plan["shards"]))
+    session.refresh_from_db()
+    return session
+
+
+def stop_session(
+    session: LoadTestSession, user=None, reason: EndReason = EndReason.STOPPED_BY_USER
+) -> LoadTestSession:
+    """Ask every shard to stop; the monitor records the terminal status once they have.
+
+    A session that never started is stopped at once. Stopping a stopping session is a no-op.
+    """
+    from apps.workers import control
+
+    if session.status == SessionStatus.PENDING:
+        ended = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
+            status=reason.final_status,
+            end_time=timezone.now(),
+            end_reason=reason,
+            stopped_by=user,
+        )
+        if ended:
+            session.refresh_from_db()
+            return session
+        session.refresh_from_db()
+    if session.status == SessionStatus.STOPPING:
+        return session
+    if session.status not in ACTIVE_STATUSES:
+        raise SessionStateError(f"Session {session.pk} has already ended ({session.status}).")
+    # Redis first: that is what the shards watch, so the load stops as soon as possible.
+    try:
+        control.request_stop(control.get_redis(), session.pk)
+    except Exception as exc:
+        raise EngineUnavailable(
+            f"Could not reach Redis to stop the load ({exc}). Shards stop by themselves "
+            "when they lose Redis for longer than HEARTBEAT_TTL_S."
+        ) from exc
+    LoadTestSession.objects.filter(pk=session.pk, status__in=ACTIVE_STATUSES).exclude(
+        status=SessionStatus.STOPPING
+    ).update(status=SessionStatus.STOPPING, end_reason=reason, stopped_by=user)
+    logger.info("Session %s: stop requested by %s (%s).", session.pk, user or "system", reason)
+    session.refresh_from_db()
+    return session
+
+
+def mark_running(session_id: int) -> bool:
+    """starting -> running, once the first shard has begun sending."""
+    return bool(
+        LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
+            status=SessionStatus.RUNNING
+        )
+    )
+
+
+def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool:
+    """An active session reaches its terminal status. Returns False if it had already ended.
+
+    A reason recorded when the stop was requested wins over the one given here, so a user's
+    stop reads "stopped by user" even though the monitor is the one finishing it.
+    """
+    session = LoadTestSession.objects.filter(pk=session_id).first()
+    if session is None or session.status not in ACTIVE_STATUSES:
+        return False
+    final_reason = EndReason(session.end_reason) if session.end_reason else EndReason(reason)
+    updated = LoadTestSession.objects.filter(pk=session_id, status__in=ACTIVE_STATUSES).update(
+        status=final_reason.final_status,
+        end_reason=final_reason,
+        end_detail=detail or session.end_detail,
+        end_time=timezone.now(),
+    )
+    if updated:
+        logger.info("Session %s ended: %s (%s). %s", session_id, final_reason.final_status,
+                    final_reason, detail)
+    return bool(updated)

@@ -1,0 +1,145 @@
+"""Checks shared by the model layer, the admin and the API, so every edge refuses the same input.
+
+Each check raises Django's ``ValidationError`` keyed by field name; the API turns that into a
+400 with a message per field, the admin shows it beside the field.
+"""
+
+from collections.abc import Mapping
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+
+def is_host_allowed(host: str | None) -> bool:
+    """Exact match against ALLOWED_TARGET_HOSTS; an entry ".example.com" admits subdomains.
+
+    Matching is on the parsed hostname, never on a string prefix, so
+    ``localhost.evil.example`` or ``127.0.0.1@evil.example`` do not pass as ``localhost``.
+    """
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    for allowed in settings.ALLOWED_TARGET_HOSTS:
+        if allowed.startswith("."):
+            if host == allowed[1:] or host.endswith(allowed):
+                return True
+        elif host == allowed:
+            return True
+    return False
+
+
+def check_target_url(url: str) -> None:
+    """A target base URL: http(s), a host on the allow-list, no credentials in the URL."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError as exc:
+        raise ValidationError(f"Not a valid URL: {exc}.") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError("Only http:// and https:// URLs can be load-tested.")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("Put credentials in endpoint headers, not in the URL.")
+    if not parts.hostname:
+        raise ValidationError("The URL has no host.")
+    if not is_host_allowed(parts.hostname):
+        allowed = ", ".join(settings.ALLOWED_TARGET_HOSTS)
+        raise ValidationError(
+            f"Host '{parts.hostname}' is not on the allow-list ({allowed}). "
+            "Add it to ALLOWED_TARGET_HOSTS to send load there."
+        )
+
+
+def check_endpoint_url(url: str) -> None:
+    """An endpoint URL is a path on its target ("/...") or an absolute allowed URL."""
+    if url.startswith("/"):
+        if url.startswith("//"):
+            raise ValidationError("A path must not start with '//'.")
+        return
+    if "://" not in url:
+        raise ValidationError("Give a path starting with '/' or an absolute http(s) URL.")
+    check_target_url(url)
+
+
+def check_session_config(
+    *,
+    concurrent_users: int,
+    duration_minutes: Decimal | float | None,
+    request_interval_min: float,
+    request_interval_max: float,
+    max_errors_per_minute: int,
+    endpoint_weights: object,
+    endpoint_default_weights: Mapping[str, float],
+) -> None:
+    """The LoadTestConfig rules, given the default weights of the target's endpoints."""
+    errors: dict[str, list[str]] = {}
+
+    def refuse(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if concurrent_users is None or concurrent_users < 1:
+        refuse("concurrent_users", "At least 1 virtual user is needed.")
+    elif concurrent_users > settings.MAX_USERS_PER_SESSION:
+        refuse(
+            "concurrent_users",
+            f"At most {settings.MAX_USERS_PER_SESSION} users per session "
+            "(MAX_USERS_PER_SESSION).",
+        )
+    if duration_minutes is not None:
+        if duration_minutes < 0:
+            refuse("duration_minutes", "Must be 0 (run until stopped) or a positive number.")
+        elif settings.MAX_DURATION_MINUTES and (
+            duration_minutes == 0 or duration_minutes > settings.MAX_DURATION_MINUTES
+        ):
+            refuse(
+                "duration_minutes",
+                f"At most {settings.MAX_DURATION_MINUTES} minutes (MAX_DURATION_MINUTES); "
+                "0 (until stopped) is not allowed while that ceiling is set.",
+            )
+    if request_interval_min is not None and request_interval_min < 0:
+        refuse("request_interval_min", "Must be 0 or more seconds.")
+    if request_interval_max is not None and request_interval_max < 0:
+        refuse("request_interval_max", "Must be 0 or more seconds.")
+    if (
+        request_interval_min is not None
+        and request_interval_max is not None
+        and request_interval_min > request_interval_max
+    ):
+        refuse(
+            "request_interval_min",
+            f"Must not exceed request_interval_max ({request_interval_max}).",
+        )
+    if max_errors_per_minute is not None and max_errors_per_minute < 0:
+        refuse("max_errors_per_minute", "Must be 0 (no limit) or more.")
+
+    weights = endpoint_weights or {}
+    if not isinstance(weights, Mapping):
+        refuse("endpoint_weights", "Must be an object mapping endpoint names to weights.")
+        weights = {}
+    for name, weight in weights.items():
+        if name not in endpoint_default_weights:
+            known = ", ".join(sorted(endpoint_default_weights)) or "none"
+            refuse("endpoint_weights", f"Unknown endpoint '{name}' (this target has: {known}).")
+        elif isinstance(weight, bool) or not isinstance(weight, int | float):
+            refuse("endpoint_weights", f"The weight of '{name}' must be a number.")
+        elif weight < 0:
+            refuse("endpoint_weights", f"The weight of '{name}' must not be negative.")
+    if "endpoint_weights" not in errors:
+        effective = effective_weights(endpoint_default_weights, weights)
+        if not any(weight > 0 for weight in effective.values()):
+            refuse(
+                "endpoint_weights",
+                "At least one endpoint needs a positive weight; this target has "
+                + ("none enabled." if endpoint_default_weights else "no endpoints."),
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def effective_weights(
+    default_weights: Mapping[str, float], overrides: Mapping[str, float] | None
+) -> dict[str, float]:
+    """Each endpoint's own weight unless the session overrides it by name (0 leaves it out)."""
+    overrides = overrides or {}
+    return {name: float(overrides.get(name, weight)) for name, weight in default_weights.items()}

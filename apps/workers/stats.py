@@ -1,0 +1,185 @@
+"""A shard's statistics in memory, and their wire format in Redis.
+
+A shard records every outcome here (counters, a latency histogram, per-second totals) and
+hands the accumulated *delta* to a flush about once a second. Memory is bounded by the number
+of endpoints and histogram buckets, never by the number of requests.
+
+The Redis side is two hashes per session, both only ever incremented by shards:
+- ``stats`` (cumulative): ``{e}:n`` requests, ``{e}:f:{class}`` failures, ``{e}:sum`` latency
+  sum in µs, ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, where
+  ``{e}`` is the endpoint's position in the session plan;
+- ``series``: ``{epoch second}:n`` / ``:f`` / ``:sum``, drained by the monitor into points.
+This module is the only place that knows those field names.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .histogram import bucket_index, percentiles_ms
+
+QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+
+
+@dataclass
+class StatsDelta:
+    """What a shard accumulated since its last successful flush, ready for the flush script."""
+
+    increments: dict[str, int] = field(default_factory=dict)
+    maxima: dict[str, int] = field(default_factory=dict)
+    minima: dict[str, int] = field(default_factory=dict)
+    series: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    def merge(self, newer: StatsDelta) -> None:
+        """Fold a later delta into this one (used when a flush failed and is retried)."""
+        for name, value in newer.increments.items():
+            self.increments[name] = self.increments.get(name, 0) + value
+        for name, value in newer.series.items():
+            self.series[name] = self.series.get(name, 0) + value
+        for name, value in newer.maxima.items():
+            self.maxima[name] = max(self.maxima.get(name, value), value)
+        for name, value in newer.minima.items():
+            self.minima[name] = min(self.minima.get(name, value), value)
+        self.requests += newer.requests
+
+
+class _EndpointCounters:
+    __slots__ = ("requests", "failures", "latency_sum_us", "min_us", "max_us", "buckets")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.failures: dict[str, int] = defaultdict(int)
+        self.latency_sum_us = 0
+        self.min_us: int | None = None
+        self.max_us: int | None = None
+        self.buckets: dict[int, int] = defaultdict(int)
+
+
+class ShardStats:
+    """Per-endpoint counters of one shard since its last flush."""
+
+    def __init__(self, endpoint_count: int) -> None:
+        self._endpoint_count = endpoint_count
+        self._reset()
+
+    def _reset(self) -> None:
+        self._endpoints = [_EndpointCounters() for _ in range(self._endpoint_count)]
+        self._series: dict[int, list[int]] = {}
+        self._requests = 0
+
+    def record(
+        self, endpoint: int, latency_us: int | None, failure: str | None, second: int
+    ) -> None:
+        """One finished request. ``latency_us`` is None when it has no meaningful latency
+        (cancelled at stop); it still counts as a request and a failure."""
+        counters = self._endpoints[endpoint]
+        counters.requests += 1
+        self._requests += 1
+        point = self._series.get(second)
+        if point is None:
+            point = self._series[second] = [0, 0, 0]
+        point[0] += 1
+        if failure is not None:
+            counters.failures[failure] += 1
+            point[1] += 1
+        if latency_us is not None:
+            counters.latency_sum_us += latency_us
+            counters.buckets[bucket_index(latency_us)] += 1
+            if counters.min_us is None or latency_us < counters.min_us:
+                counters.min_us = latency_us
+            if counters.max_us is None or latency_us > counters.max_us:
+                counters.max_us = latency_us
+            point[2] += latency_us
+
+    @property
+    def pending_requests(self) -> int:
+        return self._requests
+
+    def take_delta(self) -> StatsDelta:
+        """Everything recorded since the previous call, and start counting afresh."""
+        delta = StatsDelta(requests=self._requests)
+        for index, counters in enumerate(self._endpoints):
+            if counters.requests == 0:
+                continue
+            prefix = f"{index}:"
+            delta.increments[prefix + "n"] = counters.requests
+            for failure, count in counters.failures.items():
+                delta.increments[f"{prefix}f:{failure}"] = count
+            if counters.min_us is not None:
+                delta.increments[prefix + "sum"] = counters.latency_sum_us
+                delta.minima[prefix + "min"] = counters.min_us
+                delta.maxima[prefix + "max"] = counters.max_us
+            for bucket, count in counters.buckets.items():
+                delta.increments[f"{prefix}h:{bucket}"] = count
+        for second, (requests, failures, latency_sum_us) in self._series.items():
+            delta.series[f"{second}:n"] = requests
+            if failures:
+                delta.series[f"{second}:f"] = failures
+            if latency_sum_us:
+                delta.series[f"{second}:sum"] = latency_sum_us
+        self._reset()
+        return delta
+
+
+@dataclass
+class EndpointTotals:
+    """One endpoint's cumulative figures as read back from the session's ``stats`` hash."""
+
+    requests: int = 0
+    failures_by_class: dict[str, int] = field(default_factory=dict)
+    latency_sum_us: int = 0
+    min_us: int | None = None
+    max_us: int | None = None
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failures_by_class.values())
+
+    @property
+    def latency_samples(self) -> int:
+        return sum(self.histogram.values())
+
+    def mean_ms(self) -> float | None:
+        samples = self.latency_samples
+        return self.latency_sum_us / samples / 1000.0 if samples else None
+
+    def percentiles_ms(self) -> dict[float, float | None]:
+        return percentiles_ms(self.histogram, QUANTILES, min_us=self.min_us, max_us=self.max_us)
+
+
+def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointTotals]:
+    """Turn the ``stats`` hash back into totals per endpoint position."""
+    totals: dict[int, EndpointTotals] = defaultdict(EndpointTotals)
+    for raw_name, raw_value in raw.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        value = int(raw_value)
+        endpoint, _, rest = name.partition(":")
+        entry = totals[int(endpoint)]
+        kind, _, detail = rest.partition(":")
+        if kind == "n":
+            entry.requests = value
+        elif kind == "f":
+            entry.failures_by_class[detail] = value
+        elif kind == "sum":
+            entry.latency_sum_us = value
+        elif kind == "h":
+            entry.histogram[int(detail)] = value
+        elif kind == "min":
+            entry.min_us = value
+        elif kind == "max":
+            entry.max_us = value
+    return dict(totals)
+
+
+def parse_series_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, tuple[int, int, int]]:
+    """Per-second (requests, failures, latency sum µs) from a drained ``series`` hash."""
+    points: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    slot = {"n": 0, "f": 1, "sum": 2}
+    for raw_name, raw_value in raw.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        second, _, kind = name.partition(":")
+        points[int(second)][slot[kind]] += int(raw_value)
+    return {second: (n, f, s) for second, (n, f, s) in points.items()}

@@ -1,0 +1,55 @@
+"""Celery tasks: thin wrappers that unpack ids and call the engine.
+
+`run_shard` goes to the `load` queue (see CELERY_TASK_ROUTES); everything else to `control`.
+"""
+
+import asyncio
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from . import monitor
+from .shard import ShardRunner, ShardSettings
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, name="apps.workers.tasks.run_shard")
+def run_shard(self, session_id: int, shard_index: int) -> str:
+    """Send a shard's load until its session stops; hours-long by design."""
+    runner = ShardRunner(
+        session_id=session_id,
+        shard_index=shard_index,
+        redis_url=settings.REDIS_URL,
+        hostname=self.request.hostname or "unknown",
+        settings=ShardSettings(
+            flush_interval_s=settings.STATS_FLUSH_INTERVAL_S,
+            control_poll_interval_s=settings.CONTROL_POLL_INTERVAL_S,
+            stop_grace_s=settings.STOP_GRACE_S,
+            heartbeat_ttl_s=settings.HEARTBEAT_TTL_S,
+        ),
+    )
+    return asyncio.run(runner.run())
+
+
+@shared_task(name="apps.workers.tasks.monitor_session")
+def monitor_session(session_id: int, chain_id: str) -> None:
+    """One monitor tick; it queues the next one while the session is active.
+
+    A failed tick (database locked, Redis blip) is logged and retried on the next tick rather
+    than breaking the chain.
+    """
+    try:
+        again = monitor.monitor_tick(session_id, chain_id)
+    except Exception:
+        logger.exception("Session %s: monitor tick failed; retrying.", session_id)
+        again = True
+    if again:
+        monitor_session.apply_async((session_id, chain_id), countdown=settings.MONITOR_INTERVAL_S)
+
+
+@shared_task(name="apps.workers.tasks.watchdog")
+def watchdog() -> None:
+    """Periodic (Celery beat): restart the monitor of any active session that lost it."""
+    monitor.watchdog()

@@ -1,0 +1,144 @@
+"""Run the Procfile's processes without Docker: the run command and the tests use this.
+
+Each process gets its own session (process group), so Ctrl-C reaches only the supervisor,
+which then stops every child in order: SIGTERM to the leader (Celery's warm shutdown lets
+shards flush), and SIGKILL to the whole group after the grace period, so nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = ROOT / "Procfile"
+_COLOURS = ["36", "33", "32", "35", "34", "31", "96", "93"]
+
+
+def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    """``name: command`` lines; blank lines and ``#`` comments are skipped."""
+    entries: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, separator, command = line.partition(":")
+        if not separator or not name.strip().isidentifier() or not command.strip():
+            raise ValueError(f"{path}:{number}: expected 'name: command', got {line!r}")
+        entries[name.strip()] = command.strip()
+    return entries
+
+
+class ManagedProcess:
+    def __init__(self, name: str, popen: subprocess.Popen, log: IO | None) -> None:
+        self.name = name
+        self.popen = popen
+        self._log = log
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.running():
+            try:
+                os.kill(self.popen.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def kill_group(self) -> None:
+        """SIGKILL every process of the group (Celery's pool children included)."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.popen.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class ProcessGroup:
+    """Starts named shell commands and stops them all together."""
+
+    def __init__(self, base_env: Mapping[str, str] | None = None) -> None:
+        env = dict(os.environ if base_env is None else base_env)
+        # Procfile commands name `celery` and `python`: use this interpreter's environment.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.base_env = env
+        self.processes: list[ManagedProcess] = []
+
+    def start(
+        self,
+        name: str,
+        command: str,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> ManagedProcess:
+        """Start ``command`` under ``sh``; output goes to ``log_path`` or, prefixed, to ours."""
+        full_env = {**self.base_env, **(env or {})}
+        log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed in kill_group)
+        popen = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log if log else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        managed = ManagedProcess(name, popen, log)
+        if log is None:
+            colour = _COLOURS[len(self.processes) % len(_COLOURS)]
+            threading.Thread(
+                target=_relay_output, args=(popen, name, colour), daemon=True
+            ).start()
+        self.processes.append(managed)
+        return managed
+
+    def first_exited(self) -> ManagedProcess | None:
+        for process in self.processes:
+            if not process.running():
+                return process
+        return None
+
+    def stop(self, process: ManagedProcess, grace_s: float = 15.0) -> None:
+        process.signal(signal.SIGTERM)
+        try:
+            process.popen.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        process.kill_group()
+
+    def stop_all(self, grace_s: float = 15.0) -> None:
+        """SIGTERM everyone at once, wait up to ``grace_s`` in total, then SIGKILL groups."""
+        for process in self.processes:
+            process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for process in self.processes:
+            try:
+                process.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+        for process in self.processes:
+            process.kill_group()
+        self.processes.clear()
+
+
+def _relay_output(popen: subprocess.Popen, name: str, colour: str) -> None:
+    prefix = f"\033[{colour}m{name:>8} |\033[0m " if sys.stdout.isatty() else f"{name:>8} | "
+    assert popen.stdout is not None
+    for raw_line in popen.stdout:
+        sys.stdout.write(prefix + raw_line.decode(errors="replace"))
+        sys.stdout.flush()

@@ -1,0 +1,216 @@
+"""Settings, read only from the environment (django-environ) and failing fast on bad values.
+
+Every variable is listed with its default in ``.env.example`` and in the README. A ``.env``
+file at the project root is read when present, so a single machine needs no exports.
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# Where the one-machine defaults keep their state: the SQLite database, the generated secret
+# key, Celery beat's schedule, collected static files.
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key_from_data_dir() -> str:
+    """A key generated once and kept beside the database, so every local process agrees.
+
+    Production sets SECRET_KEY explicitly; this only spares a new user an extra step.
+    """
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_data_dir()
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "servestatic.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "apps.sessions.apps.LoadSessionsConfig",
+    "apps.workers.apps.WorkersConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "loadtest_project.urls"
+WSGI_APPLICATION = "loadtest_project.wsgi.application"
+ASGI_APPLICATION = "loadtest_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite by default; PostgreSQL (or anything Django supports) by URL.
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, control worker and tests write to one SQLite file from several processes:
+    # WAL lets readers run beside the writer, IMMEDIATE transactions take the write lock up
+    # front (no "database is locked" on lock upgrade), and the timeout waits for it.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests run real worker processes, which must open the same test database: a file.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("TEST_DATABASE_NAME", default=str(DATA_DIR / "test_db.sqlite3"))
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
+}
+if DEBUG:
+    STORAGES["staticfiles"] = {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+    }
+SERVESTATIC_USE_FINDERS = DEBUG
+
+# --- Redis and Celery -----------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CELERY_BROKER_URL = REDIS_URL
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Results travel through Redis keys of our own (statistics, heartbeats), never task results.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# Two queues: long-running shards on `load`, short control tasks on `control`, consumed by
+# separate worker processes so that control is never starved by load.
+CELERY_TASK_DEFAULT_QUEUE = "control"
+CELERY_TASK_ROUTES = {"apps.workers.tasks.run_shard": {"queue": "load"}}
+# A load worker takes one shard per free process, never a backlog it cannot start.
+# https://docs.celeryq.dev/en/stable/userguide/optimizing.html#prefetch-limits
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Shards acknowledge on receipt: with acks_late, Redis would re-deliver a shard that outlives
+# the visibility timeout and double the load (celery#5935). Liveness comes from heartbeats.
+CELERY_TASK_ACKS_LATE = False
+# Flower shows tasks as they happen.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULE = {
+    "watchdog": {
+        "task": "apps.workers.tasks.watchdog",
+        "schedule": env.float("WATCHDOG_INTERVAL_S", default=5.0),
+    },
+}
+
+# --- The load-testing service ---------------------------------------------------------------
+# The default target: where a session goes when it names no target (the seed's app port).
+TARGET_APP_URL = env.str("TARGET_APP_URL", default="http://localhost:5001")
+# Hosts that load may be sent to. An entry starting with "." also allows its subdomains.
+ALLOWED_TARGET_HOSTS = [
+    host.lower()
+    for host in env.list("ALLOWED_TARGET_HOSTS", default=["localhost", "127.0.0.1", "app"])
+]
+# Ceilings on what one session may ask for (0 for MAX_DURATION_MINUTES: no ceiling).
+MAX_USERS_PER_SESSION = env.int("MAX_USERS_PER_SESSION", default=1000)
+MAX_DURATION_MINUTES = env.float("MAX_DURATION_MINUTES", default=0)
+# Virtual users per shard task: a session of N users becomes ceil(N / this) shards.
+LOAD_SHARD_USERS = env.int("LOAD_SHARD_USERS", default=50)
+# How often a shard pushes its statistics to Redis.
+STATS_FLUSH_INTERVAL_S = env.float("STATS_FLUSH_INTERVAL_S", default=1.0)
+# How often a shard reads its session's control state (stop takes effect within this).
+CONTROL_POLL_INTERVAL_S = env.float("CONTROL_POLL_INTERVAL_S", default=0.1)
+# How long a stopping shard waits for requests already in flight before cancelling them.
+STOP_GRACE_S = env.float("STOP_GRACE_S", default=5.0)
+# How often the per-session monitor moves statistics into the database.
+MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
+# A shard heartbeat older than this means its worker is gone.
+HEARTBEAT_TTL_S = env.float("HEARTBEAT_TTL_S", default=10.0)
+# A session whose shards no load worker has picked up after this long fails with a reason.
+SHARD_START_TIMEOUT_S = env.float("SHARD_START_TIMEOUT_S", default=60.0)
+
+# Where the landing page links to Flower.
+FLOWER_URL = env.str("FLOWER_URL", default="http://localhost:5555/")
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "apps.sessions.api.exceptions.exception_handler",
+}
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+}

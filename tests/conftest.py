@@ -1,0 +1,186 @@
+"""Fixtures for the real processes the tests talk to: Redis, Celery workers, HTTP servers.
+
+Redis is the one in TEST_REDIS_URL, or a private embedded server started here. Workers are
+the Procfile's own `worker` and `control` lines, started as subprocesses against the test
+database (a file, so that they can open it), exactly as in production minus Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from loadtest_project import celery_app
+from loadtest_project.embedded_redis import EmbeddedRedis, redis_answers
+from loadtest_project.procfile import ProcessGroup, read_procfile
+
+from .servers import CountingServer
+
+# Engine timings for tests: the production defaults, except a shorter stop grace so a test
+# of a hung request does not wait 5 s. Passed to the workers through their environment.
+WORKER_ENV = {
+    "STATS_FLUSH_INTERVAL_S": "0.5",
+    "MONITOR_INTERVAL_S": "0.5",
+    "CONTROL_POLL_INTERVAL_S": "0.1",
+    "STOP_GRACE_S": "3",
+    "HEARTBEAT_TTL_S": "5",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        if not redis_answers(url):
+            pytest.exit(f"TEST_REDIS_URL={url} does not answer.", returncode=2)
+        yield url
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _use_test_redis(redis_url: str) -> Iterator[None]:
+    """Point this process (it publishes sessions and queues tasks) at the test Redis."""
+    previous = (django_settings.REDIS_URL, celery_app.conf.broker_url)
+    django_settings.REDIS_URL = redis_url
+    django_settings.CELERY_BROKER_URL = redis_url
+    celery_app.conf.broker_url = redis_url
+    yield
+    django_settings.REDIS_URL, celery_app.conf.broker_url = previous
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url: str):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def _database_url_for_workers() -> str:
+    """The URL of the test database pytest-django created, for the worker processes."""
+    from django.db import connection
+
+    config = connection.settings_dict
+    if config["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(config['NAME']).resolve()}"
+    if "postgresql" in config["ENGINE"]:
+        credentials = config["USER"] or ""
+        if config.get("PASSWORD"):
+            credentials += f":{config['PASSWORD']}"
+        host = f"{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}"
+        return f"postgres://{credentials}@{host}/{config['NAME']}"
+    raise RuntimeError(f"No worker URL for database engine {config['ENGINE']}")
+
+
+class Workers:
+    """The running worker processes of a test session, and a way to add more."""
+
+    def __init__(self, group: ProcessGroup, env: dict[str, str], log_dir: Path) -> None:
+        self.group = group
+        self.env = env
+        self.log_dir = log_dir
+        self.procfile = read_procfile()
+        self.hostnames: list[str] = []
+
+    def start(self, line: str, name: str, **extra_env: str):
+        hostname = f"{name}@{socket.gethostname()}"
+        env = {**self.env, **extra_env}
+        env["WORKER_NAME" if line == "worker" else "CONTROL_NAME"] = name
+        process = self.group.start(
+            name, self.procfile[line], env=env, log_path=self.log_dir / f"{name}.log"
+        )
+        wait_for_workers([hostname])
+        self.hostnames.append(hostname)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+
+def wait_for_workers(hostnames: list[str], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    missing = set(hostnames)
+    while missing and time.monotonic() < deadline:
+        replies = celery_app.control.ping(destination=list(missing), timeout=1.0)
+        for reply in replies:
+            missing -= set(reply)
+    if missing:
+        raise RuntimeError(f"Celery workers did not answer a ping: {sorted(missing)}")
+
+
+@pytest.fixture(scope="session")
+def workers(
+    django_db_setup, django_db_blocker, redis_url, tmp_path_factory
+) -> Iterator[Workers]:
+    """One load worker (2 processes) and one control worker, for the whole test session."""
+    log_dir = tmp_path_factory.mktemp("worker-logs")
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_workers()
+    env = {
+        **WORKER_ENV,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(django_settings.DATA_DIR),
+        "WORKER_CONCURRENCY": "2",
+        "ALLOWED_TARGET_HOSTS": ",".join(django_settings.ALLOWED_TARGET_HOSTS),
+    }
+    group = ProcessGroup()
+    running = Workers(group, env, log_dir)
+    try:
+        running.start("control", "control-test")
+        running.start("worker", "load-test-1")
+        yield running
+    finally:
+        group.stop_all(grace_s=10)
+
+
+@pytest.fixture
+def counting_server() -> Iterator[CountingServer]:
+    server = CountingServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def forget_redis_sessions(redis_client) -> Iterator[None]:
+    """After a test, remove every session's Redis keys: leftover shards see no state and stop."""
+    yield
+    keys = list(redis_client.scan_iter("lt:*"))
+    if keys:
+        redis_client.delete(*keys)
+
+
+@pytest.fixture
+def operator(db):
+    return get_user_model().objects.create_user("olivia", password="load-tester-42")
+
+
+@pytest.fixture
+def api(operator) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(operator)
+    return client
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, interval_s: float = 0.1):
+    """Poll ``condition`` until it returns something truthy; fail with a clear message."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Condition not met within {timeout_s} s")
+        time.sleep(interval_s)

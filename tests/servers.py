@@ -1,0 +1,76 @@
+"""A real HTTP server on 127.0.0.1 that counts every request on arrival: the tests' truth.
+
+It runs aiohttp on its own event loop in a background thread, so the test process can read
+its counts at any moment while real worker processes send it load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+
+from aiohttp import web
+
+
+class CountingServer:
+    """Counts requests per path the moment their headers arrive, then answers.
+
+    ``delay_s`` delays every answer; ``statuses`` maps a path to the status it answers with.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.delay_s = 0.0
+        self.statuses: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return self.counts[path]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.counts[request.path] += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return web.Response(status=self.statuses.get(request.path, 200), text="ok")
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def start(self) -> CountingServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    async def _shutdown(self) -> None:
+        await self._runner.cleanup()
+        # Handlers still sleeping on a long delay: cancel them rather than leak them.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
