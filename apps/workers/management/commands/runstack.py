@@ -1,0 +1,211 @@
+"""``manage.py runstack``: the whole service on one machine, from the Procfile, until Ctrl-C.
+
+Prepares the database (migrate, static files, an admin user and its API token, the default
+target), starts Redis when REDIS_URL is not set, then runs every Procfile process (web, load
+worker(s), control worker, beat, Flower, demo target) and prints where to open them. Ctrl-C
+or SIGTERM stops every process it started, workers first given time to flush.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+from apps.sessions import services
+from loadtest_project.embedded_redis import EmbeddedRedis, RedisNotFound, redis_answers
+from loadtest_project.procfile import ProcessGroup, read_procfile
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return True
+        except urllib.error.HTTPError:
+            return True  # it answered (401 from Flower's basic auth, say)
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    return False
+
+
+class Command(BaseCommand):
+    help = "Run the whole service on this machine (web, workers, beat, Flower, demo target)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("LOAD_WORKERS", "1")),
+            help="How many load worker processes to start (default LOAD_WORKERS or 1).",
+        )
+        parser.add_argument(
+            "--no-app", action="store_true", help="Do not start the demo target app."
+        )
+
+    def handle(self, *args, **options) -> None:
+        if options["workers"] < 1:
+            raise CommandError("--workers must be at least 1.")
+        host = os.environ.get("HOST", "127.0.0.1")
+        shown_host = "localhost" if host in ("0.0.0.0", "::") else host
+        ports = {
+            "web": int(os.environ.get("WEB_PORT", "8000")),
+            "flower": int(os.environ.get("FLOWER_PORT", "5555")),
+            "app": int(os.environ.get("APP_PORT", "5001")),
+        }
+        if options["no_app"]:
+            del ports["app"]
+        for name, port in ports.items():
+            if _port_taken("127.0.0.1", port):
+                raise CommandError(
+                    f"Port {port} (for {name}) is already in use. Stop what uses it or set "
+                    f"{name.upper()}_PORT to another port."
+                )
+
+        redis_server, redis_url = self._redis()
+        group = ProcessGroup()
+        try:
+            username, password, token = self._prepare_database(ports.get("app"))
+            env = {
+                "REDIS_URL": redis_url,
+                "DATA_DIR": str(settings.DATA_DIR),
+                "TARGET_APP_URL": settings.TARGET_APP_URL,
+                "FLOWER_BASIC_AUTH": os.environ.get("FLOWER_BASIC_AUTH")
+                or f"{username}:{password}",
+                "FLOWER_URL": os.environ.get("FLOWER_URL")
+                or f"http://{shown_host}:{ports['flower']}/",
+                "HOST": host,
+            }
+            self._start_processes(group, env, ports, options["workers"])
+            self._wait_ready(group, shown_host, ports)
+            self._banner(shown_host, ports, username, password, token, redis_url, redis_server)
+            self._supervise(group)
+        finally:
+            self.stdout.write("Stopping every process (workers flush their statistics)...")
+            group.stop_all(grace_s=20)
+            if redis_server is not None:
+                redis_server.stop()
+            self.stdout.write("Stopped.")
+
+    def _redis(self) -> tuple[EmbeddedRedis | None, str]:
+        url = os.environ.get("REDIS_URL")
+        if url:
+            if not redis_answers(url):
+                raise CommandError(f"REDIS_URL={url} does not answer. Start Redis or unset it.")
+            return None, url
+        port = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+        server = EmbeddedRedis(port=port, log_path=settings.DATA_DIR / "redis.log")
+        try:
+            url = server.start()
+        except (RedisNotFound, RuntimeError) as exc:
+            raise CommandError(str(exc)) from exc
+        settings.REDIS_URL = url
+        return server, url
+
+    def _prepare_database(self, app_port: int | None) -> tuple[str, str, str]:
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if "TARGET_APP_URL" not in os.environ and app_port is not None:
+            settings.TARGET_APP_URL = f"http://localhost:{app_port}"
+        services.default_target()
+
+        username = os.environ.get("ADMIN_USERNAME", "admin")
+        password = os.environ.get("ADMIN_PASSWORD", "")
+        saved = settings.DATA_DIR / "admin_password"
+        user_model = get_user_model()
+        user = user_model.objects.filter(username=username).first()
+        if user is None:
+            password = password or secrets.token_urlsafe(12)
+            user = user_model.objects.create_superuser(
+                username, os.environ.get("ADMIN_EMAIL", ""), password
+            )
+            if "ADMIN_PASSWORD" not in os.environ:
+                saved.write_text(password)
+                saved.chmod(0o600)
+        elif password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        elif saved.exists():
+            password = saved.read_text().strip()
+        else:
+            password = "(unchanged; set ADMIN_PASSWORD to reset it)"
+        token, _ = Token.objects.get_or_create(user=user)
+        return username, password, token.key
+
+    def _start_processes(self, group, env, ports, worker_count: int) -> None:
+        procfile = read_procfile()
+        for name, command in procfile.items():
+            if name == "app" and "app" not in ports:
+                continue
+            if name == "worker":
+                for number in range(1, worker_count + 1):
+                    group.start(
+                        f"worker{number}", command, env={**env, "WORKER_NAME": f"load{number}"}
+                    )
+                continue
+            process_env = dict(env)
+            if name in ports:
+                process_env["PORT"] = str(ports[name])
+            group.start(name, command, env=process_env)
+
+    def _wait_ready(self, group, host: str, ports) -> None:
+        checks = {
+            "web": f"http://{host}:{ports['web']}/",
+            "flower": f"http://{host}:{ports['flower']}/",
+        }
+        if "app" in ports:
+            checks["app"] = f"http://{host}:{ports['app']}/health"
+        for name, url in checks.items():
+            if not _wait_http(url, timeout_s=60):
+                exited = group.first_exited()
+                detail = f" ({exited.name} exited)" if exited else ""
+                raise CommandError(f"{name} did not answer at {url} within 60 s{detail}.")
+
+    def _banner(self, host, ports, username, password, token, redis_url, redis_server) -> None:
+        web = f"http://{host}:{ports['web']}"
+        lines = [
+            "",
+            "The load tester is running:",
+            f"  Home         {web}/",
+            f"  Admin        {web}/admin/        user {username!r}, password {password}",
+            f"  API          {web}/api/          header 'Authorization: Token {token}'",
+            f"  Flower       http://{host}:{ports['flower']}/   same user and password",
+        ]
+        if "app" in ports:
+            lines.append(f"  Demo target  http://{host}:{ports['app']}/   (the default target)")
+        kind = "embedded" if redis_server is not None else "from REDIS_URL"
+        lines += [f"  Redis        {redis_url} ({kind})", "Press Ctrl-C to stop everything.", ""]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))
+
+    def _supervise(self, group) -> None:
+        stop_requested = []
+
+        def request_stop(signum, frame) -> None:
+            stop_requested.append(signum)
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        while not stop_requested:
+            exited = group.first_exited()
+            if exited is not None:
+                raise CommandError(
+                    f"{exited.name} exited with code {exited.popen.returncode}; stopping the rest."
+                )
+            time.sleep(0.5)

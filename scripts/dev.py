@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""The two commands of the README, needing nothing but Python 3.11+:
+
+    python3 scripts/dev.py run    install, then run the whole service until Ctrl-C
+    python3 scripts/dev.py test   install the test tools, then run the whole test suite
+
+Both create ``.venv`` beside this repository on first use and reinstall only when the
+requirements change. Extra arguments go to ``manage.py runstack`` or to pytest.
+Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("VENV_DIR", ROOT / ".venv"))
+MINIMUM_PYTHON = (3, 11)
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_installed(requirements: str) -> Path:
+    """Create the virtualenv and install ``requirements`` unless already done for this file."""
+    if sys.version_info < MINIMUM_PYTHON:
+        sys.exit(f"Python {'.'.join(map(str, MINIMUM_PYTHON))}+ is needed; this is {sys.version}.")
+    python = venv_python()
+    if not python.exists():
+        print(f"Creating a virtual environment in {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    files = [ROOT / requirements, ROOT / "requirements.txt"]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
+    stamp = VENV / f".installed-{Path(requirements).stem}"
+    if not stamp.exists() or stamp.read_text() != digest:
+        print(f"Installing {requirements} ...", flush=True)
+        subprocess.run(
+            [python, "-m", "pip", "install", "--disable-pip-version-check", "-q",
+             "-r", ROOT / requirements],
+            check=True,
+        )  # fmt: skip
+        stamp.write_text(digest)
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test"):
+        print(__doc__)
+        return 2
+    command, extra = argv[0], argv[1:]
+    os.chdir(ROOT)
+    if command == "run":
+        python = ensure_installed("requirements.txt")
+        return replace_process([str(python), "manage.py", "runstack", *extra])
+    python = ensure_installed("requirements-dev.txt")
+    return replace_process([str(python), "-m", "pytest", *extra])
+
+
+def replace_process(args: list[str]) -> int:
+    """Become the command, so Ctrl-C and exit codes reach it directly (no middleman that
+    would kill it before it has stopped its own children)."""
+    if os.name == "nt":
+        return subprocess.call(args)
+    os.execv(args[0], args)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
