@@ -7,6 +7,7 @@ shards flush), and SIGKILL to the whole group after the grace period, so nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,17 +52,13 @@ class ManagedProcess:
 
     def signal(self, signum: int) -> None:
         if self.running():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.popen.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def kill_group(self) -> None:
         """SIGKILL every process of the group (Celery's pool children included)."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.popen.wait()
         if self._log is not None:
             self._log.close()
@@ -101,9 +98,7 @@ class ProcessGroup:
         managed = ManagedProcess(name, popen, log)
         if log is None:
             colour = _COLOURS[len(self.processes) % len(_COLOURS)]
-            threading.Thread(
-                target=_relay_output, args=(popen, name, colour), daemon=True
-            ).start()
+            threading.Thread(target=_relay_output, args=(popen, name, colour), daemon=True).start()
         self.processes.append(managed)
         return managed
 
@@ -115,10 +110,8 @@ class ProcessGroup:
 
     def stop(self, process: ManagedProcess, grace_s: float = 15.0) -> None:
         process.signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.popen.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         process.kill_group()
 
     def stop_all(self, grace_s: float = 15.0) -> None:
@@ -127,10 +120,8 @@ class ProcessGroup:
             process.signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for process in self.processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                pass
         for process in self.processes:
             process.kill_group()
         self.processes.clear()

@@ -10,7 +10,9 @@ urlpatterns = [
         "",
         TemplateView.as_view(
             template_name="home.html", extra_context={"flower_url": settings.FLOWER_URL}
-        ), name="home"),
+        ),
+        name="home",
+    ),
     path("admin/", admin.site.urls),
     path("api/", include("apps.sessions.api.urls")),
     path("api-auth/", include("rest_framework.urls")),

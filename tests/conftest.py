@@ -94,6 +94,13 @@ class Workers:
         self.procfile = read_procfile()
         self.hostnames: list[str] = []
 
+    def ensure(self, line: str, name: str, **extra_env: str) -> str:
+        """Start the Procfile ``line`` as worker ``name`` unless it runs already."""
+        hostname = f"{name}@{socket.gethostname()}"
+        if hostname not in self.hostnames:
+            self.start(line, name, **extra_env)
+        return hostname
+
     def start(self, line: str, name: str, **extra_env: str):
         hostname = f"{name}@{socket.gethostname()}"
         env = {**self.env, **extra_env}
@@ -121,9 +128,7 @@ def wait_for_workers(hostnames: list[str], timeout_s: float = 60.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def workers(
-    django_db_setup, django_db_blocker, redis_url, tmp_path_factory
-) -> Iterator[Workers]:
+def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> Iterator[Workers]:
     """One load worker (2 processes) and one control worker, for the whole test session."""
     log_dir = tmp_path_factory.mktemp("worker-logs")
     with django_db_blocker.unblock():

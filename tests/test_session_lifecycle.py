@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.sessions.models import LoadTestSession, Target
+from apps.sessions.models import LoadTestSession
 
 from .conftest import wait_until
 
@@ -55,8 +55,10 @@ def test_session_completes_and_counts_every_request(
     assert started.json()["status"] == "starting"
 
     # Counts grow while it runs, visible through the API.
-    wait_until(lambda: api.get(f"/api/sessions/{session_id}/stats/").json()["total_requests"] > 0,
-               timeout_s=10)
+    wait_until(
+        lambda: api.get(f"/api/sessions/{session_id}/stats/").json()["total_requests"] > 0,
+        timeout_s=10,
+    )
     session = wait_for_status(session_id, {"completed", "stopped", "failed"}, timeout_s=30)
 
     assert session.status == "completed", session.end_detail
@@ -79,8 +81,9 @@ def test_weights_split_requests_and_zero_leaves_an_endpoint_out(
     api, workers, counting_server, forget_redis_sessions
 ):
     target_id = make_target(
-        api, counting_server, [("heavy", "/heavy", 3.0), ("light", "/light", 1.0),
-                               ("off", "/off", 1.0)]
+        api,
+        counting_server,
+        [("heavy", "/heavy", 3.0), ("light", "/light", 1.0), ("off", "/off", 1.0)],
     )
     session_id = create_session(
         api,

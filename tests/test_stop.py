@@ -51,7 +51,11 @@ def test_request_outliving_the_stop_grace_is_counted_as_cancelled(
     counting_server.delay_s = 30  # far beyond the workers' STOP_GRACE_S
     target_id = make_target(api, counting_server, [("hang", "/hang", 1.0)])
     session_id = create_session(
-        api, target_id, concurrent_users=3, request_interval_min=0, request_interval_max=0,
+        api,
+        target_id,
+        concurrent_users=3,
+        request_interval_min=0,
+        request_interval_max=0,
         duration_minutes="0",
     )
     assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202

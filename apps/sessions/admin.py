@@ -35,8 +35,16 @@ class EndpointStatsInline(admin.TabularInline):
     model = EndpointStats
     extra = 0
     can_delete = False
-    fields = ["name", "requests", "failures", "failures_by_class", "p50_ms", "p95_ms",
-              "p99_ms", "max_ms"]
+    fields = [
+        "name",
+        "requests",
+        "failures",
+        "failures_by_class",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -103,16 +111,24 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             except (services.SessionStateError, services.EngineUnavailable) as exc:
                 self.message_user(request, f"{session}: {exc}", messages.ERROR)
             except ValidationError as exc:
-                self.message_user(request, f"{session}: {'; '.join(exc.messages)}",
-                                  messages.ERROR)
+                self.message_user(request, f"{session}: {'; '.join(exc.messages)}", messages.ERROR)
             else:
                 self.message_user(request, f"{session}: {verb}.", messages.SUCCESS)
 
 
 @admin.register(EndpointStats)
 class EndpointStatsAdmin(admin.ModelAdmin):
-    list_display = ["session", "name", "requests", "failures", "p50_ms", "p95_ms", "p99_ms",
-                    "max_ms", "updated_at"]
+    list_display = [
+        "session",
+        "name",
+        "requests",
+        "failures",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+        "updated_at",
+    ]
     list_filter = ["session"]
 
     def has_add_permission(self, request) -> bool:

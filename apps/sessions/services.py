@@ -62,7 +62,9 @@ def find_default_target() -> Target | None:
 
 def default_catalog_weights() -> dict[str, float]:
     """Endpoint name -> weight of the default catalog, for validating before it exists."""
-    return {item["name"]: item.get("weight", 1.0) for item in json.loads(DEFAULT_CATALOG.read_text())}
+    return {
+        item["name"]: item.get("weight", 1.0) for item in json.loads(DEFAULT_CATALOG.read_text())
+    }
 
 
 def default_target() -> Target:
@@ -177,8 +179,13 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
             "Could not queue the load: Redis or the Celery broker is unreachable "
             f"({exc}). Check REDIS_URL and that Redis is running."
         ) from exc
-    logger.info("Session %s started by %s: %s users in %s shard(s).",
-                session.pk, user or "system", session.concurrent_users, len(plan["shards"]))
+    logger.info(
+        "Session %s started by %s: %s users in %s shard(s).",
+        session.pk,
+        user or "system",
+        session.concurrent_users,
+        len(plan["shards"]),
+    )
     session.refresh_from_db()
     return session
 
@@ -249,6 +256,11 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
         end_time=timezone.now(),
     )
     if updated:
-        logger.info("Session %s ended: %s (%s). %s", session_id, final_reason.final_status,
-                    final_reason, detail)
+        logger.info(
+            "Session %s ended: %s (%s). %s",
+            session_id,
+            final_reason.final_status,
+            final_reason,
+            detail,
+        )
     return bool(updated)

@@ -83,8 +83,7 @@ def check_session_config(
     elif concurrent_users > settings.MAX_USERS_PER_SESSION:
         refuse(
             "concurrent_users",
-            f"At most {settings.MAX_USERS_PER_SESSION} users per session "
-            "(MAX_USERS_PER_SESSION).",
+            f"At most {settings.MAX_USERS_PER_SESSION} users per session (MAX_USERS_PER_SESSION).",
         )
     if duration_minutes is not None:
         if duration_minutes < 0:

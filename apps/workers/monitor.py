@@ -65,9 +65,7 @@ def monitor_tick(session_id: int, chain_id: str) -> bool:
     shard_count = len(session.plan["shards"])
     states = [
         decode(state)
-        for state in client.eval(
-            MARK_LOST_SCRIPT, 1, keys.shards, shard_count, keys.heartbeat("")
-        )
+        for state in client.eval(MARK_LOST_SCRIPT, 1, keys.shards, shard_count, keys.heartbeat(""))
     ]
     sync_statistics(session, client)
 

@@ -37,7 +37,7 @@ from .control import (
     worker_draining_key,
 )
 from .selection import EndpointSelector
-from .stats import StatsDelta, ShardStats
+from .stats import ShardStats, StatsDelta
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def classify_status(status: int) -> str | None:
 
 
 class _VirtualUser:
-    __slots__ = ("task", "in_flight")
+    __slots__ = ("in_flight", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task | None = None
@@ -136,8 +136,11 @@ class ShardRunner:
         raw_plan, state = await self.redis.mget(self.keys.plan, self.keys.state)
         if raw_plan is None or decode(state) != ControlState.RUNNING:
             # Stopped (or already finalized) before this shard got a worker: send nothing.
-            logger.info("Session %s shard %s: session not running, skipping.",
-                        self.session_id, self.shard_index)
+            logger.info(
+                "Session %s shard %s: session not running, skipping.",
+                self.session_id,
+                self.shard_index,
+            )
             if raw_plan is not None:
                 await self.redis.hset(self.keys.shards, str(self.shard_index), ShardState.DONE)
             return ShardState.DONE
@@ -152,8 +155,13 @@ class ShardRunner:
         self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
 
         await self._flush(ShardState.RUNNING)
-        logger.info("Session %s shard %s: %s users on %s.",
-                    self.session_id, self.shard_index, self.user_count, self.hostname)
+        logger.info(
+            "Session %s shard %s: %s users on %s.",
+            self.session_id,
+            self.shard_index,
+            self.user_count,
+            self.hostname,
+        )
 
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         async with aiohttp.ClientSession(
@@ -175,8 +183,9 @@ class ShardRunner:
             else ShardState.INTERRUPTED
         )
         await self._final_flush(final_state)
-        logger.info("Session %s shard %s: finished (%s).", self.session_id, self.shard_index,
-                    reason)
+        logger.info(
+            "Session %s shard %s: finished (%s).", self.session_id, self.shard_index, reason
+        )
         return final_state
 
     # --- virtual users -----------------------------------------------------------------------
@@ -222,8 +231,12 @@ class ShardRunner:
             failure = FailureClass.NETWORK
         except Exception:
             failure = FailureClass.APPLICATION
-            logger.exception("Session %s: error in the load engine sending %s %s",
-                             self.session_id, endpoint.method, endpoint.name)
+            logger.exception(
+                "Session %s: error in the load engine sending %s %s",
+                self.session_id,
+                endpoint.method,
+                endpoint.name,
+            )
         latency_us = int((time.perf_counter() - started) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()))
 
@@ -259,8 +272,13 @@ class ShardRunner:
             except (RedisError, OSError) as exc:
                 silent_s = time.monotonic() - self._last_redis_contact
                 if silent_s > self.settings.heartbeat_ttl_s:
-                    logger.error("Session %s shard %s: Redis unreachable for %.0f s (%s); "
-                                 "stopping.", self.session_id, self.shard_index, silent_s, exc)
+                    logger.error(
+                        "Session %s shard %s: Redis unreachable for %.0f s (%s); stopping.",
+                        self.session_id,
+                        self.shard_index,
+                        silent_s,
+                        exc,
+                    )
                     return StopReason.REDIS_LOST
             else:
                 if decode(state) != ControlState.RUNNING:
@@ -277,8 +295,12 @@ class ShardRunner:
             try:
                 await self._flush(None)
             except (RedisError, OSError) as exc:
-                logger.warning("Session %s shard %s: flush failed, will retry: %s",
-                               self.session_id, self.shard_index, exc)
+                logger.warning(
+                    "Session %s shard %s: flush failed, will retry: %s",
+                    self.session_id,
+                    self.shard_index,
+                    exc,
+                )
 
     def _heartbeat(self, requests: int) -> dict:
         now = time.monotonic()
@@ -328,8 +350,12 @@ class ShardRunner:
                 return
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
-                    logger.error("Session %s shard %s: final statistics lost (%s requests): %s",
-                                 self.session_id, self.shard_index,
-                                 self._unflushed.requests, exc)
+                    logger.error(
+                        "Session %s shard %s: final statistics lost (%s requests): %s",
+                        self.session_id,
+                        self.shard_index,
+                        self._unflushed.requests,
+                        exc,
+                    )
                     return
                 await asyncio.sleep(0.5)

@@ -46,7 +46,7 @@ class StatsDelta:
 
 
 class _EndpointCounters:
-    __slots__ = ("requests", "failures", "latency_sum_us", "min_us", "max_us", "buckets")
+    __slots__ = ("buckets", "failures", "latency_sum_us", "max_us", "min_us", "requests")
 
     def __init__(self) -> None:
         self.requests = 0

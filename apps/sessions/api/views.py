@@ -77,8 +77,6 @@ class LoadTestSessionViewSet(
                 "requests_per_second": round(session.requests_per_second(), 2),
                 "elapsed_s": round(session.elapsed_seconds(), 3),
                 "updated_at": session.stats_updated_at,
-                "endpoints": EndpointStatsSerializer(
-                    session.endpoint_stats.all(), many=True
-                ).data,
+                "endpoints": EndpointStatsSerializer(session.endpoint_stats.all(), many=True).data,
             }
         )

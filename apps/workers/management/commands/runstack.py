@@ -9,7 +9,6 @@ or SIGTERM stops every process it started, workers first given time to flush.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import socket
 import time
@@ -17,14 +16,13 @@ import urllib.error
 import urllib.request
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
 
-from apps.sessions import services
+from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis, RedisNotFound, redis_answers
 from loadtest_project.procfile import ProcessGroup, read_procfile
+
+from .prepare import prepare_service
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -94,7 +92,7 @@ class Command(BaseCommand):
                 "HOST": host,
             }
             self._start_processes(group, env, ports, options["workers"])
-            self._wait_ready(group, shown_host, ports)
+            self._wait_ready(group, shown_host, ports, options["workers"] + 1)
             self._banner(shown_host, ports, username, password, token, redis_url, redis_server)
             self._supervise(group)
         finally:
@@ -117,37 +115,13 @@ class Command(BaseCommand):
         except (RedisNotFound, RuntimeError) as exc:
             raise CommandError(str(exc)) from exc
         settings.REDIS_URL = url
+        celery_app.conf.broker_url = url
         return server, url
 
     def _prepare_database(self, app_port: int | None) -> tuple[str, str, str]:
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
         if "TARGET_APP_URL" not in os.environ and app_port is not None:
             settings.TARGET_APP_URL = f"http://localhost:{app_port}"
-        services.default_target()
-
-        username = os.environ.get("ADMIN_USERNAME", "admin")
-        password = os.environ.get("ADMIN_PASSWORD", "")
-        saved = settings.DATA_DIR / "admin_password"
-        user_model = get_user_model()
-        user = user_model.objects.filter(username=username).first()
-        if user is None:
-            password = password or secrets.token_urlsafe(12)
-            user = user_model.objects.create_superuser(
-                username, os.environ.get("ADMIN_EMAIL", ""), password
-            )
-            if "ADMIN_PASSWORD" not in os.environ:
-                saved.write_text(password)
-                saved.chmod(0o600)
-        elif password:
-            user.set_password(password)
-            user.save(update_fields=["password"])
-        elif saved.exists():
-            password = saved.read_text().strip()
-        else:
-            password = "(unchanged; set ADMIN_PASSWORD to reset it)"
-        token, _ = Token.objects.get_or_create(user=user)
-        return username, password, token.key
+        return prepare_service()
 
     def _start_processes(self, group, env, ports, worker_count: int) -> None:
         procfile = read_procfile()
@@ -165,7 +139,7 @@ class Command(BaseCommand):
                 process_env["PORT"] = str(ports[name])
             group.start(name, command, env=process_env)
 
-    def _wait_ready(self, group, host: str, ports) -> None:
+    def _wait_ready(self, group, host: str, ports, expected_workers: int) -> None:
         checks = {
             "web": f"http://{host}:{ports['web']}/",
             "flower": f"http://{host}:{ports['flower']}/",
@@ -177,6 +151,10 @@ class Command(BaseCommand):
                 exited = group.first_exited()
                 detail = f" ({exited.name} exited)" if exited else ""
                 raise CommandError(f"{name} did not answer at {url} within 60 s{detail}.")
+        deadline = time.monotonic() + 60
+        while len(celery_app.control.ping(timeout=1.0)) < expected_workers:
+            if time.monotonic() > deadline or group.first_exited():
+                raise CommandError("The Celery workers did not answer within 60 s.")
 
     def _banner(self, host, ports, username, password, token, redis_url, redis_server) -> None:
         web = f"http://{host}:{ports['web']}"

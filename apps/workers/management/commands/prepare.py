@@ -1,0 +1,58 @@
+"""``manage.py prepare``: everything the service needs before its processes start.
+
+Migrates, collects static files, creates the default target (TARGET_APP_URL with the demo
+app's endpoints) and an admin user with an API token. Safe to run at every start: the run
+command and the compose `web` service both do.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+from apps.sessions import services
+
+
+def prepare_service() -> tuple[str, str, str]:
+    """Returns the admin's username, password (as far as known) and API token."""
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    services.default_target()
+
+    username = os.environ.get("ADMIN_USERNAME", "admin")
+    password = os.environ.get("ADMIN_PASSWORD", "")
+    saved = settings.DATA_DIR / "admin_password"
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
+    if user is None:
+        password = password or secrets.token_urlsafe(12)
+        user = user_model.objects.create_superuser(
+            username, os.environ.get("ADMIN_EMAIL", ""), password
+        )
+        if "ADMIN_PASSWORD" not in os.environ:
+            # Generated: keep it beside the database so later starts can show it again.
+            saved.write_text(password)
+            saved.chmod(0o600)
+    elif password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    elif saved.exists():
+        password = saved.read_text().strip()
+    else:
+        password = "(unchanged; set ADMIN_PASSWORD to reset it)"
+    token, _ = Token.objects.get_or_create(user=user)
+    return username, password, token.key
+
+
+class Command(BaseCommand):
+    help = "Migrate, collect static files, create the default target and the admin user."
+
+    def handle(self, *args, **options) -> None:
+        username, password, token = prepare_service()
+        self.stdout.write(f"Ready. Admin user {username!r}, password {password}, API token {token}")

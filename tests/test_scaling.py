@@ -1,0 +1,42 @@
+"""A second worker process, started from the same Procfile line under another name, shares
+a session's shards with the first."""
+
+import json
+
+import pytest
+
+from .conftest import wait_until
+from .test_session_lifecycle import create_session, make_target, wait_for_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_second_worker_joins_the_same_sessions_work(
+    api, workers, counting_server, forget_redis_sessions, redis_client, settings
+):
+    second = workers.ensure("worker", "load-test-2")
+    settings.LOAD_SHARD_USERS = 2  # 8 users -> 4 shards; each worker runs 2 processes
+    target_id = make_target(api, counting_server, [("ping", "/ping", 1.0)])
+    session_id = create_session(
+        api,
+        target_id,
+        concurrent_users=8,
+        request_interval_min=0.05,
+        request_interval_max=0.1,
+        duration_minutes="0",
+    )
+    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
+
+    def heartbeats():
+        raw = [redis_client.get(f"lt:s:{session_id}:hb:{index}") for index in range(4)]
+        return [json.loads(value) for value in raw] if all(raw) else None
+
+    beats = wait_until(heartbeats, timeout_s=20)
+    first = workers.ensure("worker", "load-test-1")
+    assert {beat["hostname"] for beat in beats} == {first, second}
+    assert sum(beat["users"] for beat in beats) == 8
+
+    api.post(f"/api/sessions/{session_id}/stop/")
+    session = wait_for_status(session_id, {"stopped", "failed"}, timeout_s=20)
+    assert session.status == "stopped"
+    assert session.total_requests == counting_server.total > 0
