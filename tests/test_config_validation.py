@@ -153,3 +153,12 @@ def test_invalid_endpoint_is_refused(api, target, changes, field):
 def test_anonymous_client_is_refused(client, target):
     assert client.get("/api/sessions/").status_code in (401, 403)
     assert client.post("/api/sessions/", {}).status_code in (401, 403)
+
+
+def test_weight_overflowing_to_infinity_is_refused(api, target):
+    # 1e309 is valid JSON but parses to float("inf"): it must not reach the selector.
+    body = '{"session_name": "x", "target": %d, "endpoint_weights": {"slow": 1e309}}' % target.pk
+    response = api.post("/api/sessions/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "endpoint_weights" in response.json()
+    assert LoadTestSession.objects.count() == 0

@@ -4,6 +4,7 @@ Each check raises Django's ``ValidationError`` keyed by field name; the API turn
 400 with a message per field, the admin shows it beside the field.
 """
 
+import math
 from collections.abc import Mapping
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -96,6 +97,12 @@ def check_session_config(
                 f"At most {settings.MAX_DURATION_MINUTES} minutes (MAX_DURATION_MINUTES); "
                 "0 (until stopped) is not allowed while that ceiling is set.",
             )
+    if request_interval_min is not None and not math.isfinite(request_interval_min):
+        refuse("request_interval_min", "Must be a finite number.")
+        request_interval_min = None
+    if request_interval_max is not None and not math.isfinite(request_interval_max):
+        refuse("request_interval_max", "Must be a finite number.")
+        request_interval_max = None
     if request_interval_min is not None and request_interval_min < 0:
         refuse("request_interval_min", "Must be 0 or more seconds.")
     if request_interval_max is not None and request_interval_max < 0:
@@ -112,7 +119,7 @@ def check_session_config(
     if max_errors_per_minute is not None and max_errors_per_minute < 0:
         refuse("max_errors_per_minute", "Must be 0 (no limit) or more.")
 
-    weights = endpoint_weights or {}
+    weights = {} if endpoint_weights is None else endpoint_weights
     if not isinstance(weights, Mapping):
         refuse("endpoint_weights", "Must be an object mapping endpoint names to weights.")
         weights = {}
@@ -122,8 +129,8 @@ def check_session_config(
             refuse("endpoint_weights", f"Unknown endpoint '{name}' (this target has: {known}).")
         elif isinstance(weight, bool) or not isinstance(weight, int | float):
             refuse("endpoint_weights", f"The weight of '{name}' must be a number.")
-        elif weight < 0:
-            refuse("endpoint_weights", f"The weight of '{name}' must not be negative.")
+        elif not math.isfinite(weight) or weight < 0:
+            refuse("endpoint_weights", f"The weight of '{name}' must be a finite number >= 0.")
     if "endpoint_weights" not in errors:
         effective = effective_weights(endpoint_default_weights, weights)
         if not any(weight > 0 for weight in effective.values()):

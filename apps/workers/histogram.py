@@ -50,8 +50,8 @@ def percentiles_ms(
     """Latency at each quantile (0..1), in milliseconds, from bucket counts.
 
     The value reported is the midpoint of the bucket holding the quantile's rank (the
-    nearest-rank definition), clamped to the exact minimum and maximum when they are known,
-    so p100 is the true maximum and a run of identical latencies reports them exactly.
+    nearest-rank definition), clamped to the exact minimum and maximum when they are known;
+    the first and last ranks are the exact minimum and maximum themselves.
     """
     wanted = sorted(set(quantiles))
     total = sum(counts.values())
@@ -66,11 +66,16 @@ def percentiles_ms(
         while cumulative + ordered[position][1] < rank:
             cumulative += ordered[position][1]
             position += 1
-        value_us = bucket_midpoint_us(ordered[position][0])
-        if min_us is not None:
-            value_us = max(value_us, min_us)
-        if max_us is not None:
-            value_us = min(value_us, max_us)
+        if rank == total and max_us is not None:
+            value_us = float(max_us)
+        elif rank == 1 and min_us is not None:
+            value_us = float(min_us)
+        else:
+            value_us = bucket_midpoint_us(ordered[position][0])
+            if min_us is not None:
+                value_us = max(value_us, min_us)
+            if max_us is not None:
+                value_us = min(value_us, max_us)
         results[q] = value_us / 1000.0
     return results
 

@@ -1,5 +1,6 @@
 """Weighted random choice of the next endpoint (the seed's EndpointSelector)."""
 
+import math
 import random
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -14,8 +15,8 @@ class EndpointSelector:
     """
 
     def __init__(self, weights: Sequence[float]) -> None:
-        if any(weight < 0 for weight in weights):
-            raise ValueError("Endpoint weights must not be negative.")
+        if any(not math.isfinite(weight) or weight < 0 for weight in weights):
+            raise ValueError("Endpoint weights must be finite and not negative.")
         self._cumulative = list(accumulate(float(weight) for weight in weights))
         self._total = self._cumulative[-1] if self._cumulative else 0.0
         if self._total <= 0:
