@@ -157,7 +157,7 @@ def test_anonymous_client_is_refused(client, target):
 
 def test_weight_overflowing_to_infinity_is_refused(api, target):
     # 1e309 is valid JSON but parses to float("inf"): it must not reach the selector.
-    body = '{"session_name": "x", "target": %d, "endpoint_weights": {"slow": 1e309}}' % target.pk
+    body = f'{{"session_name": "x", "target": {target.pk}, "endpoint_weights": {{"slow": 1e309}}}}'
     response = api.post("/api/sessions/", body, content_type="application/json")
     assert response.status_code == 400
     assert "endpoint_weights" in response.json()
