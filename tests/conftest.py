@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from loadtest_project import celery_app
@@ -57,6 +58,17 @@ def _use_test_redis(redis_url: str) -> Iterator[None]:
     celery_app.conf.broker_url = redis_url
     yield
     django_settings.REDIS_URL, celery_app.conf.broker_url = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_static_storage() -> Iterator[None]:
+    """Serve static files from the apps in tests: no collectstatic manifest is built here."""
+    storages = {
+        **django_settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield
 
 
 @pytest.fixture(scope="session")

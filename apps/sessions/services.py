@@ -174,10 +174,11 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         dispatch.dispatch_session(session.pk, plan)
     except Exception as exc:
         logger.exception("Session %s: could not dispatch its shards", session.pk)
-        finish_session(session.pk, EndReason.FAILURE, f"Could not reach Redis/Celery: {exc}")
+        _undo_start(session.pk, len(plan["shards"]))
         raise EngineUnavailable(
             "Could not queue the load: Redis or the Celery broker is unreachable "
-            f"({exc}). Check REDIS_URL and that Redis is running."
+            f"({exc}). Check REDIS_URL and that Redis is running; the session is still "
+            "pending and can be started again."
         ) from exc
     logger.info(
         "Session %s started by %s: %s users in %s shard(s).",
@@ -188,6 +189,23 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     )
     session.refresh_from_db()
     return session
+
+
+def _undo_start(session_id: int, shard_count: int) -> None:
+    """Back to pending after a failed dispatch, so nothing is lost and a retry can start it.
+
+    Anything that did reach Redis is withdrawn first: shards queued before the failure find
+    no control state and exit without sending.
+    """
+    from apps.workers import control
+
+    try:
+        control.forget_session(control.get_redis(), session_id, shard_count)
+    except Exception:
+        logger.warning("Session %s: could not withdraw a partial dispatch from Redis.", session_id)
+    LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
+        status=SessionStatus.PENDING, start_time=None, started_by=None, plan=None
+    )
 
 
 def stop_session(
