@@ -10,7 +10,7 @@ tick depend on the number of endpoints, never on the number of shards or request
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -63,8 +63,10 @@ def monitor_tick(session_id: int, chain_id: str) -> bool:
         return False
 
     shard_count = len(session.plan["shards"])
+    # A shard with no state at all means Redis lost the session (restarted without
+    # persistence, say): nothing runs it any more, so it counts as lost.
     states = [
-        decode(state)
+        decode(state) or ShardState.LOST
         for state in client.eval(MARK_LOST_SCRIPT, 1, keys.shards, shard_count, keys.heartbeat(""))
     ]
     sync_statistics(session, client)
@@ -201,9 +203,11 @@ def watchdog() -> int:
     from .dispatch import start_monitor
 
     started = 0
-    for session_id in LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).values_list(
-        "pk", flat=True
-    ):
+    # A session younger than a claim's lifetime still has the monitor its start queued (or
+    # is being dispatched right now): only older ones can have lost theirs.
+    settled = timezone.now() - timedelta(milliseconds=monitor_claim_ms())
+    active = LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES, start_time__lt=settled)
+    for session_id in active.values_list("pk", flat=True):
         if start_monitor(session_id):
             logger.warning("Session %s had no monitor; started a new one.", session_id)
             started += 1
