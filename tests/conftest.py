@@ -124,6 +124,15 @@ class Workers:
         self.hostnames.append(hostname)
         return process
 
+    def stop(self, hostname: str, grace_s: float = 20.0) -> None:
+        """SIGTERM (Celery's warm shutdown) the worker named ``hostname``, SIGKILL if slow."""
+        name = hostname.split("@", 1)[0]
+        for process in self.group.processes:
+            if process.name == name:
+                self.group.stop(process, grace_s=grace_s)
+                self.group.processes.remove(process)
+        self.hostnames.remove(hostname)
+
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
