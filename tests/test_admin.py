@@ -6,7 +6,7 @@ from django.urls import reverse
 from apps.sessions.models import Endpoint, EndpointStats, LoadTestSession, Target, TimeSeriesPoint
 
 from .conftest import wait_until
-from .test_session_lifecycle import wait_for_status
+from .sessions import wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

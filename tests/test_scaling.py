@@ -6,7 +6,7 @@ import json
 import pytest
 
 from .conftest import wait_until
-from .test_session_lifecycle import create_session, make_target, wait_for_status
+from .sessions import BRISK, start_load, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -16,16 +16,7 @@ def test_second_worker_joins_the_same_sessions_work(
 ):
     second = workers.ensure("worker", "load-test-2")
     settings.LOAD_SHARD_USERS = 2  # 8 users -> 4 shards; each worker runs 2 processes
-    target_id = make_target(api, counting_server, [("ping", "/ping", 1.0)])
-    session_id = create_session(
-        api,
-        target_id,
-        concurrent_users=8,
-        request_interval_min=0.05,
-        request_interval_max=0.1,
-        duration_minutes="0",
-    )
-    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
+    session_id = start_load(api, counting_server, concurrent_users=8, duration_minutes="0", **BRISK)
 
     def heartbeats():
         raw = [redis_client.get(f"lt:s:{session_id}:hb:{index}") for index in range(4)]

@@ -2,64 +2,29 @@
 
 import pytest
 
-from apps.sessions.models import LoadTestSession
-
 from .conftest import wait_until
+from .sessions import BRISK, start_load, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def make_target(api, server, endpoints):
-    target = api.post("/api/targets/", {"name": "counting", "base_url": server.base_url})
-    assert target.status_code == 201, target.json()
-    for name, path, weight in endpoints:
-        created = api.post(
-            "/api/endpoints/",
-            {"target": target.json()["id"], "name": name, "url": path, "weight": weight},
-            format="json",
-        )
-        assert created.status_code == 201, created.json()
-    return target.json()["id"]
-
-
-def create_session(api, target_id, **config):
-    body = {"session_name": "test", "target": target_id, **config}
-    response = api.post("/api/sessions/", body, format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()["id"]
-
-
-def wait_for_status(session_id, statuses, timeout_s):
-    def reached():
-        session = LoadTestSession.objects.get(pk=session_id)
-        return session if session.status in statuses else None
-
-    return wait_until(reached, timeout_s)
 
 
 def test_session_completes_and_counts_every_request(
     api, workers, counting_server, forget_redis_sessions
 ):
-    target_id = make_target(api, counting_server, [("ping", "/ping", 1.0)])
-    session_id = create_session(
+    session_id = start_load(
         api,
-        target_id,
+        counting_server,
         concurrent_users=5,
-        request_interval_min=0.05,
-        request_interval_max=0.1,
-        duration_minutes="0.05",  # 3 seconds
+        duration_minutes="0.05",
+        **BRISK,  # 3 s
     )
-
-    started = api.post(f"/api/sessions/{session_id}/start/")
-    assert started.status_code == 202, started.json()
-    assert started.json()["status"] == "starting"
 
     # Counts grow while it runs, visible through the API.
     wait_until(
         lambda: api.get(f"/api/sessions/{session_id}/stats/").json()["total_requests"] > 0,
         timeout_s=10,
     )
-    session = wait_for_status(session_id, {"completed", "stopped", "failed"}, timeout_s=30)
+    session = wait_for_status(session_id)
 
     assert session.status == "completed", session.end_detail
     assert session.end_reason == "completed"
@@ -80,22 +45,17 @@ def test_session_completes_and_counts_every_request(
 def test_weights_split_requests_and_zero_leaves_an_endpoint_out(
     api, workers, counting_server, forget_redis_sessions
 ):
-    target_id = make_target(
+    session_id = start_load(
         api,
         counting_server,
         [("heavy", "/heavy", 3.0), ("light", "/light", 1.0), ("off", "/off", 1.0)],
-    )
-    session_id = create_session(
-        api,
-        target_id,
         concurrent_users=10,
         request_interval_min=0.02,
         request_interval_max=0.05,
         duration_minutes="0.05",
         endpoint_weights={"off": 0},
     )
-    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
-    session = wait_for_status(session_id, {"completed", "stopped", "failed"}, timeout_s=30)
+    session = wait_for_status(session_id)
 
     assert session.status == "completed", session.end_detail
     heavy, light = counting_server.count("/heavy"), counting_server.count("/light")

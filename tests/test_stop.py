@@ -7,7 +7,7 @@ import pytest
 from apps.sessions.models import LoadTestSession
 
 from .conftest import WORKER_ENV, wait_until
-from .test_session_lifecycle import create_session, make_target, wait_for_status
+from .sessions import BRISK, create_session, make_target, start_load, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -16,16 +16,13 @@ def test_stop_halts_load_within_a_second_and_keeps_exact_counts(
     api, operator, workers, counting_server, forget_redis_sessions
 ):
     counting_server.delay_s = 0.2  # so that requests are in flight when the stop comes
-    target_id = make_target(api, counting_server, [("ping", "/ping", 1.0)])
-    session_id = create_session(
+    session_id = start_load(
         api,
-        target_id,
+        counting_server,
         concurrent_users=5,
-        request_interval_min=0.05,
-        request_interval_max=0.1,
-        duration_minutes="0",  # until stopped
+        duration_minutes="0",
+        **BRISK,  # until stopped
     )
-    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
     wait_until(lambda: counting_server.total >= 20, timeout_s=15)
 
     stopped = api.post(f"/api/sessions/{session_id}/stop/")
@@ -36,7 +33,7 @@ def test_stop_halts_load_within_a_second_and_keeps_exact_counts(
     time.sleep(1.5)
     assert counting_server.total == received_a_second_later
 
-    session = wait_for_status(session_id, {"completed", "stopped", "failed"}, timeout_s=20)
+    session = wait_for_status(session_id, timeout_s=20)
     assert session.status == "stopped"
     assert session.end_reason == "stopped_by_user"
     assert session.stopped_by == operator
@@ -49,16 +46,14 @@ def test_request_outliving_the_stop_grace_is_counted_as_cancelled(
     api, workers, counting_server, forget_redis_sessions
 ):
     counting_server.delay_s = 30  # far beyond the workers' STOP_GRACE_S
-    target_id = make_target(api, counting_server, [("hang", "/hang", 1.0)])
-    session_id = create_session(
+    session_id = start_load(
         api,
-        target_id,
+        counting_server,
         concurrent_users=3,
         request_interval_min=0,
         request_interval_max=0,
         duration_minutes="0",
     )
-    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
     wait_until(lambda: counting_server.total == 3, timeout_s=15)
 
     assert api.post(f"/api/sessions/{session_id}/stop/").status_code == 202
@@ -73,8 +68,7 @@ def test_request_outliving_the_stop_grace_is_counted_as_cancelled(
 
 
 def test_stopping_a_pending_session_ends_it_without_load(api, counting_server):
-    target_id = make_target(api, counting_server, [("ping", "/ping", 1.0)])
-    session_id = create_session(api, target_id)
+    session_id = create_session(api, make_target(api, counting_server))
     response = api.post(f"/api/sessions/{session_id}/stop/")
     assert response.status_code == 202
     assert response.json()["status"] == "stopped"

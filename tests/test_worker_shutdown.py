@@ -7,7 +7,7 @@ import time
 import pytest
 
 from .conftest import wait_until
-from .test_session_lifecycle import create_session, make_target, wait_for_status
+from .sessions import BRISK, start_load, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -15,16 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_warm_shutdown_drains_shards_and_the_session_ends_workers_lost(
     api, workers, counting_server, forget_redis_sessions, redis_client
 ):
-    target_id = make_target(api, counting_server, [("ping", "/ping", 1.0)])
-    session_id = create_session(
-        api,
-        target_id,
-        concurrent_users=4,
-        request_interval_min=0.05,
-        request_interval_max=0.1,
-        duration_minutes="0",
-    )
-    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
+    session_id = start_load(api, counting_server, concurrent_users=4, duration_minutes="0", **BRISK)
     beat = wait_until(lambda: redis_client.get(f"lt:s:{session_id}:hb:0"), timeout_s=15)
     hostname = json.loads(beat)["hostname"]
     wait_until(lambda: counting_server.total > 10, timeout_s=10)
@@ -34,7 +25,7 @@ def test_warm_shutdown_drains_shards_and_the_session_ends_workers_lost(
     try:
         # The warm shutdown did not wait for an endless shard: the drain stopped it.
         assert time.monotonic() - started_stop < 10
-        session = wait_for_status(session_id, {"completed", "stopped", "failed"}, timeout_s=20)
+        session = wait_for_status(session_id, timeout_s=20)
         assert session.status == "failed"
         assert session.end_reason == "workers_lost"
         assert "worker shut down" in session.end_detail
