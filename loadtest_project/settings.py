@@ -167,6 +167,7 @@ ALLOWED_TARGET_HOSTS = [
 # Ceilings on what one session may ask for (0 for MAX_DURATION_MINUTES: no ceiling).
 MAX_USERS_PER_SESSION = env.int("MAX_USERS_PER_SESSION", default=1000)
 MAX_DURATION_MINUTES = env.float("MAX_DURATION_MINUTES", default=0)
+MAX_REQUEST_RATE = env.float("MAX_REQUEST_RATE", default=10000)
 # Virtual users per shard task: a session of N users becomes ceil(N / this) shards.
 LOAD_SHARD_USERS = env.int("LOAD_SHARD_USERS", default=50)
 # How often a shard pushes its statistics to Redis.
@@ -184,6 +185,26 @@ SHARD_START_TIMEOUT_S = env.float("SHARD_START_TIMEOUT_S", default=60.0)
 
 # Where the landing page links to Flower.
 FLOWER_URL = env.str("FLOWER_URL", default="http://localhost:5555/")
+
+# Error handling in the engine. "Unavailable" failures (network, timeout, 502/503/504) open
+# an endpoint's circuit breaker after this many in a row (0: never), for a cooldown that
+# doubles while probes fail, up to the maximum.
+CIRCUIT_BREAKER_FAILURES = env.int("CIRCUIT_BREAKER_FAILURES", default=10)
+CIRCUIT_BREAKER_COOLDOWN_S = env.float("CIRCUIT_BREAKER_COOLDOWN_S", default=2.0)
+CIRCUIT_BREAKER_MAX_COOLDOWN_S = env.float("CIRCUIT_BREAKER_MAX_COOLDOWN_S", default=30.0)
+# A user whose requests find the target unavailable waits up to base * 2^n (full jitter).
+BACKOFF_BASE_S = env.float("BACKOFF_BASE_S", default=0.1)
+BACKOFF_MAX_S = env.float("BACKOFF_MAX_S", default=10.0)
+# When this share of a session's requests found the target unavailable over the window, its
+# load is multiplied by LOAD_REDUCTION_FACTOR, and restored below half that share.
+LOAD_REDUCTION_ERROR_RATE = env.float("LOAD_REDUCTION_ERROR_RATE", default=0.5)
+LOAD_REDUCTION_WINDOW_S = env.float("LOAD_REDUCTION_WINDOW_S", default=10.0)
+LOAD_REDUCTION_FACTOR = env.float("LOAD_REDUCTION_FACTOR", default=0.5)
+# Resource guard: a shard sheds users while its worker process passes these (0: no ceiling).
+WORKER_MAX_RSS_MB = env.float("WORKER_MAX_RSS_MB", default=1024)
+WORKER_MAX_CPU_PERCENT = env.float("WORKER_MAX_CPU_PERCENT", default=0)
+# How many engine events (breaker, shedding, re-dispatch) a session keeps.
+SESSION_EVENTS_KEPT = env.int("SESSION_EVENTS_KEPT", default=500)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

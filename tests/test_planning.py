@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from apps.sessions.services import shard_sizes
+from apps.workers.dispatch import shard_sizes
 
 
 @pytest.mark.parametrize(

@@ -1,27 +1,42 @@
-"""No session stays active once nothing runs it: the monitor finalizes it with a reason."""
+"""The monitor's decisions, one tick at a time: re-dispatch lost shards, and never leave a
+session active once nothing can run it."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from apps.sessions.models import Endpoint, LoadTestSession, Target
-from apps.workers.control import SessionKeys, ShardState
+from apps.sessions.models import Endpoint, LoadTestSession, SessionEvent, Target
+from apps.workers.control import (
+    SessionKeys,
+    ShardState,
+    publish_session,
+    read_assignments,
+    reassign,
+    request_stop,
+)
 from apps.workers.monitor import monitor_tick, watchdog
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def running_session(db):
+def running_session(db, redis_client, forget_redis_sessions):
+    """A running session of two shards as Redis would hold it, with no worker behind it.
+
+    Its Redis control state says "stopping", so that a shard a real worker might pick up
+    from these tests exits at once; the monitor goes by the database status.
+    """
     target = Target.objects.create(name="t", base_url="http://127.0.0.1:9")
     Endpoint.objects.create(target=target, name="a", url="/a")
     plan = {
         "endpoints": [{"name": "a", "method": "GET", "url": "http://127.0.0.1:9/a"}],
-        "shards": [5, 5],
+        "request_interval_min": 1.0,
+        "request_interval_max": 1.0,
         "deadline": None,
     }
-    return LoadTestSession.objects.create(
+    session = LoadTestSession.objects.create(
         session_name="orphan",
         target=target,
         status="running",
@@ -29,38 +44,60 @@ def running_session(db):
         start_time=timezone.now() - timedelta(minutes=5),
         plan=plan,
     )
+    publish_session(redis_client, session.pk, plan)
+    reassign(redis_client, session.pk, {0: (5, 0.0), 1: (5, 0.0)})
+    request_stop(redis_client, session.pk)
+    return session
 
 
-def test_session_whose_redis_state_vanished_is_failed_not_left_running(
-    running_session, redis_client, forget_redis_sessions
-):
-    # Nothing in Redis for this session: Redis was restarted, say, with everything stopped.
+def mark(redis_client, session, states: dict[int, str], heartbeats=()):
+    keys = SessionKeys(session.pk)
+    redis_client.hset(keys.shards, mapping={str(i): state for i, state in states.items()})
+    for index in heartbeats:
+        redis_client.set(keys.heartbeat(index), "{}", px=10_000)
+
+
+def test_session_whose_redis_state_vanished_fails_with_that_reason(running_session, redis_client):
+    redis_client.delete(*SessionKeys(running_session.pk).all([0, 1]))  # Redis restarted, say
     assert monitor_tick(running_session.pk, "chain-1") is False
     running_session.refresh_from_db()
     assert running_session.status == "failed"
-    assert running_session.end_reason == "workers_lost"
+    assert running_session.end_reason == "redis_lost"
+    assert "Redis lost" in running_session.end_detail
     assert running_session.end_time is not None
 
 
-def test_shard_whose_heartbeat_expired_is_marked_lost(
-    running_session, redis_client, forget_redis_sessions
+def test_shard_whose_heartbeat_expired_is_redispatched_as_the_next_generation(
+    running_session, redis_client
 ):
-    keys = SessionKeys(running_session.pk)
-    # Shard 0 finished normally; shard 1 says running but its heartbeat is gone.
-    redis_client.hset(keys.shards, mapping={"0": ShardState.DONE, "1": ShardState.RUNNING})
+    mark(redis_client, running_session, {0: ShardState.RUNNING, 1: ShardState.RUNNING}, [0])
+    assert monitor_tick(running_session.pk, "chain-1") is True
+
+    assignments = read_assignments(redis_client, running_session.pk)
+    assert assignments[0].generation == 1  # alive: untouched
+    assert assignments[1].generation == 2  # lost: replaced
+    assert assignments[1].users == 5
+    states = redis_client.hgetall(SessionKeys(running_session.pk).shards)
+    assert states[b"1"] == b"queued"
+    event = SessionEvent.objects.get(session=running_session)
+    assert event.kind == "shard_redispatched" and event.shard == 1
+    running_session.refresh_from_db()
+    assert running_session.status == "running"
+
+
+def test_stopping_session_with_a_lost_shard_is_finished(running_session, redis_client):
+    LoadTestSession.objects.filter(pk=running_session.pk).update(
+        status="stopping", end_reason="stopped_by_user"
+    )
+    mark(redis_client, running_session, {0: ShardState.DONE, 1: ShardState.RUNNING})
     assert monitor_tick(running_session.pk, "chain-1") is False
     running_session.refresh_from_db()
-    assert running_session.status == "failed"
-    assert "[1]" in running_session.end_detail
+    assert running_session.status == "stopped"
+    assert "[1] lost their worker" in running_session.end_detail
 
 
-def test_shard_with_live_heartbeat_keeps_the_session_running(
-    running_session, redis_client, forget_redis_sessions
-):
-    keys = SessionKeys(running_session.pk)
-    redis_client.hset(keys.shards, mapping={"0": ShardState.RUNNING, "1": ShardState.RUNNING})
-    redis_client.set(keys.heartbeat(0), "{}", px=10_000)
-    redis_client.set(keys.heartbeat(1), "{}", px=10_000)
+def test_shard_with_live_heartbeat_keeps_the_session_running(running_session, redis_client):
+    mark(redis_client, running_session, {0: ShardState.RUNNING, 1: ShardState.RUNNING}, [0, 1])
     assert monitor_tick(running_session.pk, "chain-1") is True
     # Another chain cannot take over while this one holds the claim.
     assert monitor_tick(running_session.pk, "chain-2") is False
@@ -68,9 +105,19 @@ def test_shard_with_live_heartbeat_keeps_the_session_running(
     assert running_session.status == "running"
 
 
-def test_watchdog_gives_an_orphaned_session_a_monitor_once(
-    running_session, redis_client, forget_redis_sessions
-):
+def test_session_no_worker_has_run_for_too_long_fails(running_session, redis_client, settings):
+    settings.SHARD_START_TIMEOUT_S = 30
+    mark(redis_client, running_session, {0: ShardState.QUEUED, 1: ShardState.QUEUED})
+    redis_client.set(SessionKeys(running_session.pk).alive, time.time() - 31)
+    assert monitor_tick(running_session.pk, "chain-1") is False
+    running_session.refresh_from_db()
+    assert running_session.status == "failed"
+    assert running_session.end_reason == "workers_lost"
+    assert "'load' queue" in running_session.end_detail
+
+
+def test_watchdog_gives_an_orphaned_session_a_monitor_once(running_session, redis_client):
+    redis_client.delete(SessionKeys(running_session.pk).monitor)
     assert watchdog() == 1
     assert watchdog() == 0  # the new chain's claim is in place
     assert redis_client.exists(SessionKeys(running_session.pk).monitor)

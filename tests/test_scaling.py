@@ -18,11 +18,12 @@ def test_second_worker_joins_the_same_sessions_work(
     settings.LOAD_SHARD_USERS = 2  # 8 users -> 4 shards; each worker runs 2 processes
     session_id = start_load(api, counting_server, concurrent_users=8, duration_minutes="0", **BRISK)
 
-    def heartbeats():
+    def heartbeats_of_every_user():
         raw = [redis_client.get(f"lt:s:{session_id}:hb:{index}") for index in range(4)]
-        return [json.loads(value) for value in raw] if all(raw) else None
+        beats = [json.loads(value) for value in raw] if all(raw) else []
+        return beats if sum(beat["users"] for beat in beats) == 8 else None
 
-    beats = wait_until(heartbeats, timeout_s=20)
+    beats = wait_until(heartbeats_of_every_user, timeout_s=20)
     first = workers.ensure("worker", "load-test-1")
     assert {beat["hostname"] for beat in beats} == {first, second}
     assert sum(beat["users"] for beat in beats) == 8

@@ -10,6 +10,7 @@ from apps.workers.histogram import bucket_index, percentiles_ms
 from apps.workers.stats import (
     QUANTILES,
     EndpointTotals,
+    SecondTotals,
     ShardStats,
     StatsDelta,
     parse_series_hash,
@@ -202,7 +203,7 @@ def flushed():
     latencies: dict[int, list[int]] = {0: [], 1: []}
     failures: dict[int, dict[str, int]] = {0: {}, 1: {}}
     requests: dict[int, int] = {0: 0, 1: 0}
-    per_second: dict[int, list[int]] = {}
+    per_second: dict[int, SecondTotals] = {}
     for second in (1000, 1001, 1002):
         for shard in shards:
             for _ in range(200):
@@ -211,16 +212,18 @@ def flushed():
                 latency = int(rng.lognormvariate(9 + endpoint, 0.7))
                 if failure == "timeout" and rng.random() < 0.5:
                     latency, failure = None, "cancelled"
-                shard.record(endpoint, latency, failure, second)
+                unavailable = failure == "timeout"
+                shard.record(endpoint, latency, failure, second, unavailable)
                 requests[endpoint] += 1
-                point = per_second.setdefault(second, [0, 0, 0])
-                point[0] += 1
+                point = per_second.setdefault(second, SecondTotals())
+                point.requests += 1
                 if failure:
                     failures[endpoint][failure] = failures[endpoint].get(failure, 0) + 1
-                    point[1] += 1
+                    point.failures += 1
+                    point.unavailable += unavailable
                 if latency is not None:
                     latencies[endpoint].append(latency)
-                    point[2] += latency
+                    point.latency_sum_us += latency
             apply_flush(stats_hash, series_hash, shard.take_delta())
     return {
         "stats": stats_hash,
@@ -228,7 +231,7 @@ def flushed():
         "latencies": latencies,
         "failures": failures,
         "requests": requests,
-        "per_second": {second: tuple(point) for second, point in per_second.items()},
+        "per_second": per_second,
     }
 
 
@@ -280,7 +283,7 @@ def test_parse_series_hash_gives_the_totals_per_second(flushed):
 
 
 def test_series_seconds_without_failures_or_latency_read_as_zero():
-    assert parse_series_hash({b"5:n": b"3"}) == {5: (3, 0, 0)}
+    assert parse_series_hash({b"5:n": b"3"}) == {5: SecondTotals(requests=3)}
 
 
 def test_parse_functions_accept_str_and_bytes_alike(flushed):

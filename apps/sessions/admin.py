@@ -4,7 +4,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from . import services
-from .models import Endpoint, EndpointStats, LoadTestSession, Target, TimeSeriesPoint
+from .models import (
+    Endpoint,
+    EndpointStats,
+    LoadTestSession,
+    SessionEvent,
+    Target,
+    TimeSeriesPoint,
+)
 
 
 class EndpointInline(admin.TabularInline):
@@ -51,6 +58,18 @@ class EndpointStatsInline(admin.TabularInline):
         return False
 
 
+class SessionEventInline(admin.TabularInline):
+    model = SessionEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "message", "hostname", "shard"]
+    readonly_fields = fields
+    ordering = ["-at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(LoadTestSession)
 class LoadTestSessionAdmin(admin.ModelAdmin):
     list_display = [
@@ -59,6 +78,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         "target",
         "status",
         "concurrent_users",
+        "target_rps",
         "duration_minutes",
         "total_requests",
         "total_failures",
@@ -69,7 +89,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "end_reason", "target"]
     search_fields = ["session_name"]
     actions = ["start_sessions", "stop_sessions"]
-    inlines = [EndpointStatsInline]
+    inlines = [EndpointStatsInline, SessionEventInline]
     readonly_fields = [
         "status",
         "created_at",

@@ -28,6 +28,7 @@ class EndReason(models.TextChoices):
     EMERGENCY_STOP = "emergency_stop", "Emergency stop"
     ERROR_THRESHOLD = "error_threshold", "Error threshold exceeded"
     WORKERS_LOST = "workers_lost", "Load workers lost"
+    REDIS_LOST = "redis_lost", "Redis lost the session's state"
     FAILURE = "failure", "Failure"
 
     @property
@@ -49,6 +50,21 @@ class FailureClass(models.TextChoices):
     HTTP_5XX = "http_5xx", "HTTP 5xx"
     APPLICATION = "application", "Application (our own exception)"
     CANCELLED = "cancelled", "Cancelled at stop"
+
+
+class EventKind(models.TextChoices):
+    """Things a session's operator should hear about while it runs."""
+
+    USERS_CHANGED = "users_changed", "User count changed"
+    BREAKER_OPENED = "breaker_opened", "Circuit breaker opened"
+    BREAKER_CLOSED = "breaker_closed", "Circuit breaker closed"
+    LOAD_REDUCED = "load_reduced", "Load reduced (error rate)"
+    LOAD_RESTORED = "load_restored", "Load restored"
+    USERS_SHED = "users_shed", "Users shed (worker resources)"
+    USERS_RESTORED = "users_restored", "Shed users restored"
+    SHARD_REDISPATCHED = "shard_redispatched", "Shard re-dispatched"
+    SHARD_SUPERSEDED = "shard_superseded", "Superseded shard stopped"
+    ENGINE_ERROR = "engine_error", "Error in the load engine"
 
 
 class HttpMethod(models.TextChoices):

@@ -15,7 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from . import validation
-from .choices import ACTIVE_STATUSES, EndReason, HttpMethod, SessionStatus
+from .choices import ACTIVE_STATUSES, EndReason, EventKind, HttpMethod, SessionStatus
 
 
 class Target(models.Model):
@@ -105,8 +105,20 @@ class LoadTestSession(models.Model):
     endpoint_weights = models.JSONField(
         default=dict, blank=True, help_text="Endpoint name -> weight, overriding its own."
     )
-    max_errors_per_minute = models.PositiveIntegerField(default=100)
+    max_errors_per_minute = models.PositiveIntegerField(
+        default=100, help_text="The session stops itself above this; 0 = no limit."
+    )
     enable_logging = models.BooleanField(default=True)
+    target_rps = models.FloatField(
+        "target rate (requests/s)",
+        null=True,
+        blank=True,
+        help_text="Open model: hold this request rate whatever the target's latency, with "
+        "concurrent_users as the most requests in flight. Empty: the closed model (think time).",
+    )
+    ramp_up_seconds = models.FloatField(
+        default=0.0, help_text="Users (or the rate) grow linearly to the target over this time."
+    )
 
     status = models.CharField(
         max_length=10, choices=SessionStatus.choices, default=SessionStatus.PENDING, db_index=True
@@ -163,10 +175,16 @@ class LoadTestSession(models.Model):
         elapsed = self.elapsed_seconds()
         return self.total_requests / elapsed if elapsed > 0 else 0.0
 
+    @property
+    def pacing(self) -> str:
+        return "open" if self.target_rps else "closed"
+
     def clean(self) -> None:
         if self.target_id is None:
             return
         validation.check_session_config(
+            target_rps=self.target_rps,
+            ramp_up_seconds=self.ramp_up_seconds,
             concurrent_users=self.concurrent_users,
             duration_minutes=self.duration_minutes,
             request_interval_min=self.request_interval_min,
@@ -196,6 +214,10 @@ class EndpointStats(models.Model):
     requests = models.BigIntegerField(default=0)
     failures = models.BigIntegerField(default=0)
     failures_by_class = models.JSONField(default=dict)
+    # Requests the session meant to send but did not: "missed" (open model: no free user at
+    # the intended time) and "suppressed" (its circuit breaker was open). Never sent, so never
+    # part of `requests`.
+    not_sent = models.JSONField(default=dict)
     min_ms = models.FloatField(null=True)
     max_ms = models.FloatField(null=True)
     mean_ms = models.FloatField(null=True)
@@ -227,6 +249,9 @@ class TimeSeriesPoint(models.Model):
     timestamp = models.DateTimeField()
     requests = models.BigIntegerField(default=0)
     failures = models.BigIntegerField(default=0)
+    # Failures that say the target is unavailable (network, timeout, 502/503/504): what the
+    # load reduction watches. A deliberately failing endpoint's 500s are not among them.
+    unavailable = models.BigIntegerField(default=0)
     latency_sum_ms = models.FloatField(default=0.0)
 
     class Meta:
@@ -241,3 +266,23 @@ class TimeSeriesPoint(models.Model):
     @property
     def mean_ms(self) -> float | None:
         return self.latency_sum_ms / self.requests if self.requests else None
+
+
+class SessionEvent(models.Model):
+    """Something the engine did or saw during a session (breaker, load reduction, shed users,
+    re-dispatch), so that an operator can tell why the load changed. Rare by nature; the
+    monitor keeps the newest ``SESSION_EVENTS_KEPT`` per session."""
+
+    session = models.ForeignKey(LoadTestSession, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    message = models.TextField()
+    hostname = models.CharField(max_length=200, blank=True)
+    shard = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "-at", "-pk"]
+        indexes = [models.Index(fields=["session", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.kind}: {self.message}"

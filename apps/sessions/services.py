@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 
 from django.conf import settings
@@ -17,9 +16,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .choices import ACTIVE_STATUSES, EndReason, SessionStatus
-from .models import Endpoint, LoadTestSession, Target
-from .validation import check_endpoint_url, check_target_url, effective_weights
+from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .models import Endpoint, LoadTestSession, SessionEvent, Target
+from .validation import (
+    check_concurrent_users,
+    check_endpoint_url,
+    check_target_url,
+    effective_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +93,6 @@ def default_target() -> Target:
 # --- planning --------------------------------------------------------------------------------
 
 
-def shard_sizes(users: int, users_per_shard: int) -> list[int]:
-    """Split users into the fewest shards of at most ``users_per_shard``, as evenly as possible."""
-    shard_count = max(1, math.ceil(users / max(users_per_shard, 1)))
-    base, extra = divmod(users, shard_count)
-    return [base + 1] * extra + [base] * (shard_count - extra)
-
-
 def build_plan(session: LoadTestSession, start_time) -> dict:
     """The frozen, self-contained instructions every shard of the session executes.
 
@@ -146,8 +143,9 @@ def build_plan(session: LoadTestSession, start_time) -> dict:
         "endpoints": endpoints,
         "request_interval_min": session.request_interval_min,
         "request_interval_max": session.request_interval_max,
+        "target_rps": session.target_rps,
+        "ramp_up_seconds": session.ramp_up_seconds,
         "deadline": deadline,
-        "shards": shard_sizes(session.concurrent_users, settings.LOAD_SHARD_USERS),
     }
 
 
@@ -171,27 +169,27 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         session.refresh_from_db()
         raise SessionStateError(f"Session {session.pk} is already {session.status}.")
     try:
-        dispatch.dispatch_session(session.pk, plan)
+        dispatch.dispatch_session(session.pk, plan, session.concurrent_users, session.target_rps)
     except Exception as exc:
         logger.exception("Session %s: could not dispatch its shards", session.pk)
-        _undo_start(session.pk, len(plan["shards"]))
+        _undo_start(session.pk)
         raise EngineUnavailable(
             "Could not queue the load: Redis or the Celery broker is unreachable "
             f"({exc}). Check REDIS_URL and that Redis is running; the session is still "
             "pending and can be started again."
         ) from exc
     logger.info(
-        "Session %s started by %s: %s users in %s shard(s).",
+        "Session %s started by %s: %s users (%s model).",
         session.pk,
         user or "system",
         session.concurrent_users,
-        len(plan["shards"]),
+        session.pacing,
     )
     session.refresh_from_db()
     return session
 
 
-def _undo_start(session_id: int, shard_count: int) -> None:
+def _undo_start(session_id: int) -> None:
     """Back to pending after a failed dispatch, so nothing is lost and a retry can start it.
 
     Anything that did reach Redis is withdrawn first: shards queued before the failure find
@@ -200,7 +198,7 @@ def _undo_start(session_id: int, shard_count: int) -> None:
     from apps.workers import control
 
     try:
-        control.forget_session(control.get_redis(), session_id, shard_count)
+        control.forget_session(control.get_redis(), session_id)
     except Exception:
         logger.warning("Session %s: could not withdraw a partial dispatch from Redis.", session_id)
     LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
@@ -209,7 +207,10 @@ def _undo_start(session_id: int, shard_count: int) -> None:
 
 
 def stop_session(
-    session: LoadTestSession, user=None, reason: EndReason = EndReason.STOPPED_BY_USER
+    session: LoadTestSession,
+    user=None,
+    reason: EndReason = EndReason.STOPPED_BY_USER,
+    detail: str = "",
 ) -> LoadTestSession:
     """Ask every shard to stop; the monitor records the terminal status once they have.
 
@@ -222,6 +223,7 @@ def stop_session(
             status=reason.final_status,
             end_time=timezone.now(),
             end_reason=reason,
+            end_detail=detail,
             stopped_by=user,
         )
         if ended:
@@ -242,7 +244,7 @@ def stop_session(
         ) from exc
     LoadTestSession.objects.filter(pk=session.pk, status__in=ACTIVE_STATUSES).exclude(
         status=SessionStatus.STOPPING
-    ).update(status=SessionStatus.STOPPING, end_reason=reason, stopped_by=user)
+    ).update(status=SessionStatus.STOPPING, end_reason=reason, end_detail=detail, stopped_by=user)
     logger.info("Session %s: stop requested by %s (%s).", session.pk, user or "system", reason)
     session.refresh_from_db()
     return session
@@ -282,3 +284,68 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
             detail,
         )
     return bool(updated)
+
+
+def record_event(session_id: int, kind: str, message: str, *, at=None, hostname="", shard=None):
+    return SessionEvent.objects.create(
+        session_id=session_id,
+        at=at or timezone.now(),
+        kind=kind,
+        message=message,
+        hostname=hostname,
+        shard=shard,
+    )
+
+
+def change_users(session: LoadTestSession, concurrent_users: int, user=None) -> LoadTestSession:
+    """Change the load of a running session (the seed's adjust_worker_count).
+
+    The new count is spread over shards at once: running shards adjust within a poll, new
+    shards are queued, shards no longer needed retire. Validated like a new configuration.
+    """
+    from apps.workers import dispatch
+
+    if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
+        raise SessionStateError(
+            f"Session {session.pk} is {session.status}; users can change while it runs."
+        )
+    check_concurrent_users(concurrent_users)
+    previous = session.concurrent_users
+    try:
+        dispatch.resize_session(session.pk, concurrent_users, session.target_rps)
+    except Exception as exc:
+        raise EngineUnavailable(f"Could not reach Redis to change the load ({exc}).") from exc
+    LoadTestSession.objects.filter(pk=session.pk).update(concurrent_users=concurrent_users)
+    record_event(
+        session.pk,
+        EventKind.USERS_CHANGED,
+        f"Users {previous} -> {concurrent_users} by {user or 'system'}.",
+    )
+    logger.info("Session %s: users %s -> %s by %s.", session.pk, previous, concurrent_users,
+                user or "system")  # fmt: skip
+    session.refresh_from_db()
+    return session
+
+
+def emergency_stop(user=None) -> list[int]:
+    """Stop every active session on every worker, now. Returns the sessions stopped.
+
+    A global flag stops every shard started before it within a poll, even one whose session
+    the database no longer counts as active; then each active session is stopped as usual,
+    recording who did it.
+    """
+    from apps.workers import control
+
+    try:
+        control.emergency_stop_all(control.get_redis())
+    except Exception as exc:
+        raise EngineUnavailable(f"Could not reach Redis for the emergency stop ({exc}).") from exc
+    stopped = []
+    for session in LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES):
+        try:
+            stop_session(session, user=user, reason=EndReason.EMERGENCY_STOP)
+        except SessionStateError:
+            continue  # it ended meanwhile
+        stopped.append(session.pk)
+    logger.warning("Emergency stop by %s: sessions %s.", user or "system", stopped)
+    return stopped

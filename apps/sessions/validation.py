@@ -63,8 +63,25 @@ def check_endpoint_url(url: str) -> None:
     check_target_url(url)
 
 
+def concurrent_users_problem(concurrent_users: int | None) -> str | None:
+    if concurrent_users is None or concurrent_users < 1:
+        return "At least 1 virtual user is needed."
+    if concurrent_users > settings.MAX_USERS_PER_SESSION:
+        limit = settings.MAX_USERS_PER_SESSION
+        return f"At most {limit} users per session (MAX_USERS_PER_SESSION)."
+    return None
+
+
+def check_concurrent_users(concurrent_users: int | None) -> None:
+    problem = concurrent_users_problem(concurrent_users)
+    if problem:
+        raise ValidationError({"concurrent_users": [problem]})
+
+
 def check_session_config(
     *,
+    target_rps: float | None = None,
+    ramp_up_seconds: float | None = 0.0,
     concurrent_users: int,
     duration_minutes: Decimal | float | None,
     request_interval_min: float,
@@ -79,13 +96,9 @@ def check_session_config(
     def refuse(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
-    if concurrent_users is None or concurrent_users < 1:
-        refuse("concurrent_users", "At least 1 virtual user is needed.")
-    elif concurrent_users > settings.MAX_USERS_PER_SESSION:
-        refuse(
-            "concurrent_users",
-            f"At most {settings.MAX_USERS_PER_SESSION} users per session (MAX_USERS_PER_SESSION).",
-        )
+    users_problem = concurrent_users_problem(concurrent_users)
+    if users_problem:
+        refuse("concurrent_users", users_problem)
     if duration_minutes is not None:
         if duration_minutes < 0:
             refuse("duration_minutes", "Must be 0 (run until stopped) or a positive number.")
@@ -116,6 +129,16 @@ def check_session_config(
             "request_interval_min",
             f"Must not exceed request_interval_max ({request_interval_max}).",
         )
+    if target_rps is not None:
+        if not math.isfinite(target_rps) or target_rps <= 0:
+            refuse("target_rps", "Must be a positive number of requests per second (or empty).")
+        elif target_rps > settings.MAX_REQUEST_RATE:
+            refuse(
+                "target_rps",
+                f"At most {settings.MAX_REQUEST_RATE:g} requests/s per session (MAX_REQUEST_RATE).",
+            )
+    if ramp_up_seconds is not None and (not math.isfinite(ramp_up_seconds) or ramp_up_seconds < 0):
+        refuse("ramp_up_seconds", "Must be 0 or more seconds.")
     if max_errors_per_minute is not None and max_errors_per_minute < 0:
         refuse("max_errors_per_minute", "Must be 0 (no limit) or more.")
 

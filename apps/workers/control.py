@@ -2,21 +2,33 @@
 
 Redis carries what is fast and volatile (control flags, heartbeats, live counters); the
 database row stays the truth about a session's lifecycle. Everything here may vanish: a shard
-that finds no control state stops sending, and the monitor copies totals into the database
-every second.
+that finds no control state stops sending, a flush into a session Redis no longer knows is
+refused, and the monitor copies totals into the database every second.
 
 Keys of session 42 (all under ``lt:s:42:``):
-- ``plan``      JSON: endpoints, think times, deadline, users per shard (written at start)
-- ``state``     "running" while load is wanted; anything else (or nothing) means stop
-- ``shards``    hash shard index -> queued / running / done / interrupted / lost
+- ``plan``      JSON: endpoints, think times, deadline, ramp-up (frozen at start)
+- ``control``   hash: ``state`` ("running" while load is wanted; anything else or nothing
+                means stop) and ``factor`` (load reduction, 1.0 = full load)
+- ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
+- ``shards``    hash shard index -> queued / running / done / retired / interrupted / lost
 - ``hb:{n}``    shard n's heartbeat (JSON, expires after HEARTBEAT_TTL_S)
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
+- ``events``    list of engine events (JSON) waiting for the monitor
+- ``alive``     when the monitor last saw a live shard (epoch seconds)
 - ``monitor``   id of the monitor chain that owns the session (expires when it stops ticking)
+Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
+``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``, and
+``lt:emergency`` (time of the last emergency stop).
+
+A shard's *generation* grows each time it is re-dispatched; a shard whose generation is no
+longer the assigned one has been superseded and stops, so a worker that comes back from a
+pause cannot double the load.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,6 +38,9 @@ from django.conf import settings
 KEY_PREFIX = "lt"
 # Counters of a session nobody finalized (everything was shut down) expire eventually.
 ORPHAN_TTL_S = 7 * 24 * 3600
+EVENTS_BUFFERED = 1000  # engine events waiting for the monitor, per session
+HEARTBEATS_KEY = f"{KEY_PREFIX}:heartbeats"
+EMERGENCY_KEY = f"{KEY_PREFIX}:emergency"
 
 
 class ControlState:
@@ -37,10 +52,32 @@ class ShardState:
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"  # stopped because the session stopped or its duration ended
-    INTERRUPTED = "interrupted"  # stopped because its worker shut down or lost Redis
+    RETIRED = "retired"  # its users were taken away (the session's users went down)
+    INTERRUPTED = "interrupted"  # its worker shut down, or it lost Redis
     LOST = "lost"  # heartbeat expired: the worker died (marked by the monitor)
 
-    FINISHED = frozenset({DONE, INTERRUPTED, LOST})
+    # Finished for good; LOST and INTERRUPTED shards are re-dispatched while the session runs.
+    COMPLETE = frozenset({DONE, RETIRED})
+    REPLACEABLE = frozenset({INTERRUPTED, LOST})
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What one shard should be doing now."""
+
+    generation: int
+    users: int
+    rps: float  # open model: this shard's share of the session's rate; 0 in the closed model
+
+    def encode(self) -> str:
+        return f"{self.generation}:{self.users}:{self.rps!r}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str | None) -> Assignment | None:
+        if raw is None:
+            return None
+        generation, users, rps = decode(raw).split(":")
+        return cls(int(generation), int(users), float(rps))
 
 
 @dataclass(frozen=True)
@@ -56,14 +93,18 @@ class SessionKeys:
         return f"{self._base}:plan"
 
     @property
-    def state(self) -> str:
-        return f"{self._base}:state"
+    def control(self) -> str:
+        return f"{self._base}:control"
+
+    @property
+    def assign(self) -> str:
+        return f"{self._base}:assign"
 
     @property
     def shards(self) -> str:
         return f"{self._base}:shards"
 
-    def heartbeat(self, shard_index: int) -> str:
+    def heartbeat(self, shard_index: int | str) -> str:
         return f"{self._base}:hb:{shard_index}"
 
     @property
@@ -75,24 +116,43 @@ class SessionKeys:
         return f"{self._base}:series"
 
     @property
+    def events(self) -> str:
+        return f"{self._base}:events"
+
+    @property
+    def alive(self) -> str:
+        return f"{self._base}:alive"
+
+    @property
     def monitor(self) -> str:
         return f"{self._base}:monitor"
 
-    def all(self, shard_count: int) -> list[str]:
+    def heartbeat_field(self, shard_index: int | str) -> str:
+        """The shard's field in the global ``lt:heartbeats`` hash."""
+        return f"{self.session_id}:{shard_index}"
+
+    def all(self, shard_indices) -> list[str]:
         return [
             self.plan,
-            self.state,
+            self.control,
+            self.assign,
             self.shards,
             self.stats,
             self.series,
+            self.events,
+            self.alive,
             self.monitor,
-            *(self.heartbeat(index) for index in range(shard_count)),
+            *(self.heartbeat(index) for index in shard_indices),
         ]
 
 
 def worker_draining_key(hostname: str) -> str:
     """Set when a worker begins a warm shutdown, so its shards stop and flush at once."""
     return f"{KEY_PREFIX}:worker:{hostname}:draining"
+
+
+def worker_presence_key(hostname: str) -> str:
+    return f"{KEY_PREFIX}:worker:{hostname}"
 
 
 @lru_cache(maxsize=4)
@@ -105,16 +165,34 @@ def get_redis() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-# One round trip, atomic: apply a shard's delta, set its state, refresh its heartbeat. The
-# monitor therefore never sees a shard marked "done" without its last counts.
-# KEYS: stats, series, shards, heartbeat.
-# ARGV: shard index, new state or "", heartbeat JSON or "" (deletes it), heartbeat TTL ms,
-#       orphan TTL s, then four sections "count, name, value, ...": increments, maxima,
-#       minima, series increments.
+def decode(value: bytes | str | None) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+# One round trip, atomic: apply a shard's delta and queue its events; then, unless it has
+# been superseded, set its state and refresh its heartbeat. The monitor therefore never sees
+# a shard marked finished without its last counts. A session Redis no longer knows (no plan)
+# is refused whole, so a late shard cannot recreate its keys.
+# KEYS: stats, series, shards, heartbeat, assign, plan, events, global heartbeats.
+# ARGV: shard index, generation, new state or "", heartbeat JSON or "" (deletes it),
+#       heartbeat TTL ms, orphan TTL s, events kept, heartbeat field, then five sections
+#       "count, items...": events (one item each), increments, maxima, minima, series
+#       increments (two items each: name, value).
+# Returns 0: session unknown (nothing applied), 1: applied, 2: applied but superseded.
 FLUSH_SCRIPT = """
-local stats, series, shards, heartbeat = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local i = 6
+if redis.call('EXISTS', KEYS[6]) == 0 then return 0 end
+local stats, series = KEYS[1], KEYS[2]
+local ttl = ARGV[6]
+local i = 9
 local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('LPUSH', KEYS[7], ARGV[i]); i = i + 1 end
+if n > 0 then
+  redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[7]) - 1)
+  redis.call('EXPIRE', KEYS[7], ttl)
+end
+n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HINCRBY', stats, ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
@@ -134,36 +212,49 @@ for _ = 1, n do
 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HINCRBY', series, ARGV[i], ARGV[i + 1]); i = i + 2 end
-if redis.call('EXISTS', stats) == 1 then redis.call('EXPIRE', stats, ARGV[5]) end
-if redis.call('EXISTS', series) == 1 then redis.call('EXPIRE', series, ARGV[5]) end
-if ARGV[2] ~= '' then
-  redis.call('HSET', shards, ARGV[1], ARGV[2])
-  redis.call('EXPIRE', shards, ARGV[5])
-end
-if ARGV[3] ~= '' then
-  redis.call('SET', heartbeat, ARGV[3], 'PX', ARGV[4])
+if redis.call('EXISTS', stats) == 1 then redis.call('EXPIRE', stats, ttl) end
+if redis.call('EXISTS', series) == 1 then redis.call('EXPIRE', series, ttl) end
+local assigned = redis.call('HGET', KEYS[5], ARGV[1])
+if (not assigned) or string.match(assigned, '^(%d+):') ~= ARGV[2] then return 2 end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[5])
+  redis.call('HSET', KEYS[8], ARGV[8], ARGV[4])
 else
-  redis.call('DEL', heartbeat)
+  redis.call('DEL', KEYS[4])
+  redis.call('HDEL', KEYS[8], ARGV[8])
 end
 return 1
 """
 
+FLUSH_SESSION_UNKNOWN, FLUSH_APPLIED, FLUSH_SUPERSEDED = 0, 1, 2
+
 
 def flush_script_args(
+    *,
     shard_index: int,
+    generation: int,
     new_state: str | None,
     heartbeat: dict | None,
+    events: list[dict],
     increments: dict[str, int],
     maxima: dict[str, int],
     minima: dict[str, int],
     series: dict[str, int],
+    heartbeat_ttl_s: float,
+    session_id: int,
 ) -> list:
     args: list = [
         shard_index,
+        generation,
         new_state or "",
         json.dumps(heartbeat) if heartbeat is not None else "",
-        int(settings.HEARTBEAT_TTL_S * 1000),
+        int(heartbeat_ttl_s * 1000),
         ORPHAN_TTL_S,
+        EVENTS_BUFFERED,
+        SessionKeys(session_id).heartbeat_field(shard_index),
+        len(events),
+        *(json.dumps(event) for event in events),
     ]
     for section in (increments, maxima, minima, series):
         args.append(len(section))
@@ -172,9 +263,27 @@ def flush_script_args(
     return args
 
 
-# Read a hash and delete it in one step, so two monitors never count the same second twice.
+def flush_script_keys(keys: SessionKeys, shard_index: int) -> list[str]:
+    return [
+        keys.stats,
+        keys.series,
+        keys.shards,
+        keys.heartbeat(shard_index),
+        keys.assign,
+        keys.plan,
+        keys.events,
+        HEARTBEATS_KEY,
+    ]
+
+
+# Read a hash or list and delete it in one step, so two monitors never take the same items.
 DRAIN_HASH_SCRIPT = """
 local values = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return values
+"""
+DRAIN_LIST_SCRIPT = """
+local values = redis.call('LRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
 return values
 """
@@ -190,31 +299,91 @@ end
 return 0
 """
 
+# Give a shard new users/rps, keeping its generation. A shard index that is new, or whose
+# last run finished (done, retired, interrupted, lost), but now has users gets the next
+# generation and state "queued"; those indices are returned for the caller to dispatch.
+# KEYS: assign, shards. ARGV: pairs of shard index, "users:rps".
+REASSIGN_SCRIPT = """
+local to_dispatch = {}
+for i = 1, #ARGV, 2 do
+  local index, target = ARGV[i], ARGV[i + 1]
+  local users = tonumber(string.match(target, '^(%d+):'))
+  local current = redis.call('HGET', KEYS[1], index)
+  local state = redis.call('HGET', KEYS[2], index)
+  local generation = 0
+  if current then generation = tonumber(string.match(current, '^(%d+):')) end
+  local running = state == 'queued' or state == 'running'
+  if users > 0 and not running then
+    generation = generation + 1
+    redis.call('HSET', KEYS[2], index, 'queued')
+    table.insert(to_dispatch, index .. ':' .. generation)
+  end
+  redis.call('HSET', KEYS[1], index, generation .. ':' .. target)
+end
+redis.call('EXPIRE', KEYS[1], 604800)
+redis.call('EXPIRE', KEYS[2], 604800)
+return to_dispatch
+"""
+
 
 def publish_session(client: redis.Redis, session_id: int, plan: dict) -> None:
-    """Everything shards need before they are queued: the plan, the run state, shard slots."""
+    """Everything shards need before they are queued: the plan and the run state."""
     keys = SessionKeys(session_id)
-    shard_count = len(plan["shards"])
     with client.pipeline(transaction=True) as pipe:
+        pipe.delete(*keys.all([]))
         pipe.set(keys.plan, json.dumps(plan), ex=ORPHAN_TTL_S)
-        pipe.set(keys.state, ControlState.RUNNING, ex=ORPHAN_TTL_S)
-        pipe.delete(keys.shards, keys.stats, keys.series)
-        pipe.hset(keys.shards, mapping={str(i): ShardState.QUEUED for i in range(shard_count)})
-        pipe.expire(keys.shards, ORPHAN_TTL_S)
+        pipe.hset(keys.control, mapping={"state": ControlState.RUNNING, "factor": "1"})
+        pipe.expire(keys.control, ORPHAN_TTL_S)
+        pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)
         pipe.execute()
+
+
+def reassign(
+    client: redis.Redis, session_id: int, targets: dict[int, tuple[int, float]]
+) -> list[tuple[int, int]]:
+    """Set each shard's (users, rps); returns (index, generation) of shards to dispatch."""
+    keys = SessionKeys(session_id)
+    args: list = []
+    for index, (users, rps) in sorted(targets.items()):
+        args.extend((str(index), f"{users}:{rps!r}"))
+    dispatched = client.eval(REASSIGN_SCRIPT, 2, keys.assign, keys.shards, *args)
+    result = []
+    for item in dispatched:
+        index, generation = decode(item).split(":")
+        result.append((int(index), int(generation)))
+    return result
+
+
+def read_assignments(client: redis.Redis, session_id: int) -> dict[int, Assignment]:
+    raw = client.hgetall(SessionKeys(session_id).assign)
+    return {int(decode(index)): Assignment.decode(value) for index, value in raw.items()}
 
 
 def request_stop(client: redis.Redis, session_id: int) -> None:
     """Every shard of the session stops sending within CONTROL_POLL_INTERVAL_S."""
-    client.set(SessionKeys(session_id).state, ControlState.STOPPING, ex=ORPHAN_TTL_S)
+    client.hset(SessionKeys(session_id).control, "state", ControlState.STOPPING)
 
 
-def forget_session(client: redis.Redis, session_id: int, shard_count: int) -> None:
+def set_load_factor(client: redis.Redis, session_id: int, factor: float) -> None:
+    client.hset(SessionKeys(session_id).control, "factor", repr(factor))
+
+
+def read_load_factor(client: redis.Redis, session_id: int) -> float:
+    raw = client.hget(SessionKeys(session_id).control, "factor")
+    return float(raw) if raw is not None else 1.0
+
+
+def emergency_stop_all(client: redis.Redis) -> float:
+    """Every shard started before now stops within a poll, whatever session it serves."""
+    now = time.time()
+    client.set(EMERGENCY_KEY, repr(now))
+    return now
+
+
+def forget_session(client: redis.Redis, session_id: int) -> None:
     """Drop a finished session's volatile keys; the database has everything by now."""
-    client.delete(*SessionKeys(session_id).all(shard_count))
-
-
-def decode(value: bytes | str | None) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
+    keys = SessionKeys(session_id)
+    indices = [decode(index) for index in client.hkeys(keys.assign)]
+    client.delete(*keys.all(indices))
+    if indices:
+        client.hdel(HEARTBEATS_KEY, *(keys.heartbeat_field(index) for index in indices))

@@ -1,12 +1,38 @@
-"""Turning a started session into queued work: its shards on `load`, its monitor on `control`."""
+"""Turning sessions into queued work: shards on `load`, the monitor on `control`.
+
+Every change of who runs what goes through ``control.reassign``: the first dispatch, a live
+change of the user count, and the re-dispatch of a shard whose worker was lost. It keeps each
+shard's generation, so a superseded shard can tell it must stop.
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from django.conf import settings
 
-from .control import SessionKeys, get_redis, publish_session
+from .control import (
+    SessionKeys,
+    get_redis,
+    publish_session,
+    read_assignments,
+    reassign,
+)
+
+
+def shard_sizes(users: int, users_per_shard: int) -> list[int]:
+    """Split users into the fewest shards of at most ``users_per_shard``, as evenly as possible."""
+    shard_count = max(1, math.ceil(users / max(users_per_shard, 1)))
+    base, extra = divmod(users, shard_count)
+    return [base + 1] * extra + [base] * (shard_count - extra)
+
+
+def shard_targets(users: int, target_rps: float | None) -> list[tuple[int, float]]:
+    """(users, rps) per shard; in the open model the rate is shared in proportion to users."""
+    sizes = shard_sizes(users, settings.LOAD_SHARD_USERS)
+    rate = float(target_rps or 0.0)
+    return [(size, rate * size / users if users else 0.0) for size in sizes]
 
 
 def monitor_claim_ms() -> int:
@@ -14,14 +40,50 @@ def monitor_claim_ms() -> int:
     return int(max(10.0, 5 * settings.MONITOR_INTERVAL_S) * 1000)
 
 
-def dispatch_session(session_id: int, plan: dict) -> None:
+def _send_shards(session_id: int, shards: list[tuple[int, int]]) -> None:
     from .tasks import run_shard
 
+    for shard_index, generation in shards:
+        run_shard.apply_async((session_id, shard_index, generation))
+
+
+def dispatch_session(session_id: int, plan: dict, users: int, target_rps: float | None) -> None:
     client = get_redis()
     publish_session(client, session_id, plan)
-    for shard_index in range(len(plan["shards"])):
-        run_shard.apply_async((session_id, shard_index))
+    targets = dict(enumerate(shard_targets(users, target_rps)))
+    _send_shards(session_id, reassign(client, session_id, targets))
     start_monitor(session_id)
+
+
+def resize_session(session_id: int, users: int, target_rps: float | None) -> list[int]:
+    """Spread a new user count (and rate) over shards; returns the shard indices dispatched.
+
+    Existing shards keep their index and generation and adjust within a poll; shards no
+    longer needed get 0 users and retire; missing ones are queued.
+    """
+    client = get_redis()
+    current = read_assignments(client, session_id)
+    wanted = shard_targets(users, target_rps)
+    targets = dict(enumerate(wanted))
+    for index in current:
+        targets.setdefault(index, (0, 0.0))
+    dispatched = reassign(client, session_id, targets)
+    _send_shards(session_id, dispatched)
+    return [index for index, _ in dispatched]
+
+
+def redispatch_shards(session_id: int, shard_indices: list[int]) -> list[tuple[int, int]]:
+    """Queue the next generation of shards whose worker was lost or shut down."""
+    client = get_redis()
+    current = read_assignments(client, session_id)
+    targets = {
+        index: (current[index].users, current[index].rps)
+        for index in shard_indices
+        if index in current and current[index].users > 0
+    }
+    dispatched = reassign(client, session_id, targets) if targets else []
+    _send_shards(session_id, dispatched)
+    return dispatched
 
 
 def start_monitor(session_id: int) -> bool:

@@ -1,54 +1,75 @@
-"""The per-session monitor: Redis aggregates into the database, and the session's end.
+"""The per-session monitor: Redis aggregates into the database, and the session's health.
 
 One tick runs about once a second on the `control` queue. It copies the cumulative counters
 (absolute values, so a repeated or concurrent tick cannot double-count), adds the drained
-per-second points, notices shards whose heartbeat is gone, ends the session when its duration
-is over, and records the terminal status once every shard has finished. Database writes per
-tick depend on the number of endpoints, never on the number of shards or requests.
+per-second points and engine events, and then looks after the session:
+- a shard whose heartbeat expired is marked lost and, like a shard whose worker shut down,
+  re-dispatched to any worker with a free slot (next generation: the old one, should it come
+  back, stops itself);
+- the session stops itself at the end of its duration, or when its errors per minute pass
+  ``max_errors_per_minute``;
+- its load is reduced while most requests find the target unavailable, and restored after;
+- it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S, or if Redis lost
+  its state, and records its terminal status once every shard has finished.
+Database writes per tick depend on the number of endpoints, never on shards or requests.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from apps.sessions import services
-from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus
-from apps.sessions.models import EndpointStats, LoadTestSession, TimeSeriesPoint
+from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from apps.sessions.models import (
+    EndpointStats,
+    LoadTestSession,
+    SessionEvent,
+    TimeSeriesPoint,
+)
 
 from .control import (
     CLAIM_SCRIPT,
     DRAIN_HASH_SCRIPT,
+    DRAIN_LIST_SCRIPT,
     SessionKeys,
     ShardState,
     decode,
     forget_session,
     get_redis,
+    read_assignments,
+    read_load_factor,
+    request_stop,
+    set_load_factor,
 )
-from .dispatch import monitor_claim_ms
+from .dispatch import monitor_claim_ms, redispatch_shards
 from .stats import parse_series_hash, parse_stats_hash
 
 logger = logging.getLogger(__name__)
 
-# A shard marked running whose heartbeat has expired is lost (its worker died). Atomic, so a
-# shard that finishes between the check and the mark keeps its "done".
+# Shards marked running whose heartbeat has expired are lost (their worker died). Atomic, so
+# a shard that finishes between the check and the mark keeps its state. Returns the states
+# of all shards as a flat list: index, state, index, state...
 MARK_LOST_SCRIPT = """
-local states = {}
-for index = 0, tonumber(ARGV[1]) - 1 do
-  local state = redis.call('HGET', KEYS[1], tostring(index))
-  if state == 'running' and redis.call('EXISTS', ARGV[2] .. index) == 0 then
-    redis.call('HSET', KEYS[1], tostring(index), 'lost')
-    state = 'lost'
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if flat[i + 1] == 'running' and redis.call('EXISTS', ARGV[1] .. flat[i]) == 0 then
+    redis.call('HSET', KEYS[1], flat[i], 'lost')
+    flat[i + 1] = 'lost'
   end
-  states[index + 1] = state or ''
 end
-return states
+return flat
 """
+
+MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
+MIN_REQUESTS_TO_RESTORE = 5
 
 
 def monitor_tick(session_id: int, chain_id: str) -> bool:
@@ -61,39 +82,77 @@ def monitor_tick(session_id: int, chain_id: str) -> bool:
     if session is None or session.status not in ACTIVE_STATUSES or not session.plan:
         client.delete(keys.monitor)
         return False
+    if not client.exists(keys.plan):
+        # Redis restarted without persistence (or was flushed): the shards have stopped for
+        # want of a control state, and what they flushed since the last tick is gone.
+        request_stop(client, session_id)
+        services.finish_session(
+            session_id,
+            EndReason.REDIS_LOST,
+            "Redis lost this session's state (restarted without persistence?); its shards "
+            "stopped. Counts are those saved up to the monitor's last pass.",
+        )
+        forget_session(client, session_id)
+        return False
 
-    shard_count = len(session.plan["shards"])
-    # A shard with no state at all means Redis lost the session (restarted without
-    # persistence, say): nothing runs it any more, so it counts as lost.
-    states = [
-        decode(state) or ShardState.LOST
-        for state in client.eval(MARK_LOST_SCRIPT, 1, keys.shards, shard_count, keys.heartbeat(""))
-    ]
+    flat = client.eval(MARK_LOST_SCRIPT, 1, keys.shards, keys.heartbeat(""))
+    states = {int(decode(flat[i])): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
     sync_statistics(session, client)
+    _store_events(session, client)
+    now = timezone.now()
 
-    if all(state in ShardState.FINISHED for state in states):
+    if any(state == ShardState.RUNNING for state in states.values()):
+        client.set(keys.alive, time.time())
+    stopping = session.status == SessionStatus.STOPPING
+    assignments = read_assignments(client, session_id)
+    replaceable = [
+        index
+        for index, state in states.items()
+        if state in ShardState.REPLACEABLE and assignments.get(index) and assignments[index].users
+    ]
+    if replaceable and not stopping:
+        _redispatch(session, replaceable)
+        return True
+
+    if all(
+        state in ShardState.COMPLETE or (state in ShardState.REPLACEABLE and stopping)
+        for state in states.values()
+    ):
         reason, detail = _end_reason(session, states)
         services.finish_session(session_id, reason, detail)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
-        forget_session(client, session_id, shard_count)
+        _store_events(session, client)
+        forget_session(client, session_id)
         return False
 
-    now = timezone.now()
-    if session.status == SessionStatus.STARTING:
-        if any(state and state != ShardState.QUEUED for state in states):
-            services.mark_running(session_id)
-        elif (now - session.start_time).total_seconds() > settings.SHARD_START_TIMEOUT_S:
-            _give_up_unstarted(session, client, shard_count)
-            return False
-    deadline = session.deadline
-    if deadline is not None and now >= deadline and session.status != SessionStatus.STOPPING:
-        services.stop_session(session, reason=EndReason.COMPLETED)
+    if session.status == SessionStatus.STARTING and any(
+        state != ShardState.QUEUED for state in states.values()
+    ):
+        services.mark_running(session_id)
+    alive_at = float(client.get(keys.alive) or time.time())
+    if time.time() - alive_at > settings.SHARD_START_TIMEOUT_S:
+        _give_up(session, client, states)
+        return False
+    if not stopping:
+        _enforce_limits(session, client, now)
     return True
 
 
-def _end_reason(session: LoadTestSession, states: list[str | None]) -> tuple[EndReason, str]:
-    lost = [index for index, state in enumerate(states) if state == ShardState.LOST]
-    interrupted = [index for index, state in enumerate(states) if state == ShardState.INTERRUPTED]
+def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
+    for index, generation in redispatch_shards(session.pk, indices):
+        message = (
+            f"Shard {index} re-dispatched as generation {generation}: its worker was lost "
+            "or shut down."
+        )
+        logger.warning("Session %s: %s", session.pk, message)
+        services.record_event(session.pk, EventKind.SHARD_REDISPATCHED, message, shard=index)
+
+
+def _end_reason(session: LoadTestSession, states: dict[int, str]) -> tuple[EndReason, str]:
+    lost = sorted(index for index, state in states.items() if state == ShardState.LOST)
+    interrupted = sorted(
+        index for index, state in states.items() if state == ShardState.INTERRUPTED
+    )
     notes = []
     if lost:
         notes.append(f"shard(s) {lost} lost their worker (heartbeat expired)")
@@ -103,24 +162,76 @@ def _end_reason(session: LoadTestSession, states: list[str | None]) -> tuple[End
     if session.end_reason:
         return EndReason(session.end_reason), detail
     deadline = session.deadline
-    if not notes and deadline is not None and timezone.now() >= deadline:
+    if deadline is not None and timezone.now() >= deadline:
         return EndReason.COMPLETED, detail
     if notes:
         return EndReason.WORKERS_LOST, detail
-    return EndReason.FAILURE, "Every shard stopped without a stop request (Redis state lost?)."
+    return EndReason.FAILURE, "Every shard stopped without a stop request."
 
 
-def _give_up_unstarted(session: LoadTestSession, client, shard_count: int) -> None:
-    from .control import request_stop
-
+def _give_up(session: LoadTestSession, client, states: dict[int, str]) -> None:
     request_stop(client, session.pk)  # a shard picked up later exits without sending
+    waiting = sorted(index for index, state in states.items() if state == ShardState.QUEUED)
     services.finish_session(
         session.pk,
         EndReason.WORKERS_LOST,
-        f"No load worker started the session's shards within {settings.SHARD_START_TIMEOUT_S:g} s."
-        " Is a Celery worker consuming the 'load' queue running?",
+        f"No load worker ran this session's shards for {settings.SHARD_START_TIMEOUT_S:g} s"
+        f" (shards still queued: {waiting}). Is a Celery worker consuming the 'load' queue "
+        "running, with free processes (WORKER_CONCURRENCY)?",
     )
-    forget_session(client, session.pk, shard_count)
+    forget_session(client, session.pk)
+
+
+def _enforce_limits(session: LoadTestSession, client, now) -> None:
+    """The end of the duration, the error ceiling, and load reduction."""
+    deadline = session.deadline
+    if deadline is not None and now >= deadline:
+        services.stop_session(session, reason=EndReason.COMPLETED)
+        return
+    if session.status != SessionStatus.RUNNING:
+        return
+    if session.max_errors_per_minute:
+        errors = _window(session, now, 60.0)["failures"]
+        if errors > session.max_errors_per_minute:
+            services.stop_session(
+                session,
+                reason=EndReason.ERROR_THRESHOLD,
+                detail=f"{errors} errors in the last minute, above max_errors_per_minute "
+                f"({session.max_errors_per_minute}).",
+            )
+            return
+    window = _window(session, now, settings.LOAD_REDUCTION_WINDOW_S)
+    requests, unavailable = window["requests"], window["unavailable"]
+    factor = read_load_factor(client, session.pk)
+    threshold = settings.LOAD_REDUCTION_ERROR_RATE
+    if factor >= 1.0 and requests >= MIN_REQUESTS_TO_REDUCE and unavailable >= threshold * requests:
+        set_load_factor(client, session.pk, settings.LOAD_REDUCTION_FACTOR)
+        services.record_event(
+            session.pk,
+            EventKind.LOAD_REDUCED,
+            f"{unavailable} of {requests} requests in the last "
+            f"{settings.LOAD_REDUCTION_WINDOW_S:g} s found the target unavailable: load "
+            f"reduced to {settings.LOAD_REDUCTION_FACTOR:.0%}.",
+        )
+    elif (
+        factor < 1.0
+        and requests >= MIN_REQUESTS_TO_RESTORE
+        and unavailable < threshold / 2 * requests
+    ):
+        set_load_factor(client, session.pk, 1.0)
+        services.record_event(
+            session.pk,
+            EventKind.LOAD_RESTORED,
+            f"{unavailable} of {requests} requests unavailable in the last "
+            f"{settings.LOAD_REDUCTION_WINDOW_S:g} s: full load restored.",
+        )
+
+
+def _window(session: LoadTestSession, now, seconds: float) -> dict[str, int]:
+    totals = TimeSeriesPoint.objects.filter(
+        session=session, timestamp__gte=now - timedelta(seconds=seconds)
+    ).aggregate(requests=Sum("requests"), failures=Sum("failures"), unavailable=Sum("unavailable"))
+    return {name: value or 0 for name, value in totals.items()}
 
 
 def sync_statistics(session: LoadTestSession, client) -> None:
@@ -137,8 +248,11 @@ def sync_statistics(session: LoadTestSession, client) -> None:
         for index, entry in totals.items():
             endpoint = plan_endpoints[index]
             row = existing.get(endpoint["name"])
-            if row is not None and row.requests == entry.requests:
-                continue  # nothing new for this endpoint (every outcome is a request)
+            if row is not None and (row.requests, row.not_sent) == (
+                entry.requests,
+                entry.not_sent,
+            ):
+                continue  # nothing new for this endpoint
             percentiles = entry.percentiles_ms()
             EndpointStats.objects.update_or_create(
                 session=session,
@@ -150,6 +264,7 @@ def sync_statistics(session: LoadTestSession, client) -> None:
                     "requests": entry.requests,
                     "failures": entry.failures,
                     "failures_by_class": entry.failures_by_class,
+                    "not_sent": entry.not_sent,
                     "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
                     "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
                     "mean_ms": entry.mean_ms(),
@@ -167,32 +282,62 @@ def sync_statistics(session: LoadTestSession, client) -> None:
                 total_failures=sum(entry.failures for entry in totals.values()),
                 stats_updated_at=timezone.now(),
             )
-        for second, (requests, failures, latency_sum_us) in sorted(points.items()):
-            _add_point(session, second, requests, failures, latency_sum_us / 1000)
+        for second, point in sorted(points.items()):
+            _add_point(session, second, point)
 
 
-def _add_point(session, second: int, requests: int, failures: int, latency_sum_ms: float) -> None:
+def _add_point(session, second: int, point) -> None:
     """Add to the second's point: its counts may arrive over several flushes and ticks."""
     timestamp = datetime.fromtimestamp(second, tz=UTC)
+    latency_sum_ms = point.latency_sum_us / 1000
     increments = {
-        "requests": F("requests") + requests,
-        "failures": F("failures") + failures,
+        "requests": F("requests") + point.requests,
+        "failures": F("failures") + point.failures,
+        "unavailable": F("unavailable") + point.unavailable,
         "latency_sum_ms": F("latency_sum_ms") + latency_sum_ms,
     }
-    points = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
-    if points.update(**increments):
+    rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
+    if rows.update(**increments):
         return
     try:
         with transaction.atomic():
             TimeSeriesPoint.objects.create(
                 session=session,
                 timestamp=timestamp,
-                requests=requests,
-                failures=failures,
+                requests=point.requests,
+                failures=point.failures,
+                unavailable=point.unavailable,
                 latency_sum_ms=latency_sum_ms,
             )
     except IntegrityError:  # another monitor created it between our update and insert
-        points.update(**increments)
+        rows.update(**increments)
+
+
+def _store_events(session: LoadTestSession, client) -> None:
+    """Move the engine's events from Redis into the database, keeping the newest few hundred."""
+    raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).events)
+    if not raw:
+        return
+    events = []
+    for item in reversed(raw):  # LPUSH stored them newest first
+        data = json.loads(item)
+        events.append(
+            SessionEvent(
+                session=session,
+                at=datetime.fromtimestamp(data["at"], tz=UTC),
+                kind=data["kind"],
+                message=data["message"],
+                hostname=data.get("hostname", ""),
+                shard=data.get("shard"),
+            )
+        )
+    SessionEvent.objects.bulk_create(events)
+    stale = session.events.order_by("-at", "-pk").values_list("pk", flat=True)[
+        settings.SESSION_EVENTS_KEPT :
+    ]
+    stale_ids = list(stale)
+    if stale_ids:
+        SessionEvent.objects.filter(pk__in=stale_ids).delete()
 
 
 def watchdog() -> int:

@@ -1,10 +1,16 @@
 """A shard: a slice of a session's virtual users on one asyncio loop, in one worker process.
 
-This is where requests are sent. Each virtual user picks an endpoint by weight, sends the
-request with the endpoint's timeout, records the outcome in memory and thinks for a uniform
-random time. Beside the users, one task flushes the statistics to Redis about once a second
-(with the shard's heartbeat) and one watches the session's control state, so a stop reaches
-every user within CONTROL_POLL_INTERVAL_S. The hot loop never touches the Django database.
+This is where requests are sent (``_send``). In the closed model each virtual user picks an
+endpoint by weight, sends it with the endpoint's timeout, records the outcome in memory and
+thinks for a uniform random time; in the open model an arrival schedule hands requests due at
+fixed times to free users (see ``pacing``). Beside them, one task flushes statistics and
+events to Redis about once a second with the shard's heartbeat, and one watches the
+session's control state, so a stop, an emergency stop or a new user count reaches the shard
+within CONTROL_POLL_INTERVAL_S. The hot loop never touches the Django database.
+
+Failures that say the target is unavailable open the endpoint's circuit breaker (only probes
+are sent until it recovers) and make the user back off with jitter; the session's load factor
+(set by the monitor when the error rate stays high) and the resource guard scale the load.
 
 Stopping is cooperative and loses nothing: users that are thinking are cancelled at once,
 requests already in flight are awaited for up to STOP_GRACE_S and then cancelled and counted
@@ -14,6 +20,7 @@ as ``cancelled``, and a final flush marks the shard finished in the same atomic 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -25,31 +32,49 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from apps.sessions.choices import FailureClass
+from apps.sessions.choices import EventKind, FailureClass
 
+from . import pacing
+from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
 from .control import (
+    EMERGENCY_KEY,
+    FLUSH_APPLIED,
     FLUSH_SCRIPT,
+    FLUSH_SUPERSEDED,
+    Assignment,
     ControlState,
     SessionKeys,
     ShardState,
     decode,
     flush_script_args,
+    flush_script_keys,
     worker_draining_key,
 )
+from .resources import ResourceGuard
 from .selection import EndpointSelector
 from .stats import ShardStats, StatsDelta
 
 logger = logging.getLogger(__name__)
 
+SUPPRESSED_PAUSE_S = 0.05  # a user whose endpoint's breaker is open waits at least this
+EVENTS_HELD = 100  # events kept locally while Redis is unreachable
+
 
 @dataclass(frozen=True)
 class ShardSettings:
-    """The engine's timings, passed in so that tests can drive a shard directly."""
+    """The engine's tunables, passed in so that tests can drive a shard directly."""
 
     flush_interval_s: float = 1.0
     control_poll_interval_s: float = 0.1
     stop_grace_s: float = 5.0
     heartbeat_ttl_s: float = 10.0
+    breaker_failures: int = 10
+    breaker_cooldown_s: float = 2.0
+    breaker_max_cooldown_s: float = 30.0
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 10.0
+    max_rss_mb: float = 0.0
+    max_cpu_percent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,10 +101,22 @@ class EndpointPlan:
 
 
 class StopReason:
-    STOPPED = "stopped"  # the session's control state says stop (or is gone)
+    STOPPED = "stopped"  # the session's control state says stop (or is gone), or emergency
     DEADLINE = "deadline"  # the session's duration is over
+    RETIRED = "retired"  # this shard's users were taken away
     DRAINING = "draining"  # this worker is shutting down
     REDIS_LOST = "redis_lost"  # no contact with Redis for longer than a heartbeat lifetime
+    SUPERSEDED = "superseded"  # re-dispatched elsewhere while this one was unreachable
+    SESSION_GONE = "session_gone"  # Redis no longer knows the session
+
+
+FINAL_STATES = {
+    StopReason.STOPPED: ShardState.DONE,
+    StopReason.DEADLINE: ShardState.DONE,
+    StopReason.RETIRED: ShardState.RETIRED,
+    StopReason.DRAINING: ShardState.INTERRUPTED,
+    StopReason.REDIS_LOST: ShardState.INTERRUPTED,
+}
 
 
 def classify_status(status: int) -> str | None:
@@ -91,39 +128,55 @@ def classify_status(status: int) -> str | None:
 
 
 class _VirtualUser:
-    __slots__ = ("in_flight", "task")
+    __slots__ = ("in_flight", "retiring", "started", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task | None = None
         self.in_flight = False
+        self.retiring = False
+        self.started = False
 
 
 class ShardRunner:
-    """Runs shard ``shard_index`` of ``session_id`` until its session stops."""
+    """Runs generation ``generation`` of shard ``shard_index`` until it has to stop."""
 
     def __init__(
         self,
         *,
         session_id: int,
         shard_index: int,
+        generation: int,
         redis_url: str,
         hostname: str,
         settings: ShardSettings,
     ) -> None:
         self.session_id = session_id
         self.shard_index = shard_index
+        self.generation = generation
         self.redis_url = redis_url
         self.hostname = hostname
         self.settings = settings
         self.keys = SessionKeys(session_id)
         self._stopping = False
-        self._users: list[_VirtualUser] = []
+        self._stop_reason: str | None = None
+        self._wake = asyncio.Event()
+        self._users: list[_VirtualUser] = []  # the active ones; retiring users leave it
+        self._tasks: set[asyncio.Task] = set()  # every user and open-model request
         self._unflushed = StatsDelta()
+        self._events: list[dict] = []
         self._last_flush_at = time.monotonic()
         self._last_redis_contact = time.monotonic()
+        self.session_factor = 1.0
+        self.assignment = Assignment(generation, 0, 0.0)
+        # Open model
+        self._schedule: pacing.ArrivalSchedule | None = None
+        self._schedule_start = 0.0
+        self._arrival = 0
+        self._in_flight = 0
+        self._scheduler: asyncio.Task | None = None
 
     async def run(self) -> str:
-        """Returns the shard's final state (see ``ShardState``)."""
+        """Returns how the shard ended (a ``ShardState`` or ``StopReason``)."""
         self.redis = aioredis.Redis.from_url(
             self.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
@@ -133,83 +186,204 @@ class ShardRunner:
             await self.redis.aclose()
 
     async def _run(self) -> str:
-        raw_plan, state = await self.redis.mget(self.keys.plan, self.keys.state)
-        if raw_plan is None or decode(state) != ControlState.RUNNING:
-            # Stopped (or already finalized) before this shard got a worker: send nothing.
-            logger.info(
-                "Session %s shard %s: session not running, skipping.",
-                self.session_id,
-                self.shard_index,
-            )
-            if raw_plan is not None:
-                await self.redis.hset(self.keys.shards, str(self.shard_index), ShardState.DONE)
-            return ShardState.DONE
-        plan = json.loads(raw_plan)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.plan)
+            pipe.hmget(self.keys.control, "state", "factor")
+            pipe.hget(self.keys.assign, str(self.shard_index))
+            raw_plan, (state, factor), raw_assignment = await pipe.execute()
+        assignment = Assignment.decode(raw_assignment)
+        if raw_plan is None or assignment is None or assignment.generation != self.generation:
+            logger.info("Session %s shard %s/%s: no longer wanted, skipping.",
+                        self.session_id, self.shard_index, self.generation)  # fmt: skip
+            return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
+        self._setup(json.loads(raw_plan), assignment, factor)
+        self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
+        if decode(state) != ControlState.RUNNING or assignment.users == 0:
+            # Stopped (or retired) before this shard got a worker: send nothing.
+            final = ShardState.DONE if assignment.users else ShardState.RETIRED
+            await self._final_flush(final)
+            return final
+
+        await self._flush(ShardState.RUNNING)
+        logger.info("Session %s shard %s/%s: %s users (%s model) on %s.", self.session_id,
+                    self.shard_index, self.generation, assignment.users,
+                    "open" if self.open_model else "closed", self.hostname)  # fmt: skip
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+        ) as self.http:
+            self._apply_load(initial=True)
+            flusher = asyncio.create_task(self._flush_loop())
+            reason = await self._watch_control()
+            await self._stop_everything()
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+        final_state = FINAL_STATES.get(reason)
+        if reason == StopReason.SUPERSEDED:
+            self._event(EventKind.SHARD_SUPERSEDED,
+                        f"Shard {self.shard_index} generation {self.generation} on "
+                        f"{self.hostname} was superseded and stopped.")  # fmt: skip
+        await self._final_flush(final_state)
+        logger.info("Session %s shard %s/%s: finished (%s).",
+                    self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
+        return final_state or reason
+
+    def _setup(self, plan: dict, assignment: Assignment, factor) -> None:
         self.endpoints = [EndpointPlan.from_plan(item) for item in plan["endpoints"]]
         self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
         self.interval_min = float(plan["request_interval_min"])
         self.interval_max = float(plan["request_interval_max"])
         self.deadline = plan.get("deadline")
-        self.user_count = int(plan["shards"][self.shard_index])
+        self.ramp_s = float(plan.get("ramp_up_seconds") or 0)
+        self.open_model = bool(plan.get("target_rps"))
+        self.assignment = assignment
+        self.session_factor = float(factor) if factor is not None else 1.0
         self.stats = ShardStats(len(self.endpoints))
-        self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
+        self.breakers = [
+            CircuitBreaker(
+                self.settings.breaker_failures,
+                self.settings.breaker_cooldown_s,
+                self.settings.breaker_max_cooldown_s,
+            )
+            for _ in self.endpoints
+        ]
+        self.guard = ResourceGuard(self.settings.max_rss_mb, self.settings.max_cpu_percent)
+        self.started_at = time.time()
 
-        await self._flush(ShardState.RUNNING)
-        logger.info(
-            "Session %s shard %s: %s users on %s.",
-            self.session_id,
-            self.shard_index,
-            self.user_count,
-            self.hostname,
-        )
+    # --- how much load -----------------------------------------------------------------------
 
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
-        ) as self.http:
-            for _ in range(self.user_count):
-                user = _VirtualUser()
-                user.task = asyncio.create_task(self._user_loop(user))
-                self._users.append(user)
-            flusher = asyncio.create_task(self._flush_loop())
-            reason = await self._watch_control()
-            await self._stop_users()
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+    def _scale(self) -> float:
+        return self.session_factor * self.guard.factor
 
-        final_state = (
-            ShardState.DONE
-            if reason in (StopReason.STOPPED, StopReason.DEADLINE)
-            else ShardState.INTERRUPTED
-        )
-        await self._final_flush(final_state)
-        logger.info(
-            "Session %s shard %s: finished (%s).", self.session_id, self.shard_index, reason
-        )
-        return final_state
+    def _apply_load(self, initial: bool = False) -> None:
+        """Bring users (closed model) or the arrival rate (open model) to what is wanted."""
+        if self.open_model:
+            rate = self.assignment.rps * self._scale()
+            if self._schedule is None or rate != self._schedule.rate_rps:
+                # A ramp applies to the start only; a later change takes effect at once.
+                self._schedule = (
+                    pacing.ArrivalSchedule(rate, self.ramp_s if initial else 0.0)
+                    if rate > 0
+                    else None
+                )
+                self._schedule_start = asyncio.get_running_loop().time()
+                self._arrival = 0
+            if self._scheduler is None:
+                self._scheduler = asyncio.create_task(self._arrivals())
+            return
+        users = self.assignment.users
+        wanted = max(1, round(users * self._scale())) if users else 0
+        delays = pacing.ramp_offsets_s(wanted, self.ramp_s) if initial else None
+        self._resize_users(wanted, delays)
 
-    # --- virtual users -----------------------------------------------------------------------
+    def _resize_users(self, wanted: int, start_delays: list[float] | None = None) -> None:
+        while len(self._users) < wanted:
+            delay = start_delays[len(self._users)] if start_delays else 0.0
+            user = _VirtualUser()
+            user.task = self._track(self._user_loop(user, delay))
+            self._users.append(user)
+        while len(self._users) > wanted:
+            user = self._users.pop()
+            user.retiring = True
+            if not user.in_flight:
+                user.task.cancel()
 
-    async def _user_loop(self, user: _VirtualUser) -> None:
+    def _track(self, coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def active_users(self) -> int:
+        if self.open_model:
+            return self.assignment.users
+        return sum(1 for user in self._users if user.started)
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def _user_loop(self, user: _VirtualUser, start_delay_s: float) -> None:
+        """A closed-model virtual user: send, wait for the answer, think."""
         rng = random.Random()
-        interval_min, interval_max = self.interval_min, self.interval_max
-        while not self._stopping:
-            endpoint = self.selector.pick(rng)
+        if start_delay_s > 0:
+            await asyncio.sleep(start_delay_s)
+        user.started = True
+        failures_in_a_row = 0
+        while not (self._stopping or user.retiring):
+            index = self.selector.pick(rng)
+            admission = self.breakers[index].admit()
+            if admission == DENIED:
+                self.stats.record_not_sent(index, "suppressed")
+                think_s = pacing.think_time_s(rng, self.interval_min, self.interval_max)
+                await asyncio.sleep(max(think_s, SUPPRESSED_PAUSE_S))
+                continue
             user.in_flight = True
             try:
-                await self._send(endpoint)
+                unavailable = await self._send(index, admission)
             finally:
                 user.in_flight = False
-            if self._stopping:
+            if self._stopping or user.retiring:
                 return
-            think_s = rng.uniform(interval_min, interval_max)
-            if think_s > 0:
-                await asyncio.sleep(think_s)
+            failures_in_a_row = failures_in_a_row + 1 if unavailable else 0
+            pause_s = max(
+                pacing.think_time_s(rng, self.interval_min, self.interval_max),
+                pacing.backoff_s(
+                    rng,
+                    failures_in_a_row,
+                    self.settings.backoff_base_s,
+                    self.settings.backoff_max_s,
+                ),
+            )
+            if pause_s > 0:
+                await asyncio.sleep(pause_s)
 
-    async def _send(self, index: int) -> None:
+    async def _arrivals(self) -> None:
+        """The open model: requests are due on a schedule, whatever the target does."""
+        loop = asyncio.get_running_loop()
+        rng = random.Random()
+        while not self._stopping:
+            schedule = self._schedule
+            if schedule is None:
+                await asyncio.sleep(self.settings.control_poll_interval_s)
+                continue
+            self._arrival += 1
+            due = self._schedule_start + schedule.offset_s(self._arrival)
+            delay_s = due - loop.time()
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+                if schedule is not self._schedule:
+                    continue  # the rate changed while waiting: follow the new schedule
+            elif self._arrival % 64 == 0:
+                await asyncio.sleep(0)  # catching up: let answers in between sends
+            index = self.selector.pick(rng)
+            if self._in_flight >= self.assignment.users:
+                self.stats.record_not_sent(index, "missed")
+                continue
+            admission = self.breakers[index].admit()
+            if admission == DENIED:
+                self.stats.record_not_sent(index, "suppressed")
+                continue
+            self._in_flight += 1
+            self._track(self._arrival_request(index, admission, due))
+
+    async def _arrival_request(self, index: int, admission: int, due: float) -> None:
+        try:
+            await self._send(index, admission, intended_at=due)
+        finally:
+            self._in_flight -= 1
+
+    async def _send(self, index: int, admission: int, intended_at: float | None = None) -> bool:
+        """Send one request and record it. Returns whether the target seemed unavailable.
+
+        Latency runs from ``intended_at`` when given (open model), so time spent waiting for
+        a late send counts: a slow target or an overloaded generator cannot hide delay.
+        """
         endpoint = self.endpoints[index]
-        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         failure: str | None = None
+        unavailable = False
         try:
             async with self.http.request(
                 endpoint.method,
@@ -221,32 +395,47 @@ class ShardRunner:
             ) as response:
                 await response.read()
                 failure = classify_status(response.status)
+                unavailable = response.status in UNAVAILABLE_STATUSES
         except asyncio.CancelledError:
             # Cancelled at stop after the grace period: counted, never lost.
             self.stats.record(index, None, FailureClass.CANCELLED, int(time.time()))
+            self.breakers[index].abandon(admission)
             raise
         except TimeoutError:
-            failure = FailureClass.TIMEOUT
+            failure, unavailable = FailureClass.TIMEOUT, True
         except aiohttp.ClientError:
-            failure = FailureClass.NETWORK
-        except Exception:
+            failure, unavailable = FailureClass.NETWORK, True
+        except Exception as exc:
             failure = FailureClass.APPLICATION
-            logger.exception(
-                "Session %s: error in the load engine sending %s %s",
-                self.session_id,
-                endpoint.method,
-                endpoint.name,
+            logger.exception("Session %s: error in the load engine sending %s %s",
+                             self.session_id, endpoint.method, endpoint.name)  # fmt: skip
+            self._event(EventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
+        origin = intended_at if intended_at is not None else started
+        latency_us = int((loop.time() - origin) * 1_000_000)
+        self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
+        change = self.breakers[index].record(unavailable, admission)
+        if change == CircuitBreaker.OPEN and admission != PROBE:
+            self._event(EventKind.BREAKER_OPENED,
+                        f"{endpoint.name}: circuit breaker opened after "
+                        f"{self.settings.breaker_failures} unavailable answers in a row; "
+                        "sending probes only.")  # fmt: skip
+        elif change == CircuitBreaker.CLOSED:
+            self._event(
+                EventKind.BREAKER_CLOSED,
+                f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
-        latency_us = int((time.perf_counter() - started) * 1_000_000)
-        self.stats.record(index, latency_us, failure, int(time.time()))
+        return unavailable
 
-    async def _stop_users(self) -> None:
+    async def _stop_everything(self) -> None:
         """Stop sending now; let requests in flight finish within the grace period."""
         self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            await asyncio.gather(self._scheduler, return_exceptions=True)
         for user in self._users:
             if not user.in_flight:
                 user.task.cancel()
-        tasks = [user.task for user in self._users]
+        tasks = list(self._tasks)
         if not tasks:
             return
         _, still_running = await asyncio.wait(tasks, timeout=self.settings.stop_grace_s)
@@ -260,47 +449,91 @@ class ShardRunner:
         poll_s = self.settings.control_poll_interval_s
         draining_key = worker_draining_key(self.hostname)
         while True:
+            if self._stop_reason is not None:
+                return self._stop_reason
+            remaining_s = poll_s
             if self.deadline is not None:
                 remaining_s = self.deadline - time.time()
                 if remaining_s <= 0:
                     return StopReason.DEADLINE
-            else:
-                remaining_s = poll_s
             try:
-                state, draining = await self.redis.mget(self.keys.state, draining_key)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hmget(self.keys.control, "state", "factor")
+                    pipe.get(draining_key)
+                    pipe.get(EMERGENCY_KEY)
+                    pipe.hget(self.keys.assign, str(self.shard_index))
+                    (state, factor), draining, emergency, raw_assignment = await pipe.execute()
                 self._last_redis_contact = time.monotonic()
             except (RedisError, OSError) as exc:
                 silent_s = time.monotonic() - self._last_redis_contact
                 if silent_s > self.settings.heartbeat_ttl_s:
-                    logger.error(
-                        "Session %s shard %s: Redis unreachable for %.0f s (%s); stopping.",
-                        self.session_id,
-                        self.shard_index,
-                        silent_s,
-                        exc,
-                    )
+                    logger.error("Session %s shard %s: Redis unreachable for %.0f s (%s); "
+                                 "stopping.", self.session_id, self.shard_index, silent_s,
+                                 exc)  # fmt: skip
                     return StopReason.REDIS_LOST
             else:
-                if decode(state) != ControlState.RUNNING:
-                    return StopReason.STOPPED
-                if draining is not None:
-                    return StopReason.DRAINING
-            await asyncio.sleep(min(poll_s, remaining_s))
+                reason = self._read_control(state, factor, draining, emergency, raw_assignment)
+                if reason is not None:
+                    return reason
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(poll_s, remaining_s))
 
-    # --- statistics --------------------------------------------------------------------------
+    def _read_control(self, state, factor, draining, emergency, raw_assignment) -> str | None:
+        if decode(state) != ControlState.RUNNING:
+            return StopReason.STOPPED
+        if emergency is not None and float(emergency) >= self.started_at:
+            return StopReason.STOPPED
+        if draining is not None:
+            return StopReason.DRAINING
+        assignment = Assignment.decode(raw_assignment)
+        if assignment is None or assignment.generation != self.generation:
+            return StopReason.SUPERSEDED
+        if assignment.users == 0:
+            return StopReason.RETIRED
+        session_factor = float(factor) if factor is not None else 1.0
+        if assignment != self.assignment or session_factor != self.session_factor:
+            self.assignment, self.session_factor = assignment, session_factor
+            self._apply_load()
+        return None
+
+    def _stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._wake.set()
+
+    # --- statistics and events ---------------------------------------------------------------
+
+    def _event(self, kind: str, message: str) -> None:
+        if len(self._events) < EVENTS_HELD:
+            self._events.append(
+                {
+                    "at": time.time(),
+                    "kind": str(kind),
+                    "message": message,
+                    "shard": self.shard_index,
+                    "hostname": self.hostname,
+                }
+            )
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.flush_interval_s)
+            decision = self.guard.check()
+            if decision.changed:
+                shed = decision.factor < 1.0
+                kind = EventKind.USERS_SHED if shed else EventKind.USERS_RESTORED
+                verb = "shedding" if shed else "restoring"
+                self._event(kind, f"{self.hostname}: {verb} users to {decision.factor:.0%} "
+                                  f"of the shard's share ({decision.message}).")  # fmt: skip
+                logger.warning("Session %s shard %s: resource guard %s users to %.0f%% (%s)",
+                               self.session_id, self.shard_index, verb, decision.factor * 100,
+                               decision.message)  # fmt: skip
+                self._apply_load()
             try:
                 await self._flush(None)
             except (RedisError, OSError) as exc:
-                logger.warning(
-                    "Session %s shard %s: flush failed, will retry: %s",
-                    self.session_id,
-                    self.shard_index,
-                    exc,
-                )
+                logger.warning("Session %s shard %s: flush failed, will retry: %s",
+                               self.session_id, self.shard_index, exc)  # fmt: skip
 
     def _heartbeat(self, requests: int) -> dict:
         now = time.monotonic()
@@ -309,39 +542,55 @@ class ShardRunner:
         return {
             "session": self.session_id,
             "shard": self.shard_index,
+            "generation": self.generation,
             "hostname": self.hostname,
             "pid": os.getpid(),
-            "users": self.user_count,
+            "users": self.active_users,
+            "assigned_users": self.assignment.users,
+            "model": "open" if self.open_model else "closed",
+            "target_rps": round(self.assignment.rps * self._scale(), 3),
             "rate": round(requests / elapsed_s, 2),
+            "load_factor": self.session_factor,
+            "resource_factor": round(self.guard.factor, 3),
+            "breakers_open": [
+                endpoint.name
+                for endpoint, breaker in zip(self.endpoints, self.breakers, strict=True)
+                if breaker.state != CircuitBreaker.CLOSED
+            ],
+            "started_at": self.started_at,
             "at": time.time(),
         }
 
-    async def _flush(self, new_state: str | None, *, final: bool = False) -> None:
-        """Push the delta since the last successful flush; keep it for retry on failure."""
+    async def _flush(self, new_state: str | None, *, final: bool = False) -> int:
+        """Push what happened since the last successful flush; keep it for retry on failure."""
         self._unflushed.merge(self.stats.take_delta())
         delta = self._unflushed
-        heartbeat = None if final else self._heartbeat(delta.requests)
-        await self._flush_script(
-            keys=[
-                self.keys.stats,
-                self.keys.series,
-                self.keys.shards,
-                self.keys.heartbeat(self.shard_index),
-            ],
+        result = await self._flush_script(
+            keys=flush_script_keys(self.keys, self.shard_index),
             args=flush_script_args(
-                self.shard_index,
-                new_state,
-                heartbeat,
-                delta.increments,
-                delta.maxima,
-                delta.minima,
-                delta.series,
+                shard_index=self.shard_index,
+                generation=self.generation,
+                new_state=new_state,
+                heartbeat=None if final else self._heartbeat(delta.requests),
+                events=self._events,
+                increments=delta.increments,
+                maxima=delta.maxima,
+                minima=delta.minima,
+                series=delta.series,
+                heartbeat_ttl_s=self.settings.heartbeat_ttl_s,
+                session_id=self.session_id,
             ),
         )
         self._unflushed = StatsDelta()
+        self._events = []
         self._last_redis_contact = time.monotonic()
+        if result == FLUSH_SUPERSEDED:
+            self._stop(StopReason.SUPERSEDED)
+        elif result != FLUSH_APPLIED:
+            self._stop(StopReason.SESSION_GONE)
+        return result
 
-    async def _final_flush(self, final_state: str) -> None:
+    async def _final_flush(self, final_state: str | None) -> None:
         """The last counts and the finished state, retried until Redis answers or gives up."""
         deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, 5.0)
         while True:
@@ -350,12 +599,8 @@ class ShardRunner:
                 return
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
-                    logger.error(
-                        "Session %s shard %s: final statistics lost (%s requests): %s",
-                        self.session_id,
-                        self.shard_index,
-                        self._unflushed.requests,
-                        exc,
-                    )
+                    logger.error("Session %s shard %s: final statistics lost (%s requests): %s",
+                                 self.session_id, self.shard_index,
+                                 self._unflushed.requests, exc)  # fmt: skip
                     return
                 await asyncio.sleep(0.5)

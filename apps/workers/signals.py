@@ -1,24 +1,65 @@
-"""Worker process hooks: a warm shutdown tells this worker's shards to stop and flush now.
+"""Worker process hooks: presence for GET /api/workers/, and draining at shutdown.
 
-Without this, a worker asked to stop (Ctrl-C, `docker compose stop`, scaling down) would wait
-for hour-long shards to end by themselves, and be killed with their last statistics unflushed.
+A warm shutdown tells this worker's shards to stop and flush now. Without it, a worker asked to
+stop (Ctrl-C, `docker compose stop`, scaling down) would wait for hour-long shards to end by
+themselves, and be killed with their last statistics unflushed; with it, the monitor
+re-dispatches them to the remaining workers within a tick.
 """
 
+import json
 import logging
+import os
+import threading
+import time
 
-from celery.signals import celeryd_after_setup, worker_shutting_down
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutting_down
 
-from .control import get_redis, worker_draining_key
+from .control import get_redis, worker_draining_key, worker_presence_key
+
+PRESENCE_INTERVAL_S = 2.0
+PRESENCE_TTL_S = 6
 
 logger = logging.getLogger(__name__)
+
+
+_presence_stop = threading.Event()
+
+
+@worker_ready.connect
+def announce_presence(sender=None, **kwargs) -> None:
+    """Refresh ``lt:worker:<hostname>`` every few seconds from a thread of the main process."""
+    controller = getattr(sender, "controller", None)
+    info = {
+        "hostname": sender.hostname,
+        "pid": os.getpid(),
+        "concurrency": getattr(controller, "concurrency", None),
+        "queues": sorted(sender.app.amqp.queues.consume_from or sender.app.amqp.queues),
+        "started_at": time.time(),
+    }
+
+    def refresh() -> None:
+        while not _presence_stop.is_set():
+            try:
+                info["at"] = time.time()
+                get_redis().set(
+                    worker_presence_key(info["hostname"]), json.dumps(info), ex=PRESENCE_TTL_S
+                )
+            except Exception as exc:
+                logger.warning("Could not refresh worker presence: %s", exc)
+            _presence_stop.wait(PRESENCE_INTERVAL_S)
+
+    threading.Thread(target=refresh, name="presence", daemon=True).start()
 
 
 @worker_shutting_down.connect
 def tell_shards_to_drain(sender: str | None = None, **kwargs) -> None:
     if not sender:
         return
+    _presence_stop.set()
     try:
-        get_redis().set(worker_draining_key(sender), "1", ex=120)
+        client = get_redis()
+        client.set(worker_draining_key(sender), "1", ex=120)
+        client.delete(worker_presence_key(sender))
     except Exception as exc:  # a shutdown must go on even if Redis is gone
         logger.warning("Could not mark worker %s as draining: %s", sender, exc)
 

@@ -5,10 +5,12 @@ hands the accumulated *delta* to a flush about once a second. Memory is bounded 
 of endpoints and histogram buckets, never by the number of requests.
 
 The Redis side is two hashes per session, both only ever incremented by shards:
-- ``stats`` (cumulative): ``{e}:n`` requests, ``{e}:f:{class}`` failures, ``{e}:sum`` latency
-  sum in µs, ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, where
-  ``{e}`` is the endpoint's position in the session plan;
-- ``series``: ``{epoch second}:n`` / ``:f`` / ``:sum``, drained by the monitor into points.
+- ``stats`` (cumulative): ``{e}:n`` requests, ``{e}:f:{class}`` failures, ``{e}:s:{why}``
+  requests not sent (``missed``, ``suppressed``), ``{e}:sum`` latency sum in µs,
+  ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, where ``{e}`` is the
+  endpoint's position in the session plan;
+- ``series``: ``{epoch second}:n`` / ``:f`` / ``:u`` (unavailable) / ``:sum``, drained by the
+  monitor into points.
 This module is the only place that knows those field names.
 """
 
@@ -46,11 +48,14 @@ class StatsDelta:
 
 
 class _EndpointCounters:
-    __slots__ = ("buckets", "failures", "latency_sum_us", "max_us", "min_us", "requests")
+    __slots__ = (
+        "buckets", "failures", "latency_sum_us", "max_us", "min_us", "not_sent", "requests"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.requests = 0
         self.failures: dict[str, int] = defaultdict(int)
+        self.not_sent: dict[str, int] = defaultdict(int)
         self.latency_sum_us = 0
         self.min_us: int | None = None
         self.max_us: int | None = None
@@ -68,22 +73,31 @@ class ShardStats:
         self._endpoints = [_EndpointCounters() for _ in range(self._endpoint_count)]
         self._series: dict[int, list[int]] = {}
         self._requests = 0
+        self._touched: set[int] = set()  # endpoints with only not-sent counts
 
     def record(
-        self, endpoint: int, latency_us: int | None, failure: str | None, second: int
+        self,
+        endpoint: int,
+        latency_us: int | None,
+        failure: str | None,
+        second: int,
+        unavailable: bool = False,
     ) -> None:
         """One finished request. ``latency_us`` is None when it has no meaningful latency
-        (cancelled at stop); it still counts as a request and a failure."""
+        (cancelled at stop); it still counts as a request and a failure. ``unavailable``
+        marks failures that say the target is down (see ``breaker``)."""
         counters = self._endpoints[endpoint]
         counters.requests += 1
         self._requests += 1
         point = self._series.get(second)
         if point is None:
-            point = self._series[second] = [0, 0, 0]
+            point = self._series[second] = [0, 0, 0, 0]
         point[0] += 1
         if failure is not None:
             counters.failures[failure] += 1
             point[1] += 1
+            if unavailable:
+                point[2] += 1
         if latency_us is not None:
             counters.latency_sum_us += latency_us
             counters.buckets[bucket_index(latency_us)] += 1
@@ -91,7 +105,12 @@ class ShardStats:
                 counters.min_us = latency_us
             if counters.max_us is None or latency_us > counters.max_us:
                 counters.max_us = latency_us
-            point[2] += latency_us
+            point[3] += latency_us
+
+    def record_not_sent(self, endpoint: int, reason: str) -> None:
+        """A request that was due but not sent (``missed`` or ``suppressed``)."""
+        self._endpoints[endpoint].not_sent[reason] += 1
+        self._touched.add(endpoint)
 
     @property
     def pending_requests(self) -> int:
@@ -101,9 +120,13 @@ class ShardStats:
         """Everything recorded since the previous call, and start counting afresh."""
         delta = StatsDelta(requests=self._requests)
         for index, counters in enumerate(self._endpoints):
-            if counters.requests == 0:
+            if counters.requests == 0 and index not in self._touched:
                 continue
             prefix = f"{index}:"
+            for reason, count in counters.not_sent.items():
+                delta.increments[f"{prefix}s:{reason}"] = count
+            if counters.requests == 0:
+                continue
             delta.increments[prefix + "n"] = counters.requests
             for failure, count in counters.failures.items():
                 delta.increments[f"{prefix}f:{failure}"] = count
@@ -113,10 +136,12 @@ class ShardStats:
                 delta.maxima[prefix + "max"] = counters.max_us
             for bucket, count in counters.buckets.items():
                 delta.increments[f"{prefix}h:{bucket}"] = count
-        for second, (requests, failures, latency_sum_us) in self._series.items():
+        for second, (requests, failures, unavailable, latency_sum_us) in self._series.items():
             delta.series[f"{second}:n"] = requests
             if failures:
                 delta.series[f"{second}:f"] = failures
+            if unavailable:
+                delta.series[f"{second}:u"] = unavailable
             if latency_sum_us:
                 delta.series[f"{second}:sum"] = latency_sum_us
         self._reset()
@@ -129,6 +154,7 @@ class EndpointTotals:
 
     requests: int = 0
     failures_by_class: dict[str, int] = field(default_factory=dict)
+    not_sent: dict[str, int] = field(default_factory=dict)
     latency_sum_us: int = 0
     min_us: int | None = None
     max_us: int | None = None
@@ -163,6 +189,8 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
             entry.requests = value
         elif kind == "f":
             entry.failures_by_class[detail] = value
+        elif kind == "s":
+            entry.not_sent[detail] = value
         elif kind == "sum":
             entry.latency_sum_us = value
         elif kind == "h":
@@ -174,12 +202,26 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
     return dict(totals)
 
 
-def parse_series_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, tuple[int, int, int]]:
-    """Per-second (requests, failures, latency sum µs) from a drained ``series`` hash."""
-    points: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    slot = {"n": 0, "f": 1, "sum": 2}
+@dataclass
+class SecondTotals:
+    """One second of a session, summed over shards and endpoints."""
+
+    requests: int = 0
+    failures: int = 0
+    unavailable: int = 0
+    latency_sum_us: int = 0
+
+
+_SERIES_FIELDS = {"n": "requests", "f": "failures", "u": "unavailable", "sum": "latency_sum_us"}
+
+
+def parse_series_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, SecondTotals]:
+    """Per-second totals from a drained ``series`` hash."""
+    points: dict[int, SecondTotals] = defaultdict(SecondTotals)
     for raw_name, raw_value in raw.items():
         name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
         second, _, kind = name.partition(":")
-        points[int(second)][slot[kind]] += int(raw_value)
-    return {second: (n, f, s) for second, (n, f, s) in points.items()}
+        point = points[int(second)]
+        attribute = _SERIES_FIELDS[kind]
+        setattr(point, attribute, getattr(point, attribute) + int(raw_value))
+    return dict(points)

@@ -15,20 +15,32 @@ from .shard import ShardRunner, ShardSettings
 logger = logging.getLogger(__name__)
 
 
+def shard_settings() -> ShardSettings:
+    return ShardSettings(
+        flush_interval_s=settings.STATS_FLUSH_INTERVAL_S,
+        control_poll_interval_s=settings.CONTROL_POLL_INTERVAL_S,
+        stop_grace_s=settings.STOP_GRACE_S,
+        heartbeat_ttl_s=settings.HEARTBEAT_TTL_S,
+        breaker_failures=settings.CIRCUIT_BREAKER_FAILURES,
+        breaker_cooldown_s=settings.CIRCUIT_BREAKER_COOLDOWN_S,
+        breaker_max_cooldown_s=settings.CIRCUIT_BREAKER_MAX_COOLDOWN_S,
+        backoff_base_s=settings.BACKOFF_BASE_S,
+        backoff_max_s=settings.BACKOFF_MAX_S,
+        max_rss_mb=settings.WORKER_MAX_RSS_MB,
+        max_cpu_percent=settings.WORKER_MAX_CPU_PERCENT,
+    )
+
+
 @shared_task(bind=True, name="apps.workers.tasks.run_shard")
-def run_shard(self, session_id: int, shard_index: int) -> str:
+def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> str:
     """Send a shard's load until its session stops; hours-long by design."""
     runner = ShardRunner(
         session_id=session_id,
         shard_index=shard_index,
+        generation=generation,
         redis_url=settings.REDIS_URL,
         hostname=self.request.hostname or "unknown",
-        settings=ShardSettings(
-            flush_interval_s=settings.STATS_FLUSH_INTERVAL_S,
-            control_poll_interval_s=settings.CONTROL_POLL_INTERVAL_S,
-            stop_grace_s=settings.STOP_GRACE_S,
-            heartbeat_ttl_s=settings.HEARTBEAT_TTL_S,
-        ),
+        settings=shard_settings(),
     )
     return asyncio.run(runner.run())
 

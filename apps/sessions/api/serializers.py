@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from .. import services
-from ..models import Endpoint, EndpointStats, LoadTestSession, Target
+from ..models import Endpoint, EndpointStats, LoadTestSession, SessionEvent, Target
 from ..validation import check_session_config
 
 
@@ -69,6 +69,12 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     request_interval_max = serializers.FloatField(default=5.0)
     endpoint_weights = serializers.JSONField(default=dict)
     max_errors_per_minute = serializers.IntegerField(default=100)
+    target_rps = serializers.FloatField(
+        default=None,
+        allow_null=True,
+        help_text="Open model: requests/s held whatever the target's latency; null: closed model.",
+    )
+    ramp_up_seconds = serializers.FloatField(default=0.0)
     requests_per_second = serializers.SerializerMethodField()
     created_by = serializers.StringRelatedField()
     started_by = serializers.StringRelatedField()
@@ -87,6 +93,8 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "endpoint_weights",
             "max_errors_per_minute",
             "enable_logging",
+            "target_rps",
+            "ramp_up_seconds",
             "status",
             "created_at",
             "created_by",
@@ -114,7 +122,23 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     def get_requests_per_second(self, session: LoadTestSession) -> float:
         return round(session.requests_per_second(), 2)
 
+    CONFIG_FIELDS = (
+        "target",
+        "concurrent_users",
+        "duration_minutes",
+        "request_interval_min",
+        "request_interval_max",
+        "endpoint_weights",
+        "max_errors_per_minute",
+        "target_rps",
+        "ramp_up_seconds",
+    )
+
     def validate(self, attrs):
+        if self.instance is not None:
+            # A partial update is checked as the whole configuration it would produce.
+            for name in self.CONFIG_FIELDS:
+                attrs.setdefault(name, getattr(self.instance, name))
         target = attrs.get("target")
         if target is not None:
             default_weights = dict(target.endpoints.values_list("name", "weight"))
@@ -128,6 +152,8 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             )
         try:
             check_session_config(
+                target_rps=attrs["target_rps"],
+                ramp_up_seconds=attrs["ramp_up_seconds"],
                 concurrent_users=attrs["concurrent_users"],
                 duration_minutes=attrs["duration_minutes"],
                 request_interval_min=attrs["request_interval_min"],
@@ -163,6 +189,7 @@ class EndpointStatsSerializer(serializers.ModelSerializer):
             "requests",
             "failures",
             "failures_by_class",
+            "not_sent",
             "min_ms",
             "mean_ms",
             "p50_ms",
@@ -172,3 +199,9 @@ class EndpointStatsSerializer(serializers.ModelSerializer):
             "p999_ms",
             "max_ms",
         ]
+
+
+class SessionEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SessionEvent
+        fields = ["at", "kind", "message", "hostname", "shard"]

@@ -13,5 +13,7 @@ router.register("sessions", views.LoadTestSessionViewSet)
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
+    path("emergency-stop/", views.EmergencyStopView.as_view(), name="emergency-stop"),
+    path("workers/", views.WorkersView.as_view(), name="workers"),
     path("", include(router.urls)),
 ]

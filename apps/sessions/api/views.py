@@ -1,17 +1,25 @@
-"""REST endpoints: the catalog (targets, endpoints) and sessions with their actions."""
+"""REST endpoints: the catalog, sessions with their actions, workers, emergency stop."""
 
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.workers.control import get_redis
+from apps.workers.inventory import live_workers
 
 from .. import services
+from ..choices import SessionStatus
 from ..models import Endpoint, LoadTestSession, Target
 from .serializers import (
     EndpointSerializer,
     EndpointStatsSerializer,
     LoadTestSessionSerializer,
+    SessionEventSerializer,
     TargetSerializer,
 )
+
+RECENT_EVENTS = 20
 
 
 class TargetViewSet(viewsets.ModelViewSet):
@@ -39,17 +47,44 @@ class LoadTestSessionViewSet(
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Load-test sessions: create from a LoadTestConfig, start, stop, read statistics."""
+    """Load-test sessions: create from a LoadTestConfig, start, stop, read statistics.
+
+    A pending session's configuration can be changed freely; a running one's
+    ``concurrent_users`` only (the load changes live); a finished one's not at all.
+    """
 
     queryset = LoadTestSession.objects.select_related(
         "target", "created_by", "started_by", "stopped_by"
     )
     serializer_class = LoadTestSessionSerializer
+    LIVE_FIELDS = frozenset({"concurrent_users"})
 
     def perform_create(self, serializer):
         serializer.save(created_by=self.request.user)
+
+    def update(self, request, *args, **kwargs):
+        session = self.get_object()
+        if session.status == SessionStatus.PENDING:
+            return super().update(request, *args, **kwargs)
+        if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
+            raise services.SessionStateError(
+                f"Session {session.pk} is {session.status}; its configuration is final."
+            )
+        fields = set(request.data)
+        if not kwargs.get("partial") or not fields or fields - self.LIVE_FIELDS:
+            others = ", ".join(sorted(fields - self.LIVE_FIELDS)) or "a full replacement"
+            raise services.SessionStateError(
+                f"Only concurrent_users can change while a session runs (not {others})."
+            )
+        try:
+            users = serializers.IntegerField().run_validation(request.data["concurrent_users"])
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"concurrent_users": exc.detail}) from exc
+        session = services.change_users(session, users, user=request.user)
+        return Response(self.get_serializer(session).data)
 
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
@@ -68,6 +103,7 @@ class LoadTestSessionViewSet(
     def stats(self, request, pk=None):
         """Totals and per-endpoint figures, as of the monitor's last pass (about 1 s ago)."""
         session = self.get_object()
+        endpoints = list(session.endpoint_stats.all())
         return Response(
             {
                 "session": session.pk,
@@ -77,6 +113,33 @@ class LoadTestSessionViewSet(
                 "requests_per_second": round(session.requests_per_second(), 2),
                 "elapsed_s": round(session.elapsed_seconds(), 3),
                 "updated_at": session.stats_updated_at,
-                "endpoints": EndpointStatsSerializer(session.endpoint_stats.all(), many=True).data,
+                "not_sent": _sum_counts(row.not_sent for row in endpoints),
+                "endpoints": EndpointStatsSerializer(endpoints, many=True).data,
+                "recent_events": SessionEventSerializer(
+                    session.events.order_by("-at", "-pk")[:RECENT_EVENTS], many=True
+                ).data,
             }
         )
+
+
+def _sum_counts(dicts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counts in dicts:
+        for name, count in counts.items():
+            total[name] = total.get(name, 0) + count
+    return total
+
+
+class EmergencyStopView(APIView):
+    """Stop every running session on every worker within a second, recording who did it."""
+
+    def post(self, request):
+        stopped = services.emergency_stop(user=request.user)
+        return Response({"stopped_sessions": stopped})
+
+
+class WorkersView(APIView):
+    """Live load workers and the shards they run, from their presence keys and heartbeats."""
+
+    def get(self, request):
+        return Response({"workers": live_workers(get_redis())})

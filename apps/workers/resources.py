@@ -1,0 +1,74 @@
+"""The resource guard: a worker process past its memory or CPU ceiling sheds users.
+
+The seed names resource errors (memory, CPU overload) among the failures to handle. A load
+generator that starves its own machine reports wrong latencies and can crash mid-run, losing
+its counts; shedding a quarter of the users at a time, and restoring them once the process
+has been comfortably below its ceilings for a while, keeps it honest and alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psutil
+
+SHED_STEP = 0.75  # each step keeps three quarters of the users
+OVER_CHECKS_TO_SHED = 3  # consecutive checks above a ceiling
+UNDER_CHECKS_TO_RESTORE = 10  # consecutive checks below 80% of every ceiling
+
+
+@dataclass
+class GuardDecision:
+    factor: float
+    changed: bool
+    message: str = ""
+
+
+class ResourceGuard:
+    """Checked about once a second; ``factor`` scales the shard's users (1.0 = all)."""
+
+    def __init__(self, max_rss_mb: float, max_cpu_percent: float, process=None) -> None:
+        self.max_rss_mb = max_rss_mb
+        self.max_cpu_percent = max_cpu_percent
+        self.process = process or psutil.Process()
+        self.factor = 1.0
+        self._over = 0
+        self._under = 0
+        self.process.cpu_percent(None)  # the first reading only starts the measurement
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_rss_mb > 0 or self.max_cpu_percent > 0
+
+    def check(self) -> GuardDecision:
+        if not self.enabled:
+            return GuardDecision(self.factor, False)
+        rss_mb = self.process.memory_info().rss / 2**20
+        cpu_percent = self.process.cpu_percent(None)
+        over = []
+        if self.max_rss_mb > 0 and rss_mb > self.max_rss_mb:
+            over.append(f"memory {rss_mb:.0f} MB > {self.max_rss_mb:g} MB")
+        if self.max_cpu_percent > 0 and cpu_percent > self.max_cpu_percent:
+            over.append(f"CPU {cpu_percent:.0f}% > {self.max_cpu_percent:g}%")
+        comfortable = (self.max_rss_mb <= 0 or rss_mb < 0.8 * self.max_rss_mb) and (
+            self.max_cpu_percent <= 0 or cpu_percent < 0.8 * self.max_cpu_percent
+        )
+        if over:
+            self._over += 1
+            self._under = 0
+            if self._over >= OVER_CHECKS_TO_SHED:
+                self._over = 0
+                self.factor = max(self.factor * SHED_STEP, 0.01)
+                return GuardDecision(self.factor, True, ", ".join(over))
+        elif comfortable and self.factor < 1.0:
+            self._over = 0
+            self._under += 1
+            if self._under >= UNDER_CHECKS_TO_RESTORE:
+                self._under = 0
+                self.factor = min(self.factor / SHED_STEP, 1.0)
+                return GuardDecision(
+                    self.factor, True, f"memory {rss_mb:.0f} MB, CPU {cpu_percent:.0f}%"
+                )
+        else:
+            self._over = 0
+        return GuardDecision(self.factor, False)
