@@ -129,6 +129,13 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
 
+    def restart_empty(self, down_s: float = 0.0) -> None:
+        """Kill the server and start a fresh one on the same port: a restart without
+        persistence, as a crashed Redis without AOF/RDB comes back."""
+        self.kill()
+        time.sleep(down_s)
+        self.start()
+
     def __enter__(self) -> EmbeddedRedis:
         self.start()
         return self

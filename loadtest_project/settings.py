@@ -149,10 +149,19 @@ CELERY_TASK_ACKS_LATE = False
 # Flower shows tasks as they happen.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+# A short task's message is taken only when a process is free to run it, and a busy load
+# worker never holds a queued shard another worker could start now. No message then waits
+# unacknowledged in a worker (kombu crashes restoring those when Redis restarts).
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-disable-prefetch
+CELERY_WORKER_DISABLE_PREFETCH = True
+# Beat drives every session's monitor, which moves statistics into the database and looks
+# after the session (see apps/workers/monitor.py), every MONITOR_INTERVAL_S.
+MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
 CELERY_BEAT_SCHEDULE = {
-    "watchdog": {
-        "task": "apps.workers.tasks.watchdog",
-        "schedule": env.float("WATCHDOG_INTERVAL_S", default=5.0),
+    "monitor-active-sessions": {
+        "task": "apps.workers.tasks.monitor_active_sessions",
+        "schedule": MONITOR_INTERVAL_S,
+        "options": {"expires": MONITOR_INTERVAL_S},
     },
 }
 
@@ -176,8 +185,6 @@ STATS_FLUSH_INTERVAL_S = env.float("STATS_FLUSH_INTERVAL_S", default=1.0)
 CONTROL_POLL_INTERVAL_S = env.float("CONTROL_POLL_INTERVAL_S", default=0.1)
 # How long a stopping shard waits for requests already in flight before cancelling them.
 STOP_GRACE_S = env.float("STOP_GRACE_S", default=5.0)
-# How often the per-session monitor moves statistics into the database.
-MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
 # A shard heartbeat older than this means its worker is gone.
 HEARTBEAT_TTL_S = env.float("HEARTBEAT_TTL_S", default=10.0)
 # A session whose shards no load worker has picked up after this long fails with a reason.

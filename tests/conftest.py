@@ -8,6 +8,7 @@ database (a file, so that they can open it), exactly as in production minus Dock
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -33,20 +34,30 @@ WORKER_ENV = {
     "CONTROL_POLL_INTERVAL_S": "0.1",
     "STOP_GRACE_S": "3",
     "HEARTBEAT_TTL_S": "5",
+    "CIRCUIT_BREAKER_FAILURES": "5",
+    "CIRCUIT_BREAKER_COOLDOWN_S": "1",
+    "CIRCUIT_BREAKER_MAX_COOLDOWN_S": "2",
+    "LOAD_REDUCTION_WINDOW_S": "3",
     "LOG_LEVEL": "INFO",
 }
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_server() -> Iterator[EmbeddedRedis | None]:
+    """The private Redis of this test run, or None when TEST_REDIS_URL names one."""
     url = os.environ.get("TEST_REDIS_URL")
     if url:
         if not redis_answers(url):
             pytest.exit(f"TEST_REDIS_URL={url} does not answer.", returncode=2)
-        yield url
+        yield None
         return
     with EmbeddedRedis() as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server) -> str:
+    return redis_server.url if redis_server is not None else os.environ["TEST_REDIS_URL"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,14 +135,27 @@ class Workers:
         self.hostnames.append(hostname)
         return process
 
+    def process(self, hostname: str):
+        name = hostname.split("@", 1)[0]
+        return next(process for process in self.group.processes if process.name == name)
+
     def stop(self, hostname: str, grace_s: float = 20.0) -> None:
         """SIGTERM (Celery's warm shutdown) the worker named ``hostname``, SIGKILL if slow."""
-        name = hostname.split("@", 1)[0]
-        for process in self.group.processes:
-            if process.name == name:
-                self.group.stop(process, grace_s=grace_s)
-                self.group.processes.remove(process)
+        process = self.process(hostname)
+        self.group.stop(process, grace_s=grace_s)
+        self.group.processes.remove(process)
         self.hostnames.remove(hostname)
+
+    def kill(self, hostname: str) -> None:
+        """SIGKILL the worker and its pool processes at once, as when its container dies."""
+        process = self.process(hostname)
+        process.kill_group()
+        self.group.processes.remove(process)
+        self.hostnames.remove(hostname)
+
+    def freeze(self, hostname: str, frozen: bool) -> None:
+        """SIGSTOP / SIGCONT the worker's whole process group (a hung or partitioned host)."""
+        os.killpg(self.process(hostname).pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
@@ -141,7 +165,15 @@ def wait_for_workers(hostnames: list[str], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     missing = set(hostnames)
     while missing and time.monotonic() < deadline:
-        replies = celery_app.control.ping(destination=list(missing), timeout=1.0)
+        try:
+            # A fresh connection each time: a pooled one may be dead after a Redis restart.
+            with celery_app.connection_for_write() as connection:
+                replies = celery_app.control.ping(
+                    destination=list(missing), timeout=1.0, connection=connection
+                )
+        except Exception:
+            time.sleep(0.2)
+            continue
         for reply in replies:
             missing -= set(reply)
     if missing:
@@ -150,7 +182,10 @@ def wait_for_workers(hostnames: list[str], timeout_s: float = 60.0) -> None:
 
 @pytest.fixture(scope="session")
 def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> Iterator[Workers]:
-    """One load worker (2 processes) and one control worker, for the whole test session."""
+    """One load worker (2 processes), one control worker and beat, for the whole test session.
+
+    Tests add load workers as they need them (``ensure``); they stay for later tests.
+    """
     log_dir = tmp_path_factory.mktemp("worker-logs")
     with django_db_blocker.unblock():
         database_url = _database_url_for_workers()
@@ -158,7 +193,7 @@ def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> 
         **WORKER_ENV,
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
-        "DATA_DIR": str(django_settings.DATA_DIR),
+        "DATA_DIR": str(tmp_path_factory.mktemp("worker-data")),
         "WORKER_CONCURRENCY": "2",
         "ALLOWED_TARGET_HOSTS": ",".join(django_settings.ALLOWED_TARGET_HOSTS),
     }
@@ -167,6 +202,7 @@ def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> 
     try:
         running.start("control", "control-test")
         running.start("worker", "load-test-1")
+        group.start("beat", running.procfile["beat"], env=env, log_path=log_dir / "beat.log")
         yield running
     finally:
         group.stop_all(grace_s=10)

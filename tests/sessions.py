@@ -1,9 +1,12 @@
 """Helpers that drive sessions through the API, as a user would, for the integration tests."""
 
+import itertools
+
 from apps.sessions.models import LoadTestSession
 
 from .conftest import wait_until
 
+_target_numbers = itertools.count(1)
 TERMINAL = {"completed", "stopped", "failed"}
 # A short think time: enough requests for exact-count checks within a few seconds.
 BRISK = {"request_interval_min": 0.05, "request_interval_max": 0.1}
@@ -11,7 +14,8 @@ BRISK = {"request_interval_min": 0.05, "request_interval_max": 0.1}
 
 def make_target(api, server, endpoints=(("ping", "/ping", 1.0),)) -> int:
     """A target at ``server`` with endpoints given as (name, path, weight)."""
-    target = api.post("/api/targets/", {"name": "counting", "base_url": server.base_url})
+    name = f"counting-{next(_target_numbers)}"
+    target = api.post("/api/targets/", {"name": name, "base_url": server.base_url})
     assert target.status_code == 201, target.json()
     for name, path, weight in endpoints:
         created = api.post(

@@ -16,7 +16,7 @@ from apps.workers.control import (
     reassign,
     request_stop,
 )
-from apps.workers.monitor import monitor_tick, watchdog
+from apps.workers.monitor import monitor_active_sessions, monitor_session, monitor_tick
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def mark(redis_client, session, states: dict[int, str], heartbeats=()):
 
 def test_session_whose_redis_state_vanished_fails_with_that_reason(running_session, redis_client):
     redis_client.delete(*SessionKeys(running_session.pk).all([0, 1]))  # Redis restarted, say
-    assert monitor_tick(running_session.pk, "chain-1") is False
+    assert monitor_tick(running_session.pk) is False
     running_session.refresh_from_db()
     assert running_session.status == "failed"
     assert running_session.end_reason == "redis_lost"
@@ -71,7 +71,7 @@ def test_shard_whose_heartbeat_expired_is_redispatched_as_the_next_generation(
     running_session, redis_client
 ):
     mark(redis_client, running_session, {0: ShardState.RUNNING, 1: ShardState.RUNNING}, [0])
-    assert monitor_tick(running_session.pk, "chain-1") is True
+    assert monitor_tick(running_session.pk) is True
 
     assignments = read_assignments(redis_client, running_session.pk)
     assert assignments[0].generation == 1  # alive: untouched
@@ -90,7 +90,7 @@ def test_stopping_session_with_a_lost_shard_is_finished(running_session, redis_c
         status="stopping", end_reason="stopped_by_user"
     )
     mark(redis_client, running_session, {0: ShardState.DONE, 1: ShardState.RUNNING})
-    assert monitor_tick(running_session.pk, "chain-1") is False
+    assert monitor_tick(running_session.pk) is False
     running_session.refresh_from_db()
     assert running_session.status == "stopped"
     assert "[1] lost their worker" in running_session.end_detail
@@ -98,26 +98,34 @@ def test_stopping_session_with_a_lost_shard_is_finished(running_session, redis_c
 
 def test_shard_with_live_heartbeat_keeps_the_session_running(running_session, redis_client):
     mark(redis_client, running_session, {0: ShardState.RUNNING, 1: ShardState.RUNNING}, [0, 1])
-    assert monitor_tick(running_session.pk, "chain-1") is True
-    # Another chain cannot take over while this one holds the claim.
-    assert monitor_tick(running_session.pk, "chain-2") is False
+    assert monitor_tick(running_session.pk) is True
     running_session.refresh_from_db()
     assert running_session.status == "running"
+
+
+def test_a_tick_skips_while_another_tick_of_the_session_runs(running_session, redis_client):
+    redis_client.delete(*SessionKeys(running_session.pk).all([0, 1]))  # would end the session
+    redis_client.set(SessionKeys(running_session.pk).monitor, "another-tick", px=10_000)
+    assert monitor_session(running_session.pk) is True
+    running_session.refresh_from_db()
+    assert running_session.status == "running"  # untouched: the other tick decides
+    redis_client.delete(SessionKeys(running_session.pk).monitor)
+    assert monitor_session(running_session.pk) is False
+    assert not redis_client.exists(SessionKeys(running_session.pk).monitor)  # released
 
 
 def test_session_no_worker_has_run_for_too_long_fails(running_session, redis_client, settings):
     settings.SHARD_START_TIMEOUT_S = 30
     mark(redis_client, running_session, {0: ShardState.QUEUED, 1: ShardState.QUEUED})
     redis_client.set(SessionKeys(running_session.pk).alive, time.time() - 31)
-    assert monitor_tick(running_session.pk, "chain-1") is False
+    assert monitor_tick(running_session.pk) is False
     running_session.refresh_from_db()
     assert running_session.status == "failed"
     assert running_session.end_reason == "workers_lost"
     assert "'load' queue" in running_session.end_detail
 
 
-def test_watchdog_gives_an_orphaned_session_a_monitor_once(running_session, redis_client):
-    redis_client.delete(SessionKeys(running_session.pk).monitor)
-    assert watchdog() == 1
-    assert watchdog() == 0  # the new chain's claim is in place
-    assert redis_client.exists(SessionKeys(running_session.pk).monitor)
+def test_beat_queues_a_tick_for_every_active_session_only(running_session):
+    LoadTestSession.objects.create(session_name="done", target=running_session.target,
+                                   status="completed")  # fmt: skip
+    assert monitor_active_sessions() == 1

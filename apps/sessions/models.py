@@ -252,6 +252,8 @@ class TimeSeriesPoint(models.Model):
     # Failures that say the target is unavailable (network, timeout, 502/503/504): what the
     # load reduction watches. A deliberately failing endpoint's 500s are not among them.
     unavailable = models.BigIntegerField(default=0)
+    # Requests not sent because their endpoint's circuit breaker was open.
+    suppressed = models.BigIntegerField(default=0)
     latency_sum_ms = models.FloatField(default=0.0)
 
     class Meta:

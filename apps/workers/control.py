@@ -15,7 +15,7 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
 - ``events``    list of engine events (JSON) waiting for the monitor
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
-- ``monitor``   id of the monitor chain that owns the session (expires when it stops ticking)
+- ``monitor``   lock held by the monitor tick in progress (one at a time per session)
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
 ``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``, and
 ``lt:emergency`` (time of the last emergency stop).
@@ -288,16 +288,13 @@ redis.call('DEL', KEYS[1])
 return values
 """
 
-# The monitor chain that owns a session renews its claim; another chain is refused until the
-# owner has stopped renewing for the claim's lifetime. ARGV: chain id, lifetime ms.
-CLAIM_SCRIPT = """
-local owner = redis.call('GET', KEYS[1])
-if (not owner) or owner == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
+# Release the monitor's per-session lock only if it is still ours (a tick that overran its
+# lock must not release the next tick's). ARGV: the lock's token.
+RELEASE_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
 
 # Give a shard new users/rps, keeping its generation. A shard index that is new, or whose
 # last run finished (done, retired, interrupted, lost), but now has users gets the next

@@ -1,4 +1,4 @@
-"""Turning sessions into queued work: shards on `load`, the monitor on `control`.
+"""Turning sessions into queued work: shards on `load`, monitor ticks on `control`.
 
 Every change of who runs what goes through ``control.reassign``: the first dispatch, a live
 change of the user count, and the re-dispatch of a shard whose worker was lost. It keeps each
@@ -8,12 +8,10 @@ shard's generation, so a superseded shard can tell it must stop.
 from __future__ import annotations
 
 import math
-import uuid
 
 from django.conf import settings
 
 from .control import (
-    SessionKeys,
     get_redis,
     publish_session,
     read_assignments,
@@ -35,11 +33,6 @@ def shard_targets(users: int, target_rps: float | None) -> list[tuple[int, float
     return [(size, rate * size / users if users else 0.0) for size in sizes]
 
 
-def monitor_claim_ms() -> int:
-    """How long a monitor chain's claim on a session outlives its last tick."""
-    return int(max(10.0, 5 * settings.MONITOR_INTERVAL_S) * 1000)
-
-
 def _send_shards(session_id: int, shards: list[tuple[int, int]]) -> None:
     from .tasks import run_shard
 
@@ -52,7 +45,7 @@ def dispatch_session(session_id: int, plan: dict, users: int, target_rps: float 
     publish_session(client, session_id, plan)
     targets = dict(enumerate(shard_targets(users, target_rps)))
     _send_shards(session_id, reassign(client, session_id, targets))
-    start_monitor(session_id)
+    queue_monitor_tick(session_id)  # the first tick now; beat drives the rest
 
 
 def resize_session(session_id: int, users: int, target_rps: float | None) -> list[int]:
@@ -86,18 +79,9 @@ def redispatch_shards(session_id: int, shard_indices: list[int]) -> list[tuple[i
     return dispatched
 
 
-def start_monitor(session_id: int) -> bool:
-    """Start a monitor chain for the session unless one owns it already.
-
-    The claim is taken before the first tick is queued, so two watchdog runs in a row cannot
-    start two chains for one session.
-    """
+def queue_monitor_tick(session_id: int) -> None:
+    """One monitor pass for the session, soon. Stale ticks expire rather than pile up while
+    the control worker is down."""
     from .tasks import monitor_session
 
-    chain_id = uuid.uuid4().hex
-    claimed = get_redis().set(
-        SessionKeys(session_id).monitor, chain_id, nx=True, px=monitor_claim_ms()
-    )
-    if claimed:
-        monitor_session.apply_async((session_id, chain_id))
-    return bool(claimed)
+    monitor_session.apply_async((session_id,), expires=max(5.0, 5 * settings.MONITOR_INTERVAL_S))

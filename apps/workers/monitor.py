@@ -1,6 +1,7 @@
 """The per-session monitor: Redis aggregates into the database, and the session's health.
 
-One tick runs about once a second on the `control` queue. It copies the cumulative counters
+Celery beat queues one tick per active session every MONITOR_INTERVAL_S on the `control`
+queue (one tick at a time per session, by a Redis lock). A tick copies the cumulative counters
 (absolute values, so a repeated or concurrent tick cannot double-count), adds the drained
 per-second points and engine events, and then looks after the session:
 - a shard whose heartbeat expired is marked lost and, like a shard whose worker shut down,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -36,9 +38,9 @@ from apps.sessions.models import (
 )
 
 from .control import (
-    CLAIM_SCRIPT,
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
+    RELEASE_LOCK_SCRIPT,
     SessionKeys,
     ShardState,
     decode,
@@ -49,7 +51,7 @@ from .control import (
     request_stop,
     set_load_factor,
 )
-from .dispatch import monitor_claim_ms, redispatch_shards
+from .dispatch import queue_monitor_tick, redispatch_shards
 from .stats import parse_series_hash, parse_stats_hash
 
 logger = logging.getLogger(__name__)
@@ -72,15 +74,29 @@ MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
 
 
-def monitor_tick(session_id: int, chain_id: str) -> bool:
+def monitor_session(session_id: int) -> bool:
+    """One tick, unless another tick of the same session is still running (it then skips).
+
+    Returns True while the session needs more ticks.
+    """
+    client = get_redis()
+    lock = SessionKeys(session_id).monitor
+    token = uuid.uuid4().hex
+    lock_ms = int(max(5.0, 3 * settings.MONITOR_INTERVAL_S) * 1000)
+    if not client.set(lock, token, nx=True, px=lock_ms):
+        return True
+    try:
+        return monitor_tick(session_id)
+    finally:
+        client.eval(RELEASE_LOCK_SCRIPT, 1, lock, token)
+
+
+def monitor_tick(session_id: int) -> bool:
     """One pass over the session. Returns True while the session needs another tick."""
     client = get_redis()
     keys = SessionKeys(session_id)
-    if not client.eval(CLAIM_SCRIPT, 1, keys.monitor, chain_id, monitor_claim_ms()):
-        return False  # another chain owns this session
     session = LoadTestSession.objects.filter(pk=session_id).first()
     if session is None or session.status not in ACTIVE_STATUSES or not session.plan:
-        client.delete(keys.monitor)
         return False
     if not client.exists(keys.plan):
         # Redis restarted without persistence (or was flushed): the shards have stopped for
@@ -200,8 +216,11 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
                 f"({session.max_errors_per_minute}).",
             )
             return
+    # Requests a breaker suppressed count as finding the target unavailable: that is why
+    # they were not sent.
     window = _window(session, now, settings.LOAD_REDUCTION_WINDOW_S)
-    requests, unavailable = window["requests"], window["unavailable"]
+    requests = window["requests"] + window["suppressed"]
+    unavailable = window["unavailable"] + window["suppressed"]
     factor = read_load_factor(client, session.pk)
     threshold = settings.LOAD_REDUCTION_ERROR_RATE
     if factor >= 1.0 and requests >= MIN_REQUESTS_TO_REDUCE and unavailable >= threshold * requests:
@@ -209,7 +228,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
         services.record_event(
             session.pk,
             EventKind.LOAD_REDUCED,
-            f"{unavailable} of {requests} requests in the last "
+            f"{unavailable} of {requests} requests due in the last "
             f"{settings.LOAD_REDUCTION_WINDOW_S:g} s found the target unavailable: load "
             f"reduced to {settings.LOAD_REDUCTION_FACTOR:.0%}.",
         )
@@ -230,7 +249,12 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
 def _window(session: LoadTestSession, now, seconds: float) -> dict[str, int]:
     totals = TimeSeriesPoint.objects.filter(
         session=session, timestamp__gte=now - timedelta(seconds=seconds)
-    ).aggregate(requests=Sum("requests"), failures=Sum("failures"), unavailable=Sum("unavailable"))
+    ).aggregate(
+        requests=Sum("requests"),
+        failures=Sum("failures"),
+        unavailable=Sum("unavailable"),
+        suppressed=Sum("suppressed"),
+    )
     return {name: value or 0 for name, value in totals.items()}
 
 
@@ -294,6 +318,7 @@ def _add_point(session, second: int, point) -> None:
         "requests": F("requests") + point.requests,
         "failures": F("failures") + point.failures,
         "unavailable": F("unavailable") + point.unavailable,
+        "suppressed": F("suppressed") + point.suppressed,
         "latency_sum_ms": F("latency_sum_ms") + latency_sum_ms,
     }
     rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
@@ -307,6 +332,7 @@ def _add_point(session, second: int, point) -> None:
                 requests=point.requests,
                 failures=point.failures,
                 unavailable=point.unavailable,
+                suppressed=point.suppressed,
                 latency_sum_ms=latency_sum_ms,
             )
     except IntegrityError:  # another monitor created it between our update and insert
@@ -340,20 +366,16 @@ def _store_events(session: LoadTestSession, client) -> None:
         SessionEvent.objects.filter(pk__in=stale_ids).delete()
 
 
-def watchdog() -> int:
-    """Give every active session a monitor if its chain has died (worker restart, lost task).
+def monitor_active_sessions() -> int:
+    """Queue a tick for every active session; Celery beat runs this every MONITOR_INTERVAL_S.
 
-    Returns how many chains were started. Driven by Celery beat every WATCHDOG_INTERVAL_S.
+    Driving the monitors from beat (rather than chains of countdown tasks) keeps no message
+    waiting unacknowledged in a worker, and a session can never lose its monitor: if a tick
+    is lost, the next one comes a beat later.
     """
-    from .dispatch import start_monitor
-
-    started = 0
-    # A session younger than a claim's lifetime still has the monitor its start queued (or
-    # is being dispatched right now): only older ones can have lost theirs.
-    settled = timezone.now() - timedelta(milliseconds=monitor_claim_ms())
-    active = LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES, start_time__lt=settled)
-    for session_id in active.values_list("pk", flat=True):
-        if start_monitor(session_id):
-            logger.warning("Session %s had no monitor; started a new one.", session_id)
-            started += 1
-    return started
+    session_ids = list(
+        LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
+    )
+    for session_id in session_ids:
+        queue_monitor_tick(session_id)
+    return len(session_ids)

@@ -52,7 +52,7 @@ from .control import (
 )
 from .resources import ResourceGuard
 from .selection import EndpointSelector
-from .stats import ShardStats, StatsDelta
+from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ class ShardRunner:
             index = self.selector.pick(rng)
             admission = self.breakers[index].admit()
             if admission == DENIED:
-                self.stats.record_not_sent(index, "suppressed")
+                self.stats.record_not_sent(index, SUPPRESSED, int(time.time()))
                 think_s = pacing.think_time_s(rng, self.interval_min, self.interval_max)
                 await asyncio.sleep(max(think_s, SUPPRESSED_PAUSE_S))
                 continue
@@ -358,11 +358,11 @@ class ShardRunner:
                 await asyncio.sleep(0)  # catching up: let answers in between sends
             index = self.selector.pick(rng)
             if self._in_flight >= self.assignment.users:
-                self.stats.record_not_sent(index, "missed")
+                self.stats.record_not_sent(index, MISSED, int(time.time()))
                 continue
             admission = self.breakers[index].admit()
             if admission == DENIED:
-                self.stats.record_not_sent(index, "suppressed")
+                self.stats.record_not_sent(index, SUPPRESSED, int(time.time()))
                 continue
             self._in_flight += 1
             self._track(self._arrival_request(index, admission, due))

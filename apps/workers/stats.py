@@ -9,8 +9,8 @@ The Redis side is two hashes per session, both only ever incremented by shards:
   requests not sent (``missed``, ``suppressed``), ``{e}:sum`` latency sum in µs,
   ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, where ``{e}`` is the
   endpoint's position in the session plan;
-- ``series``: ``{epoch second}:n`` / ``:f`` / ``:u`` (unavailable) / ``:sum``, drained by the
-  monitor into points.
+- ``series``: ``{epoch second}:n`` / ``:f`` / ``:u`` (unavailable) / ``:x`` (suppressed) /
+  ``:sum``, drained by the monitor into points.
 This module is the only place that knows those field names.
 """
 
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from .histogram import bucket_index, percentiles_ms
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+MISSED = "missed"  # open model: no free user at the intended time
+SUPPRESSED = "suppressed"  # the endpoint's circuit breaker was open
 
 
 @dataclass
@@ -91,7 +93,7 @@ class ShardStats:
         self._requests += 1
         point = self._series.get(second)
         if point is None:
-            point = self._series[second] = [0, 0, 0, 0]
+            point = self._series[second] = [0, 0, 0, 0, 0]
         point[0] += 1
         if failure is not None:
             counters.failures[failure] += 1
@@ -107,10 +109,16 @@ class ShardStats:
                 counters.max_us = latency_us
             point[3] += latency_us
 
-    def record_not_sent(self, endpoint: int, reason: str) -> None:
-        """A request that was due but not sent (``missed`` or ``suppressed``)."""
+    def record_not_sent(self, endpoint: int, reason: str, second: int) -> None:
+        """A request that was due but not sent (``missed`` or ``suppressed``). Suppressed ones
+        also count per second: the load reduction reads them as the target being down."""
         self._endpoints[endpoint].not_sent[reason] += 1
         self._touched.add(endpoint)
+        if reason == SUPPRESSED:
+            point = self._series.get(second)
+            if point is None:
+                point = self._series[second] = [0, 0, 0, 0, 0]
+            point[4] += 1
 
     @property
     def pending_requests(self) -> int:
@@ -136,12 +144,16 @@ class ShardStats:
                 delta.maxima[prefix + "max"] = counters.max_us
             for bucket, count in counters.buckets.items():
                 delta.increments[f"{prefix}h:{bucket}"] = count
-        for second, (requests, failures, unavailable, latency_sum_us) in self._series.items():
-            delta.series[f"{second}:n"] = requests
+        for second, point in self._series.items():
+            requests, failures, unavailable, latency_sum_us, suppressed = point
+            if requests:
+                delta.series[f"{second}:n"] = requests
             if failures:
                 delta.series[f"{second}:f"] = failures
             if unavailable:
                 delta.series[f"{second}:u"] = unavailable
+            if suppressed:
+                delta.series[f"{second}:x"] = suppressed
             if latency_sum_us:
                 delta.series[f"{second}:sum"] = latency_sum_us
         self._reset()
@@ -210,9 +222,16 @@ class SecondTotals:
     failures: int = 0
     unavailable: int = 0
     latency_sum_us: int = 0
+    suppressed: int = 0
 
 
-_SERIES_FIELDS = {"n": "requests", "f": "failures", "u": "unavailable", "sum": "latency_sum_us"}
+_SERIES_FIELDS = {
+    "n": "requests",
+    "f": "failures",
+    "u": "unavailable",
+    "sum": "latency_sum_us",
+    "x": "suppressed",
+}
 
 
 def parse_series_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, SecondTotals]:

@@ -46,22 +46,17 @@ def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> s
 
 
 @shared_task(name="apps.workers.tasks.monitor_session")
-def monitor_session(session_id: int, chain_id: str) -> None:
-    """One monitor tick; it queues the next one while the session is active.
-
-    A failed tick (database locked, Redis blip) is logged and retried on the next tick rather
-    than breaking the chain.
-    """
+def monitor_session(session_id: int) -> None:
+    """One monitor tick of a session (see ``monitor``)."""
     try:
-        again = monitor.monitor_tick(session_id, chain_id)
+        monitor.monitor_session(session_id)
     except Exception:
-        logger.exception("Session %s: monitor tick failed; retrying.", session_id)
-        again = True
-    if again:
-        monitor_session.apply_async((session_id, chain_id), countdown=settings.MONITOR_INTERVAL_S)
+        # Logged, and retried by the next beat: a database lock or Redis blip must not
+        # stop the monitoring of a session.
+        logger.exception("Session %s: monitor tick failed; the next one retries.", session_id)
 
 
-@shared_task(name="apps.workers.tasks.watchdog")
-def watchdog() -> None:
-    """Periodic (Celery beat): restart the monitor of any active session that lost it."""
-    monitor.watchdog()
+@shared_task(name="apps.workers.tasks.monitor_active_sessions")
+def monitor_active_sessions() -> None:
+    """Periodic (Celery beat): a monitor tick for every active session."""
+    monitor.monitor_active_sessions()

@@ -1,0 +1,142 @@
+"""Pacing models: the open model holds its rate whatever the target does and measures latency
+from the intended send time; requests it cannot send on time are counted; ramp-up is linear."""
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from apps.workers.control import SessionKeys, publish_session, reassign, request_stop
+from apps.workers.shard import ShardRunner, ShardSettings
+from apps.workers.stats import parse_stats_hash
+
+from .conftest import wait_until
+from .sessions import BRISK, start_load, wait_for_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_open_model_holds_its_rate_when_the_target_slows_down(
+    api, workers, counting_server, forget_redis_sessions
+):
+    rate_rps, phase_s = 40, 3.0
+    session_id = start_load(
+        api, counting_server, concurrent_users=30, target_rps=rate_rps, duration_minutes="0"
+    )
+    wait_until(lambda: counting_server.total > 0, timeout_s=15, interval_s=0.01)
+    time.sleep(0.5)  # past the first, partial second
+    before_fast = counting_server.total
+    time.sleep(phase_s)
+    fast = counting_server.total - before_fast
+    counting_server.delay_s = 0.3  # 12 requests in flight at 40/s: within 30 users
+    time.sleep(0.5)
+    before_slow = counting_server.total
+    time.sleep(phase_s)
+    slow = counting_server.total - before_slow
+    api.post(f"/api/sessions/{session_id}/stop/")
+    session = wait_for_status(session_id, timeout_s=20)
+
+    expected = rate_rps * phase_s
+    assert abs(fast - expected) <= 0.15 * expected, fast
+    assert abs(slow - expected) <= 0.15 * expected, slow  # the rate did not follow latency
+    assert session.total_requests == counting_server.total
+    stats = api.get(f"/api/sessions/{session_id}/stats/").json()
+    (endpoint,) = stats["endpoints"]
+    assert endpoint["p90_ms"] >= 300  # the slow half is visible in the figures
+    assert stats["not_sent"] == {}
+
+
+def test_open_model_counts_requests_it_could_not_send_on_time(
+    api, workers, counting_server, forget_redis_sessions
+):
+    counting_server.delay_s = 0.2  # 2 users x 5 answers/s = 10/s at most, of 50/s wanted
+    session_id = start_load(
+        api, counting_server, concurrent_users=2, target_rps=50, duration_minutes="0"
+    )
+    wait_until(lambda: counting_server.total > 20, timeout_s=15)
+    api.post(f"/api/sessions/{session_id}/stop/")
+    session = wait_for_status(session_id, timeout_s=20)
+
+    stats = api.get(f"/api/sessions/{session_id}/stats/").json()
+    assert session.total_requests == counting_server.total  # only what was sent
+    missed = stats["not_sent"]["missed"]
+    assert missed > 2 * session.total_requests  # about 4 missed for each one sent
+    elapsed_s = session.elapsed_seconds()
+    assert session.total_requests + missed <= 50 * elapsed_s
+
+
+def test_open_model_latency_runs_from_the_intended_send_time(
+    counting_server, redis_url, redis_client, forget_redis_sessions
+):
+    """A generator that falls behind (here: its event loop blocked for 0.3 s) sends late,
+    and the wait counts in the latency although the target answers at once."""
+    session_id = 990_001
+    plan = {
+        "endpoints": [
+            {
+                "name": "ping",
+                "method": "GET",
+                "url": f"{counting_server.base_url}/ping",
+                "timeout_s": 5,
+                "weight": 1.0,
+            }
+        ],
+        "request_interval_min": 0,
+        "request_interval_max": 0,
+        "target_rps": 100,
+        "deadline": None,
+    }
+    publish_session(redis_client, session_id, plan)
+    reassign(redis_client, session_id, {0: (20, 100.0)})
+    runner = ShardRunner(
+        session_id=session_id,
+        shard_index=0,
+        generation=1,
+        redis_url=redis_url,
+        hostname="in-process",
+        settings=ShardSettings(flush_interval_s=0.2, stop_grace_s=2),
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(runner.run()))
+    thread.start()
+    try:
+        wait_until(lambda: counting_server.total > 50, timeout_s=10)
+        loop.call_soon_threadsafe(time.sleep, 0.3)  # the generator stalls
+        time.sleep(1.0)
+    finally:
+        request_stop(redis_client, session_id)
+        thread.join(timeout=10)
+        loop.close()
+
+    totals = parse_stats_hash(redis_client.hgetall(SessionKeys(session_id).stats))[0]
+    assert totals.requests == counting_server.total
+    assert totals.max_us >= 250_000  # requests due during the stall waited for it
+    assert totals.percentiles_ms()[0.5] < 50  # the others did not
+
+
+def test_ramp_up_brings_users_in_linearly(
+    api, workers, counting_server, forget_redis_sessions, redis_client
+):
+    session_id = start_load(
+        api, counting_server, concurrent_users=10, ramp_up_seconds=4, duration_minutes="0",
+        **BRISK,
+    )  # fmt: skip
+    key = f"lt:s:{session_id}:hb:0"
+    wait_until(lambda: redis_client.get(key), timeout_s=15, interval_s=0.02)
+    started = time.monotonic()
+
+    def users():
+        return json.loads(redis_client.get(key))["users"]
+
+    time.sleep(max(0.0, started + 2.0 - time.monotonic()))
+    halfway = users()
+    wait_until(lambda: users() == 10, timeout_s=6)
+    full_after_s = time.monotonic() - started
+    api.post(f"/api/sessions/{session_id}/stop/")
+    session = wait_for_status(session_id, timeout_s=20)
+
+    assert 2 <= halfway <= 8, halfway  # about 5 at half time
+    assert 3.0 <= full_after_s <= 6.0, full_after_s
+    assert session.total_requests == counting_server.total

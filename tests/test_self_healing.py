@@ -1,0 +1,131 @@
+"""Self-healing: shards of a killed worker move to the others, a superseded shard that comes
+back stops itself, and a Redis restart never leaves a session stuck."""
+
+import json
+import time
+
+import pytest
+
+from apps.sessions.models import LoadTestSession
+
+from .conftest import WORKER_ENV, wait_until
+from .sessions import BRISK, start_load, wait_for_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def heartbeat(redis_client, session_id, shard=0):
+    raw = redis_client.get(f"lt:s:{session_id}:hb:{shard}")
+    return json.loads(raw) if raw else None
+
+
+def session_beats(redis_client, session_id):
+    beats = [json.loads(raw) for raw in redis_client.hvals("lt:heartbeats")]
+    return [beat for beat in beats if beat["session"] == session_id]
+
+
+@pytest.fixture
+def two_load_workers(workers):
+    names = ["load-test-1", "load-test-2"]
+    for name in names:
+        workers.ensure("worker", name)
+    yield workers
+    for name in names:
+        workers.ensure("worker", name)
+
+
+def test_killed_workers_shards_are_redispatched_and_the_session_goes_on(
+    api, two_load_workers, counting_server, forget_redis_sessions, redis_client
+):
+    workers = two_load_workers
+    session_id = start_load(api, counting_server, concurrent_users=4, duration_minutes="0", **BRISK)
+    first = wait_until(lambda: heartbeat(redis_client, session_id), timeout_s=15)
+    wait_until(lambda: counting_server.total > 20, timeout_s=10)
+
+    killed_at = time.monotonic()
+    workers.kill(first["hostname"])  # SIGKILL: no flush, no goodbye
+    replacement = wait_until(
+        lambda: (
+            (beat := heartbeat(redis_client, session_id))
+            and beat["generation"] == 2
+            and beat["users"] == 4
+            and beat
+        ),
+        timeout_s=20,
+    )
+    assert time.monotonic() - killed_at < 15
+    assert replacement["hostname"] != first["hostname"]
+    received = counting_server.total
+    wait_until(lambda: counting_server.total > received + 20, timeout_s=10)  # load goes on
+    assert LoadTestSession.objects.get(pk=session_id).status == "running"
+
+    api.post(f"/api/sessions/{session_id}/stop/")
+    session = wait_for_status(session_id, timeout_s=20)
+    assert session.status == "stopped"
+    # The killed shard's unflushed counts are lost: at most about one flush interval of it.
+    lost = counting_server.total - session.total_requests
+    flush_s = float(WORKER_ENV["STATS_FLUSH_INTERVAL_S"])
+    assert 0 <= lost <= 4 * (1 / 0.05) * (flush_s + 0.5), lost
+    assert "shard_redispatched" in {event.kind for event in session.events.all()}
+
+
+def test_superseded_shard_that_comes_back_stops_itself(
+    api, two_load_workers, counting_server, forget_redis_sessions, redis_client
+):
+    workers = two_load_workers
+    session_id = start_load(api, counting_server, concurrent_users=4, duration_minutes="0", **BRISK)
+    first = wait_until(lambda: heartbeat(redis_client, session_id), timeout_s=15)
+    workers.freeze(first["hostname"], True)  # hung: no heartbeat, but not dead
+    try:
+        wait_until(
+            lambda: (
+                (beat := heartbeat(redis_client, session_id))
+                and (beat["generation"], beat["users"]) == (2, 4)
+            ),
+            timeout_s=20,
+        )
+    finally:
+        workers.freeze(first["hostname"], False)
+    # The old generation wakes up, sees it was superseded, and stops: no double load.
+    wait_until(
+        lambda: "shard_superseded" in {e.kind for e in LoadTestSession.objects.get(
+            pk=session_id).events.all()},
+        timeout_s=15,
+    )  # fmt: skip
+    beats = session_beats(redis_client, session_id)
+    assert [(beat["generation"], beat["users"]) for beat in beats] == [(2, 4)]
+    assert beats[0]["hostname"] != first["hostname"]
+
+    api.post(f"/api/sessions/{session_id}/stop/")
+    session = wait_for_status(session_id, timeout_s=20)
+    assert session.status == "stopped"
+    # Both generations' requests were flushed (the old one's after it woke): exact.
+    assert session.total_requests == counting_server.total
+
+
+def test_redis_restart_mid_session_never_leaves_it_running(
+    api, workers, counting_server, forget_redis_sessions, redis_server
+):
+    if redis_server is None:
+        pytest.skip("TEST_REDIS_URL names an outside Redis, which this test cannot restart")
+    session_id = start_load(api, counting_server, concurrent_users=3, duration_minutes="0", **BRISK)
+    wait_until(lambda: counting_server.total > 20, timeout_s=15)
+
+    redis_server.restart_empty(down_s=1.0)
+    session = wait_for_status(session_id, timeout_s=30)
+
+    assert session.status == "failed"
+    assert session.end_reason == "redis_lost"
+    assert "Redis lost" in session.end_detail
+    stopped_receiving = counting_server.total
+    time.sleep(1.5)
+    assert counting_server.total == stopped_receiving  # and its shards stopped
+
+    # Workers, beat and this process reconnected: a new session runs normally.
+    received = counting_server.total
+    session_id = start_load(
+        api, counting_server, concurrent_users=3, duration_minutes="0.05", **BRISK
+    )
+    session = wait_for_status(session_id, timeout_s=30)
+    assert session.status == "completed", session.end_detail
+    assert session.total_requests == counting_server.total - received > 0
