@@ -42,7 +42,9 @@ def test_patch_changes_users_live_across_workers(
     assert response.status_code == 200, response.json()
     assert response.json()["concurrent_users"] == 12
     # The issue asks for 2 s; the bound here is generous for a loaded CI machine.
-    assert users_reach(redis_client, session_id, 12, timeout_s=6) < 6
+    took_s = users_reach(redis_client, session_id, 12, timeout_s=6)
+    print(f"4 -> 12 users in {took_s:.2f} s")
+    assert took_s < 6
     hosts = {beat["hostname"] for beat in live_shards(redis_client, session_id)}
     assert hosts == {first, second}  # three shards of 4 over both workers
 
