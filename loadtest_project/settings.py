@@ -149,6 +149,10 @@ CELERY_TASK_ACKS_LATE = False
 # Flower shows tasks as they happen.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+# No acknowledgement emulation: the broker never re-delivers a message (a re-delivered shard
+# would double the load; liveness comes from heartbeats), and kombu 5.7 crashes a worker
+# restoring emulated unacknowledged messages when Redis goes away.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 # A short task's message is taken only when a process is free to run it, and a busy load
 # worker never holds a queued shard another worker could start now. No message then waits
 # unacknowledged in a worker (kombu crashes restoring those when Redis restarts).

@@ -129,3 +129,37 @@ def test_beat_queues_a_tick_for_every_active_session_only(running_session):
     LoadTestSession.objects.create(session_name="done", target=running_session.target,
                                    status="completed")  # fmt: skip
     assert monitor_active_sessions() == 1
+
+
+def queued_long_ago(redis_client, session, index, seconds_ago):
+    keys = SessionKeys(session.pk)
+    redis_client.hset(keys.shards, str(index), ShardState.QUEUED)
+    redis_client.hset(keys.queued_at, str(index), int(time.time() - seconds_ago))
+
+
+def test_queued_shard_whose_message_vanished_is_redispatched(
+    running_session, redis_client, monkeypatch
+):
+    from apps.workers import monitor
+
+    monkeypatch.setattr(monitor, "LOAD_QUEUE", "test-empty-load-queue")
+    mark(redis_client, running_session, {0: ShardState.RUNNING}, [0])
+    queued_long_ago(redis_client, running_session, 1, seconds_ago=60)
+    assert monitor_tick(running_session.pk) is True
+    assert read_assignments(redis_client, running_session.pk)[1].generation == 2
+
+
+def test_queued_shard_still_waiting_in_the_queue_is_left_alone(
+    running_session, redis_client, monkeypatch
+):
+    from apps.workers import monitor
+
+    monkeypatch.setattr(monitor, "LOAD_QUEUE", "test-busy-load-queue")
+    redis_client.rpush("test-busy-load-queue", "a message waiting for a free worker")
+    try:
+        mark(redis_client, running_session, {0: ShardState.RUNNING}, [0])
+        queued_long_ago(redis_client, running_session, 1, seconds_ago=60)
+        assert monitor_tick(running_session.pk) is True
+        assert read_assignments(redis_client, running_session.pk)[1].generation == 1
+    finally:
+        redis_client.delete("test-busy-load-queue")

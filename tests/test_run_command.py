@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
 
 
+def command_line(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""  # exited meanwhile
+
+
 def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
     ports = {name: free_port() for name in ("WEB_PORT", "FLOWER_PORT", "APP_PORT")}
     env = {
@@ -64,7 +71,7 @@ def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
         assert app.json() == {"status": "ok"}
 
         children = psutil.Process(runstack.pid).children(recursive=True)
-        names = " ".join(" ".join(child.cmdline()) for child in children)
+        names = " ".join(command_line(child) for child in children)
         for expected in (
             "uvicorn",
             "-Q load",
@@ -80,10 +87,10 @@ def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
         runstack.send_signal(signal.SIGINT)
         assert runstack.wait(timeout=60) == 0
         _, alive = psutil.wait_procs(children, timeout=10)
-        assert alive == [], [" ".join(process.cmdline()) for process in alive]
+        assert alive == [], [command_line(process) for process in alive]
     finally:
         if runstack.poll() is None:
             runstack.kill()
         for child in psutil.Process().children(recursive=True):
-            if child.pid != os.getpid() and "runstack" in " ".join(child.cmdline()):
+            if "runstack" in command_line(child):
                 child.kill()

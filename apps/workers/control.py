@@ -11,6 +11,7 @@ Keys of session 42 (all under ``lt:s:42:``):
                 means stop) and ``factor`` (load reduction, 1.0 = full load)
 - ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
 - ``shards``    hash shard index -> queued / running / done / retired / interrupted / lost
+- ``queued_at`` hash shard index -> when its current generation was queued (epoch seconds)
 - ``hb:{n}``    shard n's heartbeat (JSON, expires after HEARTBEAT_TTL_S)
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
 - ``events``    list of engine events (JSON) waiting for the monitor
@@ -108,6 +109,10 @@ class SessionKeys:
         return f"{self._base}:hb:{shard_index}"
 
     @property
+    def queued_at(self) -> str:
+        return f"{self._base}:queued_at"
+
+    @property
     def stats(self) -> str:
         return f"{self._base}:stats"
 
@@ -137,6 +142,7 @@ class SessionKeys:
             self.control,
             self.assign,
             self.shards,
+            self.queued_at,
             self.stats,
             self.series,
             self.events,
@@ -299,9 +305,10 @@ return 0
 # Give a shard new users/rps, keeping its generation. A shard index that is new, or whose
 # last run finished (done, retired, interrupted, lost), but now has users gets the next
 # generation and state "queued"; those indices are returned for the caller to dispatch.
-# KEYS: assign, shards. ARGV: pairs of shard index, "users:rps".
+# KEYS: assign, shards, queued_at. ARGV: pairs of shard index, "users:rps".
 REASSIGN_SCRIPT = """
 local to_dispatch = {}
+local now = redis.call('TIME')[1]
 for i = 1, #ARGV, 2 do
   local index, target = ARGV[i], ARGV[i + 1]
   local users = tonumber(string.match(target, '^(%d+):'))
@@ -313,12 +320,12 @@ for i = 1, #ARGV, 2 do
   if users > 0 and not running then
     generation = generation + 1
     redis.call('HSET', KEYS[2], index, 'queued')
+    redis.call('HSET', KEYS[3], index, now)
     table.insert(to_dispatch, index .. ':' .. generation)
   end
   redis.call('HSET', KEYS[1], index, generation .. ':' .. target)
 end
-redis.call('EXPIRE', KEYS[1], 604800)
-redis.call('EXPIRE', KEYS[2], 604800)
+for k = 1, 3 do redis.call('EXPIRE', KEYS[k], 604800) end
 return to_dispatch
 """
 
@@ -343,12 +350,19 @@ def reassign(
     args: list = []
     for index, (users, rps) in sorted(targets.items()):
         args.extend((str(index), f"{users}:{rps!r}"))
-    dispatched = client.eval(REASSIGN_SCRIPT, 2, keys.assign, keys.shards, *args)
+    dispatched = client.eval(REASSIGN_SCRIPT, 3, keys.assign, keys.shards, keys.queued_at, *args)
     result = []
     for item in dispatched:
         index, generation = decode(item).split(":")
         result.append((int(index), int(generation)))
     return result
+
+
+def mark_lost(client: redis.Redis, session_id: int, shard_indices: list[int]) -> None:
+    client.hset(
+        SessionKeys(session_id).shards,
+        mapping={str(index): ShardState.LOST for index in shard_indices},
+    )
 
 
 def read_assignments(client: redis.Redis, session_id: int) -> dict[int, Assignment]:

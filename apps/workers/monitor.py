@@ -46,6 +46,7 @@ from .control import (
     decode,
     forget_session,
     get_redis,
+    mark_lost,
     read_assignments,
     read_load_factor,
     request_stop,
@@ -55,6 +56,8 @@ from .dispatch import queue_monitor_tick, redispatch_shards
 from .stats import parse_series_hash, parse_stats_hash
 
 logger = logging.getLogger(__name__)
+
+LOAD_QUEUE = "load"  # the Redis list kombu keeps the `load` queue's waiting messages in
 
 # Shards marked running whose heartbeat has expired are lost (their worker died). Atomic, so
 # a shard that finishes between the check and the mark keeps its state. Returns the states
@@ -120,6 +123,7 @@ def monitor_tick(session_id: int) -> bool:
     if any(state == ShardState.RUNNING for state in states.values()):
         client.set(keys.alive, time.time())
     stopping = session.status == SessionStatus.STOPPING
+    states.update(_lost_messages(client, session_id, states))
     assignments = read_assignments(client, session_id)
     replaceable = [
         index
@@ -152,6 +156,25 @@ def monitor_tick(session_id: int) -> bool:
     if not stopping:
         _enforce_limits(session, client, now)
     return True
+
+
+def _lost_messages(client, session_id: int, states: dict[int, str]) -> dict[int, str]:
+    """Shards queued long ago whose task message is no longer in the queue: lost.
+
+    A worker that dies between taking a shard's message and starting it takes the message
+    with it (no broker redelivery, by design). A shard may also wait in the queue for a free
+    process; only an empty queue tells the two apart.
+    """
+    queued = [index for index, state in states.items() if state == ShardState.QUEUED]
+    if not queued:
+        return {}
+    queued_at = client.hmget(SessionKeys(session_id).queued_at, [str(i) for i in queued])
+    limit = time.time() - settings.HEARTBEAT_TTL_S
+    stale = [i for i, at in zip(queued, queued_at, strict=True) if at and float(at) < limit]
+    if not stale or client.llen(LOAD_QUEUE):
+        return {}
+    mark_lost(client, session_id, stale)
+    return {index: ShardState.LOST for index in stale}
 
 
 def _redispatch(session: LoadTestSession, indices: list[int]) -> None:

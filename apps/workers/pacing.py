@@ -60,5 +60,9 @@ class ArrivalSchedule:
         if elapsed_s <= 0:
             return 0
         if elapsed_s <= self.ramp_s:
-            return math.floor(self.rate_rps * elapsed_s * elapsed_s / (2 * self.ramp_s) + 1e-9)
-        return math.floor(self._ramp_arrivals + (elapsed_s - self.ramp_s) * self.rate_rps + 1e-9)
+            due = self.rate_rps * elapsed_s * elapsed_s / (2 * self.ramp_s)
+        else:
+            due = self._ramp_arrivals + (elapsed_s - self.ramp_s) * self.rate_rps
+        # offset_s(k) rounded to a float may land a hair below k arrivals: a tolerance
+        # relative to the count keeps the two functions consistent at any size.
+        return math.floor(due + max(1e-9, due * 1e-12))

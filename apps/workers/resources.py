@@ -69,6 +69,7 @@ class ResourceGuard:
                 return GuardDecision(
                     self.factor, True, f"memory {rss_mb:.0f} MB, CPU {cpu_percent:.0f}%"
                 )
-        else:
+        else:  # between comfortable and the ceiling: neither shed nor restore
             self._over = 0
+            self._under = 0
         return GuardDecision(self.factor, False)
