@@ -139,6 +139,9 @@ def test_start_rechecks_the_allow_list(api, target, settings):
         ({"timeout": 0}, "timeout"),
         ({"method": "FETCH"}, "method"),
         ({"headers": {"X-Token": 5}}, "headers"),
+        ({"headers": {"X-Token": "a\r\nSet-Cookie: x=1"}}, "headers"),
+        ({"headers": {"Bad Name": "x"}}, "headers"),
+        ({"headers": ["X-Token"]}, "headers"),
         ({"name": "slow"}, "non_field_errors"),
     ],
 )

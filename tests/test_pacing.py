@@ -1,18 +1,13 @@
 """Pacing models: the open model holds its rate whatever the target does and measures latency
 from the intended send time; requests it cannot send on time are counted; ramp-up is linear."""
 
-import asyncio
 import json
-import threading
 import time
 
 import pytest
 
-from apps.workers.control import SessionKeys, publish_session, reassign, request_stop
-from apps.workers.shard import ShardRunner, ShardSettings
-from apps.workers.stats import parse_stats_hash
-
 from .conftest import wait_until
+from .engine import plan_for, shard_in_thread, totals
 from .sessions import BRISK, start_load, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -72,48 +67,16 @@ def test_open_model_latency_runs_from_the_intended_send_time(
 ):
     """A generator that falls behind (here: its event loop blocked for 0.3 s) sends late,
     and the wait counts in the latency although the target answers at once."""
-    session_id = 990_001
-    plan = {
-        "endpoints": [
-            {
-                "name": "ping",
-                "method": "GET",
-                "url": f"{counting_server.base_url}/ping",
-                "timeout_s": 5,
-                "weight": 1.0,
-            }
-        ],
-        "request_interval_min": 0,
-        "request_interval_max": 0,
-        "target_rps": 100,
-        "deadline": None,
-    }
-    publish_session(redis_client, session_id, plan)
-    reassign(redis_client, session_id, {0: (20, 100.0)})
-    runner = ShardRunner(
-        session_id=session_id,
-        shard_index=0,
-        generation=1,
-        redis_url=redis_url,
-        hostname="in-process",
-        settings=ShardSettings(flush_interval_s=0.2, stop_grace_s=2),
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(runner.run()))
-    thread.start()
-    try:
+    plan = plan_for([("ping", f"{counting_server.base_url}/ping")], target_rps=100)
+    with shard_in_thread(redis_client, redis_url, plan, users=20, rps=100.0) as (session, loop):
         wait_until(lambda: counting_server.total > 50, timeout_s=10)
         loop.call_soon_threadsafe(time.sleep, 0.3)  # the generator stalls
         time.sleep(1.0)
-    finally:
-        request_stop(redis_client, session_id)
-        thread.join(timeout=10)
-        loop.close()
 
-    totals = parse_stats_hash(redis_client.hgetall(SessionKeys(session_id).stats))[0]
-    assert totals.requests == counting_server.total
-    assert totals.max_us >= 250_000  # requests due during the stall waited for it
-    assert totals.percentiles_ms()[0.5] < 50  # the others did not
+    (ping,) = totals(redis_client, session).values()
+    assert ping.requests == counting_server.total
+    assert ping.max_us >= 250_000  # requests due during the stall waited for it
+    assert ping.percentiles_ms()[0.5] < 50  # the others did not
 
 
 def test_ramp_up_brings_users_in_linearly(

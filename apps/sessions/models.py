@@ -78,10 +78,10 @@ class Endpoint(models.Model):
         return self.url
 
     def clean(self) -> None:
-        if not isinstance(self.headers, dict) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in self.headers.items()
-        ):
-            raise ValidationError({"headers": "Headers must map names to string values."})
+        try:
+            validation.check_headers(self.headers)
+        except ValidationError as exc:
+            raise ValidationError({"headers": exc.messages}) from exc
 
 
 class LoadTestSession(models.Model):

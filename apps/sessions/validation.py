@@ -5,6 +5,7 @@ Each check raises Django's ``ValidationError`` keyed by field name; the API turn
 """
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -76,6 +77,22 @@ def check_concurrent_users(concurrent_users: int | None) -> None:
     problem = concurrent_users_problem(concurrent_users)
     if problem:
         raise ValidationError({"concurrent_users": [problem]})
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def check_headers(headers: object) -> None:
+    """Request headers: names are HTTP tokens, values have no line breaks (no injection)."""
+    if not isinstance(headers, Mapping):
+        raise ValidationError("Headers must be an object mapping names to string values.")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValidationError(f"{name!r} is not a valid header name.")
+        if not isinstance(value, str):
+            raise ValidationError(f"The value of header {name!r} must be a string.")
+        if any(char in value for char in "\r\n\0"):
+            raise ValidationError(f"The value of header {name!r} contains a line break.")
 
 
 def check_session_config(

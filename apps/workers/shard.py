@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 SUPPRESSED_PAUSE_S = 0.05  # a user whose endpoint's breaker is open waits at least this
 EVENTS_HELD = 100  # events kept locally while Redis is unreachable
+ERROR_REPORT_INTERVAL_S = 60.0  # the same engine error is logged once a minute per endpoint
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class ShardRunner:
         self._tasks: set[asyncio.Task] = set()  # every user and open-model request
         self._unflushed = StatsDelta()
         self._events: list[dict] = []
+        self._error_reported_at: dict[tuple[str, str], float] = {}
         self._last_flush_at = time.monotonic()
         self._last_redis_contact = time.monotonic()
         self.session_factor = 1.0
@@ -407,9 +409,7 @@ class ShardRunner:
             failure, unavailable = FailureClass.NETWORK, True
         except Exception as exc:
             failure = FailureClass.APPLICATION
-            logger.exception("Session %s: error in the load engine sending %s %s",
-                             self.session_id, endpoint.method, endpoint.name)  # fmt: skip
-            self._event(EventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
+            self._report_engine_error(endpoint, exc)
         origin = intended_at if intended_at is not None else started
         latency_us = int((loop.time() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
@@ -425,6 +425,21 @@ class ShardRunner:
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
         return unavailable
+
+    def _report_engine_error(self, endpoint: EndpointPlan, exc: Exception) -> None:
+        """Log the traceback and record an event, once a minute per endpoint and error type:
+        an error that repeats on every request must not flood the logs."""
+        key = (endpoint.name, type(exc).__name__)
+        now = time.monotonic()
+        if now - self._error_reported_at.get(key, -ERROR_REPORT_INTERVAL_S) < (
+            ERROR_REPORT_INTERVAL_S
+        ):
+            return
+        self._error_reported_at[key] = now
+        logger.error("Session %s: error in the load engine sending %s %s (repeats are logged "
+                     "once a minute)", self.session_id, endpoint.method, endpoint.name,
+                     exc_info=exc)  # fmt: skip
+        self._event(EventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
 
     async def _stop_everything(self) -> None:
         """Stop sending now; let requests in flight finish within the grace period."""

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from .. import services
 from ..models import Endpoint, EndpointStats, LoadTestSession, SessionEvent, Target
-from ..validation import check_session_config
+from ..validation import check_headers, check_session_config
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -48,10 +48,10 @@ class EndpointSerializer(serializers.ModelSerializer):
         ]
 
     def validate_headers(self, headers):
-        if not isinstance(headers, dict) or not all(
-            isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
-        ):
-            raise serializers.ValidationError("Headers must map names to string values.")
+        try:
+            check_headers(headers)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
         return headers
 
 
