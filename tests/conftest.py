@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from apps.sessions import roles
+from apps.sessions.roles import sync_roles
 from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis, redis_answers
 from loadtest_project.procfile import ProcessGroup, read_procfile
@@ -224,16 +227,49 @@ def forget_redis_sessions(redis_client) -> Iterator[None]:
         redis_client.delete(*keys)
 
 
+def persona(username: str, role: str):
+    """A user in one of the role groups (recreated if a transactional test flushed them)."""
+    sync_roles(Group, Permission)
+    user = get_user_model().objects.create_user(username, password=f"{username}-pw-42")
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
 @pytest.fixture
 def operator(db):
-    return get_user_model().objects.create_user("olivia", password="load-tester-42")
+    return persona("olivia", roles.OPERATOR)
+
+
+@pytest.fixture
+def administrator(db):
+    return persona("ada", roles.ADMIN)
+
+
+@pytest.fixture
+def viewer(db):
+    return persona("vera", roles.VIEWER)
 
 
 @pytest.fixture
 def api(operator) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(operator)
-    return client
+    """The operator's client: what most tests do is run sessions."""
+    return client_for(operator)
+
+
+@pytest.fixture
+def admin_api(administrator) -> APIClient:
+    return client_for(administrator)
+
+
+@pytest.fixture
+def viewer_api(viewer) -> APIClient:
+    return client_for(viewer)
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, interval_s: float = 0.1):

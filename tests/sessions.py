@@ -2,7 +2,7 @@
 
 import itertools
 
-from apps.sessions.models import LoadTestSession
+from apps.sessions.models import Endpoint, LoadTestSession, Target
 
 from .conftest import wait_until
 
@@ -13,18 +13,16 @@ BRISK = {"request_interval_min": 0.05, "request_interval_max": 0.1}
 
 
 def make_target(api, server, endpoints=(("ping", "/ping", 1.0),)) -> int:
-    """A target at ``server`` with endpoints given as (name, path, weight)."""
-    name = f"counting-{next(_target_numbers)}"
-    target = api.post("/api/targets/", {"name": name, "base_url": server.base_url})
-    assert target.status_code == 201, target.json()
+    """A target at ``server`` with endpoints given as (name, path, weight).
+
+    Made directly in the database: the catalog is an administrator's business, and these
+    helpers serve tests of running sessions (the catalog API has tests of its own).
+    """
+    target = Target.objects.create(name=f"counting-{next(_target_numbers)}",
+                                   base_url=server.base_url)  # fmt: skip
     for name, path, weight in endpoints:
-        created = api.post(
-            "/api/endpoints/",
-            {"target": target.json()["id"], "name": name, "url": path, "weight": weight},
-            format="json",
-        )
-        assert created.status_code == 201, created.json()
-    return target.json()["id"]
+        Endpoint.objects.create(target=target, name=name, url=path, weight=weight)
+    return target.pk
 
 
 def create_session(api, target_id: int, **config) -> int:

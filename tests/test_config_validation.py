@@ -106,8 +106,8 @@ def test_unknown_weight_name_against_default_catalog_creates_nothing(api, settin
         "not a url",
     ],
 )
-def test_target_off_the_allow_list_is_refused(api, base_url):
-    response = api.post("/api/targets/", {"name": "bad", "base_url": base_url}, format="json")
+def test_target_off_the_allow_list_is_refused(admin_api, base_url):
+    response = admin_api.post("/api/targets/", {"name": "bad", "base_url": base_url}, format="json")
     assert response.status_code == 400
     assert "base_url" in response.json()
     assert Target.objects.count() == 0
@@ -145,9 +145,9 @@ def test_start_rechecks_the_allow_list(api, target, settings):
         ({"name": "slow"}, "non_field_errors"),
     ],
 )
-def test_invalid_endpoint_is_refused(api, target, changes, field):
+def test_invalid_endpoint_is_refused(admin_api, target, changes, field):
     body = {"target": target.pk, "name": "new", "url": "/x", **changes}
-    response = api.post("/api/endpoints/", body, format="json")
+    response = admin_api.post("/api/endpoints/", body, format="json")
     assert response.status_code == 400
     assert field in response.json(), response.json()
     assert Endpoint.objects.count() == 2

@@ -96,7 +96,14 @@ def test_pending_session_config_can_be_edited_and_is_validated(api, counting_ser
 
 
 def test_emergency_stop_halts_every_session_on_every_worker(
-    api, operator, workers, counting_server, forget_redis_sessions, redis_client, settings
+    api,
+    admin_api,
+    administrator,
+    workers,
+    counting_server,
+    forget_redis_sessions,
+    redis_client,
+    settings,
 ):
     workers.ensure("worker", "load-test-1"), workers.ensure("worker", "load-test-2")
     settings.LOAD_SHARD_USERS = 2  # two sessions x two shards fill both workers' processes
@@ -118,7 +125,8 @@ def test_emergency_stop_halts_every_session_on_every_worker(
     wait_until(lambda: counting_server.count("/s1") > 5 and counting_server.count("/s2") > 5,
                timeout_s=10)  # fmt: skip
 
-    response = api.post("/api/emergency-stop/")
+    assert api.post("/api/emergency-stop/").status_code == 403  # an operator may not
+    response = admin_api.post("/api/emergency-stop/")
     assert response.status_code == 200
     assert sorted(response.json()["stopped_sessions"]) == sorted(sessions)
     time.sleep(1.0)
@@ -130,7 +138,7 @@ def test_emergency_stop_halts_every_session_on_every_worker(
         session = wait_for_status(session_id, timeout_s=20)
         assert session.status == "stopped"
         assert session.end_reason == "emergency_stop"
-        assert session.stopped_by == operator
+        assert session.stopped_by == administrator
     assert sum(LoadTestSession.objects.get(pk=s).total_requests for s in sessions) == (
         counting_server.total
     )

@@ -15,7 +15,14 @@ from django.db import models
 from django.utils import timezone
 
 from . import validation
-from .choices import ACTIVE_STATUSES, EndReason, EventKind, HttpMethod, SessionStatus
+from .choices import (
+    ACTIVE_STATUSES,
+    EndReason,
+    EventKind,
+    FailureClass,
+    HttpMethod,
+    SessionStatus,
+)
 
 
 class Target(models.Model):
@@ -146,6 +153,10 @@ class LoadTestSession(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "load-test session"
+        permissions = [
+            ("operate_loadtestsession", "Can start, stop and change the load of sessions"),
+            ("emergency_stop", "Can stop every running session at once"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.session_name} [{self.status}]"
@@ -288,3 +299,83 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.kind}: {self.message}"
+
+
+class ErrorSample(models.Model):
+    """A sampled failed request: what went wrong, for the session's error log.
+
+    Shards keep at most a few per endpoint and failure class per flush, and the monitor keeps
+    the newest ``ERROR_SAMPLES_KEPT`` per session: enough to see what fails and how, bounded
+    however many requests fail.
+    """
+
+    session = models.ForeignKey(
+        LoadTestSession, on_delete=models.CASCADE, related_name="error_samples"
+    )
+    at = models.DateTimeField()
+    endpoint = models.CharField(max_length=100)
+    failure_class = models.CharField(max_length=20, choices=FailureClass.choices)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.TextField()
+    hostname = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["session", "-at", "-pk"]
+        indexes = [models.Index(fields=["session", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.failure_class}: {self.message[:60]}"
+
+
+class ConfigChange(models.Model):
+    """Who changed which field of a session, endpoint or target, when, from what to what
+    (the seed's 設定変更の履歴, configuration history)."""
+
+    object_type = models.CharField(max_length=20)  # "session", "endpoint", "target"
+    object_id = models.BigIntegerField()
+    object_repr = models.CharField(max_length=200)
+    field = models.CharField(max_length=100)
+    old_value = models.JSONField(null=True)
+    new_value = models.JSONField(null=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    via = models.CharField(max_length=10)  # "api" or "admin"
+
+    class Meta:
+        ordering = ["-changed_at", "-pk"]
+        indexes = [models.Index(fields=["object_type", "object_id", "-changed_at"])]
+
+    def __str__(self) -> str:
+        change = f"{self.old_value!r} -> {self.new_value!r}"
+        return f"{self.object_type} {self.object_id}.{self.field}: {change}"
+
+
+class AuditEntry(models.Model):
+    """Every state-changing call to the API or the admin: who, when, what, from where.
+
+    Written by ``apps.sessions.audit.AuditMiddleware`` after the response, whatever its
+    outcome, so refused attempts are on record too. Request bodies are never stored.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    action = models.CharField(max_length=200, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or 'anonymous'} {self.method} {self.path}"
+        )

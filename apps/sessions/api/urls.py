@@ -4,9 +4,20 @@ from django.urls import include, path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import streams, views
 
-router = DefaultRouter()
+
+class APIRoot(DefaultRouter.APIRootView):
+    """The list of the API's resources, for any signed-in user."""
+
+    required_permission = ""
+
+
+class Router(DefaultRouter):
+    APIRootView = APIRoot
+
+
+router = Router()
 router.register("targets", views.TargetViewSet)
 router.register("endpoints", views.EndpointViewSet)
 router.register("sessions", views.LoadTestSessionViewSet)
@@ -15,5 +26,6 @@ urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("emergency-stop/", views.EmergencyStopView.as_view(), name="emergency-stop"),
     path("workers/", views.WorkersView.as_view(), name="workers"),
+    path("sessions/<int:pk>/events/", streams.session_events, name="session-events"),
     path("", include(router.urls)),
 ]

@@ -61,6 +61,7 @@ class LoadTestSessionViewSet(
     )
     serializer_class = LoadTestSessionSerializer
     LIVE_FIELDS = frozenset({"concurrent_users"})
+    action_permissions = {"start": "operate", "stop": "operate", "stats": "view"}
 
     def perform_create(self, serializer):
         serializer.save(created_by=self.request.user)
@@ -133,6 +134,8 @@ def _sum_counts(dicts) -> dict[str, int]:
 class EmergencyStopView(APIView):
     """Stop every running session on every worker within a second, recording who did it."""
 
+    required_permission = "loadtests.emergency_stop"
+
     def post(self, request):
         stopped = services.emergency_stop(user=request.user)
         return Response({"stopped_sessions": stopped})
@@ -140,6 +143,8 @@ class EmergencyStopView(APIView):
 
 class WorkersView(APIView):
     """Live load workers and the shards they run, from their presence keys and heartbeats."""
+
+    required_permission = "loadtests.view_loadtestsession"
 
     def get(self, request):
         return Response({"workers": live_workers(get_redis())})

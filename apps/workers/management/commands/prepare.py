@@ -1,8 +1,8 @@
 """``manage.py prepare``: everything the service needs before its processes start.
 
-Migrates, collects static files, creates the default target (TARGET_APP_URL with the demo
-app's endpoints) and an admin user with an API token. Safe to run at every start: the run
-command and the compose `web` service both do.
+Migrates, collects static files, repairs the role groups, creates the default target
+(TARGET_APP_URL with the demo app's endpoints) and an admin user with an API token. Safe to
+run at every start: the run command and the compose `web` service both do.
 """
 
 from __future__ import annotations
@@ -12,17 +12,20 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
 from apps.sessions import services
+from apps.sessions.roles import sync_roles
 
 
 def prepare_service() -> tuple[str, str, str]:
     """Returns the admin's username, password (as far as known) and API token."""
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
+    sync_roles(Group, Permission)
     services.default_target()
 
     username = os.environ.get("ADMIN_USERNAME", "admin")

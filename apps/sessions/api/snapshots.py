@@ -1,0 +1,45 @@
+"""The live statistics of one session, as one JSON-ready dict.
+
+Both the ``stats`` action (one snapshot per request) and the Server-Sent Events stream
+(``streams.py``: one snapshot per interval) send this shape, so it is built in one place.
+It reads the database only (the monitor copies Redis there about once a second), so it is
+synchronous: async callers run it in ``sync_to_async``.
+"""
+
+from collections.abc import Iterable
+
+from ..models import LoadTestSession
+from .serializers import EndpointStatsSerializer, SessionEventSerializer
+
+RECENT_EVENTS = 20
+
+
+def stats_snapshot(session: LoadTestSession) -> dict:
+    """Totals and per-endpoint figures, as of the monitor's last pass (about 1 s ago).
+
+    ``updated_at`` stays a datetime: the caller's JSON encoder formats it.
+    """
+    endpoints = list(session.endpoint_stats.all())
+    return {
+        "session": session.pk,
+        "status": session.status,
+        "total_requests": session.total_requests,
+        "total_failures": session.total_failures,
+        "requests_per_second": round(session.requests_per_second(), 2),
+        "elapsed_s": round(session.elapsed_seconds(), 3),
+        "updated_at": session.stats_updated_at,
+        "not_sent": sum_counts(row.not_sent for row in endpoints),
+        "endpoints": EndpointStatsSerializer(endpoints, many=True).data,
+        "recent_events": SessionEventSerializer(
+            session.events.order_by("-at", "-pk")[:RECENT_EVENTS], many=True
+        ).data,
+    }
+
+
+def sum_counts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Add up name -> count dicts (the endpoints' ``not_sent``)."""
+    total: dict[str, int] = {}
+    for counts in dicts:
+        for name, count in counts.items():
+            total[name] = total.get(name, 0) + count
+    return total

@@ -1,0 +1,154 @@
+"""Server-Sent Events: a session's live statistics pushed every ``SSE_INTERVAL_S`` seconds.
+
+``GET /api/sessions/{id}/events/`` answers ``text/event-stream``: a ``retry:`` line, then one
+``event: stats`` per interval carrying the same snapshot as ``GET .../stats/``, and finally
+``event: end`` (the session reached a terminal status) or ``event: timeout`` (the stream
+lasted ``SSE_MAX_SECONDS``; the client reconnects, and proxies never see an endless request).
+
+Why a plain async Django view and not a DRF view: DRF views are synchronous, and Django
+serves a synchronous streaming iterator under ASGI only after consuming it whole, so the
+client would see every event at once when the stream ends. An async view returning a
+``StreamingHttpResponse`` over an async generator is sent chunk by chunk, and one open
+stream costs a coroutine, not a worker thread blocked in ``sleep``. Authentication and the
+permission check therefore mirror the API's by hand (DRF's ``TokenAuthentication``, then
+the Django session), and every database read goes through ``sync_to_async``.
+
+When the client disconnects, Django cancels the response task: ``asyncio.CancelledError``
+is raised at the generator's current ``await`` and propagates, ending it; Django then
+closes the request's database connection as for any finished request.
+"""
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from ..choices import TERMINAL_STATUSES
+from ..models import LoadTestSession
+from .permissions import HasActionPermission
+from .snapshots import stats_snapshot
+
+logger = logging.getLogger(__name__)
+
+# Defaults of the Django settings of the same names, read at request time.
+SSE_INTERVAL_S = 1.0
+SSE_MAX_SECONDS = 3600.0
+# How long a browser's EventSource waits before reconnecting after the stream drops.
+RETRY_MS = 3000
+VIEW_PERMISSION = "loadtests.view_loadtestsession"
+NOT_AUTHENTICATED = "Authentication credentials were not provided."
+NOT_FOUND = "No LoadTestSession matches the given query."
+
+
+@require_GET
+async def session_events(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stream session ``pk``'s statistics; 401, 403 or 404 JSON like the rest of the API."""
+    try:
+        user = await authenticate(request)
+    except AuthenticationFailed as exc:
+        return _unauthorized(str(exc.detail))
+    if user is None:
+        return _unauthorized(NOT_AUTHENTICATED)
+    if not await sync_to_async(user.has_perm)(VIEW_PERMISSION):
+        return JsonResponse({"detail": HasActionPermission.message}, status=403)
+    snapshot = await sync_to_async(load_snapshot)(pk)
+    if snapshot is None:
+        return JsonResponse({"detail": NOT_FOUND}, status=404)
+    stream = event_stream(
+        pk,
+        first_snapshot=snapshot,
+        first_event_id=_next_event_id(request),
+        interval_s=float(getattr(settings, "SSE_INTERVAL_S", SSE_INTERVAL_S)),
+        max_seconds=float(getattr(settings, "SSE_MAX_SECONDS", SSE_MAX_SECONDS)),
+    )
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
+
+
+async def authenticate(request: HttpRequest):
+    """The user, as the API's authentication classes would find it, or None if anonymous.
+
+    A token header is tried first (DRF's order) and, when present but wrong, refused with
+    ``AuthenticationFailed`` rather than falling back to the session.
+    """
+    credentials = await sync_to_async(TokenAuthentication().authenticate)(request)
+    if credentials is not None:
+        return credentials[0]
+    user = await request.auser()
+    return user if user.is_authenticated and user.is_active else None
+
+
+def load_snapshot(pk: int) -> dict | None:
+    session = LoadTestSession.objects.filter(pk=pk).first()
+    return None if session is None else stats_snapshot(session)
+
+
+async def event_stream(
+    pk: int,
+    *,
+    first_snapshot: dict,
+    first_event_id: int,
+    interval_s: float,
+    max_seconds: float,
+) -> AsyncIterator[str]:
+    """``retry``, then a snapshot per tick until the session ends, vanishes or time is up.
+
+    A session deleted while streamed ends the stream without an event: the client's
+    reconnection then gets a 404, which stops an ``EventSource`` for good.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_seconds
+    next_tick = loop.time()
+    event_ids = itertools.count(first_event_id)
+    snapshot: dict | None = first_snapshot
+    outcome = "closed"
+    yield f"retry: {RETRY_MS}\n\n"
+    try:
+        while snapshot is not None:
+            if snapshot["status"] in TERMINAL_STATUSES:
+                outcome = "ended"
+                yield format_event("end", snapshot, next(event_ids))
+                return
+            yield format_event("stats", snapshot, next(event_ids))
+            next_tick = max(next_tick + interval_s, loop.time())  # no burst after a lag
+            await asyncio.sleep(max(min(next_tick, deadline) - loop.time(), 0.0))
+            if loop.time() >= deadline:
+                outcome = "timed out"
+                yield format_event("timeout", {"session": pk}, next(event_ids))
+                return
+            snapshot = await sync_to_async(load_snapshot)(pk)
+        outcome = "session deleted"
+    except asyncio.CancelledError:
+        outcome = "client disconnected"
+        raise
+    finally:
+        logger.debug("Event stream of session %s closed: %s", pk, outcome)
+
+
+def format_event(event: str, data: dict, event_id: int) -> str:
+    """One SSE message. ``json.dumps`` escapes newlines, so ``data`` is a single line."""
+    payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n"
+
+
+def _next_event_id(request: HttpRequest) -> int:
+    """Continue the numbering after the ``Last-Event-ID`` a reconnecting client sends."""
+    last = request.headers.get("Last-Event-ID", "")
+    return int(last) + 1 if last.isdigit() else 1
+
+
+def _unauthorized(detail: str) -> JsonResponse:
+    response = JsonResponse({"detail": detail}, status=401)
+    response["WWW-Authenticate"] = TokenAuthentication.keyword  # as DRF answers a 401
+    return response

@@ -1,0 +1,210 @@
+"""The live statistics stream (Server-Sent Events) through a real uvicorn process.
+
+Only a real ASGI server shows whether events leave one by one or are buffered until the
+stream ends, so the test starts uvicorn on the test database and reads the stream with
+``requests`` as a client would. Sessions are rows written here: no Celery is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from apps.sessions.models import Endpoint, LoadTestSession, Target
+
+from .conftest import _database_url_for_workers
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SERVER_START_TIMEOUT_S = 20.0
+READ_TIMEOUT_S = 5.0
+
+
+class Server:
+    def __init__(self, base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+        self.base_url = base_url
+        self.process = process
+        self.log_path = log_path
+
+    def events_url(self, session_id: int) -> str:
+        return f"{self.base_url}/api/sessions/{session_id}/events/"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_answering(server: Server) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited early:\n{server.log()}")
+        try:
+            requests.get(f"{server.base_url}/api/", timeout=1.0)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer within {SERVER_START_TIMEOUT_S} s:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> Iterator[Server]:
+    """uvicorn serving the project on the test database, stats every 0.2 s."""
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_workers()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DATA_DIR": str(tmp_path_factory.mktemp("web-data")),
+        "SSE_INTERVAL_S": "0.2",
+        "DEBUG": "False",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    log_path = tmp_path_factory.mktemp("web-logs") / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", "loadtest_project.asgi:application"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    running = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_answering(running)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    assert "Traceback" not in running.log(), running.log()
+
+
+@pytest.fixture
+def viewer():
+    """A user holding exactly the permission the stream needs, and the token header."""
+    user = get_user_model().objects.create_user("vera", password="stream-viewer-42")
+    user.user_permissions.add(Permission.objects.get(codename="view_loadtestsession"))
+    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+
+
+@pytest.fixture
+def running_session() -> LoadTestSession:
+    target = Target.objects.create(name="streamed", base_url="http://127.0.0.1:9")
+    Endpoint.objects.create(target=target, name="ping", url="/ping")
+    return LoadTestSession.objects.create(
+        session_name="streamed",
+        target=target,
+        status="running",
+        start_time=timezone.now(),
+        total_requests=100,
+    )
+
+
+def read_events(response: requests.Response) -> Iterator[dict[str, str]]:
+    """The SSE messages of ``response`` as field -> value dicts, each when it arrives."""
+    message: dict[str, str] = {}
+    for line in response.iter_lines(decode_unicode=True):
+        if line:
+            field, _, value = line.partition(":")
+            message[field] = value.removeprefix(" ")
+        elif message:
+            yield message
+            message = {}
+
+
+def open_stream(server: Server, session_id: int, headers: dict) -> requests.Response:
+    response = requests.get(
+        server.events_url(session_id), headers=headers, stream=True, timeout=(2, READ_TIMEOUT_S)
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_stream_sends_stats_as_they_change(server, viewer, running_session):
+    started = time.monotonic()
+    with open_stream(server, running_session.pk, viewer) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        events = read_events(response)
+        assert next(events) == {"retry": "3000"}
+
+        first_three = [next(events) for _ in range(3)]
+        assert time.monotonic() - started < 3.0, "events were buffered, not streamed"
+        assert [event["event"] for event in first_three] == ["stats"] * 3
+        ids = [int(event["id"]) for event in first_three]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        snapshot = json.loads(first_three[0]["data"])
+        assert snapshot["session"] == running_session.pk
+        assert snapshot["status"] == "running"
+        assert snapshot["total_requests"] == 100
+
+        LoadTestSession.objects.filter(pk=running_session.pk).update(total_requests=250)
+        changed_by = time.monotonic() + 3.0
+        for event in events:
+            assert event["event"] == "stats"
+            if json.loads(event["data"])["total_requests"] == 250:
+                break
+            assert time.monotonic() < changed_by, "the new total never reached the stream"
+
+
+def test_stream_ends_when_the_session_does(server, viewer, running_session):
+    with open_stream(server, running_session.pk, viewer) as response:
+        events = read_events(response)
+        assert next(events) == {"retry": "3000"}
+        assert next(events)["event"] == "stats"
+
+        LoadTestSession.objects.filter(pk=running_session.pk).update(
+            status="completed", end_time=timezone.now(), total_requests=321
+        )
+        completed = time.monotonic()
+        rest = list(events)  # ends only when the server closes the stream
+        assert time.monotonic() - completed < 3.0
+    assert rest[-1]["event"] == "end"
+    assert {event["event"] for event in rest[:-1]} <= {"stats"}
+    final = json.loads(rest[-1]["data"])
+    assert (final["status"], final["total_requests"]) == ("completed", 321)
+
+
+def test_stream_refuses_like_the_api(server, viewer, running_session):
+    url = server.events_url(running_session.pk)
+
+    anonymous = requests.get(url, timeout=READ_TIMEOUT_S)
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"detail": "Authentication credentials were not provided."}
+
+    wrong_token = requests.get(url, headers={"Authorization": "Token nope"}, timeout=5)
+    assert wrong_token.status_code == 401
+
+    plain = get_user_model().objects.create_user("paul", password="no-rights-at-all-42")
+    plain_header = {"Authorization": f"Token {Token.objects.create(user=plain).key}"}
+    forbidden = requests.get(url, headers=plain_header, timeout=READ_TIMEOUT_S)
+    assert forbidden.status_code == 403
+    assert "detail" in forbidden.json()
+
+    unknown = requests.get(server.events_url(999_999), headers=viewer, timeout=READ_TIMEOUT_S)
+    assert unknown.status_code == 404
+    assert "detail" in unknown.json()
