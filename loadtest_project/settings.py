@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.sessions.apps.LoadSessionsConfig",
     "apps.workers.apps.WorkersConfig",
 ]
@@ -61,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.sessions.audit.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "loadtest_project.urls"
@@ -181,6 +185,8 @@ ALLOWED_TARGET_HOSTS = [
 MAX_USERS_PER_SESSION = env.int("MAX_USERS_PER_SESSION", default=1000)
 MAX_DURATION_MINUTES = env.float("MAX_DURATION_MINUTES", default=0)
 MAX_REQUEST_RATE = env.float("MAX_REQUEST_RATE", default=10000)
+# Ceiling on the users of all running sessions together (0: none).
+MAX_TOTAL_USERS = env.int("MAX_TOTAL_USERS", default=5000)
 # Virtual users per shard task: a session of N users becomes ceil(N / this) shards.
 LOAD_SHARD_USERS = env.int("LOAD_SHARD_USERS", default=50)
 # How often a shard pushes its statistics to Redis.
@@ -214,10 +220,11 @@ LOAD_REDUCTION_FACTOR = env.float("LOAD_REDUCTION_FACTOR", default=0.5)
 # Resource guard: a shard sheds users while its worker process passes these (0: no ceiling).
 WORKER_MAX_RSS_MB = env.float("WORKER_MAX_RSS_MB", default=1024)
 WORKER_MAX_CPU_PERCENT = env.float("WORKER_MAX_CPU_PERCENT", default=0)
-# How many engine events (breaker, shedding, re-dispatch) a session keeps.
+# How many engine events (breaker, shedding, re-dispatch) and sampled errors a session keeps.
 SESSION_EVENTS_KEPT = env.int("SESSION_EVENTS_KEPT", default=500)
+ERROR_SAMPLES_KEPT = env.int("ERROR_SAMPLES_KEPT", default=200)
 
-# --- API ------------------------------------------------------------------------------------
+# --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -226,23 +233,103 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.sessions.api.permissions.HasActionPermission"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.sessions.api.throttles.UserThrottle",
+        "apps.sessions.api.throttles.AnonymousThrottle",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.sessions.api.exceptions.exception_handler",
 }
+# Requests per user (or per address, for anonymous calls) and period: second/minute/hour/day.
+API_USER_RATE = env.str("API_USER_RATE", default="600/minute")
+API_ANONYMOUS_RATE = env.str("API_ANONYMOUS_RATE", default="30/minute")
+# Throttle counts live in the cache: shared through Redis, so that the limit holds across
+# every web process (a per-process cache would limit nothing).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "lt-cache",
+    }
+}
+# Server-Sent Events (/api/sessions/{id}/events/): one snapshot per interval; a stream ends
+# after SSE_MAX_SECONDS and the client reconnects (proxies never see an endless request).
+SSE_INTERVAL_S = env.float("SSE_INTERVAL_S", default=1.0)
+SSE_MAX_SECONDS = env.float("SSE_MAX_SECONDS", default=3600)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Load tester API",
+    "DESCRIPTION": "Targets, endpoints and load-test sessions: start, stop, resize, results.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and its assets come from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- Security -------------------------------------------------------------------------------
+# HTTPS=True in production: secure cookies, HSTS and redirects to https (behind a proxy that
+# terminates TLS, also set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO).
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+_proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# Optional log file, rotated at 10 MB with 5 old files kept.
+LOG_FILE = env.str("LOG_FILE", default="")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        # Authorization, cookies, tokens and passwords never reach a log line.
+        "redact": {"()": "loadtest_project.logfilters.RedactSecrets"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        },
+        **(
+            {
+                "file": {
+                    "class": "logging.handlers.RotatingFileHandler",
+                    "filename": LOG_FILE,
+                    "maxBytes": 10 * 2**20,
+                    "backupCount": 5,
+                    "formatter": "plain",
+                    "filters": ["redact"],
+                }
+            }
+            if LOG_FILE
+            else {}
+        ),
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": LOG_LEVEL},
     "loggers": {
-        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django": {
+            "handlers": ["console", *(["file"] if LOG_FILE else [])],
+            "level": LOG_LEVEL,
+            "propagate": False,
+        },
         # One line per task received/succeeded drowns everything else: monitors tick every
         # second. Failures are still logged (at ERROR).
         "celery.app.trace": {"level": "WARNING"},

@@ -65,12 +65,20 @@ def redis_url(redis_server) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _use_test_redis(redis_url: str) -> Iterator[None]:
-    """Point this process (it publishes sessions and queues tasks) at the test Redis."""
+    """Point this process (it publishes sessions, queues tasks, counts API calls in the cache)
+    at the test Redis."""
     previous = (django_settings.REDIS_URL, celery_app.conf.broker_url)
     django_settings.REDIS_URL = redis_url
     django_settings.CELERY_BROKER_URL = redis_url
     celery_app.conf.broker_url = redis_url
-    yield
+    cache = {**django_settings.CACHES["default"], "LOCATION": redis_url}
+    # Rate limits stay out of the way except in the tests that set them.
+    with override_settings(
+        CACHES={"default": cache},
+        API_USER_RATE="100000/minute",
+        API_ANONYMOUS_RATE="100000/minute",
+    ):
+        yield
     django_settings.REDIS_URL, celery_app.conf.broker_url = previous
 
 

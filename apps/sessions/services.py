@@ -14,8 +14,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
+from . import history
 from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
 from .models import Endpoint, LoadTestSession, SessionEvent, Target
 from .validation import (
@@ -160,6 +162,7 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         raise SessionStateError(
             f"Session {session.pk} is {session.status}; only a pending session can be started."
         )
+    check_total_users(session.concurrent_users)
     now = timezone.now()
     plan = build_plan(session, now)
     claimed = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
@@ -187,6 +190,47 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     )
     session.refresh_from_db()
     return session
+
+
+def check_total_users(additional_users: int) -> None:
+    """MAX_TOTAL_USERS caps the users of all running sessions together."""
+    limit = settings.MAX_TOTAL_USERS
+    if not limit or additional_users <= 0:
+        return
+    running = (
+        LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).aggregate(
+            users=Sum("concurrent_users")
+        )["users"]
+        or 0
+    )
+    if running + additional_users > limit:
+        raise ValidationError(
+            {
+                "concurrent_users": [
+                    f"{running} users already run in other sessions; {additional_users} more "
+                    f"would pass MAX_TOTAL_USERS ({limit})."
+                ]
+            }
+        )
+
+
+def delete_session(session: LoadTestSession) -> None:
+    """Sessions that are not running can be deleted with their results; running ones first
+    have to be stopped."""
+    if session.is_active:
+        raise SessionStateError(f"Session {session.pk} is {session.status}; stop it first.")
+    session.delete()
+
+
+def clone_session(session: LoadTestSession, user=None) -> LoadTestSession:
+    """A new pending session with the same configuration, to run the same test again."""
+    _, tracked = history.TRACKED_FIELDS[LoadTestSession]
+    fields = [field for field in tracked if field != "session_name"]
+    return LoadTestSession.objects.create(
+        session_name=f"{session.session_name} (copy)"[:200],
+        created_by=user if user is not None and user.is_authenticated else None,
+        **{field: getattr(session, field) for field in fields},
+    )
 
 
 def _undo_start(session_id: int) -> None:
@@ -297,7 +341,9 @@ def record_event(session_id: int, kind: str, message: str, *, at=None, hostname=
     )
 
 
-def change_users(session: LoadTestSession, concurrent_users: int, user=None) -> LoadTestSession:
+def change_users(
+    session: LoadTestSession, concurrent_users: int, user=None, via: str = "api"
+) -> LoadTestSession:
     """Change the load of a running session (the seed's adjust_worker_count).
 
     The new count is spread over shards at once: running shards adjust within a poll, new
@@ -310,12 +356,16 @@ def change_users(session: LoadTestSession, concurrent_users: int, user=None) -> 
             f"Session {session.pk} is {session.status}; users can change while it runs."
         )
     check_concurrent_users(concurrent_users)
+    check_total_users(concurrent_users - session.concurrent_users)
     previous = session.concurrent_users
+    before = history.snapshot(session)
     try:
         dispatch.resize_session(session.pk, concurrent_users, session.target_rps)
     except Exception as exc:
         raise EngineUnavailable(f"Could not reach Redis to change the load ({exc}).") from exc
     LoadTestSession.objects.filter(pk=session.pk).update(concurrent_users=concurrent_users)
+    session.refresh_from_db()
+    history.record_changes(session, before, user=user, via=via)
     record_event(
         session.pk,
         EventKind.USERS_CHANGED,

@@ -32,6 +32,7 @@ from apps.sessions import services
 from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
 from apps.sessions.models import (
     EndpointStats,
+    ErrorSample,
     LoadTestSession,
     SessionEvent,
     TimeSeriesPoint,
@@ -53,6 +54,7 @@ from .control import (
     set_load_factor,
 )
 from .dispatch import queue_monitor_tick, redispatch_shards
+from .shard import ERROR_SAMPLE
 from .stats import parse_series_hash, parse_stats_hash
 
 logger = logging.getLogger(__name__)
@@ -363,30 +365,48 @@ def _add_point(session, second: int, point) -> None:
 
 
 def _store_events(session: LoadTestSession, client) -> None:
-    """Move the engine's events from Redis into the database, keeping the newest few hundred."""
+    """Move the engine's events and error samples from Redis into the database, keeping the
+    newest few hundred of each."""
     raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).events)
     if not raw:
         return
-    events = []
+    events, samples = [], []
     for item in reversed(raw):  # LPUSH stored them newest first
         data = json.loads(item)
-        events.append(
-            SessionEvent(
-                session=session,
-                at=datetime.fromtimestamp(data["at"], tz=UTC),
-                kind=data["kind"],
-                message=data["message"],
-                hostname=data.get("hostname", ""),
-                shard=data.get("shard"),
+        at = datetime.fromtimestamp(data["at"], tz=UTC)
+        if data["kind"] == ERROR_SAMPLE:
+            samples.append(
+                ErrorSample(
+                    session=session,
+                    at=at,
+                    endpoint=data.get("endpoint", ""),
+                    failure_class=data.get("failure_class", ""),
+                    status=data.get("status"),
+                    message=data["message"],
+                    hostname=data.get("hostname", ""),
+                )
             )
-        )
-    SessionEvent.objects.bulk_create(events)
-    stale = session.events.order_by("-at", "-pk").values_list("pk", flat=True)[
-        settings.SESSION_EVENTS_KEPT :
-    ]
-    stale_ids = list(stale)
-    if stale_ids:
-        SessionEvent.objects.filter(pk__in=stale_ids).delete()
+        else:
+            events.append(
+                SessionEvent(
+                    session=session,
+                    at=at,
+                    kind=data["kind"],
+                    message=data["message"],
+                    hostname=data.get("hostname", ""),
+                    shard=data.get("shard"),
+                )
+            )
+    for model, rows, kept in (
+        (SessionEvent, events, settings.SESSION_EVENTS_KEPT),
+        (ErrorSample, samples, settings.ERROR_SAMPLES_KEPT),
+    ):
+        if rows:
+            model.objects.bulk_create(rows)
+            stale = model.objects.filter(session=session).order_by("-at", "-pk")[kept:]
+            stale_ids = list(stale.values_list("pk", flat=True))
+            if stale_ids:
+                model.objects.filter(pk__in=stale_ids).delete()
 
 
 def monitor_active_sessions() -> int:

@@ -59,6 +59,9 @@ logger = logging.getLogger(__name__)
 SUPPRESSED_PAUSE_S = 0.05  # a user whose endpoint's breaker is open waits at least this
 EVENTS_HELD = 100  # events kept locally while Redis is unreachable
 ERROR_REPORT_INTERVAL_S = 60.0  # the same engine error is logged once a minute per endpoint
+ERROR_SAMPLES_PER_FLUSH = 3  # sampled failures per endpoint and class, per flush
+ERROR_BODY_CHARS = 200  # of a failed response's body, kept in its sample
+ERROR_SAMPLE = "error_sample"  # the event kind that carries a sampled failure
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ class ShardRunner:
         self._unflushed = StatsDelta()
         self._events: list[dict] = []
         self._error_reported_at: dict[tuple[str, str], float] = {}
+        self._error_samples_taken: dict[tuple[int, str], int] = {}
         self._last_flush_at = time.monotonic()
         self._last_redis_contact = time.monotonic()
         self.session_factor = 1.0
@@ -386,6 +390,8 @@ class ShardRunner:
         started = loop.time()
         failure: str | None = None
         unavailable = False
+        status: int | None = None
+        detail = ""
         try:
             async with self.http.request(
                 endpoint.method,
@@ -395,9 +401,13 @@ class ShardRunner:
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
                 allow_redirects=False,
             ) as response:
-                await response.read()
-                failure = classify_status(response.status)
-                unavailable = response.status in UNAVAILABLE_STATUSES
+                body = await response.read()
+                status = response.status
+                failure = classify_status(status)
+                unavailable = status in UNAVAILABLE_STATUSES
+                if failure is not None:
+                    text = body[:ERROR_BODY_CHARS].decode(errors="replace").strip()
+                    detail = f"HTTP {status} {response.reason or ''}: {text}".strip()
         except asyncio.CancelledError:
             # Cancelled at stop after the grace period: counted, never lost.
             self.stats.record(index, None, FailureClass.CANCELLED, int(time.time()))
@@ -405,14 +415,19 @@ class ShardRunner:
             raise
         except TimeoutError:
             failure, unavailable = FailureClass.TIMEOUT, True
-        except aiohttp.ClientError:
+            detail = f"No complete answer within the endpoint's {endpoint.timeout_s:g} s timeout."
+        except aiohttp.ClientError as exc:
             failure, unavailable = FailureClass.NETWORK, True
+            detail = f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             failure = FailureClass.APPLICATION
+            detail = f"{type(exc).__name__}: {exc}"
             self._report_engine_error(endpoint, exc)
         origin = intended_at if intended_at is not None else started
         latency_us = int((loop.time() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
+        if failure is not None:
+            self._sample_error(index, failure, status, detail)
         change = self.breakers[index].record(unavailable, admission)
         if change == CircuitBreaker.OPEN and admission != PROBE:
             self._event(EventKind.BREAKER_OPENED,
@@ -425,6 +440,22 @@ class ShardRunner:
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
         return unavailable
+
+    def _sample_error(self, index: int, failure: str, status: int | None, detail: str) -> None:
+        """Keep a few failures per endpoint and class each flush for the session's error log:
+        enough to see what fails and how, bounded however many requests fail."""
+        key = (index, failure)
+        taken = self._error_samples_taken.get(key, 0)
+        if taken >= ERROR_SAMPLES_PER_FLUSH:
+            return
+        self._error_samples_taken[key] = taken + 1
+        self._event(
+            ERROR_SAMPLE,
+            detail[: ERROR_BODY_CHARS + 100],
+            endpoint=self.endpoints[index].name,
+            failure_class=str(failure),
+            status=status,
+        )
 
     def _report_engine_error(self, endpoint: EndpointPlan, exc: Exception) -> None:
         """Log the traceback and record an event, once a minute per endpoint and error type:
@@ -518,7 +549,7 @@ class ShardRunner:
 
     # --- statistics and events ---------------------------------------------------------------
 
-    def _event(self, kind: str, message: str) -> None:
+    def _event(self, kind: str, message: str, **details) -> None:
         if len(self._events) < EVENTS_HELD:
             self._events.append(
                 {
@@ -527,6 +558,7 @@ class ShardRunner:
                     "message": message,
                     "shard": self.shard_index,
                     "hostname": self.hostname,
+                    **details,
                 }
             )
 
@@ -598,6 +630,7 @@ class ShardRunner:
         )
         self._unflushed = StatsDelta()
         self._events = []
+        self._error_samples_taken.clear()
         self._last_redis_contact = time.monotonic()
         if result == FLUSH_SUPERSEDED:
             self._stop(StopReason.SUPERSEDED)

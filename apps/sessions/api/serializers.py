@@ -3,8 +3,18 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from .. import services
-from ..models import Endpoint, EndpointStats, LoadTestSession, SessionEvent, Target
+from .. import history, services
+from ..models import (
+    AuditEntry,
+    ConfigChange,
+    Endpoint,
+    EndpointStats,
+    ErrorSample,
+    LoadTestSession,
+    SessionEvent,
+    Target,
+    TimeSeriesPoint,
+)
 from ..validation import check_headers, check_session_config
 
 
@@ -52,7 +62,17 @@ class EndpointSerializer(serializers.ModelSerializer):
             check_headers(headers)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from exc
-        return headers
+        # A client sending back what it read keeps the stored secret rather than "[redacted]".
+        stored = self.instance.headers if self.instance is not None else {}
+        return {
+            name: stored[name] if value == history.REDACTED and name in stored else value
+            for name, value in headers.items()
+        }
+
+    def to_representation(self, endpoint):
+        data = super().to_representation(endpoint)
+        data["headers"] = history.mask_headers(data.get("headers") or {})
+        return data
 
 
 class LoadTestSessionSerializer(serializers.ModelSerializer):
@@ -205,3 +225,49 @@ class SessionEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = SessionEvent
         fields = ["at", "kind", "message", "hostname", "shard"]
+
+
+class TimeSeriesPointSerializer(serializers.ModelSerializer):
+    mean_ms = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = TimeSeriesPoint
+        fields = ["timestamp", "requests", "failures", "unavailable", "suppressed", "mean_ms"]
+
+
+class ErrorSampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ErrorSample
+        fields = ["at", "endpoint", "failure_class", "status", "message", "hostname"]
+
+
+class ConfigChangeSerializer(serializers.ModelSerializer):
+    changed_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = ConfigChange
+        fields = [
+            "changed_at",
+            "changed_by",
+            "via",
+            "object_type",
+            "object_id",
+            "field",
+            "old_value",
+            "new_value",
+        ]
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "at",
+            "username",
+            "method",
+            "path",
+            "action",
+            "status_code",
+            "remote_addr",
+            "user_agent",
+        ]

@@ -8,8 +8,8 @@ lasted ``SSE_MAX_SECONDS``; the client reconnects, and proxies never see an endl
 Why a plain async Django view and not a DRF view: DRF views are synchronous, and Django
 serves a synchronous streaming iterator under ASGI only after consuming it whole, so the
 client would see every event at once when the stream ends. An async view returning a
-``StreamingHttpResponse`` over an async generator is sent chunk by chunk, and one open
-stream costs a coroutine, not a worker thread blocked in ``sleep``. Authentication and the
+``StreamingHttpResponse`` over an async generator is sent chunk by chunk, and waits
+between snapshots in ``asyncio.sleep`` instead of holding a thread. Authentication and the
 permission check therefore mirror the API's by hand (DRF's ``TokenAuthentication``, then
 the Django session), and every database read goes through ``sync_to_async``.
 
@@ -27,7 +27,9 @@ from collections.abc import AsyncIterator
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -49,6 +51,7 @@ NOT_AUTHENTICATED = "Authentication credentials were not provided."
 NOT_FOUND = "No LoadTestSession matches the given query."
 
 
+@csrf_exempt  # GET only: a 405, not a CSRF 403, for other methods (as DRF views)
 @require_GET
 async def session_events(request: HttpRequest, pk: int) -> HttpResponse:
     """Stream session ``pk``'s statistics; 401, 403 or 404 JSON like the rest of the API."""
@@ -90,8 +93,13 @@ async def authenticate(request: HttpRequest):
 
 
 def load_snapshot(pk: int) -> dict | None:
-    session = LoadTestSession.objects.filter(pk=pk).first()
-    return None if session is None else stats_snapshot(session)
+    """One snapshot, then the database connection is let go: a stream lasts up to an hour,
+    and holding a connection that long per viewer would exhaust PostgreSQL's."""
+    try:
+        session = LoadTestSession.objects.filter(pk=pk).first()
+        return None if session is None else stats_snapshot(session)
+    finally:
+        connection.close()
 
 
 async def event_stream(

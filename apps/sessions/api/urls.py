@@ -1,6 +1,7 @@
 """Routes under /api/."""
 
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
@@ -21,11 +22,14 @@ router = Router()
 router.register("targets", views.TargetViewSet)
 router.register("endpoints", views.EndpointViewSet)
 router.register("sessions", views.LoadTestSessionViewSet)
+router.register("audit", views.AuditEntryViewSet)
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("emergency-stop/", views.EmergencyStopView.as_view(), name="emergency-stop"),
     path("workers/", views.WorkersView.as_view(), name="workers"),
     path("sessions/<int:pk>/events/", streams.session_events, name="session-events"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include(router.urls)),
 ]

@@ -1,59 +1,93 @@
-"""REST endpoints: the catalog, sessions with their actions, workers, emergency stop."""
+"""REST endpoints: the catalog, sessions with their actions and results, workers, audit.
 
+Every route needs an authenticated user with the permission its action names (see
+``permissions``); state changes go through ``services``; configuration changes are recorded
+in the history.
+"""
+
+from datetime import datetime
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
 
-from .. import services
+from .. import history, services
 from ..choices import SessionStatus
-from ..models import Endpoint, LoadTestSession, Target
+from ..models import AuditEntry, Endpoint, LoadTestSession, Target
+from .export import CSVRenderer, export_document, export_rows
 from .serializers import (
+    AuditEntrySerializer,
+    ConfigChangeSerializer,
     EndpointSerializer,
-    EndpointStatsSerializer,
+    ErrorSampleSerializer,
     LoadTestSessionSerializer,
-    SessionEventSerializer,
     TargetSerializer,
+    TimeSeriesPointSerializer,
 )
+from .snapshots import stats_snapshot
 
-RECENT_EVENTS = 20
+
+class LongPages(PageNumberPagination):
+    """Time series and logs: a day of per-second points is 86,400 rows."""
+
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 10000
 
 
-class TargetViewSet(viewsets.ModelViewSet):
+class HistoryMixin:
+    """Record who changed which configuration field (the seed's configuration history)."""
+
+    def perform_update(self, serializer):
+        before = history.snapshot(serializer.instance)
+        instance = serializer.save()
+        history.record_changes(instance, before, user=self.request.user, via="api")
+
+    @extend_schema(responses=ConfigChangeSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        """Who changed which field of this object, when, from what to what (newest first)."""
+        changes = history.history_of(self.get_object())
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(ConfigChangeSerializer(page, many=True).data)
+
+
+class TargetViewSet(HistoryMixin, viewsets.ModelViewSet):
     """Applications under test. A target's host must be on ALLOWED_TARGET_HOSTS."""
 
     queryset = Target.objects.all()
     serializer_class = TargetSerializer
+    action_permissions = {"history": "view"}
+    search_fields = ["name", "base_url", "description"]
+    ordering_fields = ["name", "created_at"]
 
 
-class EndpointViewSet(viewsets.ModelViewSet):
-    """Requests the virtual users send; filter a target's with ``?target=<id>``."""
+class EndpointViewSet(HistoryMixin, viewsets.ModelViewSet):
+    """Requests the virtual users send. Credential header values are shown masked."""
 
     queryset = Endpoint.objects.select_related("target")
     serializer_class = EndpointSerializer
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        target = self.request.query_params.get("target")
-        if target is not None:
-            queryset = queryset.filter(target_id=target) if target.isdigit() else queryset.none()
-        return queryset
+    action_permissions = {"history": "view"}
+    filterset_fields = ["target", "method"]
+    search_fields = ["name", "url", "description"]
+    ordering_fields = ["name", "weight", "created_at"]
 
 
-class LoadTestSessionViewSet(
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
-    """Load-test sessions: create from a LoadTestConfig, start, stop, read statistics.
+class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
+    """Load-test sessions: create from a LoadTestConfig, start, stop, read results.
 
     A pending session's configuration can be changed freely; a running one's
-    ``concurrent_users`` only (the load changes live); a finished one's not at all.
+    ``concurrent_users`` only (the load changes live); a finished one's not at all. Only a
+    session that is not running can be deleted.
     """
 
     queryset = LoadTestSession.objects.select_related(
@@ -61,10 +95,25 @@ class LoadTestSessionViewSet(
     )
     serializer_class = LoadTestSessionSerializer
     LIVE_FIELDS = frozenset({"concurrent_users"})
-    action_permissions = {"start": "operate", "stop": "operate", "stats": "view"}
+    action_permissions = {
+        "start": "operate",
+        "stop": "operate",
+        "clone": "add",
+        "stats": "view",
+        "timeseries": "view",
+        "errors": "view",
+        "export": "view",
+        "history": "view",
+    }
+    filterset_fields = ["status", "target", "end_reason", "created_by"]
+    search_fields = ["session_name"]
+    ordering_fields = ["created_at", "start_time", "end_time", "total_requests", "status"]
 
     def perform_create(self, serializer):
         serializer.save(created_by=self.request.user)
+
+    def perform_destroy(self, session):
+        services.delete_session(session)
 
     def update(self, request, *args, **kwargs):
         session = self.get_object()
@@ -87,12 +136,14 @@ class LoadTestSessionViewSet(
         session = services.change_users(session, users, user=request.user)
         return Response(self.get_serializer(session).data)
 
+    @extend_schema(request=None, responses={202: LoadTestSessionSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         """Queue the session's shards; 202 while it starts, 409 if it is not pending."""
         session = services.start_session(self.get_object(), user=request.user)
         return Response(self.get_serializer(session).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: LoadTestSessionSerializer})
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         """Every shard stops sending within a second; the status becomes final when they
@@ -100,35 +151,90 @@ class LoadTestSessionViewSet(
         session = services.stop_session(self.get_object(), user=request.user)
         return Response(self.get_serializer(session).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={201: LoadTestSessionSerializer})
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        """A new pending session with this one's configuration."""
+        session = services.clone_session(self.get_object(), user=request.user)
+        return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
         """Totals and per-endpoint figures, as of the monitor's last pass (about 1 s ago)."""
+        return Response(stats_snapshot(self.get_object()))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Points after this."),
+        ],
+        responses=TimeSeriesPointSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=LongPages)
+    def timeseries(self, request, pk=None):
+        """One point per second: requests, failures, unavailable, suppressed, mean latency."""
+        points = self.get_object().timeseries.order_by("timestamp")
+        since = _parse_since(request.query_params.get("since"))
+        if since is not None:
+            points = points.filter(timestamp__gt=since)
+        page = self.paginate_queryset(points)
+        return self.get_paginated_response(TimeSeriesPointSerializer(page, many=True).data)
+
+    @extend_schema(responses=ErrorSampleSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=LongPages)
+    def errors(self, request, pk=None):
+        """The sampled error log: a few failures per endpoint and class and second, newest
+        first, the newest ERROR_SAMPLES_KEPT kept."""
+        samples = self.get_object().error_samples.order_by("-at", "-pk")
+        page = self.paginate_queryset(samples)
+        return self.get_paginated_response(ErrorSampleSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
+            OpenApiParameter(
+                "table",
+                OpenApiTypes.STR,
+                enum=["endpoints", "timeseries"],
+                description="CSV only: which table (default endpoints).",
+            ),
+        ],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): str},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
+    def export(self, request, pk=None):
+        """The session's results as a download: JSON (everything) or CSV (one table)."""
         session = self.get_object()
-        endpoints = list(session.endpoint_stats.all())
-        return Response(
-            {
-                "session": session.pk,
-                "status": session.status,
-                "total_requests": session.total_requests,
-                "total_failures": session.total_failures,
-                "requests_per_second": round(session.requests_per_second(), 2),
-                "elapsed_s": round(session.elapsed_seconds(), 3),
-                "updated_at": session.stats_updated_at,
-                "not_sent": _sum_counts(row.not_sent for row in endpoints),
-                "endpoints": EndpointStatsSerializer(endpoints, many=True).data,
-                "recent_events": SessionEventSerializer(
-                    session.events.order_by("-at", "-pk")[:RECENT_EVENTS], many=True
-                ).data,
-            }
-        )
+        if request.accepted_renderer.format == "csv":
+            table = request.query_params.get("table", "endpoints")
+            if table not in ("endpoints", "timeseries"):
+                raise serializers.ValidationError({"table": "Choose endpoints or timeseries."})
+            data, name = export_rows(session, table), f"session-{session.pk}-{table}.csv"
+        else:
+            data, name = export_document(session), f"session-{session.pk}.json"
+        return Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _sum_counts(dicts) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for counts in dicts:
-        for name, count in counts.items():
-            total[name] = total.get(name, 0) + count
-    return total
+def _parse_since(raw: str | None) -> datetime | None:
+    if raw in (None, ""):
+        return None
+    try:
+        parsed = parse_datetime(raw)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise serializers.ValidationError({"since": "Give an ISO 8601 date and time."})
+    return parsed
+
+
+class AuditEntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The audit log: every state-changing API and admin call, newest first."""
+
+    queryset = AuditEntry.objects.all()
+    serializer_class = AuditEntrySerializer
+    pagination_class = LongPages
+    filterset_fields = ["username", "method", "status_code"]
+    search_fields = ["path", "action"]
 
 
 class EmergencyStopView(APIView):
@@ -136,6 +242,7 @@ class EmergencyStopView(APIView):
 
     required_permission = "loadtests.emergency_stop"
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         stopped = services.emergency_stop(user=request.user)
         return Response({"stopped_sessions": stopped})
@@ -146,5 +253,6 @@ class WorkersView(APIView):
 
     required_permission = "loadtests.view_loadtestsession"
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response({"workers": live_workers(get_redis())})

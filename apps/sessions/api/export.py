@@ -1,0 +1,75 @@
+"""Downloadable results: the whole session as JSON, or one table as CSV."""
+
+import csv
+import io
+
+from rest_framework.renderers import BaseRenderer
+
+from ..models import LoadTestSession
+from .serializers import (
+    ErrorSampleSerializer,
+    LoadTestSessionSerializer,
+    SessionEventSerializer,
+    TimeSeriesPointSerializer,
+)
+from .snapshots import stats_snapshot
+
+LATENCY_COLUMNS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
+                   "max_ms"]  # fmt: skip
+FAILURE_CLASSES = ["network", "timeout", "http_4xx", "http_5xx", "application", "cancelled"]
+
+
+class CSVRenderer(BaseRenderer):
+    """Renders a list of flat dicts (the first one's keys are the header) as CSV."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, dict):  # an error answer: render it as a one-row table
+            data = [{key: str(value) for key, value in data.items()}]
+        buffer = io.StringIO()
+        if data:
+            writer = csv.DictWriter(buffer, fieldnames=list(data[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(data)
+        return buffer.getvalue().encode(self.charset)
+
+
+def export_rows(session: LoadTestSession, table: str) -> list[dict]:
+    if table == "timeseries":
+        return [
+            dict(point)
+            for point in TimeSeriesPointSerializer(
+                session.timeseries.order_by("timestamp"), many=True
+            ).data
+        ]
+    rows = []
+    for stats in session.endpoint_stats.order_by("name"):
+        row = {
+            "endpoint": stats.name,
+            "method": stats.method,
+            "url": stats.url,
+            "requests": stats.requests,
+            "failures": stats.failures,
+        }
+        row.update({f"failures_{name}": stats.failures_by_class.get(name, 0)
+                    for name in FAILURE_CLASSES})  # fmt: skip
+        row["missed"] = stats.not_sent.get("missed", 0)
+        row["suppressed"] = stats.not_sent.get("suppressed", 0)
+        row.update({column: getattr(stats, column) for column in LATENCY_COLUMNS})
+        rows.append(row)
+    return rows
+
+
+def export_document(session: LoadTestSession) -> dict:
+    return {
+        "session": LoadTestSessionSerializer(session).data,
+        "stats": stats_snapshot(session),
+        "timeseries": TimeSeriesPointSerializer(
+            session.timeseries.order_by("timestamp"), many=True
+        ).data,
+        "events": SessionEventSerializer(session.events.order_by("at"), many=True).data,
+        "errors": ErrorSampleSerializer(session.error_samples.order_by("at"), many=True).data,
+    }

@@ -1,0 +1,30 @@
+"""Rate limits on the API, read from settings at request time.
+
+DRF's stock throttles copy their rates once, at import; these read API_USER_RATE and
+API_ANONYMOUS_RATE on every request, so an operator (or a test) changing them is obeyed.
+Counts are kept in the Redis cache shared by every web process; a refused call gets a 429
+with Retry-After.
+"""
+
+from django.conf import settings
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+
+class _RateFromSettings:
+    rate_setting = ""
+
+    def get_rate(self) -> str:
+        return getattr(settings, self.rate_setting)
+
+    def allow_request(self, request, view) -> bool:
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+
+class UserThrottle(_RateFromSettings, UserRateThrottle):
+    rate_setting = "API_USER_RATE"
+
+
+class AnonymousThrottle(_RateFromSettings, AnonRateThrottle):
+    rate_setting = "API_ANONYMOUS_RATE"
