@@ -16,13 +16,16 @@ from aiohttp import web
 class CountingServer:
     """Counts requests per path the moment their headers arrive, then answers.
 
-    ``delay_s`` delays every answer; ``statuses`` maps a path to the status it answers with.
+    ``delay_s`` delays every answer; ``statuses`` maps a path to the status it answers with;
+    ``redirects`` maps a path to where it redirects.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.counts: Counter[str] = Counter()
         self.delay_s = 0.0
         self.statuses: dict[str, int] = {}
+        self.redirects: dict[str, str] = {}  # path -> Location of a 302
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -30,7 +33,7 @@ class CountingServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def total(self) -> int:
@@ -46,6 +49,8 @@ class CountingServer:
             self.counts[request.path] += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        if request.path in self.redirects:
+            return web.Response(status=302, headers={"Location": self.redirects[request.path]})
         return web.Response(status=self.statuses.get(request.path, 200), text="ok")
 
     async def _start(self) -> None:
@@ -53,7 +58,7 @@ class CountingServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 

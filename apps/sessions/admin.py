@@ -3,15 +3,44 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from . import services
+from . import history, services
 from .models import (
+    AuditEntry,
+    ConfigChange,
     Endpoint,
     EndpointStats,
+    ErrorSample,
     LoadTestSession,
     SessionEvent,
     Target,
     TimeSeriesPoint,
 )
+
+
+class HistoryAdminMixin:
+    """Record configuration changes made in the admin, as the API does."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        before = history.snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        if before is not None:
+            history.record_changes(obj, before, user=request.user, via="admin")
+
+    def save_formset(self, request, form, formset, change) -> None:
+        # The forms have already copied the new values onto their instances: read the old
+        # ones from the database.
+        befores = {
+            inline.instance.pk: history.snapshot(
+                type(inline.instance).objects.get(pk=inline.instance.pk)
+            )
+            for inline in formset.initial_forms
+            if inline.has_changed() and type(inline.instance) in history.TRACKED_FIELDS
+        }
+        super().save_formset(request, form, formset, change)
+        for instance, _ in formset.changed_objects:
+            if instance.pk in befores:
+                history.record_changes(instance, befores[instance.pk], user=request.user,
+                                       via="admin")  # fmt: skip
 
 
 class EndpointInline(admin.TabularInline):
@@ -21,7 +50,7 @@ class EndpointInline(admin.TabularInline):
 
 
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(HistoryAdminMixin, admin.ModelAdmin):
     list_display = ["name", "base_url", "endpoint_count", "updated_at"]
     search_fields = ["name", "base_url"]
     inlines = [EndpointInline]
@@ -32,7 +61,7 @@ class TargetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(HistoryAdminMixin, admin.ModelAdmin):
     list_display = ["name", "target", "method", "url", "weight", "timeout_s"]
     list_filter = ["target", "method"]
     search_fields = ["name", "url", "description"]
@@ -71,7 +100,7 @@ class SessionEventInline(admin.TabularInline):
 
 
 @admin.register(LoadTestSession)
-class LoadTestSessionAdmin(admin.ModelAdmin):
+class LoadTestSessionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "session_name",
@@ -168,3 +197,37 @@ class TimeSeriesPointAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system: readable, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ConfigChange)
+class ConfigChangeAdmin(ReadOnlyAdmin):
+    list_display = ["changed_at", "object_type", "object_repr", "field", "old_value",
+                    "new_value", "changed_by", "via"]  # fmt: skip
+    list_filter = ["object_type", "via", "field"]
+    search_fields = ["object_repr", "field"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "username", "method", "path", "action", "status_code", "remote_addr"]
+    list_filter = ["method", "status_code"]
+    search_fields = ["username", "path", "action"]
+
+
+@admin.register(ErrorSample)
+class ErrorSampleAdmin(ReadOnlyAdmin):
+    list_display = ["at", "session", "endpoint", "failure_class", "status", "message"]
+    list_filter = ["failure_class", "session"]

@@ -1,6 +1,7 @@
 """Map the domain's exceptions to HTTP answers a person can act on (never a 500 for input)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -9,6 +10,12 @@ from ..services import EngineUnavailable, SessionStateError
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, ProtectedError):
+        kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        return Response(
+            {"detail": f"Still used by {', '.join(kinds)}: delete those first."},
+            status=status.HTTP_409_CONFLICT,
+        )
     if isinstance(exc, SessionStateError):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, EngineUnavailable):

@@ -28,9 +28,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -52,15 +57,20 @@ NOT_FOUND = "No LoadTestSession matches the given query."
 
 
 @csrf_exempt  # GET only: a 405, not a CSRF 403, for other methods (as DRF views)
-@require_GET
 async def session_events(request: HttpRequest, pk: int) -> HttpResponse:
-    """Stream session ``pk``'s statistics; 401, 403 or 404 JSON like the rest of the API."""
+    """Stream session ``pk``'s statistics; 401, 403 or 404 JSON like the rest of the API.
+
+    Authentication comes before the method check, so that a stranger learns nothing, not
+    even which methods the route has.
+    """
     try:
         user = await authenticate(request)
     except AuthenticationFailed as exc:
         return _unauthorized(str(exc.detail))
     if user is None:
         return _unauthorized(NOT_AUTHENTICATED)
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
     if not await sync_to_async(user.has_perm)(VIEW_PERMISSION):
         return JsonResponse({"detail": HasActionPermission.message}, status=403)
     snapshot = await sync_to_async(load_snapshot)(pk)

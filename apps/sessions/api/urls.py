@@ -2,10 +2,17 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import DefaultRouter
 
-from . import streams, views
+from . import streams, throttles, views
+
+
+class ObtainToken(ObtainAuthToken):
+    """Username and password for a token; rate-limited like every other route (DRF's own
+    view is not, which would leave passwords open to guessing)."""
+
+    throttle_classes = [throttles.AnonymousThrottle, throttles.UserThrottle]
 
 
 class APIRoot(DefaultRouter.APIRootView):
@@ -25,7 +32,7 @@ router.register("sessions", views.LoadTestSessionViewSet)
 router.register("audit", views.AuditEntryViewSet)
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", ObtainToken.as_view(), name="api-token"),
     path("emergency-stop/", views.EmergencyStopView.as_view(), name="emergency-stop"),
     path("workers/", views.WorkersView.as_view(), name="workers"),
     path("sessions/<int:pk>/events/", streams.session_events, name="session-events"),
