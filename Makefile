@@ -1,13 +1,19 @@
 # One verb per workflow. Each is a thin alias: only Python is needed without make.
 PYTHON ?= python3
 
-.PHONY: run test lint format
+.PHONY: run test bench bench-quick lint format
 
 run:  ## install and run the whole service (web, workers, beat, Flower, demo target, Redis)
 	$(PYTHON) scripts/dev.py run
 
 test:  ## install the test tools and run the whole suite against real Redis and workers
 	$(PYTHON) scripts/dev.py test
+
+bench:  ## our load path vs Locust on local nginx and a counting target (about 10 minutes)
+	$(PYTHON) scripts/dev.py bench --output bench/results/latest.md
+
+bench-quick:  ## every figure once, under 2 minutes
+	$(PYTHON) scripts/dev.py bench --quick
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

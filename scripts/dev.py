@@ -3,6 +3,7 @@
 
     python3 scripts/dev.py run    install, then run the whole service until Ctrl-C
     python3 scripts/dev.py test   install the test tools, then run the whole test suite
+    python3 scripts/dev.py bench  install the benchmark tools, then run bench/ (--quick)
 
 Both create ``.venv`` beside this repository on first use and reinstall only when the
 requirements change. Extra arguments go to ``manage.py runstack`` or to pytest.
@@ -35,7 +36,7 @@ def ensure_installed(requirements: str) -> Path:
     if not python.exists():
         print(f"Creating a virtual environment in {VENV} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    files = [ROOT / requirements, ROOT / "requirements.txt"]
+    files = [ROOT / requirements, ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
     stamp = VENV / f".installed-{Path(requirements).stem}"
     if not stamp.exists() or stamp.read_text() != digest:
@@ -50,7 +51,7 @@ def ensure_installed(requirements: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("run", "test"):
+    if not argv or argv[0] not in ("run", "test", "bench"):
         print(__doc__)
         return 2
     command, extra = argv[0], argv[1:]
@@ -58,6 +59,9 @@ def main(argv: list[str]) -> int:
     if command == "run":
         python = ensure_installed("requirements.txt")
         return replace_process([str(python), "manage.py", "runstack", *extra])
+    if command == "bench":
+        python = ensure_installed("bench/requirements.txt")
+        return replace_process([str(python), "-m", "bench.run", *extra])
     python = ensure_installed("requirements-dev.txt")
     return replace_process([str(python), "-m", "pytest", *extra])
 

@@ -28,7 +28,6 @@ import random
 import time
 from dataclasses import dataclass
 
-import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -50,6 +49,7 @@ from .control import (
     flush_script_keys,
     worker_draining_key,
 )
+from .http import HttpClient, prepare
 from .resources import ResourceGuard
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
@@ -214,16 +214,16 @@ class ShardRunner:
         logger.info("Session %s shard %s/%s: %s users (%s model) on %s.", self.session_id,
                     self.shard_index, self.generation, assignment.users,
                     "open" if self.open_model else "closed", self.hostname)  # fmt: skip
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
-        ) as self.http:
+        self.http = HttpClient()
+        try:
             self._apply_load(initial=True)
             flusher = asyncio.create_task(self._flush_loop())
             reason = await self._watch_control()
             await self._stop_everything()
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
+        finally:
+            self.http.close()
 
         final_state = FINAL_STATES.get(reason)
         if reason == StopReason.SUPERSEDED:
@@ -237,6 +237,7 @@ class ShardRunner:
 
     def _setup(self, plan: dict, assignment: Assignment, factor) -> None:
         self.endpoints = [EndpointPlan.from_plan(item) for item in plan["endpoints"]]
+        self.requests = [self._prepare(endpoint) for endpoint in self.endpoints]
         self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
         self.interval_min = float(plan["request_interval_min"])
         self.interval_max = float(plan["request_interval_max"])
@@ -256,6 +257,15 @@ class ShardRunner:
         ]
         self.guard = ResourceGuard(self.settings.max_rss_mb, self.settings.max_cpu_percent)
         self.started_at = time.time()
+
+    @staticmethod
+    def _prepare(endpoint: EndpointPlan):
+        """The endpoint's request bytes, built once; or why they cannot be (every pick of the
+        endpoint then fails as an ``application`` error, reported once a minute)."""
+        try:
+            return prepare(endpoint.method, endpoint.url, endpoint.headers, endpoint.body)
+        except ValueError as exc:
+            return exc
 
     # --- how much load -----------------------------------------------------------------------
 
@@ -393,21 +403,16 @@ class ShardRunner:
         status: int | None = None
         detail = ""
         try:
-            async with self.http.request(
-                endpoint.method,
-                endpoint.url,
-                headers=endpoint.headers or None,
-                data=endpoint.body or None,
-                timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
-                allow_redirects=False,
-            ) as response:
-                body = await response.read()
-                status = response.status
-                failure = classify_status(status)
-                unavailable = status in UNAVAILABLE_STATUSES
-                if failure is not None:
-                    text = body[:ERROR_BODY_CHARS].decode(errors="replace").strip()
-                    detail = f"HTTP {status} {response.reason or ''}: {text}".strip()
+            request = self.requests[index]
+            if isinstance(request, Exception):
+                raise request  # this endpoint's request could not even be built
+            response = await self.http.send(request, endpoint.timeout_s)
+            status = response.status
+            failure = classify_status(status)
+            unavailable = status in UNAVAILABLE_STATUSES
+            if failure is not None:
+                text = response.body_prefix[:ERROR_BODY_CHARS].decode(errors="replace").strip()
+                detail = f"HTTP {status} {response.reason}: {text}".strip()
         except asyncio.CancelledError:
             # Cancelled at stop after the grace period: counted, never lost.
             self.stats.record(index, None, FailureClass.CANCELLED, int(time.time()))
@@ -416,7 +421,7 @@ class ShardRunner:
         except TimeoutError:
             failure, unavailable = FailureClass.TIMEOUT, True
             detail = f"No complete answer within the endpoint's {endpoint.timeout_s:g} s timeout."
-        except aiohttp.ClientError as exc:
+        except OSError as exc:  # refused, reset, DNS, TLS, invalid HTTP (ConnectionError)
             failure, unavailable = FailureClass.NETWORK, True
             detail = f"{type(exc).__name__}: {exc}"
         except Exception as exc:

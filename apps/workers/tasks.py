@@ -42,7 +42,16 @@ def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> s
         hostname=self.request.hostname or "unknown",
         settings=shard_settings(),
     )
-    return asyncio.run(runner.run())
+    return run_event_loop(runner.run())
+
+
+def run_event_loop(coroutine):
+    """uvloop where it is installed (Linux, macOS): the shard's loop then runs at libuv speed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 @shared_task(name="apps.workers.tasks.monitor_session")

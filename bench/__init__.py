@@ -1,0 +1,1 @@
+"""Benchmarks: our load path and its closest peer (Locust) side by side, in one run."""

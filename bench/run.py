@@ -1,0 +1,362 @@
+"""The benchmark: our load path and Locust on the same local targets, in one run.
+
+    python -m bench.run            # every figure, repeated; about 10 minutes
+    python -m bench.run --quick    # every figure once, short; under 2 minutes
+    python -m bench.run --smoke    # b, c and e against the counting target only (the tests)
+
+Prints a markdown table of figures, goals and ratios, with the median and min-max of repeated
+runs, the versions, the core count and how processes were pinned; a missed goal says MISSED.
+Targets and generators run on 127.0.0.1 only, each run bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loadtest_project.embedded_redis import EmbeddedRedis  # noqa: E402
+
+from . import peers  # noqa: E402
+from .targets import CountingTarget, Nginx, ensure_tools, pinned  # noqa: E402
+
+
+@dataclass
+class Row:
+    figure: str
+    what: str
+    values: list[float]
+    unit: str = ""
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        if not self.values:
+            measured = "—"
+        elif len(self.values) == 1:
+            measured = _fmt(self.values[0])
+        else:
+            measured = (f"{_fmt(statistics.median(self.values))} "
+                        f"({_fmt(min(self.values))}-{_fmt(max(self.values))})")  # fmt: skip
+        verdict = "" if self.met is None else ("met" if self.met else "**MISSED**")
+        return [self.figure, self.what, f"{measured} {self.unit}".strip(), self.goal, verdict,
+                self.note]  # fmt: skip
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+@dataclass
+class Plan:
+    repeats: int
+    throughput_s: float
+    open_s: float
+    closed_users: int
+    closed_s: float
+    latency_s: float
+    stops: int
+    footprint_s: float
+    figures: set[str] = field(default_factory=set)
+
+
+FULL = Plan(repeats=3, throughput_s=10, open_s=20, closed_users=100, closed_s=60,
+            latency_s=10, stops=5, footprint_s=240)  # fmt: skip
+QUICK = Plan(repeats=1, throughput_s=5, open_s=4, closed_users=300, closed_s=12, latency_s=4,
+             stops=1, footprint_s=20)  # fmt: skip
+
+
+class Bench:
+    def __init__(self, plan: Plan, cpus: tuple[int | None, int | None]) -> None:
+        self.plan = plan
+        self.generator_cpu, self.target_cpu = cpus
+        self.rows: list[Row] = []
+        self.ours_counts: list[tuple[int, int]] = []  # (our count, target's count)
+        self.locust_counts: list[tuple[int, int]] = []
+
+    def wants(self, figure: str) -> bool:
+        return figure in self.plan.figures
+
+    # --- our side ------------------------------------------------------------------------------
+
+    def ours(self, **spec) -> dict:
+        command = [sys.executable, "-m", "bench.shard_process", json.dumps(spec)]
+        result = subprocess.run(pinned(command, self.generator_cpu), cwd=ROOT,
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"shard process failed: {result.stderr[-2000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def ours_against(self, counting: CountingTarget, delay_ms: float = 0, **spec) -> dict:
+        counting.reset(delay_ms)
+        outcome = self.ours(url=counting.url, **spec)
+        target = counting.stats()
+        self.ours_counts.append((outcome["requests"], target["count"]))
+        return {**outcome, "target": target}
+
+    # --- figures ---------------------------------------------------------------------------------
+
+    def throughput(self, nginx: Nginx) -> None:
+        ours, locust = [], []
+        for _ in range(self.plan.repeats):
+            seconds = self.plan.throughput_s
+            ours.append(self.ours(url=nginx.url, users=50, seconds=seconds)["requests"] / seconds)
+            locust.append(peers.run_locust(nginx.url, 50, seconds, self.generator_cpu)["rps"])
+        ratio = statistics.median(ours) / statistics.median(locust)
+        self.rows += [
+            Row("a", "one worker process, 50 users, no think time, vs nginx", ours, "req/s"),
+            Row("a", "Locust FastHttpUser, 1 process, 50 users", locust, "req/s"),
+            Row("a", "ratio ours / Locust", [ratio], "x", "≥ 1.5x", ratio >= 1.5),
+        ]
+
+    def open_model(self, counting: CountingTarget) -> None:
+        for rate in (200, 1000):
+            errors = []
+            for _ in range(self.plan.repeats):
+                outcome = self.ours_against(counting, users=100, rps=rate,
+                                            seconds=self.plan.open_s)  # fmt: skip
+                target = outcome["target"]
+                expected = (target["last"] - target["first"]) * rate + 1
+                errors.append(abs(target["count"] / expected - 1) * 100)
+            self.rows.append(Row("b", f"open model at {rate} req/s for {self.plan.open_s:g} s: "
+                                 "rate error at the target", errors, "%", "≤ 1%",
+                                 max(errors) <= 1.0))  # fmt: skip
+
+    def closed_model(self, counting: CountingTarget) -> None:
+        users, seconds = self.plan.closed_users, self.plan.closed_s
+        outcome = self.ours_against(counting, users=users, think_min=1.0, think_max=5.0,
+                                    seconds=seconds)  # fmt: skip
+        # Each user sends at 0, then after every think + answer: a renewal process whose
+        # expected count is 1 + t/mu + (sigma^2 - mu^2) / (2 mu^2).
+        mu = 3.0 + (outcome["p50_ms"] or 0) / 1000
+        variance = (5.0 - 1.0) ** 2 / 12
+        predicted = users * (1 + seconds / mu + (variance - mu**2) / (2 * mu**2))
+        error = abs(outcome["target"]["count"] / predicted - 1) * 100
+        # Chance alone moves the count: a renewal count's variance is about sigma^2 t / mu^3.
+        chance = (users * variance * seconds / mu**3) ** 0.5 / predicted * 100
+        self.rows.append(Row("c", f"closed model, {users} users, think U(1,5) s, {seconds:g} s: "
+                             f"{outcome['target']['count']} sent vs {predicted:.0f} predicted",
+                             [error], "%", "≤ 3%", error <= 3.0,
+                             f"chance alone: ±{chance:.1f}% (1 sd)"))  # fmt: skip
+
+    def latency(self, counting: CountingTarget) -> None:
+        seconds = self.plan.latency_s
+        p50, p99, ref50, ref99, loc50, loc99 = [], [], [], [], [], []
+        for _ in range(self.plan.repeats):
+            counting.reset(50)
+            wrk = peers.run_wrk(counting.url, 20, seconds, self.generator_cpu)
+            ref50.append(wrk["p50_ms"])
+            ref99.append(wrk["p99_ms"])
+            outcome = self.ours_against(counting, delay_ms=50, users=20, seconds=seconds)
+            p50.append(outcome["p50_ms"])
+            p99.append(outcome["p99_ms"])
+            counting.reset(50)
+            locust = peers.run_locust(counting.url, 20, seconds, self.generator_cpu)
+            self.locust_counts.append((locust["requests"], counting.stats()["count"]))
+            loc50.append(locust["p50_ms"])
+            loc99.append(locust["p99_ms"])
+        d50 = abs(statistics.median(p50) - statistics.median(ref50))
+        d99 = abs(statistics.median(p99) - statistics.median(ref99))
+        self.rows += [
+            Row("d", "20 users vs a 50 ms target: wrk p50 / p99 (reference)", list(ref50),
+                "ms p50", note=f"p99 {_fmt(statistics.median(ref99))} ms"),
+            Row("d", "ours p50 / p99", p50, "ms p50",
+                note=f"p99 {_fmt(statistics.median(p99))} ms"),
+            Row("d", "Locust p50 / p99", loc50, "ms p50",
+                note=f"p99 {_fmt(statistics.median(loc99))} ms (Locust rounds)"),
+            Row("d", "ours - wrk, p50", [d50], "ms", "≤ 1.5 ms", d50 <= 1.5),
+            Row("d", "ours - wrk, p99", [d99], "ms", "≤ 3 ms", d99 <= 3.0),
+        ]  # fmt: skip
+
+    def count_truth(self) -> None:
+        exact = sum(1 for ours, target in self.ours_counts if ours == target)
+        self.rows.append(Row("e", f"ours: count = target's count in {exact} of "
+                             f"{len(self.ours_counts)} runs",
+                             [exact / max(len(self.ours_counts), 1) * 100], "%", "100%",
+                             exact == len(self.ours_counts)))  # fmt: skip
+        if self.locust_counts:
+            lost = [target - locust for locust, target in self.locust_counts]
+            self.rows.append(
+                Row(
+                    "e",
+                    "Locust: requests the target got that Locust did not count",
+                    lost,
+                    "per run",
+                    note="peer, for comparison",
+                )
+            )
+
+    def footprint_rss(self, nginx: Nginx) -> None:
+        seconds = self.plan.footprint_s
+        first = 60.0 if seconds > 90 else seconds / 3
+        outcome = self.ours(url=nginx.url, users=50, seconds=seconds,
+                            rss_at_s=[first, seconds - 1])  # fmt: skip
+        (_, early), (_, late) = outcome["rss_samples"]
+        growth = (late / early - 1) * 100
+        self.rows.append(Row("h", f"worker RSS at full rate: {early / 2**20:.0f} MB at "
+                             f"{first:g} s → {late / 2**20:.0f} MB at {seconds - 1:g} s",
+                             [growth], "%", "< 5%", growth < 5,
+                             "the goal's 10-minute run: --footprint-minutes 10"))  # fmt: skip
+
+    def full_stack(self, counting: CountingTarget) -> None:
+        from .stack import Stack
+
+        seconds = 30 if self.plan.repeats > 1 else 12
+        with Stack(workers=2) as stack:
+            stops, estops, starts = [], [], []
+            for _ in range(self.plan.stops):
+                for emergency in (False, True):
+                    outcome = stack.stop_timing(counting, emergency=emergency)
+                    (estops if emergency else stops).append(outcome["stop_s"])
+                    starts.append(outcome["start_s"])
+                    self.ours_counts.append((outcome["ours"], outcome["target"]))
+            rows_fast = stack.rows_per_minute(counting, users=50, think=(0, 0), seconds=seconds)
+            rows_slow = stack.rows_per_minute(counting, users=10, think=(0.5, 1.0),
+                                              seconds=seconds)  # fmt: skip
+            for rows in (rows_fast, rows_slow):
+                self.ours_counts.append((rows["ours"], rows["target"]))
+        self.rows += [
+            Row("f", "stop at full rate, 2 workers: last request after the call returned",
+                stops, "s", "≤ 0.25 s (median)", statistics.median(stops) <= 0.25),
+            Row("f", "emergency stop, same", estops, "s", "≤ 0.25 s (median)",
+                statistics.median(estops) <= 0.25),
+            Row("g", "start call → first request at the target", starts, "s", "≤ 1 s",
+                statistics.median(starts) <= 1.0),
+            Row("h", f"DB rows per minute per session: {rows_fast['rps']:.0f} req/s vs "
+                f"{rows_slow['rps']:.0f} req/s", [rows_fast["rows_per_min"],
+                rows_slow["rows_per_min"]], "rows/min", "independent of rate",
+                abs(rows_fast["rows_per_min"] / rows_slow["rows_per_min"] - 1) < 0.2),
+        ]  # fmt: skip
+
+    def control_plane(self) -> None:
+        from .stack import monitor_capacity
+
+        small, large = monitor_capacity(50), monitor_capacity(500)
+        self.rows += [
+            Row("i", "monitor tick, 50 shards flushing: DB queries", [small["queries"]],
+                "queries"),
+            Row("i", "monitor tick, 500 shards flushing: DB queries", [large["queries"]],
+                "queries", "flat as shards grow", large["queries"] <= small["queries"]),
+            Row("i", "500 shards: statistics lag (tick interval + tick time)", [large["lag_s"]],
+                "s", "< 2 s", large["lag_s"] < 2.0),
+        ]  # fmt: skip
+
+
+def header(cpus, bench_tools: dict) -> list[str]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    generator, target = cpus
+    pinning = (f"generators on CPU {generator}, targets on CPU {target} (taskset)"
+               if generator is not None else "not pinned (one core)")  # fmt: skip
+    return [
+        f"- machine: {platform.machine()}, nproc {os.cpu_count()}, {pinning}",
+        f"- Python {platform.python_version()}, commit {commit or 'unknown'}, "
+        + ", ".join(f"{name} {version}" for name, version in bench_tools.items()),
+    ]
+
+
+def render(rows: list[Row], lines: list[str]) -> str:
+    table = ["| # | figure | measured: median (min-max) | goal | verdict | note |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    table += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    missed = [row for row in rows if row.met is False]
+    if missed:
+        summary = f"**{len(missed)} goal(s) missed:** " + "; ".join(
+            f"{row.figure} ({row.what})" for row in missed
+        )
+    else:
+        summary = "All goals met."
+    return "\n".join([*lines, "", *table, "", summary])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="each figure once, short")
+    parser.add_argument("--smoke", action="store_true", help="b, c, e on the counting target")
+    parser.add_argument("--only", default="", help="figures to run, e.g. a,d")
+    parser.add_argument("--footprint-minutes", type=float, default=None)
+    parser.add_argument("--output", help="also write the table to this file")
+    args = parser.parse_args(argv)
+
+    plan = QUICK if (args.quick or args.smoke) else FULL
+    if args.smoke:
+        plan = Plan(repeats=1, throughput_s=0, open_s=3, closed_users=40, closed_s=8,
+                    latency_s=0, stops=0, footprint_s=0)  # fmt: skip
+    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghi")
+    if args.smoke:
+        plan.figures = {"b", "c", "e"}
+    if args.footprint_minutes:
+        plan.footprint_s = args.footprint_minutes * 60
+    cpus = (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
+
+    needs_peers = bool(plan.figures & {"a", "d", "h"})
+    missing = ensure_tools() if needs_peers else []
+    if missing:
+        print(f"Cannot run figures a, d, h without {', '.join(missing)}.", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir, EmbeddedRedis() as redis:
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="loadtest_project.settings",
+            DATA_DIR=workdir,
+            DATABASE_URL=f"sqlite:///{workdir}/bench.sqlite3",
+            REDIS_URL=redis.url,
+            LOG_LEVEL="WARNING",
+        )
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        bench = Bench(plan, cpus)
+        started = time.monotonic()
+        with CountingTarget(cpus[1]) as counting:
+            if bench.wants("b"):
+                bench.open_model(counting)
+            if bench.wants("c"):
+                bench.closed_model(counting)
+            if bench.wants("d"):
+                bench.latency(counting)
+            if plan.figures & {"f", "g"}:
+                bench.full_stack(counting)
+            if needs_peers and plan.figures & {"a", "h"}:
+                with Nginx(cpus[1]) as nginx:
+                    if bench.wants("a"):
+                        bench.throughput(nginx)
+                    if bench.wants("h"):
+                        bench.footprint_rss(nginx)
+            if bench.wants("i"):
+                bench.control_plane()
+            if bench.wants("e"):
+                bench.count_truth()
+        tools = peers.versions() if needs_peers else {}
+        if needs_peers:
+            tools["nginx"] = Nginx(None).version()
+        lines = header(cpus, tools)
+        lines.append(f"- mode: {'smoke' if args.smoke else 'quick' if args.quick else 'full'}"
+                     f", {time.monotonic() - started:.0f} s")  # fmt: skip
+        report = render(bench.rows, lines)
+    print(report)
+    if args.output:
+        Path(args.output).write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

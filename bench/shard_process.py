@@ -1,0 +1,81 @@
+"""Our load path in one process: a real shard (the engine Celery runs), pinned to one core.
+
+The orchestrator runs this as a subprocess so that the shard has a core and an event loop of
+its own, exactly as in a load worker's pool process. It writes the session's plan and
+assignment to Redis as a start would, runs the shard until the plan's deadline, and prints
+the shard's own figures, read back from Redis as the monitor would, as one JSON line.
+
+    python -m bench.shard_process '{"url": ..., "users": 50, "seconds": 10, ...}'
+"""
+
+import json
+import os
+import sys
+import time
+
+
+def main(spec: dict) -> dict:
+    import django
+
+    django.setup()
+    import psutil
+    import redis
+
+    from apps.workers.control import SessionKeys, publish_session, reassign
+    from apps.workers.shard import ShardRunner, ShardSettings
+    from apps.workers.stats import parse_stats_hash
+    from apps.workers.tasks import run_event_loop
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    session_id = spec.get("session_id") or 700_000 + os.getpid()
+    plan = {
+        "endpoints": [{"name": "root", "method": "GET", "url": spec["url"], "timeout_s": 30,
+                       "weight": 1.0}],
+        "request_interval_min": spec.get("think_min", 0.0),
+        "request_interval_max": spec.get("think_max", 0.0),
+        "target_rps": spec.get("rps"),
+        "ramp_up_seconds": 0,
+        "deadline": time.time() + spec["seconds"],
+    }  # fmt: skip
+    publish_session(client, session_id, plan)
+    reassign(client, session_id, {0: (spec["users"], float(spec.get("rps") or 0.0))})
+    runner = ShardRunner(session_id=session_id, shard_index=0, generation=1,
+                         redis_url=os.environ["REDIS_URL"], hostname="bench",
+                         settings=ShardSettings(max_rss_mb=0))  # fmt: skip
+
+    process = psutil.Process()
+    rss_samples = []
+    checkpoints = iter(sorted(spec.get("rss_at_s", [])))
+
+    async def run_with_samples():
+        import asyncio
+
+        started = time.monotonic()
+        task = asyncio.create_task(runner.run())
+        next_at = next(checkpoints, None)
+        while not task.done():
+            await asyncio.sleep(0.5)
+            if next_at is not None and time.monotonic() - started >= next_at:
+                rss_samples.append([next_at, process.memory_info().rss])
+                next_at = next(checkpoints, None)
+        return await task
+
+    started = time.monotonic()
+    run_event_loop(run_with_samples())
+    elapsed = time.monotonic() - started
+    totals = parse_stats_hash(client.hgetall(SessionKeys(session_id).stats)).get(0)
+    client.delete(*SessionKeys(session_id).all([0]))
+    percentiles = totals.percentiles_ms() if totals else {}
+    return {
+        "requests": totals.requests if totals else 0,
+        "failures": totals.failures if totals else 0,
+        "not_sent": totals.not_sent if totals else {},
+        "p50_ms": percentiles.get(0.5),
+        "p99_ms": percentiles.get(0.99),
+        "elapsed_s": elapsed,
+        "rss_samples": rss_samples,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(json.loads(sys.argv[1]))), flush=True)
