@@ -60,12 +60,15 @@ def _ms(value: float, unit: str) -> float:
 
 
 def versions() -> dict[str, str]:
+    """The peers' version numbers, for the table's header."""
     found = {}
     for name, command in (("locust", [sys.executable, "-m", "locust", "--version"]),
                           ("wrk", ["wrk", "--version"])):  # fmt: skip
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=30)
-            found[name] = (result.stdout + result.stderr).strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.TimeoutExpired):
+        except (OSError, subprocess.TimeoutExpired):
             found[name] = "missing"
+            continue
+        match = re.search(r"(\d+\.\d+[\w.-]*)", result.stdout + result.stderr)
+        found[name] = match.group(1) if match else "unknown"
     return found

@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             DATA_DIR=workdir,
             DATABASE_URL=f"sqlite:///{workdir}/bench.sqlite3",
             REDIS_URL=redis.url,
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL="ERROR",
         )
         import django
         from django.core.management import call_command

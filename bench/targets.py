@@ -100,7 +100,7 @@ class Nginx:
 
     def version(self) -> str:
         result = subprocess.run([_which("nginx"), "-v"], capture_output=True, text=True)
-        return result.stderr.strip().removeprefix("nginx version: ")
+        return result.stderr.strip().removeprefix("nginx version: nginx/")
 
 
 class CountingTarget:

@@ -16,6 +16,7 @@ HTTP/2, proxies, cookies.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 BODY_PREFIX_BYTES = 256  # kept from each response, for the error log
 USER_AGENT = "loadtest-service/1.0"
 
@@ -47,6 +49,8 @@ class PreparedRequest:
 
 
 def prepare(method: str, url: str, headers: dict | None = None, body: str = "") -> PreparedRequest:
+    if not _TOKEN.match(method):
+        raise ValueError(f"Not an HTTP method: {method!r}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
@@ -94,6 +98,8 @@ class _Connection(asyncio.Protocol):
         self._body_bytes = 0
         self._keep_alive = True
         self._got_response = False
+        self._got_bytes = False
+        self._unsolicited = False
         self._framed = False
         self._is_head = False
 
@@ -106,6 +112,7 @@ class _Connection(asyncio.Protocol):
         if self._parser is None:  # bytes nobody asked for: the connection is unusable
             self.close()
             return
+        self._got_bytes = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -125,6 +132,10 @@ class _Connection(asyncio.Protocol):
             self._fail(exc or ConnectionResetError("The server closed the connection."))
 
     # --- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._parser is None:  # a second answer in the same read: nobody asked for it
+            self._unsolicited = True
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
@@ -148,7 +159,14 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         waiter, parser = self._waiter, self._parser
-        if parser is None:  # already completed (a HEAD answer)
+        if parser is None:  # already completed (a HEAD answer), or unsolicited
+            return
+        if parser.get_status_code() < 200:
+            # 100 Continue, 103 Early Hints...: interim; the final answer follows.
+            self._reason = b""
+            self._body_prefix = bytearray()
+            self._body_bytes = 0
+            self._got_response = self._framed = False
             return
         self._parser = None
         if waiter is None or waiter.done():
@@ -175,18 +193,22 @@ class _Connection(asyncio.Protocol):
         self._body_bytes = 0
         self._keep_alive = True
         self._got_response = False
+        self._got_bytes = False
         self._framed = False
         self._is_head = request.is_head
         self.transport.write(request.raw)
         return self._waiter
 
     @property
-    def got_response(self) -> bool:
-        return self._got_response
+    def got_bytes(self) -> bool:
+        """Did any byte of an answer arrive? If not, the server never took the request."""
+        return self._got_bytes
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self._keep_alive and self._parser is None
+        return (
+            not self.closed and self._keep_alive and self._parser is None and not self._unsolicited
+        )
 
     def _fail(self, exc: BaseException) -> None:
         waiter = self._waiter
@@ -222,8 +244,10 @@ class HttpClient:
         if connection is not None:
             try:
                 return await self._exchange(connection, request, deadline)
-            except (ConnectionError, OSError):
-                if connection.got_response:
+            except TimeoutError:
+                raise  # the server may be working on it: never send it twice
+            except OSError:
+                if connection.got_bytes:
                     raise
         connection = await self._connect(request, deadline)
         return await self._exchange(connection, request, deadline)
