@@ -38,7 +38,7 @@ def plan_for(endpoints, **plan):
 
 
 @contextmanager
-def shard_in_thread(redis_client, redis_url, plan, users=2, rps=0.0, **settings):
+def shard_in_thread(redis_client, redis_url, plan, users=2, rps=0.0, uvloop=False, **settings):
     """Run shard 0 of a fresh session until the block ends, then stop it and wait.
 
     Yields the session id; read the results with ``totals``.
@@ -54,7 +54,12 @@ def shard_in_thread(redis_client, redis_url, plan, users=2, rps=0.0, **settings)
         hostname="in-process",
         settings=ShardSettings(**{"flush_interval_s": 0.2, "stop_grace_s": 2, **settings}),
     )
-    loop = asyncio.new_event_loop()
+    if uvloop:  # the loop a Celery worker's shard runs on
+        import uvloop as uv
+
+        loop = uv.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     thread = threading.Thread(target=lambda: loop.run_until_complete(runner.run()))
     thread.start()
     try:

@@ -103,3 +103,17 @@ def test_ramp_up_brings_users_in_linearly(
     assert 2 <= halfway <= 8, halfway  # about 5 at half time
     assert 3.0 <= full_after_s <= 6.0, full_after_s
     assert session.total_requests == counting_server.total
+
+
+def test_latency_resolution_is_finer_than_a_millisecond_on_the_workers_loop(
+    counting_server, redis_url, redis_client, forget_redis_sessions
+):
+    """uvloop's own clock ticks in whole milliseconds; latencies must not."""
+    plan = plan_for([("ping", f"{counting_server.base_url}/ping")])
+    with shard_in_thread(redis_client, redis_url, plan, users=2, uvloop=True) as (session, _):
+        wait_until(lambda: counting_server.total > 100, timeout_s=10)
+
+    (ping,) = totals(redis_client, session).values()
+    # A local answer takes a fraction of a millisecond: a clock in whole milliseconds would
+    # record it as 0 or as 1000 µs and more.
+    assert 0 < ping.min_us < 1000

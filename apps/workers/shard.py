@@ -283,7 +283,7 @@ class ShardRunner:
                     if rate > 0
                     else None
                 )
-                self._schedule_start = asyncio.get_running_loop().time()
+                self._schedule_start = time.perf_counter()
                 self._arrival = 0
             if self._scheduler is None:
                 self._scheduler = asyncio.create_task(self._arrivals())
@@ -356,7 +356,6 @@ class ShardRunner:
 
     async def _arrivals(self) -> None:
         """The open model: requests are due on a schedule, whatever the target does."""
-        loop = asyncio.get_running_loop()
         rng = random.Random()
         while not self._stopping:
             schedule = self._schedule
@@ -365,7 +364,7 @@ class ShardRunner:
                 continue
             self._arrival += 1
             due = self._schedule_start + schedule.offset_s(self._arrival)
-            delay_s = due - loop.time()
+            delay_s = due - time.perf_counter()
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
                 if schedule is not self._schedule:
@@ -396,8 +395,9 @@ class ShardRunner:
         a late send counts: a slow target or an overloaded generator cannot hide delay.
         """
         endpoint = self.endpoints[index]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds, cached per
+        # loop iteration, which would blur every sub-millisecond latency.
+        started = time.perf_counter()
         failure: str | None = None
         unavailable = False
         status: int | None = None
@@ -429,7 +429,7 @@ class ShardRunner:
             detail = f"{type(exc).__name__}: {exc}"
             self._report_engine_error(endpoint, exc)
         origin = intended_at if intended_at is not None else started
-        latency_us = int((loop.time() - origin) * 1_000_000)
+        latency_us = int((time.perf_counter() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
         if failure is not None:
             self._sample_error(index, failure, status, detail)
