@@ -17,26 +17,11 @@ SENSITIVE_HEADERS = frozenset(
 REDACTED = "[redacted]"
 
 TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
-    LoadTestSession: (
-        "session",
-        (
-            "session_name",
-            "target_id",
-            "concurrent_users",
-            "duration_minutes",
-            "request_interval_min",
-            "request_interval_max",
-            "endpoint_weights",
-            "max_errors_per_minute",
-            "enable_logging",
-            "target_rps",
-            "ramp_up_seconds",
-        ),
-    ),
+    LoadTestSession: ("session", LoadTestSession.CONFIG_FIELDS),
     Endpoint: (
         "endpoint",
         (
-            "target_id",
+            "target",
             "name",
             "url",
             "method",
@@ -62,7 +47,8 @@ def snapshot(instance) -> dict:
     """The tracked fields' values, JSON-ready, secrets masked."""
     _, fields = TRACKED_FIELDS[type(instance)]
     values = {}
-    for field in fields:
+    for name in fields:
+        field = instance._meta.get_field(name).attname  # a foreign key: its id, "target_id"
         value = getattr(instance, field)
         if isinstance(value, Decimal):
             value = str(value)

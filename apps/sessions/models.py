@@ -98,6 +98,21 @@ class LoadTestSession(models.Model):
     weights), frozen at start so results stay readable if the catalog changes later.
     """
 
+    # The LoadTestConfig: what a user sets, what the history tracks, what a clone copies.
+    CONFIG_FIELDS = (
+        "session_name",
+        "target",
+        "concurrent_users",
+        "duration_minutes",
+        "request_interval_min",
+        "request_interval_max",
+        "endpoint_weights",
+        "max_errors_per_minute",
+        "enable_logging",
+        "target_rps",
+        "ramp_up_seconds",
+    )
+
     session_name = models.CharField(max_length=200)
     target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="sessions")
     concurrent_users = models.PositiveIntegerField(default=10)

@@ -224,12 +224,10 @@ def delete_session(session: LoadTestSession) -> None:
 
 def clone_session(session: LoadTestSession, user=None) -> LoadTestSession:
     """A new pending session with the same configuration, to run the same test again."""
-    _, tracked = history.TRACKED_FIELDS[LoadTestSession]
-    fields = [field for field in tracked if field != "session_name"]
+    copied = {name: getattr(session, name) for name in LoadTestSession.CONFIG_FIELDS}
+    copied["session_name"] = f"{session.session_name} (copy)"[:200]
     return LoadTestSession.objects.create(
-        session_name=f"{session.session_name} (copy)"[:200],
-        created_by=user if user is not None and user.is_authenticated else None,
-        **{field: getattr(session, field) for field in fields},
+        created_by=user if user is not None and user.is_authenticated else None, **copied
     )
 
 

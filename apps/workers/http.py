@@ -93,15 +93,19 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self._waiter: asyncio.Future | None = None
         self._parser = None
+        self._unsolicited = False
+        self._keep_alive = True
+        self._got_bytes = False
+        self._is_head = False
+        self._reset_answer()
+
+    def _reset_answer(self) -> None:
+        """Forget what an answer said so far (a new request, or a 1xx before the final one)."""
         self._reason = b""
         self._body_prefix = bytearray()
         self._body_bytes = 0
-        self._keep_alive = True
         self._got_response = False
-        self._got_bytes = False
-        self._unsolicited = False
         self._framed = False
-        self._is_head = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -162,11 +166,7 @@ class _Connection(asyncio.Protocol):
         if parser is None:  # already completed (a HEAD answer), or unsolicited
             return
         if parser.get_status_code() < 200:
-            # 100 Continue, 103 Early Hints...: interim; the final answer follows.
-            self._reason = b""
-            self._body_prefix = bytearray()
-            self._body_bytes = 0
-            self._got_response = self._framed = False
+            self._reset_answer()  # 100 Continue, 103 Early Hints...: the final answer follows
             return
         self._parser = None
         if waiter is None or waiter.done():
@@ -188,13 +188,9 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._parser = httptools.HttpResponseParser(self)
-        self._reason = b""
-        self._body_prefix = bytearray()
-        self._body_bytes = 0
+        self._reset_answer()
         self._keep_alive = True
-        self._got_response = False
         self._got_bytes = False
-        self._framed = False
         self._is_head = request.is_head
         self.transport.write(request.raw)
         return self._waiter

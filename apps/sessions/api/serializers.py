@@ -104,17 +104,7 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
         model = LoadTestSession
         fields = [
             "id",
-            "session_name",
-            "target",
-            "concurrent_users",
-            "duration_minutes",
-            "request_interval_min",
-            "request_interval_max",
-            "endpoint_weights",
-            "max_errors_per_minute",
-            "enable_logging",
-            "target_rps",
-            "ramp_up_seconds",
+            *LoadTestSession.CONFIG_FIELDS,
             "status",
             "created_at",
             "created_by",
@@ -142,22 +132,10 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     def get_requests_per_second(self, session: LoadTestSession) -> float:
         return round(session.requests_per_second(), 2)
 
-    CONFIG_FIELDS = (
-        "target",
-        "concurrent_users",
-        "duration_minutes",
-        "request_interval_min",
-        "request_interval_max",
-        "endpoint_weights",
-        "max_errors_per_minute",
-        "target_rps",
-        "ramp_up_seconds",
-    )
-
     def validate(self, attrs):
         if self.instance is not None:
             # A partial update is checked as the whole configuration it would produce.
-            for name in self.CONFIG_FIELDS:
+            for name in LoadTestSession.CONFIG_FIELDS:
                 attrs.setdefault(name, getattr(self.instance, name))
         target = attrs.get("target")
         if target is not None:
