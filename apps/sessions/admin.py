@@ -231,3 +231,10 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 class ErrorSampleAdmin(ReadOnlyAdmin):
     list_display = ["at", "session", "endpoint", "failure_class", "status", "message"]
     list_filter = ["failure_class", "session"]
+
+
+@admin.register(SessionEvent)
+class SessionEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "session", "kind", "message", "hostname", "shard"]
+    list_filter = ["kind", "session"]
+    search_fields = ["message"]
