@@ -27,7 +27,7 @@ from apps.sessions.models import (
 from apps.workers import control
 from apps.workers.monitor import monitor_tick
 from loadtest_project import celery_app
-from loadtest_project.procfile import ProcessGroup, read_procfile
+from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
 
 def _wait(condition, timeout_s: float, interval_s: float = 0.01):
@@ -59,14 +59,9 @@ class Stack:
             self.group.start(name, procfile["worker"], env={**env, "WORKER_NAME": name},
                              log_path=logs / f"{name}.log")  # fmt: skip
             hosts.append(f"{name}@{socket.gethostname()}")
-        missing = set(hosts)
-
-        def all_answer():
-            for reply in celery_app.control.ping(destination=list(missing), timeout=1.0):
-                missing.difference_update(reply)
-            return not missing
-
-        _wait(all_answer, 60, 0.2)
+        missing = wait_for_celery_nodes(celery_app, hosts, 60)
+        if missing:
+            raise RuntimeError(f"Celery workers did not answer: {sorted(missing)}")
         target = Target.objects.create(name=f"bench-{time.time()}", base_url="http://127.0.0.1")
         self.target = target
         return self

@@ -133,3 +133,28 @@ def _relay_output(popen: subprocess.Popen, name: str, colour: str) -> None:
     for raw_line in popen.stdout:
         sys.stdout.write(prefix + raw_line.decode(errors="replace"))
         sys.stdout.flush()
+
+
+def wait_for_celery_nodes(
+    app, hostnames: list[str], timeout_s: float = 60.0, keep_waiting=lambda: True
+) -> set[str]:
+    """Ping the named Celery nodes until all answer, ``keep_waiting()`` turns false, or the
+    time is up; returns the nodes that never answered (empty: all did).
+
+    Each attempt opens a fresh broker connection: a pooled one may be dead after a Redis
+    restart, and would fail every attempt.
+    """
+    deadline = time.monotonic() + timeout_s
+    missing = set(hostnames)
+    while missing and time.monotonic() < deadline and keep_waiting():
+        try:
+            with app.connection_for_write() as connection:
+                replies = app.control.ping(
+                    destination=sorted(missing), timeout=1.0, connection=connection
+                )
+        except Exception:  # the broker is not there yet, or the connection broke
+            time.sleep(0.2)
+            continue
+        for reply in replies:
+            missing.difference_update(reply)
+    return missing

@@ -25,7 +25,7 @@ from apps.sessions import roles
 from apps.sessions.roles import sync_roles
 from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis, redis_answers
-from loadtest_project.procfile import ProcessGroup, read_procfile
+from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
 from .servers import CountingServer
 
@@ -173,20 +173,7 @@ class Workers:
 
 
 def wait_for_workers(hostnames: list[str], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    missing = set(hostnames)
-    while missing and time.monotonic() < deadline:
-        try:
-            # A fresh connection each time: a pooled one may be dead after a Redis restart.
-            with celery_app.connection_for_write() as connection:
-                replies = celery_app.control.ping(
-                    destination=list(missing), timeout=1.0, connection=connection
-                )
-        except Exception:
-            time.sleep(0.2)
-            continue
-        for reply in replies:
-            missing -= set(reply)
+    missing = wait_for_celery_nodes(celery_app, hostnames, timeout_s)
     if missing:
         raise RuntimeError(f"Celery workers did not answer a ping: {sorted(missing)}")
 

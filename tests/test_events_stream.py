@@ -8,10 +8,6 @@ stream ends, so the test starts uvicorn on the test database and reads the strea
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,18 +20,19 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from apps.sessions.models import Endpoint, LoadTestSession, Target
+from loadtest_project.embedded_redis import free_port
+from loadtest_project.procfile import ProcessGroup, read_procfile
 
 from .conftest import _database_url_for_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 20.0
 READ_TIMEOUT_S = 5.0
 
 
 class Server:
-    def __init__(self, base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+    def __init__(self, base_url: str, process, log_path: Path) -> None:
         self.base_url = base_url
         self.process = process
         self.log_path = log_path
@@ -47,16 +44,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until_answering(server: Server) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
+        if not server.process.running():
             raise RuntimeError(f"uvicorn exited early:\n{server.log()}")
         try:
             requests.get(f"{server.base_url}/api/", timeout=1.0)
@@ -71,34 +62,26 @@ def server(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> I
     """uvicorn serving the project on the test database, stats every 0.2 s."""
     with django_db_blocker.unblock():
         database_url = _database_url_for_workers()
-    port = _free_port()
+    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "DATA_DIR": str(tmp_path_factory.mktemp("web-data")),
         "SSE_INTERVAL_S": "0.2",
         "DEBUG": "False",
         "ALLOWED_HOSTS": "127.0.0.1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
     }
     log_path = tmp_path_factory.mktemp("web-logs") / "uvicorn.log"
-    command = [sys.executable, "-m", "uvicorn", "loadtest_project.asgi:application"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
+    group = ProcessGroup()  # the Procfile's own `web` line, as in production
+    process = group.start("web", read_procfile()["web"], env=env, log_path=log_path)
     running = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         _wait_until_answering(running)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        group.stop_all(grace_s=5)
     assert "Traceback" not in running.log(), running.log()
 
 

@@ -59,7 +59,8 @@ from .stats import parse_series_hash, parse_stats_hash
 
 logger = logging.getLogger(__name__)
 
-LOAD_QUEUE = "load"  # the Redis list kombu keeps the `load` queue's waiting messages in
+# The Redis list in which kombu keeps the shards' queue's waiting messages.
+LOAD_QUEUE = settings.CELERY_TASK_ROUTES["apps.workers.tasks.run_shard"]["queue"]
 
 # Shards marked running whose heartbeat has expired are lost (their worker died). Atomic, so
 # a shard that finishes between the check and the mark keeps its state. Returns the states

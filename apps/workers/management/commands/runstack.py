@@ -19,16 +19,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from loadtest_project import celery_app
-from loadtest_project.embedded_redis import EmbeddedRedis, RedisNotFound, redis_answers
-from loadtest_project.procfile import ProcessGroup, read_procfile
+from loadtest_project.embedded_redis import (
+    EmbeddedRedis,
+    RedisNotFound,
+    port_in_use,
+    redis_answers,
+)
+from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
 from .prepare import prepare_service
-
-
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0
 
 
 def _wait_http(url: str, timeout_s: float) -> bool:
@@ -71,7 +70,7 @@ class Command(BaseCommand):
         if options["no_app"]:
             del ports["app"]
         for name, port in ports.items():
-            if _port_taken("127.0.0.1", port):
+            if port_in_use(port):
                 raise CommandError(
                     f"Port {port} (for {name}) is already in use. Stop what uses it or set "
                     f"{name.upper()}_PORT to another port."
@@ -92,7 +91,11 @@ class Command(BaseCommand):
                 "HOST": host,
             }
             self._start_processes(group, env, ports, options["workers"])
-            self._wait_ready(group, shown_host, ports, options["workers"] + 1)
+            node_host = socket.gethostname()  # what Celery's %h expands to
+            nodes = [f"{os.environ.get('CONTROL_NAME', 'control')}@{node_host}"] + [
+                f"load{number}@{node_host}" for number in range(1, options["workers"] + 1)
+            ]
+            self._wait_ready(group, shown_host, ports, nodes)
             self._banner(shown_host, ports, username, password, token, redis_url, redis_server)
             self._supervise(group)
         finally:
@@ -139,7 +142,7 @@ class Command(BaseCommand):
                 process_env["PORT"] = str(ports[name])
             group.start(name, command, env=process_env)
 
-    def _wait_ready(self, group, host: str, ports, expected_workers: int) -> None:
+    def _wait_ready(self, group, host: str, ports, nodes: list[str]) -> None:
         checks = {
             "web": f"http://{host}:{ports['web']}/",
             "flower": f"http://{host}:{ports['flower']}/",
@@ -151,10 +154,11 @@ class Command(BaseCommand):
                 exited = group.first_exited()
                 detail = f" ({exited.name} exited)" if exited else ""
                 raise CommandError(f"{name} did not answer at {url} within 60 s{detail}.")
-        deadline = time.monotonic() + 60
-        while len(celery_app.control.ping(timeout=1.0)) < expected_workers:
-            if time.monotonic() > deadline or group.first_exited():
-                raise CommandError("The Celery workers did not answer within 60 s.")
+        missing = wait_for_celery_nodes(
+            celery_app, nodes, 60, keep_waiting=lambda: group.first_exited() is None
+        )
+        if missing:
+            raise CommandError(f"Celery workers did not answer within 60 s: {sorted(missing)}.")
 
     def _banner(self, host, ports, username, password, token, redis_url, redis_server) -> None:
         web = f"http://{host}:{ports['web']}"
