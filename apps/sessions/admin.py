@@ -1,9 +1,22 @@
-"""The Django admin: manage the catalog and sessions, start and stop them, read results."""
+"""The Django admin: manage the catalog and sessions, start and stop them, read results.
+
+Every change to a session goes through ``services``, as from the API: the same checks, the
+same permissions, the same history. Users are managed here too, without a way up for a
+non-superuser (see ``UserAdmin``).
+"""
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from . import history, services
+from .choices import SessionStatus
 from .models import (
     AuditEntry,
     ConfigChange,
@@ -99,8 +112,20 @@ class SessionEventInline(admin.TabularInline):
         return False
 
 
+def refusal(exc: Exception) -> str:
+    """What a refused change says to the person who tried it."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc)
+
+
+# Refusals of the services that a page shows as a message; the view's transaction has rolled
+# back whatever the attempt had written.
+SERVICE_REFUSALS = (services.SessionStateError, services.EngineUnavailable, ValidationError)
+
+
 @admin.register(LoadTestSession)
-class LoadTestSessionAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class LoadTestSessionAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "session_name",
@@ -117,7 +142,7 @@ class LoadTestSessionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["status", "end_reason", "target"]
     search_fields = ["session_name"]
-    actions = ["start_sessions", "stop_sessions"]
+    actions = ["start_sessions", "stop_sessions", "delete_selected"]
     inlines = [EndpointStatsInline, SessionEventInline]
     readonly_fields = [
         "status",
@@ -135,21 +160,77 @@ class LoadTestSessionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.status != "pending":
-            # A session's configuration is what ran; it cannot be edited after the start.
-            return [field.name for field in self.model._meta.fields if field.name != "id"]
+        if obj is not None and obj.status != SessionStatus.PENDING:
+            # A session's configuration is what ran; while it runs, only its load changes.
+            live = obj.status in (SessionStatus.STARTING, SessionStatus.RUNNING)
+            editable = {"id", *services.LIVE_FIELDS} if live else {"id"}
+            return [field.name for field in self.model._meta.fields if field.name not in editable]
         return self.readonly_fields
+
+    def has_operate_permission(self, request) -> bool:
+        """Who sees and may run the start and stop actions (operator and admin roles)."""
+        return request.user.has_perm(services.OPERATE_SESSIONS)
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+            services.create_session(obj, user=request.user)
+            return
+        stored = LoadTestSession.objects.get(pk=obj.pk)  # obj already holds the form's values
+        changes = {name: getattr(obj, name) for name in form.changed_data}
+        services.update_session(stored, changes, user=request.user, via="admin")
 
-    @admin.action(description="Start selected sessions")
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SERVICE_REFUSALS as exc:  # e.g. started while the form was open; Redis down
+            self.message_user(request, refusal(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """Refuse, with the reason, to delete a session whose load may still run."""
+        session = self.get_object(request, unquote(object_id))
+        try:
+            if session is not None and self.has_delete_permission(request, session):
+                services.check_deletable(session)  # before the confirmation page, too
+            return super().delete_view(request, object_id, extra_context)
+        except services.SessionStateError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            url = reverse("admin:loadtests_loadtestsession_change", args=[session.pk])
+            return HttpResponseRedirect(url)
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_session(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for session in queryset:
+            services.delete_session(session, user=request.user)
+
+    def get_deleted_objects(self, objs, request):
+        """A session's results go with it: deleting the session is the permission needed.
+
+        The result tables are read-only in the admin, which would otherwise refuse every
+        session that has run.
+        """
+        deleted, model_count, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
+    @admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
+    def delete_selected(self, request, queryset):
+        """Django's bulk delete, refused whole while any selected session may still send."""
+        try:
+            for session in queryset:
+                services.check_deletable(session)
+            with transaction.atomic():
+                return django_delete_selected(self, request, queryset)
+        except services.SessionStateError as exc:
+            self.message_user(request, f"{exc} Nothing was deleted.", messages.ERROR)
+            return None
+
+    @admin.action(permissions=["operate"], description="Start selected sessions")
     def start_sessions(self, request, queryset) -> None:
         self._apply(request, queryset, services.start_session, "started")
 
-    @admin.action(description="Stop selected sessions")
+    @admin.action(permissions=["operate"], description="Stop selected sessions")
     def stop_sessions(self, request, queryset) -> None:
         self._apply(request, queryset, services.stop_session, "asked to stop")
 
@@ -157,10 +238,8 @@ class LoadTestSessionAdmin(HistoryAdminMixin, admin.ModelAdmin):
         for session in queryset:
             try:
                 service(session, user=request.user)
-            except (services.SessionStateError, services.EngineUnavailable) as exc:
-                self.message_user(request, f"{session}: {exc}", messages.ERROR)
-            except ValidationError as exc:
-                self.message_user(request, f"{session}: {'; '.join(exc.messages)}", messages.ERROR)
+            except (*SERVICE_REFUSALS, PermissionDenied) as exc:
+                self.message_user(request, f"{session}: {refusal(exc)}", messages.ERROR)
             else:
                 self.message_user(request, f"{session}: {verb}.", messages.SUCCESS)
 
@@ -238,3 +317,32 @@ class SessionEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "session", "kind", "message", "hostname", "shard"]
     list_filter = ["kind", "session"]
     search_fields = ["message"]
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin):
+    """Users, managed by the admin role without a way up.
+
+    Roles are groups; superuser status and raw permissions can be granted only by a
+    superuser, and a superuser's account (its password too) only changed by one.
+    """
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += ["is_superuser", "user_permissions"]
+        return readonly
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)

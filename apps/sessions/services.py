@@ -3,18 +3,23 @@
 Transitions are conditional UPDATEs on the status column, so two callers racing (a user's
 stop and the monitor's end of duration, say) cannot both win; the loser sees the row as it
 is now. Each change records who asked and why.
+
+Each function that acts for a person checks that person's permission here, so the API, the
+admin and any later edge refuse the same people: ``user=None`` is the system itself (the
+monitor, beat, management commands), which may do anything.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from . import history
@@ -38,6 +43,24 @@ class SessionStateError(Exception):
 
 class EngineUnavailable(Exception):
     """Redis or the broker could not be reached, so load cannot start (the API answers 503)."""
+
+
+# What each kind of change needs; roles.py says which role holds which.
+ADD_SESSIONS = "loadtests.add_loadtestsession"
+CHANGE_SESSIONS = "loadtests.change_loadtestsession"
+DELETE_SESSIONS = "loadtests.delete_loadtestsession"
+OPERATE_SESSIONS = "loadtests.operate_loadtestsession"
+EMERGENCY_STOP = "loadtests.emergency_stop"
+
+
+def require_permission(user, permission: str, doing: str) -> None:
+    """Refuse ``user`` unless it holds ``permission`` (the API answers 403, the admin shows
+    the message); ``user=None`` is the system itself."""
+    if user is not None and not user.has_perm(permission):
+        raise PermissionDenied(
+            f"Your role does not allow you to {doing} (it needs the permission {permission}; "
+            "see the roles in the README)."
+        )
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -158,6 +181,7 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     """pending -> starting: freeze the plan, publish it to Redis and queue the shards."""
     from apps.workers import dispatch
 
+    require_permission(user, OPERATE_SESSIONS, "start sessions")
     if session.status != SessionStatus.PENDING:
         raise SessionStateError(
             f"Session {session.pk} is {session.status}; only a pending session can be started."
@@ -214,21 +238,100 @@ def check_total_users(additional_users: int) -> None:
         )
 
 
-def delete_session(session: LoadTestSession) -> None:
-    """Sessions that are not running can be deleted with their results; running ones first
-    have to be stopped."""
+def create_session(session: LoadTestSession, user=None) -> LoadTestSession:
+    """Store a new, pending session that the API or the admin built from a LoadTestConfig.
+
+    Checked here as a whole configuration, whatever the edge checked before, so that nothing
+    invalid is stored from any edge; without a target, the target at TARGET_APP_URL is used.
+    """
+    require_permission(user, ADD_SESSIONS, "create sessions")
+    if session.target_id is None:
+        session.target = default_target()
+    session.created_by = user if user is not None and user.is_authenticated else None
+    session.full_clean()
+    session.save()
+    return session
+
+
+# What may change while a session runs: the load, live. Everything else is what ran.
+LIVE_FIELDS = frozenset({"concurrent_users"})
+
+
+def update_session(
+    session: LoadTestSession, changes: Mapping[str, object], user=None, via: str = "api"
+) -> LoadTestSession:
+    """Change a session's configuration and record who changed what (``via`` "api"/"admin").
+
+    Pending: any LoadTestConfig field, checked as the whole configuration it produces.
+    Starting or running: ``concurrent_users`` only, applied live (``change_users``).
+    Stopping or ended: nothing; its configuration is what ran.
+    """
+    require_permission(user, CHANGE_SESSIONS, "change sessions")
+    if session.status in (SessionStatus.STARTING, SessionStatus.RUNNING):
+        others = sorted(set(changes) - LIVE_FIELDS)
+        if others:
+            raise SessionStateError(
+                f"Only concurrent_users can change while a session runs (not {', '.join(others)})."
+            )
+        if "concurrent_users" in changes:
+            return change_users(session, changes["concurrent_users"], user=user, via=via)
+        return session
+    if session.status != SessionStatus.PENDING:
+        raise SessionStateError(
+            f"Session {session.pk} is {session.status}; its configuration is final."
+        )
+    unknown = set(changes) - set(LoadTestSession.CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"Not configuration fields: {sorted(unknown)}")
+    before = history.snapshot(session)
+    for name, value in changes.items():
+        setattr(session, name, value)
+    session.full_clean()
+    with transaction.atomic():
+        # Only while still pending: a session started meanwhile keeps the configuration it
+        # started with.
+        updated = LoadTestSession.objects.filter(
+            pk=session.pk, status=SessionStatus.PENDING
+        ).update(**{name: getattr(session, name) for name in changes})
+        if not updated:
+            raise SessionStateError(
+                f"Session {session.pk} has started meanwhile; its configuration is what runs."
+            )
+        session.refresh_from_db()  # the history compares values as stored (0.5 is 0.5000)
+        history.record_changes(session, before, user=user, via=via)
+    return session
+
+
+def check_deletable(session: LoadTestSession) -> None:
+    """A session whose shards may still send (starting, running, stopping) is never deleted:
+    its row is what lets anyone stop that load."""
     if session.is_active:
-        raise SessionStateError(f"Session {session.pk} is {session.status}; stop it first.")
-    session.delete()
+        raise SessionStateError(
+            f"Session {session.pk} ({session.session_name}) is {session.status}: stop it first, "
+            "then delete it once it has stopped."
+        )
+
+
+def delete_session(session: LoadTestSession, user=None) -> None:
+    """Delete a session that is not running, with its results."""
+    require_permission(user, DELETE_SESSIONS, "delete sessions")
+    with transaction.atomic():
+        # Decide on the stored status, under a lock, not on the caller's copy: the no-op
+        # UPDATE locks the row (the whole database on SQLite) until the delete commits, so a
+        # start racing with this delete either lands first, and the delete is refused, or
+        # finds no row to start.
+        if not LoadTestSession.objects.filter(pk=session.pk).update(status=F("status")):
+            return  # already deleted
+        session.refresh_from_db(fields=["status"])
+        check_deletable(session)
+        session.delete()
 
 
 def clone_session(session: LoadTestSession, user=None) -> LoadTestSession:
     """A new pending session with the same configuration, to run the same test again."""
     copied = {name: getattr(session, name) for name in LoadTestSession.CONFIG_FIELDS}
     copied["session_name"] = f"{session.session_name} (copy)"[:200]
-    return LoadTestSession.objects.create(
-        created_by=user if user is not None and user.is_authenticated else None, **copied
-    )
+    return create_session(LoadTestSession(**copied), user=user)
 
 
 def _undo_start(session_id: int) -> None:
@@ -258,6 +361,12 @@ def stop_session(
 
     A session that never started is stopped at once. Stopping a stopping session is a no-op.
     """
+    require_permission(user, OPERATE_SESSIONS, "stop sessions")
+    return _stop(session, user, reason, detail)
+
+
+def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> LoadTestSession:
+    """``stop_session`` for a caller that has checked its own permission (the emergency stop)."""
     from apps.workers import control
 
     if session.status == SessionStatus.PENDING:
@@ -349,6 +458,7 @@ def change_users(
     """
     from apps.workers import dispatch
 
+    require_permission(user, OPERATE_SESSIONS, "change the load of running sessions")
     if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
         raise SessionStateError(
             f"Session {session.pk} is {session.status}; users can change while it runs."
@@ -384,6 +494,7 @@ def emergency_stop(user=None) -> list[int]:
     """
     from apps.workers import control
 
+    require_permission(user, EMERGENCY_STOP, "use the emergency stop")
     try:
         control.emergency_stop_all(control.get_redis())
     except Exception as exc:
@@ -391,7 +502,7 @@ def emergency_stop(user=None) -> list[int]:
     stopped = []
     for session in LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES):
         try:
-            stop_session(session, user=user, reason=EndReason.EMERGENCY_STOP)
+            _stop(session, user, EndReason.EMERGENCY_STOP, "")
         except SessionStateError:
             continue  # it ended meanwhile
         stopped.append(session.pk)

@@ -171,10 +171,14 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
                 ) from exc
         return attrs
 
+    # Saving goes through the services, as in the admin: the same checks, history and author.
     def create(self, validated_data):
-        if validated_data.get("target") is None:
-            validated_data["target"] = services.default_target()
-        return super().create(validated_data)
+        user = self.context["request"].user
+        return services.create_session(LoadTestSession(**validated_data), user=user)
+
+    def update(self, session, validated_data):
+        user = self.context["request"].user
+        return services.update_session(session, validated_data, user=user, via="api")
 
 
 class EndpointStatsSerializer(serializers.ModelSerializer):

@@ -5,6 +5,7 @@ Every route needs an authenticated user with the permission its action names (se
 in the history.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
@@ -94,7 +95,6 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         "target", "created_by", "started_by", "stopped_by"
     )
     serializer_class = LoadTestSessionSerializer
-    LIVE_FIELDS = frozenset({"concurrent_users"})
     action_permissions = {
         "start": "operate",
         "stop": "operate",
@@ -109,31 +109,34 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     search_fields = ["session_name"]
     ordering_fields = ["created_at", "start_time", "end_time", "total_requests", "status"]
 
-    def perform_create(self, serializer):
-        serializer.save(created_by=self.request.user)
+    def perform_update(self, serializer):
+        serializer.save()  # services.update_session records the history
 
     def perform_destroy(self, session):
-        services.delete_session(session)
+        services.delete_session(session, user=self.request.user)
 
     def update(self, request, *args, **kwargs):
         session = self.get_object()
         if session.status == SessionStatus.PENDING:
             return super().update(request, *args, **kwargs)
-        if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
+        # Once started, the configuration is what ran; the service says what the status still
+        # allows (a live concurrent_users), so only a PATCH is read, field by field.
+        if not kwargs.get("partial"):
             raise services.SessionStateError(
-                f"Session {session.pk} is {session.status}; its configuration is final."
+                f"Session {session.pk} is {session.status}; PATCH the fields to change "
+                "(only concurrent_users while it runs) instead of replacing it whole."
             )
-        fields = set(request.data)
-        if not kwargs.get("partial") or not fields or fields - self.LIVE_FIELDS:
-            others = ", ".join(sorted(fields - self.LIVE_FIELDS)) or "a full replacement"
-            raise services.SessionStateError(
-                f"Only concurrent_users can change while a session runs (not {others})."
-            )
-        try:
-            users = serializers.IntegerField().run_validation(request.data["concurrent_users"])
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({"concurrent_users": exc.detail}) from exc
-        session = services.change_users(session, users, user=request.user)
+        if not isinstance(request.data, Mapping):
+            raise serializers.ValidationError("Send a JSON object of the fields to change.")
+        changes = dict(request.data.items())
+        if "concurrent_users" in changes:
+            try:
+                changes["concurrent_users"] = serializers.IntegerField().run_validation(
+                    changes["concurrent_users"]
+                )
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"concurrent_users": exc.detail}) from exc
+        session = services.update_session(session, changes, user=request.user, via="api")
         return Response(self.get_serializer(session).data)
 
     @extend_schema(request=None, responses={202: LoadTestSessionSerializer})
