@@ -489,14 +489,16 @@ def emergency_stop(user=None) -> list[int]:
     """Stop every active session on every worker, now. Returns the sessions stopped.
 
     A global flag stops every shard started before it within a poll, even one whose session
-    the database no longer counts as active; then each active session is stopped as usual,
-    recording who did it.
+    the database no longer counts as active; the load of sessions whose row is gone is
+    stopped and forgotten (``stop_orphan_load``); then each active session is stopped as
+    usual, recording who did it.
     """
     from apps.workers import control
 
     require_permission(user, EMERGENCY_STOP, "use the emergency stop")
     try:
         control.emergency_stop_all(control.get_redis())
+        orphans = stop_orphan_load()
     except Exception as exc:
         raise EngineUnavailable(f"Could not reach Redis for the emergency stop ({exc}).") from exc
     stopped = []
@@ -506,5 +508,35 @@ def emergency_stop(user=None) -> list[int]:
         except SessionStateError:
             continue  # it ended meanwhile
         stopped.append(session.pk)
-    logger.warning("Emergency stop by %s: sessions %s.", user or "system", stopped)
+    logger.warning("Emergency stop by %s: sessions %s; load without a session row: %s.",
+                   user or "system", stopped, orphans)  # fmt: skip
     return stopped
+
+
+def stop_orphan_load() -> list[int]:
+    """Stop the shards of sessions whose row is gone and forget their Redis state.
+
+    ``delete_session`` never deletes a running session, so this finds only rows removed
+    behind the services' back (raw SQL, a restored backup, a bug): without its row nobody
+    could stop that load. Beat runs it with every monitor pass, the emergency stop runs it
+    too. Only a missing row counts: a session that has just ended keeps its Redis state until
+    its monitor has copied the last counts. Returns the ids of the sessions stopped.
+    """
+    from apps.workers import control
+
+    client = control.get_redis()
+    dispatched = control.dispatched_session_ids(client)
+    if not dispatched:
+        return []
+    existing = set(LoadTestSession.objects.filter(pk__in=dispatched).values_list("pk", flat=True))
+    orphans = sorted(dispatched - existing)
+    for session_id in orphans:
+        # Stop first: the shards then stop within a poll even if forgetting fails halfway;
+        # forgetting also takes their heartbeats off the workers' list.
+        control.request_stop(client, session_id)
+        control.forget_session(client, session_id)
+        logger.warning(
+            "Session %s has no database row: its load was stopped and its Redis state forgotten.",
+            session_id,
+        )
+    return orphans

@@ -18,8 +18,10 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
 - ``monitor``   lock held by the monitor tick in progress (one at a time per session)
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
-``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``, and
-``lt:emergency`` (time of the last emergency stop).
+``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``,
+``lt:emergency`` (time of the last emergency stop), and ``lt:dispatched`` (ids of the
+sessions the control plane dispatched and has not forgotten yet: the orphan sweep compares
+them with the database without scanning keys).
 
 A shard's *generation* grows each time it is re-dispatched; a shard whose generation is no
 longer the assigned one has been superseded and stops, so a worker that comes back from a
@@ -42,6 +44,7 @@ ORPHAN_TTL_S = 7 * 24 * 3600
 EVENTS_BUFFERED = 1000  # engine events waiting for the monitor, per session
 HEARTBEATS_KEY = f"{KEY_PREFIX}:heartbeats"
 EMERGENCY_KEY = f"{KEY_PREFIX}:emergency"
+DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
 
 
 class ControlState:
@@ -342,6 +345,19 @@ def publish_session(client: redis.Redis, session_id: int, plan: dict) -> None:
         pipe.execute()
 
 
+def mark_dispatched(client: redis.Redis, session_id: int) -> None:
+    """Record that the control plane sent load out for this session (until it is forgotten).
+
+    Separate from ``publish_session``: what runs a shard without a database row (the engine's
+    own tests) is not the control plane's business and stays out of the orphan sweep.
+    """
+    client.sadd(DISPATCHED_SESSIONS_KEY, session_id)
+
+
+def dispatched_session_ids(client: redis.Redis) -> set[int]:
+    return {int(decode(member)) for member in client.smembers(DISPATCHED_SESSIONS_KEY)}
+
+
 def reassign(
     client: redis.Redis, session_id: int, targets: dict[int, tuple[int, float]]
 ) -> list[tuple[int, int]]:
@@ -398,3 +414,4 @@ def forget_session(client: redis.Redis, session_id: int) -> None:
     client.delete(*keys.all(indices))
     if indices:
         client.hdel(HEARTBEATS_KEY, *(keys.heartbeat_field(index) for index in indices))
+    client.srem(DISPATCHED_SESSIONS_KEY, session_id)

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from .control import (
     get_redis,
+    mark_dispatched,
     publish_session,
     read_assignments,
     reassign,
@@ -42,6 +43,7 @@ def _send_shards(session_id: int, shards: list[tuple[int, int]]) -> None:
 
 def dispatch_session(session_id: int, plan: dict, users: int, target_rps: float | None) -> None:
     client = get_redis()
+    mark_dispatched(client, session_id)
     publish_session(client, session_id, plan)
     targets = dict(enumerate(shard_targets(users, target_rps)))
     _send_shards(session_id, reassign(client, session_id, targets))

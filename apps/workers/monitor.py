@@ -411,7 +411,8 @@ def _store_events(session: LoadTestSession, client) -> None:
 
 
 def monitor_active_sessions() -> int:
-    """Queue a tick for every active session; Celery beat runs this every MONITOR_INTERVAL_S.
+    """Queue a tick for every active session, and stop any load whose session row is gone;
+    Celery beat runs this every MONITOR_INTERVAL_S.
 
     Driving the monitors from beat (rather than chains of countdown tasks) keeps no message
     waiting unacknowledged in a worker, and a session can never lose its monitor: if a tick
@@ -422,4 +423,6 @@ def monitor_active_sessions() -> int:
     )
     for session_id in session_ids:
         queue_monitor_tick(session_id)
+    # Load whose session row is gone has no monitor of its own: stop it here.
+    services.stop_orphan_load()
     return len(session_ids)
