@@ -5,9 +5,11 @@ file at the project root is read when present, so a single machine needs no expo
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,11 +23,44 @@ DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key_from_data_dir() -> str:
-    """A key generated once and kept beside the database, so every local process agrees.
+DEBUG = env.bool("DEBUG", default=False)
 
-    Production sets SECRET_KEY explicitly; this only spares a new user an extra step.
+
+def _secret_key() -> str:
+    """SECRET_KEY, or the contents of SECRET_KEY_FILE; never a key made up on the spot.
+
+    Every process (web, workers, beat) must sign with the same key: a key generated per
+    process would break sessions and CSRF between them, silently. So without DEBUG a missing
+    key stops the process with instructions. ``scripts/dev.py`` creates one key file for
+    local runs and passes SECRET_KEY_FILE; DEBUG=True keeps a key file in DATA_DIR.
     """
+    key = env.str("SECRET_KEY", default="")
+    key_file = env.str("SECRET_KEY_FILE", default="")
+    if key:
+        return key
+    if key_file:
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"SECRET_KEY_FILE={key_file} cannot be read: {exc.strerror}."
+            ) from exc
+        if not key:
+            raise ImproperlyConfigured(f"SECRET_KEY_FILE={key_file} is empty.")
+        return key
+    if DEBUG:
+        return _debug_secret_key()
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (and DEBUG is False). Set SECRET_KEY to a long random string, "
+        "the same for every process of the service, e.g. the output of "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))', in the environment "
+        "or in .env; or set SECRET_KEY_FILE to a file that holds it. "
+        "python3 scripts/dev.py run does this for you on one machine."
+    )
+
+
+def _debug_secret_key() -> str:
+    """DEBUG only: a key generated once into DATA_DIR, so the local processes agree."""
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(50))
@@ -33,8 +68,7 @@ def _secret_key_from_data_dir() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_data_dir()
-DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -51,6 +85,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "apps.sessions.apps.LoadSessionsConfig",
     "apps.workers.apps.WorkersConfig",
 ]
@@ -65,6 +100,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.sessions.audit.AuditMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its answer (the audit above
+    # then records that answer's status).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loadtest_project.urls"
@@ -287,6 +325,38 @@ _proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Proxies in front of the web server that append to X-Forwarded-For (0: clients connect
+# directly and the header is ignored). Rate limits, the login lockout and the audit log all
+# take the client's address from loadtest_project.client_address, which trusts only these.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured("NUM_PROXIES must be 0 or more.")
+
+# Sign-in lockout (django-axes) on every password form: the admin login, the browsable
+# API's login and POST /api/auth/token/. After LOGIN_FAILURE_LIMIT failures for one user (from
+# anywhere) or from one address (for any user), sign-ins for that user or from that address
+# are refused, right password or not, until LOGIN_LOCKOUT_MINUTES after the last failure.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_MINUTES = env.float("LOGIN_LOCKOUT_MINUTES", default=15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES <= 0:
+    raise ImproperlyConfigured(
+        "LOGIN_FAILURE_LIMIT must be at least 1 and LOGIN_LOCKOUT_MINUTES more than 0."
+    )
+AUTHENTICATION_BACKENDS = [
+    # Refuses locked-out users and addresses before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "loadtest_project.client_address.client_address"
+# Attempts made while locked out neither extend the lock nor grow its database row: the
+# lock ends a fixed time after the last counted failure, which the answer can tell.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "apps.sessions.lockout.lockout_response"
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

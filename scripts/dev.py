@@ -7,6 +7,9 @@
 
 Both create ``.venv`` beside this repository on first use and reinstall only when the
 requirements change. Extra arguments go to ``manage.py runstack`` or to pytest.
+Unless SECRET_KEY or SECRET_KEY_FILE is set, they create ``data/secret_key`` once
+(``$DATA_DIR/secret_key``) and pass it on as SECRET_KEY_FILE: the service refuses to start
+without a key, and every process it starts must share one.
 Standard library only: it runs before anything is installed.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
 import venv
@@ -50,12 +54,26 @@ def ensure_installed(requirements: str) -> Path:
     return python
 
 
+def ensure_secret_key(data_dir: Path) -> Path:
+    """``data_dir/secret_key``: a random key made once, readable by its owner only."""
+    key_file = data_dir / "secret_key"
+    if not key_file.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key:
+            key.write(secrets.token_urlsafe(50))
+    return key_file
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test", "bench"):
         print(__doc__)
         return 2
     command, extra = argv[0], argv[1:]
     os.chdir(ROOT)
+    if not (os.environ.get("SECRET_KEY") or os.environ.get("SECRET_KEY_FILE")):
+        data_dir = Path(os.environ.get("DATA_DIR", ROOT / "data")).resolve()
+        os.environ["SECRET_KEY_FILE"] = str(ensure_secret_key(data_dir))
     if command == "run":
         python = ensure_installed("requirements.txt")
         return replace_process([str(python), "manage.py", "runstack", *extra])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,68 +19,28 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from apps.sessions.models import Endpoint, LoadTestSession, Target
-from loadtest_project.embedded_redis import free_port
-from loadtest_project.procfile import ProcessGroup, read_procfile
 
 from .conftest import _database_url_for_workers
+from .web import WebServer, procfile_web
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-SERVER_START_TIMEOUT_S = 20.0
 READ_TIMEOUT_S = 5.0
 
 
-class Server:
-    def __init__(self, base_url: str, process, log_path: Path) -> None:
-        self.base_url = base_url
-        self.process = process
-        self.log_path = log_path
-
-    def events_url(self, session_id: int) -> str:
-        return f"{self.base_url}/api/sessions/{session_id}/events/"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _wait_until_answering(server: Server) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not server.process.running():
-            raise RuntimeError(f"uvicorn exited early:\n{server.log()}")
-        try:
-            requests.get(f"{server.base_url}/api/", timeout=1.0)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer within {SERVER_START_TIMEOUT_S} s:\n{server.log()}")
+def events_url(server: WebServer, session_id: int) -> str:
+    return server.url(f"/api/sessions/{session_id}/events/")
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> Iterator[Server]:
+def server(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> Iterator[WebServer]:
     """uvicorn serving the project on the test database, stats every 0.2 s."""
     with django_db_blocker.unblock():
         database_url = _database_url_for_workers()
-    port = free_port()
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "DATA_DIR": str(tmp_path_factory.mktemp("web-data")),
-        "SSE_INTERVAL_S": "0.2",
-        "DEBUG": "False",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-    }
+    data_dir = tmp_path_factory.mktemp("web-data")
     log_path = tmp_path_factory.mktemp("web-logs") / "uvicorn.log"
-    group = ProcessGroup()  # the Procfile's own `web` line, as in production
-    process = group.start("web", read_procfile()["web"], env=env, log_path=log_path)
-    running = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_until_answering(running)
+    with procfile_web(database_url, redis_url, data_dir, log_path, SSE_INTERVAL_S="0.2") as running:
         yield running
-    finally:
-        group.stop_all(grace_s=5)
     assert "Traceback" not in running.log(), running.log()
 
 
@@ -118,9 +77,9 @@ def read_events(response: requests.Response) -> Iterator[dict[str, str]]:
             message = {}
 
 
-def open_stream(server: Server, session_id: int, headers: dict) -> requests.Response:
+def open_stream(server: WebServer, session_id: int, headers: dict) -> requests.Response:
     response = requests.get(
-        server.events_url(session_id), headers=headers, stream=True, timeout=(2, READ_TIMEOUT_S)
+        events_url(server, session_id), headers=headers, stream=True, timeout=(2, READ_TIMEOUT_S)
     )
     assert response.status_code == 200, response.text
     return response
@@ -175,7 +134,7 @@ def test_stream_ends_when_the_session_does(server, viewer, running_session):
 
 
 def test_stream_refuses_like_the_api(server, viewer, running_session):
-    url = server.events_url(running_session.pk)
+    url = events_url(server, running_session.pk)
 
     anonymous = requests.get(url, timeout=READ_TIMEOUT_S)
     assert anonymous.status_code == 401
@@ -190,6 +149,6 @@ def test_stream_refuses_like_the_api(server, viewer, running_session):
     assert forbidden.status_code == 403
     assert "detail" in forbidden.json()
 
-    unknown = requests.get(server.events_url(999_999), headers=viewer, timeout=READ_TIMEOUT_S)
+    unknown = requests.get(events_url(server, 999_999), headers=viewer, timeout=READ_TIMEOUT_S)
     assert unknown.status_code == 404
     assert "detail" in unknown.json()

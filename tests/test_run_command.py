@@ -66,7 +66,13 @@ def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
         assert targets.json()["results"][0]["base_url"] == f"http://localhost:{ports['APP_PORT']}"
         flower = f"http://127.0.0.1:{ports['FLOWER_PORT']}/"
         assert requests.get(flower, timeout=10).status_code == 401  # never open
-        assert requests.get(flower, auth=("admin", "run-command-test"), timeout=10).ok
+        # Its own credentials, from the banner; the admin's do not open it.
+        flower_user, flower_password = re.search(
+            r"Flower .* user '(\w+)', password (\S+)", banner
+        ).groups()
+        assert requests.get(flower, auth=(flower_user, flower_password), timeout=10).ok
+        refused = requests.get(flower, auth=("admin", "run-command-test"), timeout=10)
+        assert refused.status_code == 401
         app = requests.get(f"http://127.0.0.1:{ports['APP_PORT']}/health", timeout=10)
         assert app.json() == {"status": "ok"}
 

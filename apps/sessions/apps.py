@@ -10,3 +10,7 @@ class LoadSessionsConfig(AppConfig):
     label = "loadtests"
     verbose_name = "Load tests"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Connects the receiver that audits sign-in lockouts.
+        from . import lockout  # noqa: F401

@@ -4,17 +4,20 @@ A middleware rather than calls sprinkled over views: nothing that changes state 
 to be recorded, and refused attempts (401, 403, 409) are on record too. It stores who (the
 user DRF or the session authenticated), when, what (method, path, and for admin actions the
 action's name and selected ids) and from where (address, user agent); never request bodies,
-which may carry passwords.
+which may carry passwords. A sign-in refused by the lockout is recorded by
+``apps.sessions.lockout`` instead, with the attempted username.
 """
 
 import logging
+
+from loadtest_project.client_address import client_address
 
 from .models import AuditEntry
 
 logger = logging.getLogger(__name__)
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-AUDITED_PREFIXES = ("/api/", "/admin/")
+AUDITED_PREFIXES = ("/api/", "/admin/", "/api-auth/")
 
 
 class AuditMiddleware:
@@ -23,7 +26,11 @@ class AuditMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if request.method in STATE_CHANGING and request.path.startswith(AUDITED_PREFIXES):
+        if (
+            request.method in STATE_CHANGING
+            and request.path.startswith(AUDITED_PREFIXES)
+            and not getattr(request, "audit_recorded", False)
+        ):
             try:
                 record(request, response.status_code)
             except Exception:  # the audit must never turn a success into a 500
@@ -32,7 +39,8 @@ class AuditMiddleware:
         return response
 
 
-def record(request, status_code: int) -> AuditEntry:
+def record(request, status_code: int, action: str | None = None) -> AuditEntry:
+    """One entry for ``request``; ``action`` defaults to the admin action it carries."""
     user = getattr(request, "user", None)
     authenticated = bool(user and user.is_authenticated)
     return AuditEntry.objects.create(
@@ -40,9 +48,9 @@ def record(request, status_code: int) -> AuditEntry:
         username=user.get_username() if authenticated else "",
         method=request.method,
         path=request.path[:500],
-        action=_admin_action(request),
+        action=(_admin_action(request) if action is None else action)[:200],
         status_code=status_code,
-        remote_addr=request.META.get("REMOTE_ADDR") or None,
+        remote_addr=client_address(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
     )
 

@@ -2,17 +2,32 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from ..lockout import lockout_response
 from . import streams, throttles, views
 
 
 class ObtainToken(ObtainAuthToken):
     """Username and password for a token; rate-limited like every other route (DRF's own
-    view is not, which would leave passwords open to guessing)."""
+    view is not, which would leave passwords open to guessing), and under the sign-in
+    lockout: the serializer authenticates with this request, so axes counts the failure
+    against the user and the address, and a locked-out caller gets 429 saying when to retry."""
 
     throttle_classes = [throttles.AnonymousThrottle, throttles.UserThrottle]
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)  # context: {"request": request}
+        if serializer.is_valid():
+            token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+            return Response({"token": token.key})
+        if getattr(request, "axes_locked_out", False):
+            return lockout_response(request)
+        raise ValidationError(serializer.errors)
 
 
 class APIRoot(DefaultRouter.APIRootView):

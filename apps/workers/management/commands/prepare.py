@@ -3,18 +3,25 @@
 Migrates, collects static files, repairs the role groups, creates the default target
 (TARGET_APP_URL with the demo app's endpoints) and an admin user with an API token. Safe to
 run at every start: the run command and the compose `web` service both do.
+
+A generated admin password is saved in DATA_DIR under the database's fingerprint, one file
+per database: switching DATABASE_URL never shows another database's password. Flower has
+credentials of its own (``flower_basic_auth``), never the admin's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from apps.sessions import services
@@ -30,7 +37,7 @@ def prepare_service() -> tuple[str, str, str]:
 
     username = os.environ.get("ADMIN_USERNAME", "admin")
     password = os.environ.get("ADMIN_PASSWORD", "")
-    saved = settings.DATA_DIR / "admin_password"
+    saved = admin_password_file()
     user_model = get_user_model()
     user = user_model.objects.filter(username=username).first()
     if user is None:
@@ -39,18 +46,68 @@ def prepare_service() -> tuple[str, str, str]:
             username, os.environ.get("ADMIN_EMAIL", ""), password
         )
         if "ADMIN_PASSWORD" not in os.environ:
-            # Generated: keep it beside the database so later starts can show it again.
-            saved.write_text(password)
-            saved.chmod(0o600)
+            # Generated: keep it with this database so later starts can show it again.
+            write_secret(saved, password)
     elif password:
         user.set_password(password)
         user.save(update_fields=["password"])
-    elif saved.exists():
-        password = saved.read_text().strip()
     else:
-        password = "(unchanged; set ADMIN_PASSWORD to reset it)"
+        password = _saved_admin_password(user, saved)
     token, _ = Token.objects.get_or_create(user=user)
     return username, password, token.key
+
+
+def database_fingerprint() -> str:
+    """A short, stable name for the database in use: engine, server and database name (the
+    resolved file for SQLite), never the password."""
+    config = connection.settings_dict
+    name = str(config["NAME"])
+    if config["ENGINE"].endswith("sqlite3"):
+        name = str(Path(name).resolve())
+    server = [str(config.get(key) or "") for key in ("ENGINE", "HOST", "PORT", "USER")]
+    identity = "|".join([*server, name])
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def admin_password_file() -> Path:
+    return settings.DATA_DIR / f"admin_password.{database_fingerprint()}"
+
+
+def _saved_admin_password(user, saved: Path) -> str:
+    """The saved password if it still signs ``user`` in; otherwise say how to set one.
+
+    ``admin_password`` is where versions before per-database files saved it: adopted for
+    this database when it signs the user in here.
+    """
+    legacy = settings.DATA_DIR / "admin_password"
+    for candidate in (saved, legacy):
+        password = candidate.read_text().strip() if candidate.exists() else ""
+        if password and user.check_password(password):
+            if candidate == legacy:
+                write_secret(saved, password)
+            return password
+    return "(not saved for this database; set ADMIN_PASSWORD to reset it)"
+
+
+def flower_basic_auth() -> str:
+    """Flower's ``user:password``: FLOWER_BASIC_AUTH, or credentials generated once and kept
+    in DATA_DIR/flower_basic_auth. Flower's page cannot lock out password guessing, so its
+    password is long and random, and never the admin's."""
+    configured = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
+    if configured:
+        return configured
+    saved = settings.DATA_DIR / "flower_basic_auth"
+    if not saved.exists():
+        write_secret(saved, f"flower:{secrets.token_urlsafe(24)}")
+    return saved.read_text().strip()
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, from the first byte on."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as secret_file:
+        secret_file.write(text)
+    path.chmod(0o600)  # an existing file keeps its mode through os.open
 
 
 class Command(BaseCommand):

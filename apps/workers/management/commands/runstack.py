@@ -27,7 +27,12 @@ from loadtest_project.embedded_redis import (
 )
 from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
-from .prepare import prepare_service
+from .prepare import flower_basic_auth, prepare_service
+
+
+def _shown_host(bind_host: str) -> str:
+    """Where a browser on this machine reaches a server bound to ``bind_host``."""
+    return "localhost" if bind_host in ("0.0.0.0", "::") else bind_host
 
 
 def _wait_http(url: str, timeout_s: float) -> bool:
@@ -61,7 +66,9 @@ class Command(BaseCommand):
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
         host = os.environ.get("HOST", "127.0.0.1")
-        shown_host = "localhost" if host in ("0.0.0.0", "::") else host
+        shown_host = _shown_host(host)
+        # Flower answers on this machine only unless FLOWER_HOST says otherwise (README).
+        flower_host = _shown_host(os.environ.get("FLOWER_HOST", "127.0.0.1"))
         ports = {
             "web": int(os.environ.get("WEB_PORT", "8000")),
             "flower": int(os.environ.get("FLOWER_PORT", "5555")),
@@ -80,14 +87,14 @@ class Command(BaseCommand):
         group = ProcessGroup()
         try:
             username, password, token = self._prepare_database(ports.get("app"))
+            flower_auth = flower_basic_auth()
             env = {
                 "REDIS_URL": redis_url,
                 "DATA_DIR": str(settings.DATA_DIR),
                 "TARGET_APP_URL": settings.TARGET_APP_URL,
-                "FLOWER_BASIC_AUTH": os.environ.get("FLOWER_BASIC_AUTH")
-                or f"{username}:{password}",
+                "FLOWER_BASIC_AUTH": flower_auth,
                 "FLOWER_URL": os.environ.get("FLOWER_URL")
-                or f"http://{shown_host}:{ports['flower']}/",
+                or f"http://{flower_host}:{ports['flower']}/",
                 "HOST": host,
             }
             self._start_processes(group, env, ports, options["workers"])
@@ -95,8 +102,9 @@ class Command(BaseCommand):
             nodes = [f"{os.environ.get('CONTROL_NAME', 'control')}@{node_host}"] + [
                 f"load{number}@{node_host}" for number in range(1, options["workers"] + 1)
             ]
-            self._wait_ready(group, shown_host, ports, nodes)
-            self._banner(shown_host, ports, username, password, token, redis_url, redis_server)
+            self._wait_ready(group, shown_host, flower_host, ports, nodes)
+            self._banner(shown_host, flower_host, ports, (username, password), flower_auth, token,
+                         redis_url, redis_server)  # fmt: skip
             self._supervise(group)
         finally:
             self.stdout.write("Stopping every process (workers flush their statistics)...")
@@ -142,10 +150,10 @@ class Command(BaseCommand):
                 process_env["PORT"] = str(ports[name])
             group.start(name, command, env=process_env)
 
-    def _wait_ready(self, group, host: str, ports, nodes: list[str]) -> None:
+    def _wait_ready(self, group, host: str, flower_host: str, ports, nodes: list[str]) -> None:
         checks = {
             "web": f"http://{host}:{ports['web']}/",
-            "flower": f"http://{host}:{ports['flower']}/",
+            "flower": f"http://{flower_host}:{ports['flower']}/",
         }
         if "app" in ports:
             checks["app"] = f"http://{host}:{ports['app']}/health"
@@ -160,15 +168,21 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"Celery workers did not answer within 60 s: {sorted(missing)}.")
 
-    def _banner(self, host, ports, username, password, token, redis_url, redis_server) -> None:
+    def _banner(
+        self, host, flower_host, ports, admin, flower_auth, token, redis_url, redis_server
+    ) -> None:
         web = f"http://{host}:{ports['web']}"
+        username, password = admin
+        # FLOWER_BASIC_AUTH may list several user:password pairs; the first is shown.
+        flower_user, _, flower_password = flower_auth.split(",")[0].partition(":")
         lines = [
             "",
             "The load tester is running:",
             f"  Home         {web}/",
             f"  Admin        {web}/admin/        user {username!r}, password {password}",
             f"  API          {web}/api/          header 'Authorization: Token {token}'",
-            f"  Flower       http://{host}:{ports['flower']}/   same user and password",
+            f"  Flower       http://{flower_host}:{ports['flower']}/   "
+            f"user {flower_user!r}, password {flower_password}",
         ]
         if "app" in ports:
             lines.append(f"  Demo target  http://{host}:{ports['app']}/   (the default target)")

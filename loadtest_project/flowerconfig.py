@@ -1,0 +1,22 @@
+"""Flower's configuration file: the Procfile and compose start Flower with ``--conf`` on it.
+
+Flower can revoke and terminate tasks, so it never runs open. Its credentials come from
+FLOWER_BASIC_AUTH (``user:password``, read by Flower itself from the environment; the run
+command generates them); without them, or with an empty password, Flower refuses to start.
+Flower applies the environment and its command line before reading this file, so the check
+sees what Flower will use.
+"""
+
+from tornado.options import options
+
+
+def _is_user_and_password(pair: str) -> bool:
+    user, _, password = pair.partition(":")
+    return bool(user and password)
+
+
+if not options.basic_auth or not all(_is_user_and_password(pair) for pair in options.basic_auth):
+    raise SystemExit(
+        "Flower refuses to start without authentication: set FLOWER_BASIC_AUTH=user:password "
+        "(python3 scripts/dev.py run generates one and shows it)."
+    )

@@ -1,0 +1,71 @@
+"""The Procfile's `web` line as a real uvicorn process on the test database.
+
+For what only a real server shows: events streamed rather than buffered, middleware on the
+ASGI path, the client address as the server passes it on. Tests reach it with ``requests``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from loadtest_project.embedded_redis import free_port
+from loadtest_project.procfile import ManagedProcess, ProcessGroup, read_procfile
+
+SERVER_START_TIMEOUT_S = 20.0
+
+
+class WebServer:
+    def __init__(self, base_url: str, process: ManagedProcess, log_path: Path) -> None:
+        self.base_url = base_url
+        self.process = process
+        self.log_path = log_path
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_until_answering(server: WebServer) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not server.process.running():
+            raise RuntimeError(f"uvicorn exited early:\n{server.log()}")
+        try:
+            requests.get(server.url("/api/"), timeout=1.0)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer within {SERVER_START_TIMEOUT_S} s:\n{server.log()}")
+
+
+@contextlib.contextmanager
+def procfile_web(
+    database_url: str, redis_url: str, data_dir: Path, log_path: Path, **env: str
+) -> Iterator[WebServer]:
+    """uvicorn on 127.0.0.1 (a free port) with production settings plus ``env``."""
+    port = free_port()
+    full_env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DATA_DIR": str(data_dir),
+        "DEBUG": "False",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **env,
+    }
+    group = ProcessGroup()
+    process = group.start("web", read_procfile()["web"], env=full_env, log_path=log_path)
+    server = WebServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_answering(server)
+        yield server
+    finally:
+        group.stop_all(grace_s=5)
