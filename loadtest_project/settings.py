@@ -223,6 +223,8 @@ WORKER_MAX_CPU_PERCENT = env.float("WORKER_MAX_CPU_PERCENT", default=0)
 # How many engine events (breaker, shedding, re-dispatch) and sampled errors a session keeps.
 SESSION_EVENTS_KEPT = env.int("SESSION_EVENTS_KEPT", default=500)
 ERROR_SAMPLES_KEPT = env.int("ERROR_SAMPLES_KEPT", default=200)
+# How many sampled requests a session with enable_logging keeps in its request log.
+REQUEST_LOG_KEPT = env.int("REQUEST_LOG_KEPT", default=1000)
 
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

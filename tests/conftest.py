@@ -42,6 +42,7 @@ WORKER_ENV = {
     "CIRCUIT_BREAKER_MAX_COOLDOWN_S": "2",
     "LOAD_REDUCTION_WINDOW_S": "3",
     "LOG_LEVEL": "INFO",
+    "REQUEST_LOG_KEPT": "30",  # small: a few seconds of a session fill the request log
 }
 
 
