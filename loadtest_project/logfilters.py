@@ -1,4 +1,4 @@
-"""A logging filter that removes credentials from every log line.
+"""Logging filters: credentials removed from every log line, beat's ticks kept at DEBUG.
 
 Secrets reach logs by accident: an exception message quoting a request, a debug line with
 headers, a URL with a token in it. Rather than trust every call site, every handler scrubs
@@ -52,3 +52,19 @@ class RedactSecrets(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+class TicksAtDebug(logging.Filter):
+    """Celery beat logs every task it queues at INFO: with monitors every second, one line per
+    second that buries everything else. Attached to the ``celery.beat`` logger, this filter
+    relabels those lines DEBUG and lets them through only when that level is enabled, so
+    LOG_LEVEL=DEBUG still shows every tick while beat's other INFO lines (start-up, shutdown)
+    are kept."""
+
+    TICK_PREFIX = "Scheduler: Sending due task"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith(self.TICK_PREFIX):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

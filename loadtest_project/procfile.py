@@ -84,8 +84,11 @@ class ProcessGroup:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
     ) -> ManagedProcess:
-        """Start ``command`` under ``sh``; output goes to ``log_path`` or, prefixed, to ours."""
-        full_env = {**self.base_env, **(env or {})}
+        """Start ``command`` under ``sh``; output goes to ``log_path`` or, prefixed, to ours.
+
+        Its log lines carry ``name`` (LOG_PROCESS_NAME) unless ``env`` names it otherwise.
+        """
+        full_env = {**self.base_env, "LOG_PROCESS_NAME": name, **(env or {})}
         log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed in kill_group)
         popen = subprocess.Popen(
             ["/bin/sh", "-c", f"exec {command}"],

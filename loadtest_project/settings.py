@@ -261,6 +261,8 @@ WORKER_MAX_CPU_PERCENT = env.float("WORKER_MAX_CPU_PERCENT", default=0)
 # How many engine events (breaker, shedding, re-dispatch) and sampled errors a session keeps.
 SESSION_EVENTS_KEPT = env.int("SESSION_EVENTS_KEPT", default=500)
 ERROR_SAMPLES_KEPT = env.int("ERROR_SAMPLES_KEPT", default=200)
+# How many sampled requests a session with enable_logging keeps in its request log.
+REQUEST_LOG_KEPT = env.int("REQUEST_LOG_KEPT", default=1000)
 
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -359,18 +361,35 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "apps.sessions.lockout.lockout_response"
 
 # --- Logging --------------------------------------------------------------------------------
+# Every process (web, load workers, control worker, beat) logs through this configuration:
+# Celery's own is switched off in loadtest_project/celery.py.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-# Optional log file, rotated at 10 MB with 5 old files kept.
+# Optional file that every process appends to. Several processes (and a Celery worker's pool
+# children) write it at once, so none of them may rotate it: a rotation by one would leave
+# the others writing to the renamed file. Rotation is the system's job (logrotate, see the
+# README); WatchedFileHandler reopens the file when it has been moved away.
 LOG_FILE = env.str("LOG_FILE", default="")
+if LOG_FILE:
+    Path(LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
+# Which process wrote a line (processes share a terminal or LOG_FILE): the run command and
+# the tests name each process after its Procfile line; other runners may set it. The pid
+# follows the name on every line.
+LOG_PROCESS_NAME = env.str("LOG_PROCESS_NAME", default="")
+_log_handlers = ["console", *(["file"] if LOG_FILE else [])]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         # Authorization, cookies, tokens and passwords never reach a log line.
         "redact": {"()": "loadtest_project.logfilters.RedactSecrets"},
+        "beat_ticks_at_debug": {"()": "loadtest_project.logfilters.TicksAtDebug"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s "
+            f"[{(LOG_PROCESS_NAME or '-').replace('%', '%%')} %(process)d] "
+            "%(name)s: %(message)s"
+        },
     },
     "handlers": {
         "console": {
@@ -381,10 +400,8 @@ LOGGING = {
         **(
             {
                 "file": {
-                    "class": "logging.handlers.RotatingFileHandler",
+                    "class": "logging.handlers.WatchedFileHandler",
                     "filename": LOG_FILE,
-                    "maxBytes": 10 * 2**20,
-                    "backupCount": 5,
                     "formatter": "plain",
                     "filters": ["redact"],
                 }
@@ -393,16 +410,17 @@ LOGGING = {
             else {}
         ),
     },
-    "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": LOG_LEVEL},
+    "root": {"handlers": _log_handlers, "level": LOG_LEVEL},
     "loggers": {
-        "django": {
-            "handlers": ["console", *(["file"] if LOG_FILE else [])],
-            "level": LOG_LEVEL,
-            "propagate": False,
-        },
+        "django": {"handlers": _log_handlers, "level": LOG_LEVEL, "propagate": False},
+        # uvicorn (the web process) brings its own handler: ours instead, for its start-up
+        # lines and errors. Its access log ("uvicorn.access") stays as the Procfile sets it.
+        "uvicorn.error": {"handlers": _log_handlers, "level": LOG_LEVEL, "propagate": False},
         # One line per task received/succeeded drowns everything else: monitors tick every
         # second. Failures are still logged (at ERROR).
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        # Beat's start-up lines stay; its "Sending due task" line per tick is DEBUG.
+        "celery.beat": {"filters": ["beat_ticks_at_debug"]},
     },
 }

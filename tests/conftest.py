@@ -42,6 +42,7 @@ WORKER_ENV = {
     "CIRCUIT_BREAKER_MAX_COOLDOWN_S": "2",
     "LOAD_REDUCTION_WINDOW_S": "3",
     "LOG_LEVEL": "INFO",
+    "REQUEST_LOG_KEPT": "30",  # small: a few seconds of a session fill the request log
 }
 
 
@@ -169,7 +170,12 @@ class Workers:
         os.killpg(self.process(hostname).pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def log(self, name: str) -> str:
+        """What process ``name`` wrote to its console (stdout and stderr)."""
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def log_file(self) -> str:
+        """The shared LOG_FILE every process of the fixture appends to."""
+        return Path(self.env["LOG_FILE"]).read_text(errors="replace")
 
 
 def wait_for_workers(hostnames: list[str], timeout_s: float = 60.0) -> None:
@@ -194,6 +200,8 @@ def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> 
         "DATA_DIR": str(tmp_path_factory.mktemp("worker-data")),
         "WORKER_CONCURRENCY": "2",
         "ALLOWED_TARGET_HOSTS": ",".join(django_settings.ALLOWED_TARGET_HOSTS),
+        # Every process appends to one file, as in a deployment with LOG_FILE set.
+        "LOG_FILE": str(log_dir / "service.log"),
     }
     group = ProcessGroup()
     running = Workers(group, env, log_dir)

@@ -30,6 +30,7 @@ def flush(
     new_state: str | None = "running",
     heartbeat: dict | None = None,
     events: list[dict] | None = None,
+    request_samples: list[dict] | None = None,
     increments: dict[str, int] | None = None,
     maxima: dict[str, int] | None = None,
     minima: dict[str, int] | None = None,
@@ -48,8 +49,10 @@ def flush(
         series=series or {},
         heartbeat_ttl_s=HEARTBEAT_TTL_S,
         session_id=session_id,
+        request_samples=request_samples or [],
     )
-    return redis_client.eval(FLUSH_SCRIPT, 8, *flush_script_keys(keys, SHARD), *args)
+    script_keys = flush_script_keys(keys, SHARD)
+    return redis_client.eval(FLUSH_SCRIPT, len(script_keys), *script_keys, *args)
 
 
 def known_session(redis_client, session_id: int, assigned: str | None = "1:50:12.5") -> SessionKeys:
@@ -67,6 +70,7 @@ def as_str(mapping: dict) -> dict[str, str]:
 
 FULL_DELTA = {
     "events": [{"kind": "breaker_open", "endpoint": "/a"}, {"kind": "shed", "factor": 0.75}],
+    "request_samples": [{"endpoint": "/a", "status": 200, "latency_ms": 1.5}],
     "increments": {"requests:/a": 10, "errors:/a": 2},
     "maxima": {"max_us:/a": 900},
     "minima": {"min_us:/a": 120},
@@ -87,7 +91,8 @@ def test_a_flush_into_a_session_without_a_plan_is_refused_whole(
         redis_client, session_id, new_state="done", heartbeat={"shard": SHARD}, **FULL_DELTA
     )
     assert result == FLUSH_SESSION_UNKNOWN == 0
-    for key in (keys.stats, keys.series, keys.events, keys.shards, keys.heartbeat(SHARD)):
+    for key in (keys.stats, keys.series, keys.events, keys.requests, keys.shards,
+                keys.heartbeat(SHARD)):  # fmt: skip
         assert redis_client.exists(key) == 0, key
     assert redis_client.hexists(HEARTBEATS_KEY, keys.heartbeat_field(SHARD)) == 0
 
@@ -121,7 +126,10 @@ def test_a_flush_of_the_assigned_generation_applies_everything(redis_client, for
     field = keys.heartbeat_field(SHARD)
     assert field == f"{session_id}:{SHARD}"
     assert json.loads(redis_client.hget(HEARTBEATS_KEY, field)) == heartbeat
-    for key in (keys.stats, keys.series, keys.events):
+    assert [json.loads(item) for item in redis_client.lrange(keys.requests, 0, -1)] == (
+        FULL_DELTA["request_samples"]
+    )
+    for key in (keys.stats, keys.series, keys.events, keys.requests):
         assert 0 < redis_client.ttl(key) <= ORPHAN_TTL_S, key
 
 
@@ -195,6 +203,23 @@ def test_more_events_than_the_buffer_in_one_flush_keep_the_newest(
     assert len(items) == EVENTS_BUFFERED
     assert items[0] == {"n": EVENTS_BUFFERED + 4}
     assert items[-1] == {"n": 5}
+
+
+def test_sampled_requests_have_their_own_list_and_never_push_events_out(
+    redis_client, forget_redis_sessions
+):
+    session_id = 881009
+    keys = known_session(redis_client, session_id)
+    flush(redis_client, session_id, events=[{"kind": "breaker_opened"}])
+    samples = [{"n": n} for n in range(EVENTS_BUFFERED + 5)]
+    flush(redis_client, session_id, request_samples=samples[:10])
+    flush(redis_client, session_id, request_samples=samples[10:])
+    assert [json.loads(item) for item in redis_client.lrange(keys.events, 0, -1)] == [
+        {"kind": "breaker_opened"}
+    ]
+    items = [json.loads(item) for item in redis_client.lrange(keys.requests, 0, -1)]
+    assert len(items) == EVENTS_BUFFERED
+    assert (items[0], items[-1]) == ({"n": EVENTS_BUFFERED + 4}, {"n": 5})  # newest kept
 
 
 def test_a_flush_without_a_new_state_leaves_the_state_alone(redis_client, forget_redis_sessions):

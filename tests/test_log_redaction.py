@@ -1,7 +1,9 @@
-"""Authorization, cookies, tokens and passwords never reach a log line; log files rotate."""
+"""Authorization, cookies, tokens and passwords never reach a log line; LOG_FILE survives
+logrotate."""
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,24 +74,30 @@ def test_a_bad_token_does_not_end_up_in_the_logs(caplog):
     assert "secret" not in caplog.text
 
 
-def test_log_file_is_written_redacted_and_rotating(tmp_path):
-    log_file = tmp_path / "service.log"
+def test_log_file_is_written_redacted_and_reopened_after_rotation(tmp_path):
+    """LOG_FILE is shared by every process, so none rotates it: logrotate moves it away and
+    each process reopens the path at its next line."""
+    log_file = tmp_path / "logs" / "service.log"  # its folder is created if missing
     script = (
-        "import django, logging, logging.handlers; django.setup();"
-        "logging.getLogger('apps').warning('Authorization: Token feedfacefeedfacefeedface');"
-        "handler = [h for h in logging.getLogger().handlers"
-        " if isinstance(h, logging.handlers.RotatingFileHandler)][0];"
-        "print(handler.maxBytes, handler.backupCount)"
+        "import django, logging, os, sys; django.setup();"
+        "log = logging.getLogger('apps');"
+        "log.warning('Authorization: Token feedfacefeedfacefeedface');"
+        "os.rename(sys.argv[1], sys.argv[1] + '.1');"  # what logrotate does
+        "log.warning('after the rotation')"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "loadtest_project.settings",
-           "LOG_FILE": str(log_file), "DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+           "LOG_FILE": str(log_file), "DATA_DIR": str(tmp_path / "data"),
+           "LOG_PROCESS_NAME": "rotation-test"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", script, str(log_file)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["10485760", "5"]
-    written = log_file.read_text()
-    assert "[redacted]" in written and "feedface" not in written
+    rotated = Path(f"{log_file}.1").read_text()
+    assert "[redacted]" in rotated and "feedface" not in rotated
     assert "feedface" not in result.stderr  # the console handler too
+    reopened = log_file.read_text()
+    assert "after the rotation" in reopened and "after the rotation" not in rotated
+    # Each line names the process that wrote it, and its pid.
+    assert re.search(r"WARNING \[rotation-test \d+\] apps: after the rotation", reopened)
 
 
 def test_log_level_comes_from_the_environment():

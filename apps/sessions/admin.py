@@ -24,6 +24,7 @@ from .models import (
     EndpointStats,
     ErrorSample,
     LoadTestSession,
+    RequestLogEntry,
     SessionEvent,
     Target,
     TimeSeriesPoint,
@@ -317,6 +318,20 @@ class SessionEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "session", "kind", "message", "hostname", "shard"]
     list_filter = ["kind", "session"]
     search_fields = ["message"]
+
+
+@admin.register(RequestLogEntry)
+class RequestLogEntryAdmin(ReadOnlyAdmin):
+    """A session's request log is part of its results: whoever may view sessions may read it,
+    in the admin as in the API."""
+
+    list_display = ["at", "session", "endpoint", "method", "path", "status", "failure_class",
+                    "latency_ms", "hostname"]  # fmt: skip
+    list_filter = ["session", "failure_class", "endpoint"]
+    search_fields = ["endpoint", "path"]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("loadtests.view_loadtestsession")
 
 
 User = get_user_model()

@@ -342,6 +342,37 @@ class ErrorSample(models.Model):
         return f"{self.endpoint} {self.failure_class}: {self.message[:60]}"
 
 
+class RequestLogEntry(models.Model):
+    """One sampled request of a session whose ``enable_logging`` is on: its request log.
+
+    Shards log the first few requests per endpoint of every statistics flush, whatever their
+    outcome, and the monitor keeps the newest ``REQUEST_LOG_KEPT`` per session: a readable
+    trace of what was sent and how it went, bounded however many requests are sent. Only
+    what identifies the request is kept, never its headers or body.
+    """
+
+    session = models.ForeignKey(
+        LoadTestSession, on_delete=models.CASCADE, related_name="request_log"
+    )
+    at = models.DateTimeField(help_text="When the answer (or the failure) came.")
+    endpoint = models.CharField(max_length=100)
+    method = models.CharField(max_length=7)
+    path = models.CharField(max_length=500, help_text="The URL's path, without query string.")
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True)
+    latency_ms = models.FloatField()
+    hostname = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["session", "-at", "-pk"]
+        indexes = [models.Index(fields=["session", "-at"])]
+        verbose_name_plural = "request log entries"
+
+    def __str__(self) -> str:
+        outcome = self.status if self.status is not None else self.failure_class
+        return f"{self.method} {self.path} {outcome} {self.latency_ms:.1f} ms"
+
+
 class ConfigChange(models.Model):
     """Who changed which field of a session, endpoint or target, when, from what to what
     (the seed's 設定変更の履歴, configuration history)."""

@@ -14,17 +14,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from . import history
 from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
-from .models import Endpoint, LoadTestSession, SessionEvent, Target
+from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Target
 from .validation import (
     check_concurrent_users,
     check_endpoint_url,
@@ -171,6 +172,7 @@ def build_plan(session: LoadTestSession, start_time) -> dict:
         "target_rps": session.target_rps,
         "ramp_up_seconds": session.ramp_up_seconds,
         "deadline": deadline,
+        "request_log": session.enable_logging,
     }
 
 
@@ -446,6 +448,43 @@ def record_event(session_id: int, kind: str, message: str, *, at=None, hostname=
         hostname=hostname,
         shard=shard,
     )
+
+
+def record_request_log(session_id: int, samples: list[dict]) -> None:
+    """Add the shards' sampled requests (oldest first) to the session's request log, keeping
+    the newest REQUEST_LOG_KEPT, in one transaction: a reader never sees more. Text is cut to
+    its column: paths may be long."""
+
+    def fitted(field: str, value: str) -> str:
+        return value[: RequestLogEntry._meta.get_field(field).max_length]
+
+    entries = [
+        RequestLogEntry(
+            session_id=session_id,
+            at=datetime.fromtimestamp(sample["at"], tz=UTC),
+            endpoint=fitted("endpoint", sample["endpoint"]),
+            method=fitted("method", sample["method"]),
+            path=fitted("path", sample["path"]),
+            status=sample["status"],
+            failure_class=sample["failure_class"],
+            latency_ms=sample["latency_ms"],
+            hostname=fitted("hostname", sample["hostname"]),
+        )
+        for sample in samples
+    ]
+    with transaction.atomic():
+        RequestLogEntry.objects.bulk_create(entries)
+        keep_newest(
+            RequestLogEntry.objects.filter(session_id=session_id), settings.REQUEST_LOG_KEPT
+        )
+
+
+def keep_newest(rows: QuerySet, kept: int) -> None:
+    """Delete all but the ``kept`` newest of ``rows`` (by ``at``): a session's logs of events,
+    errors and requests stay bounded however long it runs."""
+    stale_ids = list(rows.order_by("-at", "-pk").values_list("pk", flat=True)[kept:])
+    if stale_ids:
+        rows.model.objects.filter(pk__in=stale_ids).delete()
 
 
 def change_users(

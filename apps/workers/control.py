@@ -15,6 +15,7 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``hb:{n}``    shard n's heartbeat (JSON, expires after HEARTBEAT_TTL_S)
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
 - ``events``    list of engine events (JSON) waiting for the monitor
+- ``requests``  list of sampled requests (JSON) waiting for the monitor (the request log)
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
 - ``monitor``   lock held by the monitor tick in progress (one at a time per session)
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,7 +43,7 @@ from django.conf import settings
 KEY_PREFIX = "lt"
 # Counters of a session nobody finalized (everything was shut down) expire eventually.
 ORPHAN_TTL_S = 7 * 24 * 3600
-EVENTS_BUFFERED = 1000  # engine events waiting for the monitor, per session
+EVENTS_BUFFERED = 1000  # engine events, and sampled requests, waiting for the monitor
 HEARTBEATS_KEY = f"{KEY_PREFIX}:heartbeats"
 EMERGENCY_KEY = f"{KEY_PREFIX}:emergency"
 DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
@@ -128,6 +130,10 @@ class SessionKeys:
         return f"{self._base}:events"
 
     @property
+    def requests(self) -> str:
+        return f"{self._base}:requests"
+
+    @property
     def alive(self) -> str:
         return f"{self._base}:alive"
 
@@ -149,6 +155,7 @@ class SessionKeys:
             self.stats,
             self.series,
             self.events,
+            self.requests,
             self.alive,
             self.monitor,
             *(self.heartbeat(index) for index in shard_indices),
@@ -184,22 +191,26 @@ def decode(value: bytes | str | None) -> str | None:
 # been superseded, set its state and refresh its heartbeat. The monitor therefore never sees
 # a shard marked finished without its last counts. A session Redis no longer knows (no plan)
 # is refused whole, so a late shard cannot recreate its keys.
-# KEYS: stats, series, shards, heartbeat, assign, plan, events, global heartbeats.
+# KEYS: stats, series, shards, heartbeat, assign, plan, events, global heartbeats, requests.
 # ARGV: shard index, generation, new state or "", heartbeat JSON or "" (deletes it),
-#       heartbeat TTL ms, orphan TTL s, events kept, heartbeat field, then five sections
-#       "count, items...": events (one item each), increments, maxima, minima, series
-#       increments (two items each: name, value).
+#       heartbeat TTL ms, orphan TTL s, items kept per list, heartbeat field, then six
+#       sections "count, items...": events and sampled requests (one item each; two lists,
+#       so that a busy request log never pushes the rare events out), increments, maxima,
+#       minima, series increments (two items each: name, value).
 # Returns 0: session unknown (nothing applied), 1: applied, 2: applied but superseded.
 FLUSH_SCRIPT = """
 if redis.call('EXISTS', KEYS[6]) == 0 then return 0 end
 local stats, series = KEYS[1], KEYS[2]
 local ttl = ARGV[6]
 local i = 9
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('LPUSH', KEYS[7], ARGV[i]); i = i + 1 end
-if n > 0 then
-  redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[7]) - 1)
-  redis.call('EXPIRE', KEYS[7], ttl)
+local n
+for _, list in ipairs({KEYS[7], KEYS[9]}) do
+  n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do redis.call('LPUSH', list, ARGV[i]); i = i + 1 end
+  if n > 0 then
+    redis.call('LTRIM', list, 0, tonumber(ARGV[7]) - 1)
+    redis.call('EXPIRE', list, ttl)
+  end
 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HINCRBY', stats, ARGV[i], ARGV[i + 1]); i = i + 2 end
@@ -252,6 +263,7 @@ def flush_script_args(
     series: dict[str, int],
     heartbeat_ttl_s: float,
     session_id: int,
+    request_samples: Sequence[dict] = (),
 ) -> list:
     args: list = [
         shard_index,
@@ -262,9 +274,10 @@ def flush_script_args(
         ORPHAN_TTL_S,
         EVENTS_BUFFERED,
         SessionKeys(session_id).heartbeat_field(shard_index),
-        len(events),
-        *(json.dumps(event) for event in events),
     ]
+    for items in (events, request_samples):
+        args.append(len(items))
+        args.extend(json.dumps(item) for item in items)
     for section in (increments, maxima, minima, series):
         args.append(len(section))
         for name, value in section.items():
@@ -282,6 +295,7 @@ def flush_script_keys(keys: SessionKeys, shard_index: int) -> list[str]:
         keys.plan,
         keys.events,
         HEARTBEATS_KEY,
+        keys.requests,
     ]
 
 

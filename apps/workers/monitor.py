@@ -366,8 +366,10 @@ def _add_point(session, second: int, point) -> None:
 
 
 def _store_events(session: LoadTestSession, client) -> None:
-    """Move the engine's events and error samples from Redis into the database, keeping the
-    newest few hundred of each."""
+    """Move the engine's events, error samples and sampled requests from Redis into the
+    database, keeping the newest of each (SESSION_EVENTS_KEPT, ERROR_SAMPLES_KEPT,
+    REQUEST_LOG_KEPT)."""
+    _store_request_log(session, client)
     raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).events)
     if not raw:
         return
@@ -404,10 +406,14 @@ def _store_events(session: LoadTestSession, client) -> None:
     ):
         if rows:
             model.objects.bulk_create(rows)
-            stale = model.objects.filter(session=session).order_by("-at", "-pk")[kept:]
-            stale_ids = list(stale.values_list("pk", flat=True))
-            if stale_ids:
-                model.objects.filter(pk__in=stale_ids).delete()
+            services.keep_newest(model.objects.filter(session=session), kept)
+
+
+def _store_request_log(session: LoadTestSession, client) -> None:
+    """The request log of a session with enable_logging: shards sample, the database keeps."""
+    raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).requests)
+    if raw:  # LPUSH stored them newest first
+        services.record_request_log(session.pk, [json.loads(item) for item in reversed(raw)])
 
 
 def monitor_active_sessions() -> int:

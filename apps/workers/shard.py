@@ -8,6 +8,10 @@ events to Redis about once a second with the shard's heartbeat, and one watches 
 session's control state, so a stop, an emergency stop or a new user count reaches the shard
 within CONTROL_POLL_INTERVAL_S. The hot loop never touches the Django database.
 
+When the session's plan asks for a request log (``enable_logging``), the first few requests
+per endpoint of every flush are sampled, whatever their outcome, with the error samples'
+counter check: the hot loop pays one dictionary lookup per request for it.
+
 Failures that say the target is unavailable open the endpoint's circuit breaker (only probes
 are sent until it recovers) and make the user back off with jitter; the session's load factor
 (set by the monitor when the error rate stays high) and the resource guard scale the load.
@@ -27,6 +31,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -62,6 +67,8 @@ ERROR_REPORT_INTERVAL_S = 60.0  # the same engine error is logged once a minute 
 ERROR_SAMPLES_PER_FLUSH = 3  # sampled failures per endpoint and class, per flush
 ERROR_BODY_CHARS = 200  # of a failed response's body, kept in its sample
 ERROR_SAMPLE = "error_sample"  # the event kind that carries a sampled failure
+REQUEST_SAMPLES_PER_FLUSH = 3  # requests per endpoint, per flush, in the request log
+REQUEST_SAMPLE = "request"  # the sample counter's key for the request log (errors: a class)
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,9 @@ class ShardRunner:
         self._unflushed = StatsDelta()
         self._events: list[dict] = []
         self._error_reported_at: dict[tuple[str, str], float] = {}
-        self._error_samples_taken: dict[tuple[int, str], int] = {}
+        # Samples taken since the last flush, per (endpoint, failure class or REQUEST_SAMPLE).
+        self._samples_taken: dict[tuple[int, str], int] = {}
+        self._request_samples: list[dict] = []
         self._last_flush_at = time.monotonic()
         self._last_redis_contact = time.monotonic()
         self.session_factor = 1.0
@@ -244,6 +253,9 @@ class ShardRunner:
         self.deadline = plan.get("deadline")
         self.ramp_s = float(plan.get("ramp_up_seconds") or 0)
         self.open_model = bool(plan.get("target_rps"))
+        self.request_log = bool(plan.get("request_log"))
+        # The request log shows paths, never query strings (they may carry credentials).
+        self.request_paths = [urlsplit(endpoint.url).path or "/" for endpoint in self.endpoints]
         self.assignment = assignment
         self.session_factor = float(factor) if factor is not None else 1.0
         self.stats = ShardStats(len(self.endpoints))
@@ -433,6 +445,8 @@ class ShardRunner:
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
         if failure is not None:
             self._sample_error(index, failure, status, detail)
+        if self.request_log:
+            self._sample_request(index, status, failure, latency_us)
         change = self.breakers[index].record(unavailable, admission)
         if change == CircuitBreaker.OPEN and admission != PROBE:
             self._event(EventKind.BREAKER_OPENED,
@@ -449,11 +463,8 @@ class ShardRunner:
     def _sample_error(self, index: int, failure: str, status: int | None, detail: str) -> None:
         """Keep a few failures per endpoint and class each flush for the session's error log:
         enough to see what fails and how, bounded however many requests fail."""
-        key = (index, failure)
-        taken = self._error_samples_taken.get(key, 0)
-        if taken >= ERROR_SAMPLES_PER_FLUSH:
+        if not self._take_sample((index, failure), ERROR_SAMPLES_PER_FLUSH):
             return
-        self._error_samples_taken[key] = taken + 1
         self._event(
             ERROR_SAMPLE,
             detail[: ERROR_BODY_CHARS + 100],
@@ -461,6 +472,35 @@ class ShardRunner:
             failure_class=str(failure),
             status=status,
         )
+
+    def _sample_request(
+        self, index: int, status: int | None, failure: str | None, latency_us: int
+    ) -> None:
+        """The session's request log: the first few requests per endpoint each flush, what
+        was sent and how it went (never headers or bodies)."""
+        if not self._take_sample((index, REQUEST_SAMPLE), REQUEST_SAMPLES_PER_FLUSH):
+            return
+        endpoint = self.endpoints[index]
+        self._request_samples.append(
+            {
+                "at": time.time(),
+                "endpoint": endpoint.name,
+                "method": endpoint.method,
+                "path": self.request_paths[index],
+                "status": status,
+                "failure_class": str(failure or ""),
+                "latency_ms": latency_us / 1000,
+                "hostname": self.hostname,
+            }
+        )
+
+    def _take_sample(self, key: tuple[int, str], per_flush: int) -> bool:
+        """Whether one more sample of ``key`` fits in this flush (and count it if so)."""
+        taken = self._samples_taken.get(key, 0)
+        if taken >= per_flush:
+            return False
+        self._samples_taken[key] = taken + 1
+        return True
 
     def _report_engine_error(self, endpoint: EndpointPlan, exc: Exception) -> None:
         """Log the traceback and record an event, once a minute per endpoint and error type:
@@ -617,6 +657,9 @@ class ShardRunner:
         """Push what happened since the last successful flush; keep it for retry on failure."""
         self._unflushed.merge(self.stats.take_delta())
         delta = self._unflushed
+        # Users keep adding events and samples while the script runs: only those sent now are
+        # dropped after it.
+        events_sent, samples_sent = len(self._events), len(self._request_samples)
         result = await self._flush_script(
             keys=flush_script_keys(self.keys, self.shard_index),
             args=flush_script_args(
@@ -625,6 +668,7 @@ class ShardRunner:
                 new_state=new_state,
                 heartbeat=None if final else self._heartbeat(delta.requests),
                 events=self._events,
+                request_samples=self._request_samples,
                 increments=delta.increments,
                 maxima=delta.maxima,
                 minima=delta.minima,
@@ -634,8 +678,9 @@ class ShardRunner:
             ),
         )
         self._unflushed = StatsDelta()
-        self._events = []
-        self._error_samples_taken.clear()
+        del self._events[:events_sent]
+        del self._request_samples[:samples_sent]
+        self._samples_taken.clear()
         self._last_redis_contact = time.monotonic()
         if result == FLUSH_SUPERSEDED:
             self._stop(StopReason.SUPERSEDED)

@@ -9,6 +9,7 @@ from ..models import LoadTestSession
 from .serializers import (
     ErrorSampleSerializer,
     LoadTestSessionSerializer,
+    RequestLogEntrySerializer,
     SessionEventSerializer,
     TimeSeriesPointSerializer,
 )
@@ -17,6 +18,7 @@ from .snapshots import stats_snapshot
 LATENCY_COLUMNS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
                    "max_ms"]  # fmt: skip
 FAILURE_CLASSES = ["network", "timeout", "http_4xx", "http_5xx", "application", "cancelled"]
+EXPORT_TABLES = ("endpoints", "timeseries", "requests")  # the CSV tables, the first by default
 
 
 class CSVRenderer(BaseRenderer):
@@ -38,6 +40,13 @@ class CSVRenderer(BaseRenderer):
 
 
 def export_rows(session: LoadTestSession, table: str) -> list[dict]:
+    if table == "requests":
+        return [
+            dict(entry)
+            for entry in RequestLogEntrySerializer(
+                session.request_log.order_by("at", "pk"), many=True
+            ).data
+        ]
     if table == "timeseries":
         return [
             dict(point)
@@ -72,4 +81,7 @@ def export_document(session: LoadTestSession) -> dict:
         ).data,
         "events": SessionEventSerializer(session.events.order_by("at"), many=True).data,
         "errors": ErrorSampleSerializer(session.error_samples.order_by("at"), many=True).data,
+        "requests": RequestLogEntrySerializer(
+            session.request_log.order_by("at", "pk"), many=True
+        ).data,
     }

@@ -11,6 +11,7 @@ from ..models import (
     EndpointStats,
     ErrorSample,
     LoadTestSession,
+    RequestLogEntry,
     SessionEvent,
     Target,
     TimeSeriesPoint,
@@ -221,6 +222,13 @@ class ErrorSampleSerializer(serializers.ModelSerializer):
     class Meta:
         model = ErrorSample
         fields = ["at", "endpoint", "failure_class", "status", "message", "hostname"]
+
+
+class RequestLogEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RequestLogEntry
+        fields = ["at", "endpoint", "method", "path", "status", "failure_class", "latency_ms",
+                  "hostname"]  # fmt: skip
 
 
 class ConfigChangeSerializer(serializers.ModelSerializer):

@@ -24,13 +24,14 @@ from apps.workers.inventory import live_workers
 from .. import history, services
 from ..choices import SessionStatus
 from ..models import AuditEntry, Endpoint, LoadTestSession, Target
-from .export import CSVRenderer, export_document, export_rows
+from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from .serializers import (
     AuditEntrySerializer,
     ConfigChangeSerializer,
     EndpointSerializer,
     ErrorSampleSerializer,
     LoadTestSessionSerializer,
+    RequestLogEntrySerializer,
     TargetSerializer,
     TimeSeriesPointSerializer,
 )
@@ -102,6 +103,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         "stats": "view",
         "timeseries": "view",
         "errors": "view",
+        "requests": "view",
         "export": "view",
         "history": "view",
     }
@@ -192,13 +194,22 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         page = self.paginate_queryset(samples)
         return self.get_paginated_response(ErrorSampleSerializer(page, many=True).data)
 
+    @extend_schema(responses=RequestLogEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=LongPages)
+    def requests(self, request, pk=None):
+        """The request log of a session with enable_logging: a few requests per endpoint each
+        second, any outcome, newest first, the newest REQUEST_LOG_KEPT kept."""
+        entries = self.get_object().request_log.order_by("-at", "-pk")
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response(RequestLogEntrySerializer(page, many=True).data)
+
     @extend_schema(
         parameters=[
             OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
             OpenApiParameter(
                 "table",
                 OpenApiTypes.STR,
-                enum=["endpoints", "timeseries"],
+                enum=list(EXPORT_TABLES),
                 description="CSV only: which table (default endpoints).",
             ),
         ],
@@ -210,8 +221,10 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         session = self.get_object()
         if request.accepted_renderer.format == "csv":
             table = request.query_params.get("table", "endpoints")
-            if table not in ("endpoints", "timeseries"):
-                raise serializers.ValidationError({"table": "Choose endpoints or timeseries."})
+            if table not in EXPORT_TABLES:
+                raise serializers.ValidationError(
+                    {"table": f"Choose one of: {', '.join(EXPORT_TABLES)}."}
+                )
             data, name = export_rows(session, table), f"session-{session.pk}-{table}.csv"
         else:
             data, name = export_document(session), f"session-{session.pk}.json"
