@@ -159,7 +159,7 @@ class Image:
 
 @pytest.fixture
 def image_root() -> Iterator[Path]:
-    # Not pytest's tmp_path: its parents are private to root, and `nobody` must reach this.
+    # Not pytest's tmp_path, whose parents are private to root: an image's folders are not.
     root = Path(tempfile.mkdtemp(prefix="image-"))
     root.chmod(0o755)
     yield root
