@@ -2,6 +2,9 @@
 # The compose file picks the process with `command:` (the same lines as the Procfile).
 FROM python:3.11-slim
 
+# The unprivileged user every process of the image runs as.
+ARG APP_USER=loadtest
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -10,16 +13,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/staticfiles
 
 WORKDIR /app
-RUN useradd --create-home --uid 1000 loadtest && mkdir -p /data && chown loadtest /data
+RUN useradd --create-home --uid 1000 "$APP_USER"
 
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-COPY --chown=loadtest . .
-# Static files are baked into the image; the build needs a throwaway key and data folder.
-RUN SECRET_KEY=build-only DATA_DIR=/tmp/build python manage.py collectstatic --noinput \
-    && rm -rf /tmp/build
+# The code stays root's: the service reads it and cannot change it. It writes only to its data
+# folder and to the static files (`manage.py prepare` collects them again at every start), and
+# both belong to it. tests/test_docker_image.py runs these steps, as these users, without Docker.
+COPY . .
+RUN mkdir -p "$DATA_DIR" "$STATIC_ROOT" && chown -R "$APP_USER" "$DATA_DIR" "$STATIC_ROOT"
 
-USER loadtest
+USER $APP_USER
+# Static files are baked into the image by the user that collects them again at start. The
+# build needs a throwaway key and data folder: nothing of the build may land in the data volume.
+RUN build_data="$(mktemp -d)" \
+    && SECRET_KEY=build-only DATA_DIR="$build_data" python manage.py collectstatic --noinput \
+    && rm -rf "$build_data"
+
 EXPOSE 8000 5555 5000
 CMD ["python", "-m", "uvicorn", "loadtest_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off"]

@@ -20,11 +20,18 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"
+# The Procfile line that prepares a release (migrate, collect static files, defaults) and then
+# exits. Platforms run it once per release; whoever starts the Procfile's processes skips it.
+RELEASE = "release"
 _COLOURS = ["36", "33", "32", "35", "34", "31", "96", "93"]
 
 
 def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
-    """``name: command`` lines; blank lines and ``#`` comments are skipped."""
+    """``name: command`` lines; blank lines and ``#`` comments are skipped.
+
+    Every line is returned, ``release`` (``RELEASE``) too: a caller that starts the lines as
+    long-running processes skips that one-off step explicitly.
+    """
     entries: dict[str, str] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.strip()

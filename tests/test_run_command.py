@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from loadtest_project.embedded_redis import free_port
+from loadtest_project.procfile import RELEASE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,9 @@ def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
         ):
             assert expected in names, expected
         assert names.count("-n load1@") + names.count("-n load2@") >= 2
+        # The Procfile's one-off `release` step is never started: runstack prepared first.
+        assert "manage.py prepare" not in names
+        assert f"{RELEASE:>8} | " not in log_path.read_text(errors="replace")
 
         runstack.send_signal(signal.SIGINT)
         assert runstack.wait(timeout=60) == 0

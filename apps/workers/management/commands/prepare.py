@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
@@ -31,7 +31,15 @@ from apps.sessions.roles import sync_roles
 def prepare_service() -> tuple[str, str, str]:
     """Returns the admin's username, password (as far as known) and API token."""
     call_command("migrate", interactive=False, verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
+    try:
+        call_command("collectstatic", interactive=False, verbosity=0)
+    except PermissionError as exc:
+        # Typically static files collected by another user (root, at an image's build).
+        raise CommandError(
+            f"Cannot write the static files to {settings.STATIC_ROOT} ({exc}). The user that "
+            "runs prepare must own that folder and its files; or set STATIC_ROOT to a folder "
+            "it can write."
+        ) from exc
     sync_roles(Group, Permission)
     services.default_target()
 
@@ -114,5 +122,11 @@ class Command(BaseCommand):
     help = "Migrate, collect static files, create the default target and the admin user."
 
     def handle(self, *args, **options) -> None:
-        username, password, token = prepare_service()
-        self.stdout.write(f"Ready. Admin user {username!r}, password {password}, API token {token}")
+        username, _password, _token = prepare_service()
+        # Platforms keep this output in their logs (a Procfile's release phase, compose's web
+        # service): never the password or the token.
+        self.stdout.write(
+            f"Ready. Admin user {username!r}; its password is ADMIN_PASSWORD or the one generated"
+            f" on first start, kept in {admin_password_file()}; its API token from `manage.py "
+            f"drf_create_token {username}`."
+        )

@@ -25,7 +25,7 @@ from loadtest_project.embedded_redis import (
     port_in_use,
     redis_answers,
 )
-from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
+from loadtest_project.procfile import RELEASE, ProcessGroup, read_procfile, wait_for_celery_nodes
 
 from .prepare import flower_basic_auth, prepare_service
 
@@ -137,6 +137,8 @@ class Command(BaseCommand):
     def _start_processes(self, group, env, ports, worker_count: int) -> None:
         procfile = read_procfile()
         for name, command in procfile.items():
+            if name == RELEASE:
+                continue  # a one-off step, not a service: _prepare_database ran it already
             if name == "app" and "app" not in ports:
                 continue
             if name == "worker":

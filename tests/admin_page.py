@@ -1,0 +1,35 @@
+"""The admin login page and its static files, fetched from a real web process as a browser
+would: with DEBUG=False it answers 200 only when the collected static files and their
+manifest are there (without them, Django answers 500)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import requests
+
+
+def assert_admin_login_served(
+    base_url: str, running: Callable[[], bool], log: Callable[[], str], timeout_s: float = 60.0
+) -> None:
+    """Wait for the web process at ``base_url`` to answer, then check the login page and
+    every stylesheet it links; ``running`` and ``log`` explain a process that died."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert running(), log()
+        try:
+            login = requests.get(f"{base_url}/admin/login/", timeout=5)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, f"no answer within {timeout_s} s:\n{log()}"
+            time.sleep(0.3)
+    assert login.status_code == 200, login.text[:500]
+    # Hashed names (base.<hash>.css) come from the manifest that collectstatic wrote.
+    stylesheets = re.findall(r'href="(/static/[^"]+\.[0-9a-f]{12}\.css)"', login.text)
+    assert stylesheets, login.text[:1000]
+    for stylesheet in stylesheets:
+        served = requests.get(base_url + stylesheet, timeout=5)
+        assert served.status_code == 200, stylesheet
+        assert served.headers["Content-Type"].startswith("text/css")
