@@ -38,9 +38,9 @@ def _wait_until_answering(server: WebServer) -> None:
         if not server.process.running():
             raise RuntimeError(f"uvicorn exited early:\n{server.log()}")
         try:
-            requests.get(server.url("/api/"), timeout=1.0)
+            requests.get(server.url("/api/"), timeout=5.0)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow
             time.sleep(0.1)
     raise RuntimeError(f"uvicorn did not answer within {SERVER_START_TIMEOUT_S} s:\n{server.log()}")
 
