@@ -51,6 +51,7 @@ from .control import (
 )
 from .http import HttpClient, prepare
 from .resources import ResourceGuard
+from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
 
@@ -448,16 +449,20 @@ class ShardRunner:
 
     def _sample_error(self, index: int, failure: str, status: int | None, detail: str) -> None:
         """Keep a few failures per endpoint and class each flush for the session's error log:
-        enough to see what fails and how, bounded however many requests fail."""
+        enough to see what fails and how, bounded however many requests fail. A target may
+        echo the request back, so the endpoint's secrets are masked by value before the
+        sample leaves the worker (the body's start may end inside one: ``cut_short``)."""
         key = (index, failure)
         taken = self._error_samples_taken.get(key, 0)
         if taken >= ERROR_SAMPLES_PER_FLUSH:
             return
         self._error_samples_taken[key] = taken + 1
+        endpoint = self.endpoints[index]
+        secrets = endpoint_secrets(endpoint.headers, endpoint.body, endpoint.url)
         self._event(
             ERROR_SAMPLE,
-            detail[: ERROR_BODY_CHARS + 100],
-            endpoint=self.endpoints[index].name,
+            mask_secrets(detail, secrets, cut_short=True)[: ERROR_BODY_CHARS + 100],
+            endpoint=endpoint.name,
             failure_class=str(failure),
             status=status,
         )
