@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import DefaultRouter
+from rest_framework.settings import api_settings
 
 from . import streams, throttles, views
 
@@ -13,6 +14,8 @@ class ObtainToken(ObtainAuthToken):
     view is not, which would leave passwords open to guessing)."""
 
     throttle_classes = [throttles.AnonymousThrottle, throttles.UserThrottle]
+    # The bounded JSON parser, as everywhere (DRF's view names its own, unbounded one).
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
 
 
 class APIRoot(DefaultRouter.APIRootView):

@@ -5,14 +5,10 @@ Every route needs an authenticated user with the permission its action names (se
 in the history.
 """
 
-from datetime import datetime
-
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +20,7 @@ from .. import history, services
 from ..choices import SessionStatus
 from ..models import AuditEntry, Endpoint, LoadTestSession, Target
 from .export import CSVRenderer, export_document, export_rows
+from .query_params import LongPages, parse_since
 from .serializers import (
     AuditEntrySerializer,
     ConfigChangeSerializer,
@@ -34,14 +31,6 @@ from .serializers import (
     TimeSeriesPointSerializer,
 )
 from .snapshots import stats_snapshot
-
-
-class LongPages(PageNumberPagination):
-    """Time series and logs: a day of per-second points is 86,400 rows."""
-
-    page_size = 1000
-    page_size_query_param = "page_size"
-    max_page_size = 10000
 
 
 class HistoryMixin:
@@ -174,7 +163,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def timeseries(self, request, pk=None):
         """One point per second: requests, failures, unavailable, suppressed, mean latency."""
         points = self.get_object().timeseries.order_by("timestamp")
-        since = _parse_since(request.query_params.get("since"))
+        since = parse_since(request.query_params.get("since"))
         if since is not None:
             points = points.filter(timestamp__gt=since)
         page = self.paginate_queryset(points)
@@ -213,18 +202,6 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         else:
             data, name = export_document(session), f"session-{session.pk}.json"
         return Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _parse_since(raw: str | None) -> datetime | None:
-    if raw in (None, ""):
-        return None
-    try:
-        parsed = parse_datetime(raw)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise serializers.ValidationError({"since": "Give an ISO 8601 date and time."})
-    return parsed
 
 
 class AuditEntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
