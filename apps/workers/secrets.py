@@ -19,7 +19,9 @@ import binascii
 import html
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from urllib.parse import quote, unquote_plus, urlsplit
 
 REDACTED = "[redacted]"
@@ -56,17 +58,24 @@ def mask_headers_by_name(headers: Mapping[str, str] | None) -> dict:
     }
 
 
-def endpoint_secrets(headers: Mapping | None, body: str = "", url: str = "") -> set[str]:
+def endpoint_secrets(headers: Mapping | None, body: str = "", url: str = "") -> frozenset[str]:
     """Every value of this request that must not be shown: all header values (with the
     credential alone for "Bearer x", "Basic x" and each cookie's value), and the values of
     secret-looking keys in the body (JSON or form) and in the query string."""
+    values = tuple(value for value in (headers or {}).values() if isinstance(value, str))
+    return _endpoint_secrets(values, body or "", url or "")
+
+
+# A shard masks each error sample it keeps, and a body may be 1 MiB of JSON: parse it once
+# per endpoint, not once per sample. (Strings cache their hash, so a hit costs no rehash.)
+@lru_cache(maxsize=32)
+def _endpoint_secrets(header_values: tuple[str, ...], body: str, url: str) -> frozenset[str]:
     found: set[str] = set()
-    for value in (headers or {}).values():
-        if isinstance(value, str):
-            found.update(_header_value_secrets(value.strip()))
-    found.update(_body_secrets(body or ""))
-    found.update(_form_secrets(urlsplit(url or "").query))
-    return {secret for secret in found if len(secret) >= MIN_SECRET_CHARS}
+    for value in header_values:
+        found.update(_header_value_secrets(value.strip()))
+    found.update(_body_secrets(body))
+    found.update(_form_secrets(urlsplit(url).query))
+    return frozenset(secret for secret in found if len(secret) >= MIN_SECRET_CHARS)
 
 
 def plan_secrets(plan: Mapping | None) -> set[str]:
@@ -83,19 +92,28 @@ def mask_secrets(text: str, secrets: Iterable[str], cut_short: bool = False) -> 
     """``text`` with every secret replaced by REDACTED, also as a target may echo it:
     percent-encoded, JSON-escaped or HTML-escaped. ``cut_short``: the text may have been cut
     in the middle of a secret (the start of a response body), so a text that ends with the
-    start of one has that start masked too."""
-    forms = sorted(
-        {form for secret in secrets for form in _echo_forms(secret)}, key=len, reverse=True
-    )
-    for form in forms:
-        text = text.replace(form, REDACTED)
-    if not cut_short:
-        return text
-    for form in forms:
-        for length in range(len(form) - 1, MIN_SECRET_CHARS - 1, -1):
-            if text.endswith(form[:length]):
-                return text[:-length] + REDACTED
+    start of one (MIN_SECRET_CHARS or more of it) has that start masked too."""
+    longest_first, ordered = _echo_forms_of(frozenset(secrets))
+    for form in longest_first:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    if cut_short and ordered:
+        # The longest tail of the text that some form starts with: in sorted order, the
+        # first form not below the tail is the one to try.
+        longest = len(longest_first[0])
+        for start in range(max(0, len(text) - longest), len(text) - MIN_SECRET_CHARS + 1):
+            tail = text[start:]
+            index = bisect_left(ordered, tail)
+            if index < len(ordered) and ordered[index].startswith(tail):
+                return text[:start] + REDACTED
     return text
+
+
+@lru_cache(maxsize=32)
+def _echo_forms_of(secrets: frozenset[str]) -> tuple[list[str], list[str]]:
+    """The forms of these secrets, longest first (to replace) and sorted (to search)."""
+    forms = {form for secret in secrets for form in _echo_forms(secret)}
+    return sorted(forms, key=len, reverse=True), sorted(forms)
 
 
 def _echo_forms(secret: str) -> set[str]:
