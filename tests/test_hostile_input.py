@@ -254,13 +254,21 @@ def test_a_body_over_the_cap_is_a_413_naming_it(api, catalog, settings):
     assert database_state() == before
 
 
-@pytest.mark.parametrize("body", ["[]", "5", "null", '"x"', DEEP, "{" * 50_000, "\x00",
+@pytest.mark.parametrize("body", ["[]", "[{}]", "5", "null", '"x"', DEEP, "{" * 50_000, "\x00",
                                   '{"session_name": "a"', b"\xff\xfe{}"])  # fmt: skip
-def test_bodies_that_are_no_json_object_are_refused(api, catalog, body):
+def test_bodies_that_are_no_json_object_are_refused(api, admin_api, catalog, body):
     before = database_state()
-    response = api.generic("POST", "/api/sessions/", body, content_type="application/json")
-    assert response.status_code == 400, response.content[:200]
-    assert response.json()
+    for client, method, path in [
+        (api, "POST", "/api/sessions/"),
+        (api, "PATCH", f"/api/sessions/{catalog['pending'].pk}/"),
+        (api, "PATCH", f"/api/sessions/{catalog['running'].pk}/"),
+        (admin_api, "PUT", f"/api/endpoints/{catalog['endpoint'].pk}/"),
+        (admin_api, "POST", "/api/targets/"),
+        (APIClient(), "POST", "/api/auth/token/"),
+    ]:
+        response = client.generic(method, path, body, content_type="application/json")
+        assert response.status_code == 400, (method, path, response.content[:200])
+        assert response.json()
     assert database_state() == before
 
 

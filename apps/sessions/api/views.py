@@ -5,6 +5,8 @@ Every route needs an authenticated user with the permission its action names (se
 in the history.
 """
 
+from collections.abc import Mapping
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -111,6 +113,10 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
             raise services.SessionStateError(
                 f"Session {session.pk} is {session.status}; its configuration is final."
+            )
+        if not isinstance(request.data, Mapping):  # a list, a number, null...
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Send a JSON object, not {type(request.data).__name__}."]}
             )
         fields = set(request.data)
         if not kwargs.get("partial") or not fields or fields - self.LIVE_FIELDS:
