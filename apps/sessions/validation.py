@@ -108,7 +108,7 @@ def json_depth(text: str) -> int:
 
 
 def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows.")
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 class BoundedJSONDecoder(json.JSONDecoder):
