@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             DATABASE_URL=f"sqlite:///{workdir}/bench.sqlite3",
             REDIS_URL=redis.url,
             LOG_LEVEL="ERROR",
+            ALLOWED_TARGET_HOSTS="127.0.0.1:*",  # the bench's targets take any free port
         )
         import django
         from django.core.management import call_command

@@ -2,35 +2,44 @@
 
 Secrets reach logs by accident: an exception message quoting a request, a debug line with
 headers, a URL with a token in it. Rather than trust every call site, every handler scrubs
-the formatted message: Authorization and Cookie values, API tokens, session and CSRF cookies,
-passwords and secrets in key=value or JSON form, and credentials inside URLs.
+the formatted message: the value of every secret-looking name (Authorization, Cookie, X-Custom-Auth,
+password, token... in header, key=value or JSON form), scheme credentials, and credentials
+inside URLs.
 """
 
 import logging
 import re
 
-REDACTED = "[redacted]"
+from apps.workers.secrets import REDACTED, is_secret_name
+
+# A name followed by ":" or "=" (quoted or not): its value is redacted when the name looks
+# secret (apps.workers.secrets owns that rule). After ":" the value runs to the end of the
+# line, a quote or a comma ("Authorization: Token abc"); after "=" to a space or separator.
+_KEY = re.compile(r"([\w.-]+)(['\"]?\s*([:=])\s*['\"]?)")
+_VALUE_AFTER = {":": re.compile(r"[^'\"\n,}]+"), "=": re.compile(r"[^'\"\s&,;}]+")}
 
 _PATTERNS = [
-    # Header lines and dict entries: Authorization: Token abc / 'Cookie': 'sessionid=...'
-    re.compile(
-        r"(?i)(\b(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key)['\"]?"
-        r"\s*[:=]\s*['\"]?)([^'\"\n,}]+)"
-    ),
     # Bare scheme credentials: Token 0123..., Bearer eyJ..., Basic dXNlcjpw...
     re.compile(r"(?i)(\b(?:token|bearer|basic)\s+)([A-Za-z0-9._~+/=-]{8,})"),
-    # key=value and "key": "value" for secret-looking keys.
-    re.compile(
-        r"(?i)(\b(?:password|passwd|secret|secret_key|api_key|apikey|access_token|"
-        r"refresh_token|token|sessionid|csrftoken|csrfmiddlewaretoken)['\"]?\s*[:=]\s*['\"]?)"
-        r"([^'\"\s&,;}]+)"
-    ),
     # Credentials in URLs: scheme://user:password@host
     re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)"),
 ]
 
 
+def _redact_secret_keys(text: str) -> str:
+    parts, done = [], 0
+    for key in _KEY.finditer(text):
+        if key.start() < done or not is_secret_name(key.group(1)):
+            continue
+        value = _VALUE_AFTER[key.group(3)].match(text, key.end())
+        if value:
+            parts += [text[done : value.start()], REDACTED]
+            done = value.end()
+    return "".join([*parts, text[done:]])
+
+
 def redact(text: str) -> str:
+    text = _redact_secret_keys(text)
     for pattern in _PATTERNS:
         if pattern.groups == 3:
             text = pattern.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", text)

@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from loadtest_project.allowlist import parse_allow_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -214,11 +216,15 @@ CELERY_BEAT_SCHEDULE = {
 # --- The load-testing service ---------------------------------------------------------------
 # The default target: where a session goes when it names no target (the seed's app port).
 TARGET_APP_URL = env.str("TARGET_APP_URL", default="http://localhost:5001")
-# Hosts that load may be sent to. An entry starting with "." also allows its subdomains.
-ALLOWED_TARGET_HOSTS = [
-    host.lower()
-    for host in env.list("ALLOWED_TARGET_HOSTS", default=["localhost", "127.0.0.1", "app"])
-]
+# Hosts and ports that load may be sent to (loadtest_project/allowlist.py): "host" is the
+# scheme's default port only, "host:port" one port, "host:*" any port, ".domain" also admits
+# subdomains, "[::1]:8080" an IPv6 address. The defaults admit the demo target only.
+try:
+    ALLOWED_TARGET_HOSTS = parse_allow_list(
+        env.list("ALLOWED_TARGET_HOSTS", default=["localhost:5001", "127.0.0.1:5001", "app:5001"])
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"ALLOWED_TARGET_HOSTS: {exc}") from exc
 # Ceilings on what one session may ask for (0 for MAX_DURATION_MINUTES: no ceiling).
 MAX_USERS_PER_SESSION = env.int("MAX_USERS_PER_SESSION", default=1000)
 MAX_DURATION_MINUTES = env.float("MAX_DURATION_MINUTES", default=0)
@@ -271,12 +277,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.sessions.api.permissions.HasActionPermission"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Bad page, page_size and ordering parameters are a 400, not ignored (query_params.py).
+    "DEFAULT_PAGINATION_CLASS": "apps.sessions.api.query_params.StrictPages",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "apps.sessions.api.query_params.StrictOrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
         "apps.sessions.api.throttles.UserThrottle",
@@ -284,7 +291,16 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.sessions.api.exceptions.exception_handler",
+    # JSON bounded in size and depth (DRF's own parser is bounded in neither), forms.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.sessions.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# The largest request body the API and the admin read (bytes); larger ones get 413 (API) or
+# 400 (admin). Django applies it to forms; BoundedJSONParser to JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=5 * 2**19)
 # Requests per user (or per address, for anonymous calls) and period: second/minute/hour/day.
 API_USER_RATE = env.str("API_USER_RATE", default="600/minute")
 API_ANONYMOUS_RATE = env.str("API_ANONYMOUS_RATE", default="30/minute")

@@ -84,6 +84,14 @@ def _use_test_redis(redis_url: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _allow_the_test_servers() -> Iterator[None]:
+    """Test servers listen on random ports of this machine: allow any port there (the
+    workers fixture hands the same list to the worker processes)."""
+    with override_settings(ALLOWED_TARGET_HOSTS=["localhost:*", "127.0.0.1:*"]):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _plain_static_storage() -> Iterator[None]:
     """Serve static files from the apps in tests: no collectstatic manifest is built here."""
     storages = {

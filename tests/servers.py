@@ -17,7 +17,8 @@ class CountingServer:
     """Counts requests per path the moment their headers arrive, then answers.
 
     ``delay_s`` delays every answer; ``statuses`` maps a path to the status it answers with;
-    ``redirects`` maps a path to where it redirects.
+    ``redirects`` maps a path to where it redirects; paths in ``echoes`` answer with the
+    request itself (body, query, headers), as some error pages do.
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -26,6 +27,7 @@ class CountingServer:
         self.delay_s = 0.0
         self.statuses: dict[str, int] = {}
         self.redirects: dict[str, str] = {}  # path -> Location of a 302
+        self.echoes: set[str] = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -47,6 +49,10 @@ class CountingServer:
     async def _handle(self, request: web.Request) -> web.Response:
         with self._lock:
             self.counts[request.path] += 1
+        if request.path in self.echoes:
+            echoed = "".join(f"{name}: {value}\n" for name, value in request.headers.items())
+            text = f"{await request.text()}\n{request.query_string}\n{echoed}"
+            return web.Response(status=self.statuses.get(request.path, 200), text=text)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if request.path in self.redirects:

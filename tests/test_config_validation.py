@@ -130,6 +130,17 @@ def test_start_rechecks_the_allow_list(api, target, settings):
     assert LoadTestSession.objects.get().status == "pending"
 
 
+def test_start_rechecks_a_custom_host_header(api, target, settings):
+    Endpoint.objects.filter(name="slow").update(headers={"Host": "localhost:5001"})
+    created = api.post("/api/sessions/", valid_config(target), format="json")
+    assert created.status_code == 201, created.json()
+    settings.ALLOWED_TARGET_HOSTS = ["127.0.0.1:5001"]
+    response = api.post(f"/api/sessions/{created.json()['id']}/start/")
+    assert response.status_code == 400
+    assert "'localhost:5001'" in " ".join(response.json()["endpoints"])
+    assert LoadTestSession.objects.get().status == "pending"
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

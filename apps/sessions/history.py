@@ -1,20 +1,22 @@
 """Configuration history (the seed's 設定変更の履歴): who changed which field, when.
 
 Recorded by the API's update views, the admin, and ``services.change_users``; never for
-statistics or status, which are results, not configuration. Header values that carry
-credentials are stored masked.
+statistics or status, which are results, not configuration. Secrets are never stored: every
+header value is kept as a fingerprint (so a changed credential still shows as a change), and
+the body's and URL's secrets are masked by value (``apps.workers.secrets``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 
-from .models import ConfigChange, Endpoint, LoadTestSession, Target
+from django.conf import settings
 
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
-)
-REDACTED = "[redacted]"
+from apps.workers.secrets import REDACTED, endpoint_secrets, mask_secrets
+
+from .models import ConfigChange, Endpoint, LoadTestSession, Target
 
 TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
     LoadTestSession: ("session", LoadTestSession.CONFIG_FIELDS),
@@ -36,16 +38,21 @@ TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def mask_headers(headers: dict) -> dict:
-    return {
-        name: REDACTED if name.lower() in SENSITIVE_HEADERS else value
-        for name, value in (headers or {}).items()
-    }
+def fingerprint(value: str) -> str:
+    """REDACTED with a short keyed hash: two versions of a header compare without showing
+    either (keyed with SECRET_KEY, so a short secret cannot be found by hashing guesses)."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return f"{REDACTED} #{digest[:8]}"
 
 
 def snapshot(instance) -> dict:
     """The tracked fields' values, JSON-ready, secrets masked."""
     _, fields = TRACKED_FIELDS[type(instance)]
+    secrets = (
+        endpoint_secrets(instance.headers, instance.body, instance.url)
+        if isinstance(instance, Endpoint)
+        else set()
+    )
     values = {}
     for name in fields:
         field = instance._meta.get_field(name).attname  # a foreign key: its id, "target_id"
@@ -53,7 +60,9 @@ def snapshot(instance) -> dict:
         if isinstance(value, Decimal):
             value = str(value)
         if field == "headers":
-            value = mask_headers(value)
+            value = {name: fingerprint(str(header)) for name, header in (value or {}).items()}
+        elif field in ("body", "url"):
+            value = mask_secrets(value, secrets)
         values[field] = value
     return values
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -28,13 +28,16 @@ from .choices import (
 class Target(models.Model):
     """A web application under test, identified by its base URL (its host must be allowed)."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validation.check_single_line])
     base_url = models.CharField(
         max_length=500,
         validators=[validation.check_target_url],
-        help_text="For example http://localhost:5001; the host must be in ALLOWED_TARGET_HOSTS.",
+        help_text="For example http://localhost:5001; the host and port must be on "
+        "ALLOWED_TARGET_HOSTS.",
     )
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True, max_length=validation.DESCRIPTION_CHARS_MAX, validators=[validation.check_text]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -49,7 +52,7 @@ class Endpoint(models.Model):
     """One request the virtual users may send (the seed's EndpointConfig)."""
 
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="endpoints")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validation.check_single_line])
     url = models.CharField(
         max_length=500,
         validators=[validation.check_endpoint_url],
@@ -58,15 +61,27 @@ class Endpoint(models.Model):
     method = models.CharField(max_length=7, choices=HttpMethod.choices, default=HttpMethod.GET)
     weight = models.FloatField(
         default=1.0,
-        validators=[MinValueValidator(0.0)],
+        validators=[
+            validation.check_finite,
+            MinValueValidator(0.0),
+            MaxValueValidator(validation.WEIGHT_MAX),
+        ],
         help_text="Relative share of requests; 0 leaves the endpoint out.",
     )
     timeout_s = models.FloatField(
-        "timeout (seconds)", default=30.0, validators=[MinValueValidator(0.001)]
+        "timeout (seconds)",
+        default=30.0,
+        validators=[
+            validation.check_finite,
+            MinValueValidator(validation.TIMEOUT_S_MIN),
+            MaxValueValidator(validation.TIMEOUT_S_MAX),
+        ],
     )
-    description = models.TextField(blank=True)
-    headers = models.JSONField(default=dict, blank=True)
-    body = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True, max_length=validation.DESCRIPTION_CHARS_MAX, validators=[validation.check_text]
+    )
+    headers = models.JSONField(default=dict, blank=True, decoder=validation.BoundedJSONDecoder)
+    body = models.TextField(blank=True, validators=[validation.check_body])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,6 +102,8 @@ class Endpoint(models.Model):
     def clean(self) -> None:
         try:
             validation.check_headers(self.headers)
+            if self.target_id is not None:
+                validation.check_host_header(self.absolute_url(), self.headers)
         except ValidationError as exc:
             raise ValidationError({"headers": exc.messages}) from exc
 
@@ -113,7 +130,7 @@ class LoadTestSession(models.Model):
         "ramp_up_seconds",
     )
 
-    session_name = models.CharField(max_length=200)
+    session_name = models.CharField(max_length=200, validators=[validation.check_single_line])
     target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="sessions")
     concurrent_users = models.PositiveIntegerField(default=10)
     duration_minutes = models.DecimalField(
@@ -125,7 +142,10 @@ class LoadTestSession(models.Model):
     request_interval_min = models.FloatField(default=1.0, help_text="Think time, seconds.")
     request_interval_max = models.FloatField(default=5.0, help_text="Think time, seconds.")
     endpoint_weights = models.JSONField(
-        default=dict, blank=True, help_text="Endpoint name -> weight, overriding its own."
+        default=dict,
+        blank=True,
+        decoder=validation.BoundedJSONDecoder,
+        help_text="Endpoint name -> weight, overriding its own.",
     )
     max_errors_per_minute = models.PositiveIntegerField(
         default=100, help_text="The session stops itself above this; 0 = no limit."
@@ -236,7 +256,7 @@ class EndpointStats(models.Model):
     )
     name = models.CharField(max_length=100)
     method = models.CharField(max_length=7)
-    url = models.CharField(max_length=500)
+    url = models.CharField(max_length=1000)  # absolute: the target's base URL + the path
     requests = models.BigIntegerField(default=0)
     failures = models.BigIntegerField(default=0)
     failures_by_class = models.JSONField(default=dict)

@@ -29,6 +29,7 @@ from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Ta
 from .validation import (
     check_concurrent_users,
     check_endpoint_url,
+    check_host_header,
     check_target_url,
     effective_weights,
 )
@@ -139,6 +140,7 @@ def build_plan(session: LoadTestSession, start_time) -> dict:
             continue
         try:
             check_endpoint_url(endpoint.url)
+            check_host_header(endpoint.absolute_url(), endpoint.headers)
         except ValidationError as exc:
             errors.setdefault("endpoints", []).extend(
                 f"{endpoint.name}: {message}" for message in exc.messages

@@ -1,42 +1,180 @@
 """Checks shared by the model layer, the admin and the API, so every edge refuses the same input.
 
 Each check raises Django's ``ValidationError`` keyed by field name; the API turns that into a
-400 with a message per field, the admin shows it beside the field.
+400 with a message per field, the admin shows it beside the field. The bounds below keep every
+number inside its database column (PostgreSQL's integer is the narrowest) and within reason,
+and every text within what HTTP, the database and a person reading it can take; the README's
+"Validation rules and bounds" table lists them.
 """
 
+import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import accumulate
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
+from loadtest_project import allowlist
 
-def is_host_allowed(host: str | None) -> bool:
-    """Exact match against ALLOWED_TARGET_HOSTS; an entry ".example.com" admits subdomains.
+INT32_MAX = 2**31 - 1  # PostgreSQL's integer column
+MAX_ERRORS_PER_MINUTE_MAX = INT32_MAX
+DURATION_MINUTES_MAX = Decimal(525_600)  # a year
+THINK_TIME_S_MAX = 3600.0
+RAMP_UP_S_MAX = 86_400.0
+WEIGHT_MAX = 1e6
+TIMEOUT_S_MIN = 0.001
+TIMEOUT_S_MAX = 600.0
+HEADERS_MAX = 50
+HEADER_NAME_CHARS_MAX = 256
+HEADER_VALUE_BYTES_MAX = 8 * 2**10
+BODY_BYTES_MAX = 2**20
+DESCRIPTION_CHARS_MAX = 2000
+JSON_DEPTH_MAX = 64
 
-    Matching is on the parsed hostname, never on a string prefix, so
-    ``localhost.evil.example`` or ``127.0.0.1@evil.example`` do not pass as ``localhost``.
-    """
-    if not host:
-        return False
-    host = host.lower().rstrip(".")
-    for allowed in settings.ALLOWED_TARGET_HOSTS:
-        if allowed.startswith("."):
-            if host == allowed[1:] or host.endswith(allowed):
-                return True
-        elif host == allowed:
-            return True
-    return False
+
+# --- text ---------------------------------------------------------------------------------
+
+# Control characters, invisible formatting (bidirectional overrides, zero-width marks), line
+# and paragraph separators, and unpaired surrogates: they break log lines and CSV rows,
+# disguise what a name says, or cannot be stored.
+_REFUSED_IN_LINE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# In free text, line breaks and tabs are fine.
+_ALLOWED_IN_TEXT = frozenset("\t\n\r")
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'unnamed character')})"
+
+
+def check_single_line(text: str) -> None:
+    """Names and URLs: printable characters of any script, on one line."""
+    for char in text:
+        if unicodedata.category(char) in _REFUSED_IN_LINE:
+            raise ValidationError(
+                f"Contains {_describe(char)}: control, invisible formatting and line-separator "
+                "characters are not allowed here."
+            )
+
+
+def check_text(text: str) -> None:
+    """Descriptions: like a name, but tabs and line breaks are allowed."""
+    for char in text:
+        if char not in _ALLOWED_IN_TEXT and unicodedata.category(char) in _REFUSED_IN_LINE:
+            raise ValidationError(
+                f"Contains {_describe(char)}: control, invisible formatting and line-separator "
+                "characters other than tab and line breaks are not allowed here."
+            )
+
+
+def check_body(body: str) -> None:
+    """A request body is sent as the user wrote it (UTF-8), up to BODY_BYTES_MAX."""
+    if "\0" in body:
+        raise ValidationError("The body contains a NUL character, which cannot be stored.")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > BODY_BYTES_MAX:
+        raise ValidationError(
+            f"The body is {size:,} bytes; at most {BODY_BYTES_MAX:,} bytes (1 MiB) are sent."
+        )
+
+
+def _shorten(text: str, chars: int = 60) -> str:
+    return text if len(text) <= chars else f"{text[:chars]}..."
+
+
+def check_finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("Must be a finite number.")
+
+
+# --- JSON from the network ----------------------------------------------------------------
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``text`` nests arrays and objects, found without parsing (no recursion):
+    strings removed, then a running count over the brackets left."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class BoundedJSONDecoder(json.JSONDecoder):
+    """JSON as the API, the admin and the database read it: nesting at most JSON_DEPTH_MAX
+    deep (Python's parser recurses, and 100,000 levels crash it), no NaN or Infinity, no
+    unpaired surrogate escape (no database can store one). Errors are ``JSONDecodeError``,
+    which every JSON field and parser already turns into a 400."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("parse_constant", _refuse_constant)
+        super().__init__(**kwargs)
+
+    def decode(self, s: str, *args, **kwargs):
+        if json_depth(s) > JSON_DEPTH_MAX:
+            raise json.JSONDecodeError(
+                f"JSON nested deeper than {JSON_DEPTH_MAX} levels is not accepted", s, 0
+            )
+        try:
+            data = super().decode(s, *args, **kwargs)
+        except json.JSONDecodeError:
+            raise
+        except ValueError as exc:  # NaN, or an integer of more than 4,300 digits
+            raise json.JSONDecodeError(str(exc), s, 0) from exc
+        if _SURROGATE_ESCAPE.search(s):
+            try:
+                json.dumps(data, ensure_ascii=False).encode()
+            except UnicodeEncodeError as exc:
+                raise json.JSONDecodeError(
+                    "JSON contains an unpaired surrogate escape (\\ud800-\\udfff), which is "
+                    "no character",
+                    s,
+                    0,
+                ) from exc
+        return data
+
+
+def loads_json(text: str):
+    """``json.loads`` with BoundedJSONDecoder's limits; ValueError with a message."""
+    return json.loads(text, cls=BoundedJSONDecoder)
+
+
+# --- where load may go ----------------------------------------------------------------------
+
+
+def is_allowed(host: str | None, port: int, scheme: str) -> bool:
+    """Is ``scheme://host:port`` on ALLOWED_TARGET_HOSTS (read at call time)?"""
+    return allowlist.is_allowed(settings.ALLOWED_TARGET_HOSTS, host, port, scheme)
+
+
+def _refuse_off_list(host: str, port: int, what: str) -> None:
+    allowed = ", ".join(settings.ALLOWED_TARGET_HOSTS) or "nothing"
+    shown = f"[{host}]" if ":" in host else host
+    raise ValidationError(
+        f"{what} '{shown}:{port}' is not on the allow-list ({allowed}). Add it to "
+        "ALLOWED_TARGET_HOSTS (host:port, or host:* for any port) to send load there."
+    )
 
 
 def check_target_url(url: str) -> None:
-    """A target base URL: http(s), a host on the allow-list, no credentials in the URL."""
+    """A target base URL: http(s), a host and port on the allow-list, no credentials."""
+    check_single_line(url)
+    if url != url.strip():
+        raise ValidationError("The URL starts or ends with a space.")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+        port = parts.port
     except ValueError as exc:
         raise ValidationError(f"Not a valid URL: {exc}.") from exc
     if parts.scheme not in ("http", "https"):
@@ -45,17 +183,42 @@ def check_target_url(url: str) -> None:
         raise ValidationError("Put credentials in endpoint headers, not in the URL.")
     if not parts.hostname:
         raise ValidationError("The URL has no host.")
-    if not is_host_allowed(parts.hostname):
-        allowed = ", ".join(settings.ALLOWED_TARGET_HOSTS)
+    if not parts.hostname.isascii():
         raise ValidationError(
-            f"Host '{parts.hostname}' is not on the allow-list ({allowed}). "
-            "Add it to ALLOWED_TARGET_HOSTS to send load there."
+            "Write an internationalised host name in its ASCII (xn--) form, as DNS knows it."
         )
+    port = port or allowlist.DEFAULT_PORTS[parts.scheme]
+    if not is_allowed(parts.hostname, port, parts.scheme):
+        _refuse_off_list(parts.hostname, port, "Host")
+
+
+def check_host_header(url: str, headers: object) -> None:
+    """A ``Host`` header sends the request to another virtual host than the URL's: it must
+    be on the allow-list too, with its own port or, when it names none, the URL's."""
+    if not isinstance(headers, Mapping):
+        return
+    value = next((value for name, value in headers.items() if str(name).lower() == "host"), None)
+    if value is None:
+        return
+    parts = urlsplit(url)
+    try:
+        named = urlsplit(f"//{value}")
+        port = named.port
+    except ValueError as exc:
+        raise ValidationError(f"The Host header is not host[:port]: {exc}.") from exc
+    if not named.hostname or named.path or named.query or named.username is not None:
+        raise ValidationError("The Host header must be host or host:port, nothing else.")
+    scheme = parts.scheme or "http"
+    port = port or parts.port or allowlist.DEFAULT_PORTS.get(scheme, 80)
+    if not is_allowed(named.hostname, port, scheme):
+        _refuse_off_list(named.hostname, port, "The Host header's host")
 
 
 def check_endpoint_url(url: str) -> None:
-    """An endpoint URL is a path on its target ("/...") or an absolute allowed URL."""
+    """An endpoint URL is a path on its target ("/...") or an absolute allowed URL. Spaces
+    and non-ASCII characters are fine: the engine percent-encodes them (UTF-8)."""
     if url.startswith("/"):
+        check_single_line(url)
         if url.startswith("//"):
             raise ValidationError("A path must not start with '//'.")
         return
@@ -79,20 +242,43 @@ def check_concurrent_users(concurrent_users: int | None) -> None:
         raise ValidationError({"concurrent_users": [problem]})
 
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
 def check_headers(headers: object) -> None:
-    """Request headers: names are HTTP tokens, values have no line breaks (no injection)."""
+    """Request headers as HTTP/1.1 can carry them: at most HEADERS_MAX, names that are HTTP
+    tokens (each once), values of visible ASCII or Latin-1 of at most HEADER_VALUE_BYTES_MAX.
+    Messages never quote a value: it may be a credential."""
     if not isinstance(headers, Mapping):
         raise ValidationError("Headers must be an object mapping names to string values.")
+    if len(headers) > HEADERS_MAX:
+        raise ValidationError(f"{len(headers)} headers; at most {HEADERS_MAX} are sent.")
+    seen: set[str] = set()
     for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ValidationError(f"{name!r} is not a valid header name.")
+        if not isinstance(name, str) or len(name) > HEADER_NAME_CHARS_MAX or not TOKEN.match(name):
+            raise ValidationError(
+                f"{_shorten(str(name))!r} is not a valid header name (letters, digits and "
+                f"!#$%&'*+.^_`|~- only, at most {HEADER_NAME_CHARS_MAX} characters)."
+            )
+        if name.lower() in seen:
+            raise ValidationError(f"Header {name!r} is given twice (names ignore case).")
+        seen.add(name.lower())
+        if name.lower() in ENGINE_HEADERS:
+            raise ValidationError(
+                f"Header {name!r} cannot be set: the engine frames each request itself "
+                "(Content-Length, Transfer-Encoding) and speaks HTTP/1.1 only (Upgrade)."
+            )
         if not isinstance(value, str):
             raise ValidationError(f"The value of header {name!r} must be a string.")
-        if any(char in value for char in "\r\n\0"):
-            raise ValidationError(f"The value of header {name!r} contains a line break.")
+        if len(value) > HEADER_VALUE_BYTES_MAX:
+            raise ValidationError(
+                f"The value of header {name!r} has {len(value):,} characters; at most "
+                f"{HEADER_VALUE_BYTES_MAX:,} bytes are sent."
+            )
+        if not FIELD_VALUE.match(value):
+            char = next(char for char in value if not FIELD_VALUE.match(char))
+            raise ValidationError(
+                f"The value of header {name!r} contains {_describe(char)}: header values "
+                "may only hold visible ASCII, Latin-1, spaces and tabs (RFC 9110). Encode "
+                "anything else (percent- or base64-encoding, as the target expects)."
+            )
 
 
 def check_session_config(
@@ -119,6 +305,8 @@ def check_session_config(
     if duration_minutes is not None:
         if duration_minutes < 0:
             refuse("duration_minutes", "Must be 0 (run until stopped) or a positive number.")
+        elif duration_minutes > DURATION_MINUTES_MAX:
+            refuse("duration_minutes", f"At most {DURATION_MINUTES_MAX} minutes (a year).")
         elif settings.MAX_DURATION_MINUTES and (
             duration_minutes == 0 or duration_minutes > settings.MAX_DURATION_MINUTES
         ):
@@ -127,18 +315,16 @@ def check_session_config(
                 f"At most {settings.MAX_DURATION_MINUTES} minutes (MAX_DURATION_MINUTES); "
                 "0 (until stopped) is not allowed while that ceiling is set.",
             )
-    if request_interval_min is not None and not math.isfinite(request_interval_min):
-        refuse("request_interval_min", "Must be a finite number.")
-        request_interval_min = None
-    if request_interval_max is not None and not math.isfinite(request_interval_max):
-        refuse("request_interval_max", "Must be a finite number.")
-        request_interval_max = None
-    if request_interval_min is not None and request_interval_min < 0:
-        refuse("request_interval_min", "Must be 0 or more seconds.")
-    if request_interval_max is not None and request_interval_max < 0:
-        refuse("request_interval_max", "Must be 0 or more seconds.")
+    for field, value in (
+        ("request_interval_min", request_interval_min),
+        ("request_interval_max", request_interval_max),
+    ):
+        if value is not None and not (math.isfinite(value) and 0 <= value <= THINK_TIME_S_MAX):
+            refuse(field, f"Must be from 0 to {THINK_TIME_S_MAX:g} seconds.")
     if (
-        request_interval_min is not None
+        "request_interval_min" not in errors
+        and "request_interval_max" not in errors
+        and request_interval_min is not None
         and request_interval_max is not None
         and request_interval_min > request_interval_max
     ):
@@ -154,23 +340,35 @@ def check_session_config(
                 "target_rps",
                 f"At most {settings.MAX_REQUEST_RATE:g} requests/s per session (MAX_REQUEST_RATE).",
             )
-    if ramp_up_seconds is not None and (not math.isfinite(ramp_up_seconds) or ramp_up_seconds < 0):
-        refuse("ramp_up_seconds", "Must be 0 or more seconds.")
-    if max_errors_per_minute is not None and max_errors_per_minute < 0:
-        refuse("max_errors_per_minute", "Must be 0 (no limit) or more.")
+    if ramp_up_seconds is not None and not (
+        math.isfinite(ramp_up_seconds) and 0 <= ramp_up_seconds <= RAMP_UP_S_MAX
+    ):
+        refuse("ramp_up_seconds", f"Must be from 0 to {RAMP_UP_S_MAX:g} seconds.")
+    if max_errors_per_minute is not None and not (
+        0 <= max_errors_per_minute <= MAX_ERRORS_PER_MINUTE_MAX
+    ):
+        refuse(
+            "max_errors_per_minute",
+            f"Must be 0 (no limit) up to {MAX_ERRORS_PER_MINUTE_MAX:,}.",
+        )
 
     weights = {} if endpoint_weights is None else endpoint_weights
     if not isinstance(weights, Mapping):
         refuse("endpoint_weights", "Must be an object mapping endpoint names to weights.")
         weights = {}
+    unknown = [name for name in weights if name not in endpoint_default_weights]
+    if unknown:
+        known = ", ".join(sorted(endpoint_default_weights)) or "none"
+        named = ", ".join(f"'{_shorten(name)}'" for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        refuse("endpoint_weights", f"Unknown endpoint {named}{more} (this target has: {known}).")
     for name, weight in weights.items():
         if name not in endpoint_default_weights:
-            known = ", ".join(sorted(endpoint_default_weights)) or "none"
-            refuse("endpoint_weights", f"Unknown endpoint '{name}' (this target has: {known}).")
-        elif isinstance(weight, bool) or not isinstance(weight, int | float):
+            continue
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
             refuse("endpoint_weights", f"The weight of '{name}' must be a number.")
-        elif not math.isfinite(weight) or weight < 0:
-            refuse("endpoint_weights", f"The weight of '{name}' must be a finite number >= 0.")
+        elif not (math.isfinite(weight) and 0 <= weight <= WEIGHT_MAX):
+            refuse("endpoint_weights", f"The weight of '{name}' must be from 0 to {WEIGHT_MAX:g}.")
     if "endpoint_weights" not in errors:
         effective = effective_weights(endpoint_default_weights, weights)
         if not any(weight > 0 for weight in effective.values()):

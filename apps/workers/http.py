@@ -20,11 +20,24 @@ import re
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110: a method or header name is a token; a header value is visible ASCII, spaces,
+# tabs and obs-text (Latin-1's upper half), nothing else (no line break: no injection).
+# (\Z, not $: "$" would also match before a final line break.)
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+FIELD_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*\Z")
+# Headers the client writes from the body it sends, and one that would switch protocols:
+# given by hand, every request would be mis-framed or fail.
+ENGINE_HEADERS = frozenset({"content-length", "transfer-encoding", "upgrade"})
+# Characters a request target carries as they are (RFC 3986 pchar, "/" and, in the query,
+# "?"); anything else (a space, a non-ASCII character) is percent-encoded as UTF-8. A "%"
+# that starts an escape stays; a stray one is encoded.
+_PATH_SAFE = "/!$&'()*+,;=:@-._~%"
+_QUERY_SAFE = _PATH_SAFE + "?"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 BODY_PREFIX_BYTES = 256  # kept from each response, for the error log
 USER_AGENT = "loadtest-service/1.0"
 
@@ -48,8 +61,18 @@ class PreparedRequest:
         return self.scheme, self.host, self.port
 
 
+def request_target(path: str, query: str) -> str:
+    """The path and query as a request line carries them: percent-encoded, UTF-8."""
+    target = quote(_STRAY_PERCENT.sub("%25", path or "/"), safe=_PATH_SAFE)
+    if query:
+        target += "?" + quote(_STRAY_PERCENT.sub("%25", query), safe=_QUERY_SAFE)
+    return target
+
+
 def prepare(method: str, url: str, headers: dict | None = None, body: str = "") -> PreparedRequest:
-    if not _TOKEN.match(method):
+    """The request's bytes; ValueError if HTTP/1.1 cannot carry it. Messages never quote a
+    header value (it may be a credential)."""
+    if not TOKEN.match(method):
         raise ValueError(f"Not an HTTP method: {method!r}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -60,13 +83,20 @@ def prepare(method: str, url: str, headers: dict | None = None, body: str = "") 
     host_header = parts.hostname if default_port else f"{parts.hostname}:{port}"
     if ":" in parts.hostname:  # IPv6 literal
         host_header = f"[{parts.hostname}]" + ("" if default_port else f":{port}")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = request_target(parts.path, parts.query)
     payload = body.encode() if body else b""
     lines = {"host": ("Host", host_header), "user-agent": ("User-Agent", USER_AGENT),
              "accept": ("Accept", "*/*")}  # fmt: skip
     for name, value in (headers or {}).items():
-        if any(char in f"{name}{value}" for char in "\r\n\0") or ":" in name:
-            raise ValueError(f"Header {name!r} contains a forbidden character (CR, LF, NUL).")
+        if not TOKEN.match(name):
+            raise ValueError(f"{name!r} is not a header name (an HTTP token).")
+        if name.lower() in ENGINE_HEADERS:
+            raise ValueError(f"Header {name!r} is set by the client itself.")
+        if not FIELD_VALUE.match(value):
+            raise ValueError(
+                f"The value of header {name!r} has a character HTTP does not allow (RFC 9110: "
+                "visible ASCII or Latin-1, spaces and tabs)."
+            )
         lines[name.lower()] = (name, value)
     if payload or method.upper() in ("POST", "PUT", "PATCH"):
         lines["content-length"] = ("Content-Length", str(len(payload)))

@@ -54,6 +54,7 @@ from .control import (
     set_load_factor,
 )
 from .dispatch import queue_monitor_tick, redispatch_shards
+from .secrets import mask_secrets, plan_secrets
 from .shard import ERROR_SAMPLE
 from .stats import parse_series_hash, parse_stats_hash
 
@@ -374,8 +375,10 @@ def _store_events(session: LoadTestSession, client) -> None:
     if not raw:
         return
     events, samples = [], []
+    secrets = plan_secrets(session.plan)  # masked by the shard; again here, defence in depth
     for item in reversed(raw):  # LPUSH stored them newest first
         data = json.loads(item)
+        data["message"] = mask_secrets(data["message"], secrets, cut_short=True)
         at = datetime.fromtimestamp(data["at"], tz=UTC)
         if data["kind"] == ERROR_SAMPLE:
             samples.append(

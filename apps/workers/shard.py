@@ -56,6 +56,7 @@ from .control import (
 )
 from .http import HttpClient, prepare
 from .resources import ResourceGuard
+from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
 
@@ -255,7 +256,14 @@ class ShardRunner:
         self.open_model = bool(plan.get("target_rps"))
         self.request_log = bool(plan.get("request_log"))
         # The request log shows paths, never query strings (they may carry credentials).
-        self.request_paths = [urlsplit(endpoint.url).path or "/" for endpoint in self.endpoints]
+        # The request log's paths, masked once: a path may carry a token as well as a query.
+        self.request_paths = [
+            mask_secrets(
+                urlsplit(endpoint.url).path or "/",
+                endpoint_secrets(endpoint.headers, endpoint.body, endpoint.url),
+            )
+            for endpoint in self.endpoints
+        ]
         self.assignment = assignment
         self.session_factor = float(factor) if factor is not None else 1.0
         self.stats = ShardStats(len(self.endpoints))
@@ -462,13 +470,17 @@ class ShardRunner:
 
     def _sample_error(self, index: int, failure: str, status: int | None, detail: str) -> None:
         """Keep a few failures per endpoint and class each flush for the session's error log:
-        enough to see what fails and how, bounded however many requests fail."""
+        enough to see what fails and how, bounded however many requests fail. A target may
+        echo the request back, so the endpoint's secrets are masked by value before the
+        sample leaves the worker (the body's start may end inside one: ``cut_short``)."""
         if not self._take_sample((index, failure), ERROR_SAMPLES_PER_FLUSH):
             return
+        endpoint = self.endpoints[index]
+        secrets = endpoint_secrets(endpoint.headers, endpoint.body, endpoint.url)
         self._event(
             ERROR_SAMPLE,
-            detail[: ERROR_BODY_CHARS + 100],
-            endpoint=self.endpoints[index].name,
+            mask_secrets(detail, secrets, cut_short=True)[: ERROR_BODY_CHARS + 100],
+            endpoint=endpoint.name,
             failure_class=str(failure),
             status=status,
         )

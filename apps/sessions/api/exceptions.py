@@ -1,5 +1,7 @@
 """Map the domain's exceptions to HTTP answers a person can act on (never a 500 for input)."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from rest_framework import status
@@ -10,6 +12,16 @@ from ..services import EngineUnavailable, SessionStateError
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):  # Django refused to read the body: say why
+        return Response(
+            {
+                "detail": f"The request body is larger than "
+                f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes (MAX_REQUEST_BODY_BYTES)."
+            },
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ProtectedError):
         kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
         return Response(

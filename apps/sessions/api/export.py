@@ -5,6 +5,8 @@ import io
 
 from rest_framework.renderers import BaseRenderer
 
+from apps.workers.secrets import mask_secrets, plan_secrets
+
 from ..models import LoadTestSession
 from .serializers import (
     ErrorSampleSerializer,
@@ -55,11 +57,12 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
             ).data
         ]
     rows = []
+    secrets = plan_secrets(session.plan)
     for stats in session.endpoint_stats.order_by("name"):
         row = {
             "endpoint": stats.name,
             "method": stats.method,
-            "url": stats.url,
+            "url": mask_secrets(stats.url, secrets),
             "requests": stats.requests,
             "failures": stats.failures,
         }
@@ -73,14 +76,28 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
 
 
 def export_document(session: LoadTestSession) -> dict:
+    """Everything about the session. Messages quote what targets answered, which may echo a
+    request's credentials, and URLs may carry them in their query: the endpoints' secrets are
+    masked by value (again: the engine masked samples before storing them, and an export
+    must hold for older rows too)."""
+    secrets = plan_secrets(session.plan)
+    stats = stats_snapshot(session)
+    for endpoint in stats["endpoints"]:
+        endpoint["url"] = mask_secrets(endpoint["url"], secrets)
+    for event in stats["recent_events"]:
+        event["message"] = mask_secrets(event["message"], secrets, cut_short=True)
+    events = SessionEventSerializer(session.events.order_by("at"), many=True).data
+    errors = ErrorSampleSerializer(session.error_samples.order_by("at"), many=True).data
+    for row in [*events, *errors]:
+        row["message"] = mask_secrets(row["message"], secrets, cut_short=True)
     return {
         "session": LoadTestSessionSerializer(session).data,
-        "stats": stats_snapshot(session),
+        "stats": stats,
         "timeseries": TimeSeriesPointSerializer(
             session.timeseries.order_by("timestamp"), many=True
         ).data,
-        "events": SessionEventSerializer(session.events.order_by("at"), many=True).data,
-        "errors": ErrorSampleSerializer(session.error_samples.order_by("at"), many=True).data,
+        "events": events,
+        "errors": errors,
         "requests": RequestLogEntrySerializer(
             session.request_log.order_by("at", "pk"), many=True
         ).data,

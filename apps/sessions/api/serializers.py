@@ -3,7 +3,9 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from .. import history, services
+from apps.workers.secrets import REDACTED, mask_headers_by_name
+
+from .. import services
 from ..models import (
     AuditEntry,
     ConfigChange,
@@ -16,11 +18,19 @@ from ..models import (
     Target,
     TimeSeriesPoint,
 )
-from ..validation import check_headers, check_session_config
+from ..validation import (
+    TIMEOUT_S_MAX,
+    TIMEOUT_S_MIN,
+    BoundedJSONDecoder,
+    check_headers,
+    check_host_header,
+    check_session_config,
+    check_single_line,
+)
 
 
 class TargetSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(max_length=100, required=False)
+    name = serializers.CharField(max_length=100, required=False, validators=[check_single_line])
 
     class Meta:
         model = Target
@@ -28,7 +38,7 @@ class TargetSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         if not attrs.get("name") and "base_url" in attrs:
-            attrs["name"] = attrs["base_url"]
+            attrs["name"] = attrs["base_url"][: Target._meta.get_field("name").max_length]
         if attrs.get("name") and (
             Target.objects.filter(name=attrs["name"])
             .exclude(pk=getattr(self.instance, "pk", None))
@@ -39,7 +49,13 @@ class TargetSerializer(serializers.ModelSerializer):
 
 
 class EndpointSerializer(serializers.ModelSerializer):
-    timeout = serializers.FloatField(source="timeout_s", required=False, min_value=0.001)
+    # An integer id, not anything Django can turn into one (1.5 would silently be 1).
+    target = serializers.PrimaryKeyRelatedField(
+        queryset=Target.objects.all(), pk_field=serializers.IntegerField()
+    )
+    timeout = serializers.FloatField(
+        source="timeout_s", required=False, min_value=TIMEOUT_S_MIN, max_value=TIMEOUT_S_MAX
+    )
 
     class Meta:
         model = Endpoint
@@ -66,13 +82,28 @@ class EndpointSerializer(serializers.ModelSerializer):
         # A client sending back what it read keeps the stored secret rather than "[redacted]".
         stored = self.instance.headers if self.instance is not None else {}
         return {
-            name: stored[name] if value == history.REDACTED and name in stored else value
+            name: stored[name] if value == REDACTED and name in stored else value
             for name, value in headers.items()
         }
 
+    def validate(self, attrs):
+        """A custom Host header goes through the allow-list, as the URL does."""
+        endpoint = Endpoint(
+            **{
+                name: attrs.get(name, getattr(self.instance, name, None))
+                for name in ("target", "url", "headers")
+            }
+        )
+        if endpoint.target is not None and endpoint.url:
+            try:
+                check_host_header(endpoint.absolute_url(), endpoint.headers)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"headers": exc.messages}) from exc
+        return attrs
+
     def to_representation(self, endpoint):
         data = super().to_representation(endpoint)
-        data["headers"] = history.mask_headers(data.get("headers") or {})
+        data["headers"] = mask_headers_by_name(data.get("headers") or {})
         return data
 
 
@@ -81,6 +112,7 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
 
     target = serializers.PrimaryKeyRelatedField(
         queryset=Target.objects.all(),
+        pk_field=serializers.IntegerField(),
         required=False,
         help_text="Target id; omitted, the target at TARGET_APP_URL is used.",
     )
@@ -88,7 +120,7 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     duration_minutes = serializers.DecimalField(max_digits=10, decimal_places=4, default=30)
     request_interval_min = serializers.FloatField(default=1.0)
     request_interval_max = serializers.FloatField(default=5.0)
-    endpoint_weights = serializers.JSONField(default=dict)
+    endpoint_weights = serializers.JSONField(default=dict, decoder=BoundedJSONDecoder)
     max_errors_per_minute = serializers.IntegerField(default=100)
     target_rps = serializers.FloatField(
         default=None,

@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
+from rest_framework.settings import api_settings
 
 from ..lockout import lockout_response
 from . import streams, throttles, views
@@ -19,6 +20,8 @@ class ObtainToken(ObtainAuthToken):
     against the user and the address, and a locked-out caller gets 429 saying when to retry."""
 
     throttle_classes = [throttles.AnonymousThrottle, throttles.UserThrottle]
+    # The bounded JSON parser, as everywhere (DRF's view names its own, unbounded one).
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)  # context: {"request": request}

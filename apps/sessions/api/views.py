@@ -6,14 +6,11 @@ in the history.
 """
 
 from collections.abc import Mapping
-from datetime import datetime
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +22,7 @@ from .. import history, services
 from ..choices import SessionStatus
 from ..models import AuditEntry, Endpoint, LoadTestSession, Target
 from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
+from .query_params import LongPages, parse_since
 from .serializers import (
     AuditEntrySerializer,
     ConfigChangeSerializer,
@@ -36,14 +34,6 @@ from .serializers import (
     TimeSeriesPointSerializer,
 )
 from .snapshots import stats_snapshot
-
-
-class LongPages(PageNumberPagination):
-    """Time series and logs: a day of per-second points is 86,400 rows."""
-
-    page_size = 1000
-    page_size_query_param = "page_size"
-    max_page_size = 10000
 
 
 class HistoryMixin:
@@ -129,7 +119,9 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
                 "(only concurrent_users while it runs) instead of replacing it whole."
             )
         if not isinstance(request.data, Mapping):
-            raise serializers.ValidationError("Send a JSON object of the fields to change.")
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Send a JSON object, not {type(request.data).__name__}."]}
+            )
         changes = dict(request.data.items())
         if "concurrent_users" in changes:
             try:
@@ -179,7 +171,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def timeseries(self, request, pk=None):
         """One point per second: requests, failures, unavailable, suppressed, mean latency."""
         points = self.get_object().timeseries.order_by("timestamp")
-        since = _parse_since(request.query_params.get("since"))
+        since = parse_since(request.query_params.get("since"))
         if since is not None:
             points = points.filter(timestamp__gt=since)
         page = self.paginate_queryset(points)
@@ -229,18 +221,6 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         else:
             data, name = export_document(session), f"session-{session.pk}.json"
         return Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _parse_since(raw: str | None) -> datetime | None:
-    if raw in (None, ""):
-        return None
-    try:
-        parsed = parse_datetime(raw)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise serializers.ValidationError({"since": "Give an ISO 8601 date and time."})
-    return parsed
 
 
 class AuditEntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from loadtest_project import celery_app
+from loadtest_project.allowlist import is_allowed
 from loadtest_project.embedded_redis import (
     EmbeddedRedis,
     RedisNotFound,
@@ -92,6 +93,7 @@ class Command(BaseCommand):
                 "REDIS_URL": redis_url,
                 "DATA_DIR": str(settings.DATA_DIR),
                 "TARGET_APP_URL": settings.TARGET_APP_URL,
+                "ALLOWED_TARGET_HOSTS": ",".join(settings.ALLOWED_TARGET_HOSTS),
                 "FLOWER_BASIC_AUTH": flower_auth,
                 "FLOWER_URL": os.environ.get("FLOWER_URL")
                 or f"http://{flower_host}:{ports['flower']}/",
@@ -132,6 +134,15 @@ class Command(BaseCommand):
     def _prepare_database(self, app_port: int | None) -> tuple[str, str, str]:
         if "TARGET_APP_URL" not in os.environ and app_port is not None:
             settings.TARGET_APP_URL = f"http://localhost:{app_port}"
+            # The default allow-list names the demo target's usual port: one moved by
+            # APP_PORT is allowed where it really listens (here and in every child process).
+            for host in ("localhost", "127.0.0.1"):
+                if not is_allowed(settings.ALLOWED_TARGET_HOSTS, host, app_port, "http"):
+                    settings.ALLOWED_TARGET_HOSTS = [
+                        *settings.ALLOWED_TARGET_HOSTS,
+                        f"{host}:{app_port}",
+                    ]
+                    self.stdout.write(f"Allowing the demo target at {host}:{app_port}.")
         return prepare_service()
 
     def _start_processes(self, group, env, ports, worker_count: int) -> None:

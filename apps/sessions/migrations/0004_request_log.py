@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('loadtests', '0002_roles'),
+        ('loadtests', '0003_input_bounds'),
     ]
 
     operations = [
