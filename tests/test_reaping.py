@@ -34,7 +34,7 @@ def running_session(db, redis_client, forget_redis_sessions):
         "endpoints": [{"name": "a", "method": "GET", "url": "http://127.0.0.1:9/a"}],
         "request_interval_min": 1.0,
         "request_interval_max": 1.0,
-        "deadline": None,
+        "duration_s": None,
     }
     session = LoadTestSession.objects.create(
         session_name="orphan",
