@@ -125,6 +125,21 @@ def test_session_no_worker_has_run_for_too_long_fails(running_session, redis_cli
     assert "'load' queue" in running_session.end_detail
 
 
+def test_time_the_monitor_was_away_does_not_count_against_the_session(
+    running_session, redis_client, settings
+):
+    """The whole service was stopped for a while and started again: its workers need a
+    moment to take the queued shards, which the downtime must not eat into."""
+    settings.SHARD_START_TIMEOUT_S = 30
+    mark(redis_client, running_session, {0: ShardState.QUEUED, 1: ShardState.QUEUED})
+    keys = SessionKeys(running_session.pk)
+    redis_client.set(keys.alive, time.time() - 31)
+    redis_client.set(keys.ticked, time.time() - 30)  # the monitor's last look, before the stop
+    assert monitor_tick(running_session.pk) is True
+    running_session.refresh_from_db()
+    assert running_session.status == "running"
+
+
 def test_beat_queues_a_tick_for_every_active_session_only(running_session):
     LoadTestSession.objects.create(session_name="done", target=running_session.target,
                                    status="completed")  # fmt: skip

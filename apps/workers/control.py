@@ -18,6 +18,7 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
 - ``events``    list of engine events (JSON) waiting for the monitor
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
+- ``ticked``    when the monitor last looked at the session (epoch seconds)
 - ``monitor``   lock held by the monitor tick in progress (one at a time per session)
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
 ``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``, and
@@ -135,6 +136,10 @@ class SessionKeys:
         return f"{self._base}:alive"
 
     @property
+    def ticked(self) -> str:
+        return f"{self._base}:ticked"
+
+    @property
     def monitor(self) -> str:
         return f"{self._base}:monitor"
 
@@ -153,6 +158,7 @@ class SessionKeys:
             self.series,
             self.events,
             self.alive,
+            self.ticked,
             self.monitor,
             *(self.heartbeat(index) for index in shard_indices),
         ]

@@ -46,6 +46,7 @@ from apps.sessions.models import (
 from .control import (
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
+    ORPHAN_TTL_S,
     RELEASE_LOCK_SCRIPT,
     SessionKeys,
     ShardState,
@@ -143,7 +144,7 @@ def monitor_tick(session_id: int) -> bool:
         if state in ShardState.REPLACEABLE and assignments.get(index) and assignments[index].users
     ]
     if replaceable and not stopping:
-        _redispatch(session, client, replaceable)
+        _redispatch(session, replaceable)
         return True
 
     if all(
@@ -162,8 +163,7 @@ def monitor_tick(session_id: int) -> bool:
     detail = _waiting_detail(waiting, capacity)
     if detail != session.status_detail and not stopping:
         services.note_waiting(session_id, detail)
-    alive_at = float(client.get(keys.alive) or time.time())
-    if time.time() - alive_at > settings.SHARD_START_TIMEOUT_S:
+    if _seconds_without_shards(client, keys) > settings.SHARD_START_TIMEOUT_S:
         _give_up(session, client, waiting, capacity)
         return False
     if not stopping:
@@ -190,10 +190,7 @@ def _lost_messages(client, session_id: int, states: dict[int, str]) -> dict[int,
     return {index: ShardState.LOST for index in stale}
 
 
-def _redispatch(session: LoadTestSession, client, indices: list[int]) -> None:
-    # SHARD_START_TIMEOUT_S counts from now for the new generations, however long the
-    # session was without a live shard (the whole service stopped and started again, say).
-    client.set(SessionKeys(session.pk).alive, time.time())
+def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
     for index, generation in redispatch_shards(session.pk, indices):
         message = (
             f"Shard {index} re-dispatched as generation {generation}: its worker was lost "
@@ -222,6 +219,26 @@ def _end_reason(session: LoadTestSession, states: dict[int, str]) -> tuple[EndRe
     if notes:
         return EndReason.WORKERS_LOST, detail
     return EndReason.FAILURE, "Every shard stopped without a stop request."
+
+
+def _seconds_without_shards(client, keys: SessionKeys) -> float:
+    """How long the monitor has watched the session without a live shard.
+
+    Time the monitor itself was away (the control worker or beat down, the whole service
+    stopped and started again) does not count: nothing could have started a shard then, and
+    the workers need a moment to come back too.
+    """
+    now = time.time()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.get(keys.alive)
+        pipe.set(keys.ticked, now, ex=ORPHAN_TTL_S, get=True)
+        alive, ticked = pipe.execute()
+    alive_at = float(alive or now)
+    away_s = now - float(ticked) if ticked is not None else 0.0
+    if away_s > max(5.0, 5 * settings.MONITOR_INTERVAL_S):  # several ticks missed
+        alive_at += away_s
+        client.set(keys.alive, alive_at, ex=ORPHAN_TTL_S)
+    return now - alive_at
 
 
 def _waiting_detail(waiting: list[int], capacity) -> str:
