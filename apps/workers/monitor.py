@@ -254,16 +254,19 @@ def _give_up(session: LoadTestSession, client, waiting: list[int], capacity) -> 
     missing. A session whose load never started could not get a worker at all."""
     request_stop(client, session.pk)  # a shard picked up later exits without sending
     never_started = session.status == SessionStatus.STARTING
-    what = "started" if never_started else "ran"
+    timeout = f"SHARD_START_TIMEOUT_S ({settings.SHARD_START_TIMEOUT_S:g} s)"
+    what = (
+        f"No load worker started this session's shards within {timeout}"
+        if never_started
+        else f"No shard of this session has run for {timeout}"
+    )
     why = f"{counted(len(waiting), 'shard', 'shards')} queued; " if waiting else ""
     why += capacity.shortage() if capacity is not None else "no shard is queued"
     services.finish_session(
         session.pk,
         EndReason.NO_CAPACITY if never_started else EndReason.WORKERS_LOST,
-        f"No load worker {what} this session's shards within SHARD_START_TIMEOUT_S "
-        f"({settings.SHARD_START_TIMEOUT_S:g} s): {why}. Add load workers (Celery workers "
-        f"consuming the {LOAD_QUEUE!r} queue), raise WORKER_CONCURRENCY, or run fewer "
-        "sessions at once.",
+        f"{what}: {why}. Add load workers (Celery workers consuming the {LOAD_QUEUE!r} "
+        "queue), raise WORKER_CONCURRENCY, or run fewer sessions at once.",
     )
     forget_session(client, session.pk)
 
