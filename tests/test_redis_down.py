@@ -38,11 +38,10 @@ PLAN = {
 
 
 def _use_broker(url: str) -> None:
-    """Point this process's Celery publisher at ``url``: its connection pools were made for
-    the previous URL and would keep using it."""
+    """Point this process's Celery publisher at ``url``: the app keeps the connection pools it
+    made for the previous URL. They are dropped, not closed: kombu keeps one pool per URL for
+    the whole process, and the previous URL's is used again afterwards."""
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
