@@ -139,7 +139,7 @@ def monitor_capacity(shard_count: int, rounds: int = 3) -> dict:
     endpoints = [{"id": None, "name": f"e{i}", "method": "GET", "url": f"http://127.0.0.1/{i}"}
                  for i in range(3)]  # fmt: skip
     plan = {"endpoints": endpoints, "request_interval_min": 0, "request_interval_max": 0,
-            "deadline": None}  # fmt: skip
+            "duration_s": None}  # fmt: skip
     session = LoadTestSession.objects.create(
         session_name="synthetic", target=target, status="running", plan=plan,
         concurrent_users=shard_count, duration_minutes=0, max_errors_per_minute=0,

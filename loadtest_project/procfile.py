@@ -3,6 +3,8 @@
 Each process gets its own session (process group), so Ctrl-C reaches only the supervisor,
 which then stops every child in order: SIGTERM to the leader (Celery's warm shutdown lets
 shards flush), and SIGKILL to the whole group after the grace period, so nothing is left.
+A process that exits can be started again with the same command and environment
+(``restart``), after a delay that grows while it keeps crashing (``RestartBackoff``).
 """
 
 from __future__ import annotations
@@ -45,10 +47,38 @@ def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
 
 
 class ManagedProcess:
-    def __init__(self, name: str, popen: subprocess.Popen, log: IO | None) -> None:
+    """One started command, with what it takes to start it again."""
+
+    def __init__(
+        self,
+        name: str,
+        command: str,
+        env: Mapping[str, str],
+        log_path: Path | None,
+        colour: str,
+    ) -> None:
         self.name = name
-        self.popen = popen
-        self._log = log
+        self.command = command
+        self.env = dict(env)
+        self.log_path = log_path
+        self.colour = colour
+        self._log: IO | None = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed in kill_group)
+        self.popen = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log if self._log else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started_at = time.monotonic()
+        if self._log is None:
+            threading.Thread(
+                target=_relay_output, args=(self.popen, name, colour), daemon=True
+            ).start()
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
 
     @property
     def pid(self) -> int:
@@ -95,28 +125,27 @@ class ProcessGroup:
 
         Its log lines carry ``name`` (LOG_PROCESS_NAME) unless ``env`` names it otherwise.
         """
+        colour = _COLOURS[len(self.processes) % len(_COLOURS)]
         full_env = {**self.base_env, "LOG_PROCESS_NAME": name, **(env or {})}
-        log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed in kill_group)
-        popen = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {command}"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log if log else subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        managed = ManagedProcess(name, popen, log)
-        if log is None:
-            colour = _COLOURS[len(self.processes) % len(_COLOURS)]
-            threading.Thread(target=_relay_output, args=(popen, name, colour), daemon=True).start()
+        managed = ManagedProcess(name, command, full_env, log_path, colour)
         self.processes.append(managed)
         return managed
 
     def first_exited(self) -> ManagedProcess | None:
-        for process in self.processes:
-            if not process.running():
-                return process
-        return None
+        return next(iter(self.exited()), None)
+
+    def exited(self) -> list[ManagedProcess]:
+        return [process for process in self.processes if not process.running()]
+
+    def restart(self, process: ManagedProcess) -> ManagedProcess:
+        """Start an exited process again, in its place, after clearing what is left of it
+        (a Celery worker killed with SIGKILL leaves its pool processes behind)."""
+        process.kill_group()
+        again = ManagedProcess(
+            process.name, process.command, process.env, process.log_path, process.colour
+        )
+        self.processes[self.processes.index(process)] = again
+        return again
 
     def stop(self, process: ManagedProcess, grace_s: float = 15.0) -> None:
         process.signal(signal.SIGTERM)
@@ -135,6 +164,27 @@ class ProcessGroup:
         for process in self.processes:
             process.kill_group()
         self.processes.clear()
+
+
+class RestartBackoff:
+    """How long to wait before restarting a process that exited: ``first_s``, doubling up to
+    ``max_s`` while it keeps exiting soon after each start, and ``first_s`` again once it has
+    stayed up ``stable_after_s``. A process that cannot start (a port taken, a bad setting)
+    is then retried every ``max_s`` rather than in a tight loop."""
+
+    def __init__(self, first_s: float = 1.0, max_s: float = 30.0, stable_after_s: float = 60.0):
+        self.first_s = first_s
+        self.max_s = max_s
+        self.stable_after_s = stable_after_s
+        self._next_s = first_s
+
+    def delay_s(self, uptime_s: float) -> float:
+        """The wait before the next start of a process that exited after ``uptime_s``."""
+        if uptime_s >= self.stable_after_s:
+            self._next_s = self.first_s
+        delay_s = self._next_s
+        self._next_s = min(self._next_s * 2, self.max_s)
+        return delay_s
 
 
 def _relay_output(popen: subprocess.Popen, name: str, colour: str) -> None:

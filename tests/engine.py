@@ -32,7 +32,7 @@ def plan_for(endpoints, **plan):
         ],
         "request_interval_min": 0.01,
         "request_interval_max": 0.02,
-        "deadline": None,
+        "duration_s": None,
         **plan,
     }
 

@@ -34,7 +34,7 @@ def running_session(db, redis_client, forget_redis_sessions):
         "endpoints": [{"name": "a", "method": "GET", "url": "http://127.0.0.1:9/a"}],
         "request_interval_min": 1.0,
         "request_interval_max": 1.0,
-        "deadline": None,
+        "duration_s": None,
     }
     session = LoadTestSession.objects.create(
         session_name="orphan",
@@ -123,6 +123,21 @@ def test_session_no_worker_has_run_for_too_long_fails(running_session, redis_cli
     assert running_session.status == "failed"
     assert running_session.end_reason == "workers_lost"
     assert "'load' queue" in running_session.end_detail
+
+
+def test_time_the_monitor_was_away_does_not_count_against_the_session(
+    running_session, redis_client, settings
+):
+    """The whole service was stopped for a while and started again: its workers need a
+    moment to take the queued shards, which the downtime must not eat into."""
+    settings.SHARD_START_TIMEOUT_S = 30
+    mark(redis_client, running_session, {0: ShardState.QUEUED, 1: ShardState.QUEUED})
+    keys = SessionKeys(running_session.pk)
+    redis_client.set(keys.alive, time.time() - 31)
+    redis_client.set(keys.ticked, time.time() - 30)  # the monitor's last look, before the stop
+    assert monitor_tick(running_session.pk) is True
+    running_session.refresh_from_db()
+    assert running_session.status == "running"
 
 
 def test_beat_queues_a_tick_for_every_active_session_only(running_session):

@@ -28,6 +28,7 @@ class EndReason(models.TextChoices):
     EMERGENCY_STOP = "emergency_stop", "Emergency stop"
     ERROR_THRESHOLD = "error_threshold", "Error threshold exceeded"
     WORKERS_LOST = "workers_lost", "Load workers lost"
+    NO_CAPACITY = "no_capacity", "No free load worker"
     REDIS_LOST = "redis_lost", "Redis lost the session's state"
     FAILURE = "failure", "Failure"
 
@@ -65,6 +66,7 @@ class EventKind(models.TextChoices):
     SHARD_REDISPATCHED = "shard_redispatched", "Shard re-dispatched"
     SHARD_SUPERSEDED = "shard_superseded", "Superseded shard stopped"
     ENGINE_ERROR = "engine_error", "Error in the load engine"
+    WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
 
 
 class HttpMethod(models.TextChoices):

@@ -170,6 +170,9 @@ class LoadTestSession(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     start_time = models.DateTimeField(null=True, blank=True)
+    # When the first shard began sending: the duration counts from here, not from the start
+    # call, since shards may wait in the queue for a free worker process.
+    load_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     end_time = models.DateTimeField(null=True, blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -179,6 +182,9 @@ class LoadTestSession(models.Model):
     )
     end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
     end_detail = models.TextField(blank=True)
+    # What an active session is waiting for, in words (shards queued for want of a free
+    # load worker process); empty when nothing holds it up.
+    status_detail = models.TextField(blank=True, editable=False)
     plan = models.JSONField(null=True, blank=True, editable=False)
 
     total_requests = models.BigIntegerField(default=0)
@@ -206,16 +212,18 @@ class LoadTestSession(models.Model):
 
     @property
     def deadline(self):
-        """When the duration ends, or None for a session that runs until stopped."""
-        if self.start_time is None or self.runs_until_stopped:
+        """When the duration ends, counted from the load's start; None until the load has
+        started, and for a session that runs until stopped."""
+        if self.load_started_at is None or self.runs_until_stopped:
             return None
-        return self.start_time + timedelta(minutes=float(self.duration_minutes))
+        return self.load_started_at + timedelta(minutes=float(self.duration_minutes))
 
     def elapsed_seconds(self) -> float:
-        if self.start_time is None:
+        """Seconds of load so far (or in all, once ended); 0 while no shard has started."""
+        if self.load_started_at is None:
             return 0.0
         end = self.end_time or timezone.now()
-        return max((end - self.start_time).total_seconds(), 0.0)
+        return max((end - self.load_started_at).total_seconds(), 0.0)
 
     def requests_per_second(self) -> float:
         elapsed = self.elapsed_seconds()

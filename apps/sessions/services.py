@@ -22,6 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from . import history
 from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
@@ -120,7 +121,7 @@ def default_target() -> Target:
 # --- planning --------------------------------------------------------------------------------
 
 
-def build_plan(session: LoadTestSession, start_time) -> dict:
+def build_plan(session: LoadTestSession) -> dict:
     """The frozen, self-contained instructions every shard of the session executes.
 
     The allow-list is checked again here: the environment may have changed since the target
@@ -163,9 +164,6 @@ def build_plan(session: LoadTestSession, start_time) -> dict:
         )
     if errors:
         raise ValidationError(errors)
-    deadline = None
-    if not session.runs_until_stopped:
-        deadline = start_time.timestamp() + float(session.duration_minutes) * 60
     return {
         "session_id": session.pk,
         "endpoints": endpoints,
@@ -173,7 +171,9 @@ def build_plan(session: LoadTestSession, start_time) -> dict:
         "request_interval_max": session.request_interval_max,
         "target_rps": session.target_rps,
         "ramp_up_seconds": session.ramp_up_seconds,
-        "deadline": deadline,
+        # Counted from the load's start (the first shard to run), not from now: shards may
+        # wait in the queue for a free worker process.
+        "duration_s": None if session.runs_until_stopped else float(session.duration_minutes) * 60,
         "request_log": session.enable_logging,
     }
 
@@ -182,8 +182,13 @@ def build_plan(session: LoadTestSession, start_time) -> dict:
 
 
 def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
-    """pending -> starting: freeze the plan, publish it to Redis and queue the shards."""
-    from apps.workers import dispatch
+    """pending -> starting: freeze the plan, publish it to Redis and queue the shards.
+
+    Redis is asked first how many load worker processes are free: when it is unreachable that
+    fails at once, before anything is claimed. The returned session carries ``warnings``
+    (a list of sentences, not stored): today, that its shards will wait for free processes.
+    """
+    from apps.workers import control, dispatch, inventory
 
     require_permission(user, OPERATE_SESSIONS, "start sessions")
     if session.status != SessionStatus.PENDING:
@@ -191,10 +196,14 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
             f"Session {session.pk} is {session.status}; only a pending session can be started."
         )
     check_total_users(session.concurrent_users)
-    now = timezone.now()
-    plan = build_plan(session, now)
+    plan = build_plan(session)
+    try:
+        capacity = inventory.load_capacity(control.get_redis())
+    except (RedisError, OSError) as exc:
+        raise _cannot_queue(exc) from exc
+    shards = len(dispatch.shard_targets(session.concurrent_users, session.target_rps))
     claimed = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
-        status=SessionStatus.STARTING, start_time=now, started_by=user, plan=plan
+        status=SessionStatus.STARTING, start_time=timezone.now(), started_by=user, plan=plan
     )
     if not claimed:
         session.refresh_from_db()
@@ -204,11 +213,7 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     except Exception as exc:
         logger.exception("Session %s: could not dispatch its shards", session.pk)
         _undo_start(session.pk)
-        raise EngineUnavailable(
-            "Could not queue the load: Redis or the Celery broker is unreachable "
-            f"({exc}). Check REDIS_URL and that Redis is running; the session is still "
-            "pending and can be started again."
-        ) from exc
+        raise _cannot_queue(exc) from exc
     logger.info(
         "Session %s started by %s: %s users (%s model).",
         session.pk,
@@ -217,7 +222,17 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         session.pacing,
     )
     session.refresh_from_db()
+    shortfall = capacity.shortfall_warning(shards)
+    session.warnings = [shortfall] if shortfall else []
     return session
+
+
+def _cannot_queue(exc: Exception) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"Could not queue the load: Redis or the Celery broker is unreachable ({exc}). Check "
+        "REDIS_URL and that Redis is running; the session is still pending and can be started "
+        "again."
+    )
 
 
 def check_total_users(additional_users: int) -> None:
@@ -394,8 +409,9 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
         control.request_stop(control.get_redis(), session.pk)
     except Exception as exc:
         raise EngineUnavailable(
-            f"Could not reach Redis to stop the load ({exc}). Shards stop by themselves "
-            "when they lose Redis for longer than HEARTBEAT_TTL_S."
+            f"Could not reach Redis to stop the load ({exc}). Check that Redis is running at "
+            "REDIS_URL and stop again; meanwhile shards stop by themselves once they have "
+            "lost Redis for longer than HEARTBEAT_TTL_S."
         ) from exc
     LoadTestSession.objects.filter(pk=session.pk, status__in=ACTIVE_STATUSES).exclude(
         status=SessionStatus.STOPPING
@@ -405,13 +421,30 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
     return session
 
 
-def mark_running(session_id: int) -> bool:
-    """starting -> running, once the first shard has begun sending."""
+def mark_running(session_id: int, load_started_at) -> bool:
+    """starting -> running, once the first shard has begun sending, and when that was: the
+    duration counts from then. The first time recorded stays (the row is the truth)."""
+    LoadTestSession.objects.filter(pk=session_id, load_started_at__isnull=True).update(
+        load_started_at=load_started_at
+    )
     return bool(
         LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
             status=SessionStatus.RUNNING
         )
     )
+
+
+def note_waiting(session_id: int, detail: str) -> None:
+    """Say what an active session waits for (``status_detail``; "" once nothing holds it
+    up), recording each new reason as an event."""
+    changed = (
+        LoadTestSession.objects.filter(pk=session_id, status__in=ACTIVE_STATUSES)
+        .exclude(status_detail=detail)
+        .update(status_detail=detail)
+    )
+    if changed and detail:
+        logger.warning("Session %s: %s", session_id, detail)
+        record_event(session_id, EventKind.WAITING_FOR_WORKERS, detail)
 
 
 def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool:
@@ -429,6 +462,7 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
         end_reason=final_reason,
         end_detail=detail or session.end_detail,
         end_time=timezone.now(),
+        status_detail="",
     )
     if updated:
         logger.info(
@@ -511,7 +545,10 @@ def change_users(
     try:
         dispatch.resize_session(session.pk, concurrent_users, session.target_rps)
     except Exception as exc:
-        raise EngineUnavailable(f"Could not reach Redis to change the load ({exc}).") from exc
+        raise EngineUnavailable(
+            f"Could not reach Redis to change the load ({exc}). Check that Redis is running "
+            "at REDIS_URL, then try again; the session keeps its current users."
+        ) from exc
     LoadTestSession.objects.filter(pk=session.pk).update(concurrent_users=concurrent_users)
     session.refresh_from_db()
     history.record_changes(session, before, user=user, via=via)
@@ -541,7 +578,11 @@ def emergency_stop(user=None) -> list[int]:
         control.emergency_stop_all(control.get_redis())
         orphans = stop_orphan_load()
     except Exception as exc:
-        raise EngineUnavailable(f"Could not reach Redis for the emergency stop ({exc}).") from exc
+        raise EngineUnavailable(
+            f"Could not reach Redis for the emergency stop ({exc}). Check that Redis is "
+            "running at REDIS_URL and call it again; meanwhile shards stop by themselves once "
+            "they have lost Redis for longer than HEARTBEAT_TTL_S."
+        ) from exc
     stopped = []
     for session in LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES):
         try:

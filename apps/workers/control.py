@@ -6,9 +6,11 @@ that finds no control state stops sending, a flush into a session Redis no longe
 refused, and the monitor copies totals into the database every second.
 
 Keys of session 42 (all under ``lt:s:42:``):
-- ``plan``      JSON: endpoints, think times, deadline, ramp-up (frozen at start)
+- ``plan``      JSON: endpoints, think times, duration, ramp-up (frozen at start)
 - ``control``   hash: ``state`` ("running" while load is wanted; anything else or nothing
-                means stop) and ``factor`` (load reduction, 1.0 = full load)
+                means stop), ``factor`` (load reduction, 1.0 = full load) and
+                ``load_started_at`` (epoch seconds, set once by the first shard to start:
+                the duration counts from then)
 - ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
 - ``shards``    hash shard index -> queued / running / done / retired / interrupted / lost
 - ``queued_at`` hash shard index -> when its current generation was queued (epoch seconds)
@@ -17,6 +19,7 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``events``    list of engine events (JSON) waiting for the monitor
 - ``requests``  list of sampled requests (JSON) waiting for the monitor (the request log)
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
+- ``ticked``    when the monitor last looked at the session (epoch seconds)
 - ``monitor``   lock held by the monitor tick in progress (one at a time per session)
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
 ``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``,
@@ -52,6 +55,10 @@ DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
 class ControlState:
     RUNNING = "running"
     STOPPING = "stopping"
+
+
+# The control hash's field for when the session's load began (see ``claim_load_start``).
+LOAD_STARTED_FIELD = "load_started_at"
 
 
 class ShardState:
@@ -138,6 +145,10 @@ class SessionKeys:
         return f"{self._base}:alive"
 
     @property
+    def ticked(self) -> str:
+        return f"{self._base}:ticked"
+
+    @property
     def monitor(self) -> str:
         return f"{self._base}:monitor"
 
@@ -157,6 +168,7 @@ class SessionKeys:
             self.events,
             self.requests,
             self.alive,
+            self.ticked,
             self.monitor,
             *(self.heartbeat(index) for index in shard_indices),
         ]
@@ -299,6 +311,16 @@ def flush_script_keys(keys: SessionKeys, shard_index: int) -> list[str]:
     ]
 
 
+# The first shard of a session to begin sending records when (HSETNX: once); every shard
+# reads the time back. A session Redis no longer knows is left alone (returns nil), so a late
+# shard cannot recreate its control hash.
+# KEYS: control. ARGV: LOAD_STARTED_FIELD, now (epoch seconds).
+CLAIM_LOAD_START_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
+
 # Read a hash or list and delete it in one step, so two monitors never take the same items.
 DRAIN_HASH_SCRIPT = """
 local values = redis.call('HGETALL', KEYS[1])
@@ -412,6 +434,12 @@ def set_load_factor(client: redis.Redis, session_id: int, factor: float) -> None
 def read_load_factor(client: redis.Redis, session_id: int) -> float:
     raw = client.hget(SessionKeys(session_id).control, "factor")
     return float(raw) if raw is not None else 1.0
+
+
+def read_load_started_at(client: redis.Redis, session_id: int) -> float | None:
+    """When the session's first shard began sending (epoch seconds), or None if none has."""
+    raw = client.hget(SessionKeys(session_id).control, LOAD_STARTED_FIELD)
+    return float(raw) if raw is not None else None
 
 
 def emergency_stop_all(client: redis.Redis) -> float:

@@ -7,11 +7,16 @@ per-second points and engine events, and then looks after the session:
 - a shard whose heartbeat expired is marked lost and, like a shard whose worker shut down,
   re-dispatched to any worker with a free slot (next generation: the old one, should it come
   back, stops itself);
+- the load's start (set in Redis by the first shard to run) is recorded in the database,
+  and the duration counts from it;
+- shards waiting in the queue for want of a free worker process are reported in the
+  session's ``status_detail`` and its events;
 - the session stops itself at the end of its duration, or when its errors per minute pass
   ``max_errors_per_minute``;
 - its load is reduced while most requests find the target unavailable, and restored after;
-- it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S, or if Redis lost
-  its state, and records its terminal status once every shard has finished.
+- it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
+  capacity is missing), or if Redis lost its state, and records its terminal status once
+  every shard has finished.
 Database writes per tick depend on the number of endpoints, never on shards or requests.
 """
 
@@ -41,6 +46,7 @@ from apps.sessions.models import (
 from .control import (
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
+    ORPHAN_TTL_S,
     RELEASE_LOCK_SCRIPT,
     SessionKeys,
     ShardState,
@@ -50,18 +56,17 @@ from .control import (
     mark_lost,
     read_assignments,
     read_load_factor,
+    read_load_started_at,
     request_stop,
     set_load_factor,
 )
 from .dispatch import queue_monitor_tick, redispatch_shards
+from .inventory import LOAD_QUEUE, counted, load_capacity
 from .secrets import mask_secrets, plan_secrets
 from .shard import ERROR_SAMPLE
 from .stats import parse_series_hash, parse_stats_hash
 
 logger = logging.getLogger(__name__)
-
-# The Redis list in which kombu keeps the shards' queue's waiting messages.
-LOAD_QUEUE = settings.CELERY_TASK_ROUTES["apps.workers.tasks.run_shard"]["queue"]
 
 # Shards marked running whose heartbeat has expired are lost (their worker died). Atomic, so
 # a shard that finishes between the check and the mark keeps its state. Returns the states
@@ -118,6 +123,11 @@ def monitor_tick(session_id: int) -> bool:
         forget_session(client, session_id)
         return False
 
+    load_started_at = read_load_started_at(client, session_id)
+    if load_started_at is not None and session.load_started_at is None:
+        services.mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
+        session.refresh_from_db(fields=["status", "load_started_at"])
+
     flat = client.eval(MARK_LOST_SCRIPT, 1, keys.shards, keys.heartbeat(""))
     states = {int(decode(flat[i])): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
     sync_statistics(session, client)
@@ -149,13 +159,13 @@ def monitor_tick(session_id: int) -> bool:
         forget_session(client, session_id)
         return False
 
-    if session.status == SessionStatus.STARTING and any(
-        state != ShardState.QUEUED for state in states.values()
-    ):
-        services.mark_running(session_id)
-    alive_at = float(client.get(keys.alive) or time.time())
-    if time.time() - alive_at > settings.SHARD_START_TIMEOUT_S:
-        _give_up(session, client, states)
+    waiting = sorted(index for index, state in states.items() if state == ShardState.QUEUED)
+    capacity = load_capacity(client) if waiting else None
+    detail = _waiting_detail(waiting, capacity)
+    if detail != session.status_detail and not stopping:
+        services.note_waiting(session_id, detail)
+    if _seconds_without_shards(client, keys) > settings.SHARD_START_TIMEOUT_S:
+        _give_up(session, client, waiting, capacity)
         return False
     if not stopping:
         _enforce_limits(session, client, now)
@@ -212,15 +222,52 @@ def _end_reason(session: LoadTestSession, states: dict[int, str]) -> tuple[EndRe
     return EndReason.FAILURE, "Every shard stopped without a stop request."
 
 
-def _give_up(session: LoadTestSession, client, states: dict[int, str]) -> None:
+def _seconds_without_shards(client, keys: SessionKeys) -> float:
+    """How long the monitor has watched the session without a live shard.
+
+    Time the monitor itself was away (the control worker or beat down, the whole service
+    stopped and started again) does not count: nothing could have started a shard then, and
+    the workers need a moment to come back too.
+    """
+    now = time.time()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.get(keys.alive)
+        pipe.set(keys.ticked, now, ex=ORPHAN_TTL_S, get=True)
+        alive, ticked = pipe.execute()
+    alive_at = float(alive or now)
+    away_s = now - float(ticked) if ticked is not None else 0.0
+    if away_s > max(5.0, 5 * settings.MONITOR_INTERVAL_S):  # several ticks missed
+        alive_at += away_s
+        client.set(keys.alive, alive_at, ex=ORPHAN_TTL_S)
+    return now - alive_at
+
+
+def _waiting_detail(waiting: list[int], capacity) -> str:
+    """Why queued shards wait, or "" when the workers have room for them (they are then
+    about to start: the worker's presence is a few seconds old at most)."""
+    if not waiting or capacity.free >= len(waiting):
+        return ""
+    return f"{counted(len(waiting), 'shard', 'shards')} queued; {capacity.shortage()}."
+
+
+def _give_up(session: LoadTestSession, client, waiting: list[int], capacity) -> None:
+    """No shard of the session has run for SHARD_START_TIMEOUT_S: end it, saying what was
+    missing. A session whose load never started could not get a worker at all."""
     request_stop(client, session.pk)  # a shard picked up later exits without sending
-    waiting = sorted(index for index, state in states.items() if state == ShardState.QUEUED)
+    never_started = session.status == SessionStatus.STARTING
+    timeout = f"SHARD_START_TIMEOUT_S ({settings.SHARD_START_TIMEOUT_S:g} s)"
+    what = (
+        f"No load worker started this session's shards within {timeout}"
+        if never_started
+        else f"No shard of this session has run for {timeout}"
+    )
+    why = f"{counted(len(waiting), 'shard', 'shards')} queued; " if waiting else ""
+    why += capacity.shortage() if capacity is not None else "no shard is queued"
     services.finish_session(
         session.pk,
-        EndReason.WORKERS_LOST,
-        f"No load worker ran this session's shards for {settings.SHARD_START_TIMEOUT_S:g} s"
-        f" (shards still queued: {waiting}). Is a Celery worker consuming the 'load' queue "
-        "running, with free processes (WORKER_CONCURRENCY)?",
+        EndReason.NO_CAPACITY if never_started else EndReason.WORKERS_LOST,
+        f"{what}: {why}. Add load workers (Celery workers consuming the {LOAD_QUEUE!r} "
+        "queue), raise WORKER_CONCURRENCY, or run fewer sessions at once.",
     )
     forget_session(client, session.pk)
 

@@ -41,10 +41,12 @@ from apps.sessions.choices import EventKind, FailureClass
 from . import pacing
 from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
 from .control import (
+    CLAIM_LOAD_START_SCRIPT,
     EMERGENCY_KEY,
     FLUSH_APPLIED,
     FLUSH_SCRIPT,
     FLUSH_SUPERSEDED,
+    LOAD_STARTED_FIELD,
     Assignment,
     ControlState,
     SessionKeys,
@@ -220,6 +222,7 @@ class ShardRunner:
             await self._final_flush(final)
             return final
 
+        await self._claim_load_start()
         await self._flush(ShardState.RUNNING)
         logger.info("Session %s shard %s/%s: %s users (%s model) on %s.", self.session_id,
                     self.shard_index, self.generation, assignment.users,
@@ -251,7 +254,8 @@ class ShardRunner:
         self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
         self.interval_min = float(plan["request_interval_min"])
         self.interval_max = float(plan["request_interval_max"])
-        self.deadline = plan.get("deadline")
+        self.duration_s = plan.get("duration_s")
+        self.deadline: float | None = None  # set by _claim_load_start
         self.ramp_s = float(plan.get("ramp_up_seconds") or 0)
         self.open_model = bool(plan.get("target_rps"))
         self.request_log = bool(plan.get("request_log"))
@@ -277,6 +281,18 @@ class ShardRunner:
         ]
         self.guard = ResourceGuard(self.settings.max_rss_mb, self.settings.max_cpu_percent)
         self.started_at = time.time()
+
+    async def _claim_load_start(self) -> None:
+        """The session's duration counts from when its load starts: the first shard to begin
+        sending records the time (HSETNX: once, atomically), and every shard, re-dispatched
+        ones included, ends at that time plus the duration. A shard that waited in the queue
+        for a free worker process thus still runs the whole duration."""
+        load_started_at = await self.redis.eval(
+            CLAIM_LOAD_START_SCRIPT, 1, self.keys.control, LOAD_STARTED_FIELD, repr(time.time())
+        )
+        # None: the session was forgotten meanwhile; the first flush finds that and stops.
+        if load_started_at is not None and self.duration_s is not None:
+            self.deadline = float(load_started_at) + float(self.duration_s)
 
     @staticmethod
     def _prepare(endpoint: EndpointPlan):

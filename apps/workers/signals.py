@@ -1,4 +1,8 @@
-"""Worker process hooks: presence for GET /api/workers/, and draining at shutdown.
+"""Worker process hooks: presence for GET /api/workers/ and capacity, draining at shutdown.
+
+A worker's presence carries its pool size and how many of its processes are busy, so that
+the start call and the monitor can tell a shard that waits for a free process from one that
+is about to start.
 
 A warm shutdown tells this worker's shards to stop and flush now. Without it, a worker asked to
 stop (Ctrl-C, `docker compose stop`, scaling down) would wait for hour-long shards to end by
@@ -13,6 +17,7 @@ import threading
 import time
 
 from celery.signals import celeryd_after_setup, worker_ready, worker_shutting_down
+from celery.worker import state as worker_state
 
 from .control import get_redis, worker_draining_key, worker_presence_key
 
@@ -41,6 +46,7 @@ def announce_presence(sender=None, **kwargs) -> None:
         while not _presence_stop.is_set():
             try:
                 info["at"] = time.time()
+                info["busy"] = busy_processes()
                 get_redis().set(
                     worker_presence_key(info["hostname"]), json.dumps(info), ex=PRESENCE_TTL_S
                 )
@@ -49,6 +55,12 @@ def announce_presence(sender=None, **kwargs) -> None:
             _presence_stop.wait(PRESENCE_INTERVAL_S)
 
     threading.Thread(target=refresh, name="presence", daemon=True).start()
+
+
+def busy_processes() -> int:
+    """Tasks this worker has taken and not finished: running, or handed to a pool process.
+    With prefetching off (see settings), each holds one process."""
+    return len(worker_state.reserved_requests)
 
 
 @worker_shutting_down.connect

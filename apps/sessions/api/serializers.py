@@ -142,9 +142,11 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "created_at",
             "created_by",
             "start_time",
+            "load_started_at",
             "end_time",
             "started_by",
             "stopped_by",
+            "status_detail",
             "end_reason",
             "end_detail",
             "total_requests",
@@ -155,7 +157,9 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "status",
             "created_at",
             "start_time",
+            "load_started_at",
             "end_time",
+            "status_detail",
             "end_reason",
             "end_detail",
             "total_requests",
@@ -212,6 +216,19 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     def update(self, session, validated_data):
         user = self.context["request"].user
         return services.update_session(session, validated_data, user=user, via="api")
+
+
+class StartedSessionSerializer(LoadTestSessionSerializer):
+    """The answer to a start: the session, and what may keep its load from starting now."""
+
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="E.g. fewer free load worker processes than the session has shards.",
+    )
+
+    class Meta(LoadTestSessionSerializer.Meta):
+        fields = [*LoadTestSessionSerializer.Meta.fields, "warnings"]
 
 
 class EndpointStatsSerializer(serializers.ModelSerializer):

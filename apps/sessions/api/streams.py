@@ -4,6 +4,8 @@
 ``event: stats`` per interval carrying the same snapshot as ``GET .../stats/``, and finally
 ``event: end`` (the session reached a terminal status) or ``event: timeout`` (the stream
 lasted ``SSE_MAX_SECONDS``; the client reconnects, and proxies never see an endless request).
+While Redis is unreachable the stream is refused with a 503: nothing would move the live
+figures into the database, and a stream of frozen figures would look like a stalled session.
 
 Why a plain async Django view and not a DRF view: DRF views are synchronous, and Django
 serves a synchronous streaming iterator under ASGI only after consuming it whole, so the
@@ -39,6 +41,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from loadtest_project.embedded_redis import redis_answers
+
 from ..choices import TERMINAL_STATUSES
 from ..models import LoadTestSession
 from .permissions import HasActionPermission
@@ -54,6 +58,12 @@ RETRY_MS = 3000
 VIEW_PERMISSION = "loadtests.view_loadtestsession"
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
 NOT_FOUND = "No LoadTestSession matches the given query."
+REDIS_DOWN = (
+    "Live statistics are unavailable: Redis is unreachable, so nothing brings new figures in. "
+    "Check that Redis is running at REDIS_URL; GET /api/sessions/{pk}/stats/ shows the "
+    "figures saved so far."
+)
+REDIS_CHECK_TIMEOUT_S = 1.0
 
 
 @csrf_exempt  # GET only: a 405, not a CSRF 403, for other methods (as DRF views)
@@ -73,6 +83,8 @@ async def session_events(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponseNotAllowed(["GET"])
     if not await sync_to_async(user.has_perm)(VIEW_PERMISSION):
         return JsonResponse({"detail": HasActionPermission.message}, status=403)
+    if not await sync_to_async(redis_answers)(settings.REDIS_URL, REDIS_CHECK_TIMEOUT_S):
+        return JsonResponse({"detail": REDIS_DOWN.format(pk=pk)}, status=503)
     snapshot = await sync_to_async(load_snapshot)(pk)
     if snapshot is None:
         return JsonResponse({"detail": NOT_FOUND}, status=404)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from redis.exceptions import RedisError
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -30,6 +31,7 @@ from .serializers import (
     ErrorSampleSerializer,
     LoadTestSessionSerializer,
     RequestLogEntrySerializer,
+    StartedSessionSerializer,
     TargetSerializer,
     TimeSeriesPointSerializer,
 )
@@ -133,12 +135,14 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         session = services.update_session(session, changes, user=request.user, via="api")
         return Response(self.get_serializer(session).data)
 
-    @extend_schema(request=None, responses={202: LoadTestSessionSerializer})
+    @extend_schema(request=None, responses={202: StartedSessionSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
-        """Queue the session's shards; 202 while it starts, 409 if it is not pending."""
+        """Queue the session's shards; 202 while it starts, 409 if it is not pending, 503 if
+        Redis is down. ``warnings`` says when the load workers cannot take every shard now."""
         session = services.start_session(self.get_object(), user=request.user)
-        return Response(self.get_serializer(session).data, status=status.HTTP_202_ACCEPTED)
+        started = StartedSessionSerializer(session, context=self.get_serializer_context())
+        return Response(started.data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: LoadTestSessionSerializer})
     @action(detail=True, methods=["post"])
@@ -251,4 +255,11 @@ class WorkersView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
-        return Response({"workers": live_workers(get_redis())})
+        try:
+            workers = live_workers(get_redis())
+        except (RedisError, OSError) as exc:
+            raise services.EngineUnavailable(
+                f"Cannot list the workers: Redis, where they announce themselves, is "
+                f"unreachable ({exc}). Check that Redis is running at REDIS_URL."
+            ) from exc
+        return Response({"workers": workers})

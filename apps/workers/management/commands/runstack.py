@@ -2,8 +2,13 @@
 
 Prepares the database (migrate, static files, an admin user and its API token, the default
 target), starts Redis when REDIS_URL is not set, then runs every Procfile process (web, load
-worker(s), control worker, beat, Flower, demo target) and prints where to open them. Ctrl-C
-or SIGTERM stops every process it started, workers first given time to flush.
+worker(s), control worker, beat, Flower, demo target) and prints where to open them.
+
+It then supervises them: a process that exits (a crash, an out-of-memory kill, kill -9) is
+started again after a delay (1 s, doubling to 30 s while it keeps crashing), and so is the
+embedded Redis, whose append-only file in DATA_DIR/redis keeps every session's state across
+its restarts and the run command's. Ctrl-C or SIGTERM stops every process it started,
+workers first given time to flush.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from loadtest_project.embedded_redis import (
     port_in_use,
     redis_answers,
 )
-from loadtest_project.procfile import RELEASE, ProcessGroup, read_procfile, wait_for_celery_nodes
+from loadtest_project.procfile import (
+    RELEASE,
+    ProcessGroup,
+    RestartBackoff,
+    read_procfile,
+    wait_for_celery_nodes,
+)
 
 from .prepare import flower_basic_auth, prepare_service
 
@@ -34,6 +45,8 @@ from .prepare import flower_basic_auth, prepare_service
 def _shown_host(bind_host: str) -> str:
     """Where a browser on this machine reaches a server bound to ``bind_host``."""
     return "localhost" if bind_host in ("0.0.0.0", "::") else bind_host
+
+REDIS = "redis"  # the embedded Redis, in the supervisor's messages
 
 
 def _wait_http(url: str, timeout_s: float) -> bool:
@@ -107,7 +120,7 @@ class Command(BaseCommand):
             self._wait_ready(group, shown_host, flower_host, ports, nodes)
             self._banner(shown_host, flower_host, ports, (username, password), flower_auth, token,
                          redis_url, redis_server)  # fmt: skip
-            self._supervise(group)
+            self._supervise(group, redis_server)
         finally:
             self.stdout.write("Stopping every process (workers flush their statistics)...")
             group.stop_all(grace_s=20)
@@ -122,7 +135,11 @@ class Command(BaseCommand):
                 raise CommandError(f"REDIS_URL={url} does not answer. Start Redis or unset it.")
             return None, url
         port = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
-        server = EmbeddedRedis(port=port, log_path=settings.DATA_DIR / "redis.log")
+        server = EmbeddedRedis(
+            port=port,
+            log_path=settings.DATA_DIR / "redis.log",
+            data_dir=settings.DATA_DIR / "redis",
+        )
         try:
             url = server.start()
         except (RedisNotFound, RuntimeError) as exc:
@@ -203,7 +220,8 @@ class Command(BaseCommand):
         lines += [f"  Redis        {redis_url} ({kind})", "Press Ctrl-C to stop everything.", ""]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
 
-    def _supervise(self, group) -> None:
+    def _supervise(self, group: ProcessGroup, redis_server: EmbeddedRedis | None) -> None:
+        """Restart whatever exits, each after its own backoff, until Ctrl-C or SIGTERM."""
         stop_requested = []
 
         def request_stop(signum, frame) -> None:
@@ -211,10 +229,36 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        backoffs: dict[str, RestartBackoff] = {}
+        restart_at: dict[str, float] = {}  # name -> time.monotonic() of its next start
+        redis_started_at = time.monotonic()
         while not stop_requested:
-            exited = group.first_exited()
-            if exited is not None:
-                raise CommandError(
-                    f"{exited.name} exited with code {exited.popen.returncode}; stopping the rest."
-                )
-            time.sleep(0.5)
+            exited = {
+                process.name: (process.popen.returncode, process.uptime_s())
+                for process in group.exited()
+            }
+            if redis_server is not None and redis_server.exit_code() is not None:
+                exited[REDIS] = (redis_server.exit_code(), time.monotonic() - redis_started_at)
+            for name, (code, uptime_s) in exited.items():
+                if name not in restart_at:
+                    delay_s = backoffs.setdefault(name, RestartBackoff()).delay_s(uptime_s)
+                    restart_at[name] = time.monotonic() + delay_s
+                    self.stdout.write(self.style.WARNING(
+                        f"{name} exited with code {code}; restarting in {delay_s:g} s"
+                    ))  # fmt: skip
+                    continue
+                if time.monotonic() < restart_at[name]:
+                    continue
+                del restart_at[name]
+                if name == REDIS:
+                    redis_started_at = time.monotonic()
+                    try:
+                        redis_server.start()
+                    except RuntimeError as exc:  # still exited: the next pass retries
+                        self.stdout.write(self.style.ERROR(f"{REDIS} did not start: {exc}"))
+                        continue
+                    pid = redis_server.process.pid
+                else:
+                    pid = group.restart(next(p for p in group.processes if p.name == name)).pid
+                self.stdout.write(f"{name} restarted (pid {pid}).")
+            time.sleep(0.2)
