@@ -46,6 +46,7 @@ def _shown_host(bind_host: str) -> str:
     """Where a browser on this machine reaches a server bound to ``bind_host``."""
     return "localhost" if bind_host in ("0.0.0.0", "::") else bind_host
 
+
 REDIS = "redis"  # the embedded Redis, in the supervisor's messages
 
 
