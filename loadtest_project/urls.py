@@ -2,8 +2,20 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpResponseBadRequest
+from django.template.loader import render_to_string
 from django.urls import include, path
 from django.views.generic import TemplateView
+
+
+def bad_request(request, exception):
+    """A refused request (most often a form over MAX_REQUEST_BODY_BYTES) explained, where
+    Django's default page only says "Bad Request (400)"."""
+    context = {"max_body_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+    return HttpResponseBadRequest(render_to_string("400.html", context))
+
+
+handler400 = bad_request
 
 urlpatterns = [
     path(

@@ -118,6 +118,9 @@ def test_running_session_is_not_deleted_from_the_admin_until_stopped(
     wait_for_status(session.pk, {"running"}, timeout_s=15)
     wait_until(lambda: counting_server.total > 10, timeout_s=10)
 
+    change_page = client.get(reverse("admin:loadtests_loadtestsession_change", args=[session.pk]))
+    assert change_page.status_code == 200
+    assert delete_page(session) not in change_page.content.decode()  # no Delete link offered
     confirmation = client.get(delete_page(session), follow=True)
     assert "stop it first" in messages_of(confirmation)
     refused = client.post(delete_page(session), {"post": "yes"}, follow=True)
@@ -132,6 +135,8 @@ def test_running_session_is_not_deleted_from_the_admin_until_stopped(
 
     run_action(client, "stop_sessions", session)
     wait_for_status(session.pk, {"stopped"}, timeout_s=20)
+    stopped_page = client.get(reverse("admin:loadtests_loadtestsession_change", args=[session.pk]))
+    assert delete_page(session) in stopped_page.content.decode()  # offered once it has stopped
     deleted = client.post(delete_page(session), {"post": "yes"}, follow=True)
     assert "deleted successfully" in messages_of(deleted)
     assert not LoadTestSession.objects.filter(pk=session.pk).exists()
@@ -335,3 +340,21 @@ def test_a_superuser_can_grant_superuser_status(root, viewer):
     assert response.status_code == 302
     viewer.refresh_from_db()
     assert viewer.is_superuser
+
+
+def test_refusals_are_pages_a_person_can_read(viewer, settings):
+    """A refused role gets the reason, not a bare "403 Forbidden"; an oversized form gets
+    what the limit is, not a bare "Bad Request (400)"."""
+    settings.DEBUG = False
+    session = new_session("http://127.0.0.1:9")
+    client = logged_in(viewer)
+
+    forbidden = client.get(delete_page(session))
+    assert forbidden.status_code == 403
+    assert "Not allowed" in forbidden.content.decode()
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    too_big = client.post(reverse("admin:loadtests_loadtestsession_changelist"), {"q": "x" * 4096})
+    assert too_big.status_code == 400
+    assert "MAX_REQUEST_BODY_BYTES" in too_big.content.decode()
+    assert LoadTestSession.objects.filter(pk=session.pk).exists()

@@ -23,3 +23,15 @@ def test_role_command_creates_grants_and_switches(capsys):
 def test_role_command_refuses_an_unknown_user():
     with pytest.raises(CommandError, match="--create"):
         call_command("role", "nobody", "viewer")
+
+
+def test_staff_access_is_given_on_request_and_never_taken_silently(capsys):
+    call_command("role", "dora", "operator", "--create", "--staff")
+    assert get_user_model().objects.get(username="dora").is_staff
+    out = capsys.readouterr().out
+    assert "may use the Django admin" in out
+    assert "no password yet" in out
+
+    call_command("role", "dora", "viewer")  # without --staff: said, not silent
+    assert not get_user_model().objects.get(username="dora").is_staff
+    assert "may not use the Django admin (--staff lets them)" in capsys.readouterr().out

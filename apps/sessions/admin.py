@@ -183,6 +183,10 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         services.update_session(stored, changes, user=request.user, via="admin")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        session = self.get_object(request, unquote(object_id)) if object_id else None
+        if session is not None and session.is_active:
+            # No Delete link on a session whose load may still run (the page would refuse).
+            extra_context = {**(extra_context or {}), "show_delete": False}
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except SERVICE_REFUSALS as exc:  # e.g. started while the form was open; Redis down
