@@ -37,7 +37,9 @@ class RunStack:
     """``manage.py runstack`` as a user runs it, in a data folder of its own; started again
     with the same folder and ports, it is the same service after a restart."""
 
-    def __init__(self, tmp_path: Path, workers: int = 1) -> None:
+    def __init__(
+        self, tmp_path: Path, workers: int = 1, allow_any_local_port: bool = False
+    ) -> None:
         self.tmp_path = tmp_path
         self.workers = workers
         self.ports = {name: free_port() for name in ("WEB_PORT", "FLOWER_PORT", "APP_PORT")}
@@ -53,6 +55,8 @@ class RunStack:
             ADMIN_PASSWORD="run-command-test",
             PYTHONUNBUFFERED="1",
         )
+        if allow_any_local_port:  # its sessions send to counting servers on random ports
+            self.env["ALLOWED_TARGET_HOSTS"] = "127.0.0.1:*,localhost:*"
         self.web = f"http://127.0.0.1:{self.ports['WEB_PORT']}"
         self.process: subprocess.Popen | None = None
         self.runs = 0
@@ -138,7 +142,7 @@ class RunStack:
 
 @pytest.fixture
 def stack(tmp_path):
-    running = RunStack(tmp_path)
+    running = RunStack(tmp_path, allow_any_local_port=True)
     yield running
     running.clean_up()
 
