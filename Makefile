@@ -15,8 +15,8 @@ bench:  ## our load path vs Locust on local nginx and a counting target (about 1
 bench-quick:  ## every figure once, under 2 minutes
 	$(PYTHON) scripts/dev.py bench --quick
 
-lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint:  ## the test command's static checks alone: ruff (lint, format check) and mypy
+	$(PYTHON) scripts/dev.py check
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

@@ -23,13 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest_project.embedded_redis import EmbeddedRedis
+
+from . import peers
+from .targets import CountingTarget, Nginx, ensure_tools, pinned
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from loadtest_project.embedded_redis import EmbeddedRedis  # noqa: E402
-
-from . import peers  # noqa: E402
-from .targets import CountingTarget, Nginx, ensure_tools, pinned  # noqa: E402
 
 
 @dataclass

@@ -2,11 +2,16 @@
 """The two commands of the README, needing nothing but Python 3.11+:
 
     python3 scripts/dev.py run    install, then run the whole service until Ctrl-C
-    python3 scripts/dev.py test   install the test tools, then run the whole test suite
+    python3 scripts/dev.py test   install the test tools, run the static checks, then the
+                                  whole test suite (--no-checks: the suite only)
+    python3 scripts/dev.py check  install the test tools, then the static checks only
     python3 scripts/dev.py bench  install the benchmark tools, then run bench/ (--quick)
 
-Both create ``.venv`` beside this repository on first use and reinstall only when the
+They create ``.venv`` beside this repository on first use and reinstall only when the
 requirements change. Extra arguments go to ``manage.py runstack`` or to pytest.
+The static checks are ruff's lint, ruff's format check and mypy (configured in
+pyproject.toml); the test command stops before pytest if one fails, so that CI (which runs
+the test command) fails on them too.
 Unless SECRET_KEY or SECRET_KEY_FILE is set, they create ``data/secret_key`` once
 (``$DATA_DIR/secret_key``) and pass it on as SECRET_KEY_FILE: the service refuses to start
 without a key, and every process it starts must share one.
@@ -20,12 +25,20 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("VENV_DIR", ROOT / ".venv"))
 MINIMUM_PYTHON = (3, 11)
+# Run by the test and check commands, in this order, each as ``python -m ...`` in the venv.
+STATIC_CHECKS = (
+    ("ruff check", ["ruff", "check", "."]),
+    ("ruff format", ["ruff", "format", "--check", "."]),
+    ("mypy", ["mypy"]),
+)
+SKIP_CHECKS = "--no-checks"  # test command only: while iterating; CI never passes it
 
 
 def venv_python() -> Path:
@@ -65,8 +78,26 @@ def ensure_secret_key(data_dir: Path) -> Path:
     return key_file
 
 
+def static_checks(python: Path) -> bool:
+    """Run every check, even after one failed, so that one run shows every problem."""
+    failed, timings = [], []
+    for name, args in STATIC_CHECKS:
+        print(f"$ {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        if subprocess.run([python, "-m", *args]).returncode != 0:
+            failed.append(name)
+        timings.append(f"{name} {time.monotonic() - started:.1f} s")
+    if failed:
+        print(f"Static checks failed: {', '.join(failed)}. Fix them ('ruff format .' formats; "
+              f"'ruff check --fix .' fixes what it can), or pass {SKIP_CHECKS} to the test "
+              "command while iterating.", file=sys.stderr, flush=True)  # fmt: skip
+        return False
+    print(f"Static checks passed ({', '.join(timings)}).", flush=True)
+    return True
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("run", "test", "bench"):
+    if not argv or argv[0] not in ("run", "test", "check", "bench"):
         print(__doc__)
         return 2
     command, extra = argv[0], argv[1:]
@@ -81,6 +112,12 @@ def main(argv: list[str]) -> int:
         python = ensure_installed("bench/requirements.txt")
         return replace_process([str(python), "-m", "bench.run", *extra])
     python = ensure_installed("requirements-dev.txt")
+    if command == "check":
+        return 0 if static_checks(python) else 1
+    if SKIP_CHECKS in extra:
+        extra = [arg for arg in extra if arg != SKIP_CHECKS]
+    elif not static_checks(python):
+        return 1
     return replace_process([str(python), "-m", "pytest", *extra])
 
 

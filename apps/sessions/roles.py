@@ -4,8 +4,9 @@
 - operator: viewer + create, edit, delete, start, stop and resize sessions;
 - admin:    operator + the catalog (targets, endpoints), the emergency stop, the audit log,
             and user management.
-Superusers have every permission. The groups are created by a migration and can be edited
-in the admin; the API checks permissions, never group names.
+Superusers have every permission. The groups are created by a migration (0002_roles, with its
+own frozen copy of this table) and brought to this table by the ``prepare`` command; they can be
+edited in the admin. The API checks permissions, never group names.
 """
 
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
@@ -52,8 +53,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 def sync_roles(group_model, permission_model) -> None:
     """Create the role groups and give them exactly their permissions.
 
-    Takes the models as arguments so that the migration can pass its historical ones; the
-    ``prepare`` command calls it with the real ones to repair edited or deleted groups.
+    The ``prepare`` command calls it after migrating, so a change to this table reaches
+    existing databases, and edited or deleted groups are repaired.
     """
     for role, names in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.get_or_create(name=role)

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import overload
 
 import redis
 from django.conf import settings
@@ -85,6 +86,12 @@ class Assignment:
     def encode(self) -> str:
         return f"{self.generation}:{self.users}:{self.rps!r}"
 
+    @overload
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Assignment: ...
+    @overload
+    @classmethod
+    def decode(cls, raw: None) -> None: ...
     @classmethod
     def decode(cls, raw: bytes | str | None) -> Assignment | None:
         if raw is None:
@@ -156,7 +163,7 @@ class SessionKeys:
         """The shard's field in the global ``lt:heartbeats`` hash."""
         return f"{self.session_id}:{shard_index}"
 
-    def all(self, shard_indices) -> list[str]:
+    def all(self, shard_indices: Iterable[int | str]) -> list[str]:
         return [
             self.plan,
             self.control,
@@ -193,6 +200,10 @@ def get_redis() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+@overload
+def decode(value: bytes | str) -> str: ...
+@overload
+def decode(value: None) -> None: ...
 def decode(value: bytes | str | None) -> str | None:
     if isinstance(value, bytes):
         return value.decode()
@@ -405,8 +416,8 @@ def reassign(
     dispatched = client.eval(REASSIGN_SCRIPT, 3, keys.assign, keys.shards, keys.queued_at, *args)
     result = []
     for item in dispatched:
-        index, generation = decode(item).split(":")
-        result.append((int(index), int(generation)))
+        shard, generation = decode(item).split(":")
+        result.append((int(shard), int(generation)))
     return result
 
 

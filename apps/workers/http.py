@@ -20,6 +20,7 @@ import re
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -121,8 +122,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self._waiter: asyncio.Future | None = None
-        self._parser = None
+        self._waiter: asyncio.Future[Response] | None = None
+        self._parser: httptools.HttpResponseParser | None = None
         self._unsolicited = False
         self._keep_alive = True
         self._got_bytes = False
@@ -139,8 +140,9 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # create_connection() makes stream transports: they can write.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._parser is None:  # bytes nobody asked for: the connection is unusable
@@ -154,7 +156,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"Invalid HTTP response: {exc}"))
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._parser is None or self._waiter is None or self._waiter.done():
             return
@@ -214,7 +216,7 @@ class _Connection(asyncio.Protocol):
 
     # --- use ----------------------------------------------------------------------------------
 
-    def send(self, request: PreparedRequest) -> asyncio.Future:
+    def send(self, request: PreparedRequest) -> asyncio.Future[Response]:
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._parser = httptools.HttpResponseParser(self)
@@ -222,6 +224,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = True
         self._got_bytes = False
         self._is_head = request.is_head
+        assert self.transport is not None, "connection_made() comes before any send()"
         self.transport.write(request.raw)
         return self._waiter
 
@@ -312,7 +315,7 @@ class HttpClient:
             connection.close()
         return response
 
-    def _take_idle(self, key) -> _Connection | None:
+    def _take_idle(self, key: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
@@ -327,7 +330,7 @@ class HttpClient:
         self._idle.clear()
 
 
-def _expire(answer: asyncio.Future, connection: _Connection) -> None:
+def _expire(answer: asyncio.Future[Response], connection: _Connection) -> None:
     if not answer.done():
         answer.set_exception(TimeoutError())
         connection.close()

@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
 from .control import HEARTBEATS_KEY, KEY_PREFIX, decode
@@ -63,7 +64,7 @@ class LoadCapacity:
         )
 
 
-def _presences(client) -> dict[str, dict]:
+def _presences(client: redis.Redis) -> dict[str, dict]:
     """Every live worker's presence (control workers too), by hostname."""
     workers: dict[str, dict] = {}
     for key in client.scan_iter(match=f"{KEY_PREFIX}:worker:*", count=500):
@@ -78,7 +79,7 @@ def _presences(client) -> dict[str, dict]:
     return workers
 
 
-def load_capacity(client) -> LoadCapacity:
+def load_capacity(client: redis.Redis) -> LoadCapacity:
     load_workers = [info for info in _presences(client).values()
                     if LOAD_QUEUE in info.get("queues", ())]  # fmt: skip
     processes = sum(info.get("concurrency") or 0 for info in load_workers)
@@ -90,7 +91,7 @@ def load_capacity(client) -> LoadCapacity:
     )
 
 
-def live_workers(client) -> list[dict]:
+def live_workers(client: redis.Redis) -> list[dict]:
     """Every live worker with the shards it runs, sorted by hostname."""
     workers = {hostname: {**info, "shards": []} for hostname, info in _presences(client).items()}
 

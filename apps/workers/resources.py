@@ -27,7 +27,9 @@ class GuardDecision:
 class ResourceGuard:
     """Checked about once a second; ``factor`` scales the shard's users (1.0 = all)."""
 
-    def __init__(self, max_rss_mb: float, max_cpu_percent: float, process=None) -> None:
+    def __init__(
+        self, max_rss_mb: float, max_cpu_percent: float, process: psutil.Process | None = None
+    ) -> None:
         self.max_rss_mb = max_rss_mb
         self.max_cpu_percent = max_cpu_percent
         self.process = process or psutil.Process()

@@ -30,7 +30,9 @@ import logging
 import os
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -56,7 +58,7 @@ from .control import (
     flush_script_keys,
     worker_draining_key,
 )
-from .http import HttpClient, prepare
+from .http import HttpClient, PreparedRequest, prepare
 from .resources import ResourceGuard
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
@@ -143,9 +145,9 @@ def classify_status(status: int) -> str | None:
 
 class _VirtualUser:
     __slots__ = ("in_flight", "retiring", "started", "task")
+    task: asyncio.Task[None]  # set as soon as the user is made (the task needs the user)
 
     def __init__(self) -> None:
-        self.task: asyncio.Task | None = None
         self.in_flight = False
         self.retiring = False
         self.started = False
@@ -248,7 +250,7 @@ class ShardRunner:
                     self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
         return final_state or reason
 
-    def _setup(self, plan: dict, assignment: Assignment, factor) -> None:
+    def _setup(self, plan: dict, assignment: Assignment, factor: bytes | None) -> None:
         self.endpoints = [EndpointPlan.from_plan(item) for item in plan["endpoints"]]
         self.requests = [self._prepare(endpoint) for endpoint in self.endpoints]
         self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
@@ -295,7 +297,7 @@ class ShardRunner:
             self.deadline = float(load_started_at) + float(self.duration_s)
 
     @staticmethod
-    def _prepare(endpoint: EndpointPlan):
+    def _prepare(endpoint: EndpointPlan) -> PreparedRequest | ValueError:
         """The endpoint's request bytes, built once; or why they cannot be (every pick of the
         endpoint then fails as an ``application`` error, reported once a minute)."""
         try:
@@ -341,7 +343,7 @@ class ShardRunner:
             if not user.in_flight:
                 user.task.cancel()
 
-    def _track(self, coroutine) -> asyncio.Task:
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -597,7 +599,14 @@ class ShardRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(poll_s, remaining_s))
 
-    def _read_control(self, state, factor, draining, emergency, raw_assignment) -> str | None:
+    def _read_control(
+        self,
+        state: bytes | None,
+        factor: bytes | None,
+        draining: bytes | None,
+        emergency: bytes | None,
+        raw_assignment: bytes | None,
+    ) -> str | None:
         if decode(state) != ControlState.RUNNING:
             return StopReason.STOPPED
         if emergency is not None and float(emergency) >= self.started_at:
@@ -622,7 +631,7 @@ class ShardRunner:
 
     # --- statistics and events ---------------------------------------------------------------
 
-    def _event(self, kind: str, message: str, **details) -> None:
+    def _event(self, kind: str, message: str, **details: object) -> None:
         if len(self._events) < EVENTS_HELD:
             self._events.append(
                 {
@@ -688,7 +697,7 @@ class ShardRunner:
         # Users keep adding events and samples while the script runs: only those sent now are
         # dropped after it.
         events_sent, samples_sent = len(self._events), len(self._request_samples)
-        result = await self._flush_script(
+        result: int = await self._flush_script(
             keys=flush_script_keys(self.keys, self.shard_index),
             args=flush_script_args(
                 shard_index=self.shard_index,

@@ -10,16 +10,22 @@ themselves, and be killed with their last statistics unflushed; with it, the mon
 re-dispatches them to the remaining workers within a tick.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from celery.signals import celeryd_after_setup, worker_ready, worker_shutting_down
 from celery.worker import state as worker_state
 
 from .control import get_redis, worker_draining_key, worker_presence_key
+
+if TYPE_CHECKING:  # for annotations only: web processes need not load the worker's modules
+    from celery.worker.consumer import Consumer
 
 PRESENCE_INTERVAL_S = 2.0
 PRESENCE_TTL_S = 6
@@ -31,11 +37,12 @@ _presence_stop = threading.Event()
 
 
 @worker_ready.connect
-def announce_presence(sender=None, **kwargs) -> None:
+def announce_presence(sender: Consumer, **kwargs: object) -> None:
     """Refresh ``lt:worker:<hostname>`` every few seconds from a thread of the main process."""
     controller = getattr(sender, "controller", None)
+    hostname = sender.hostname
     info = {
-        "hostname": sender.hostname,
+        "hostname": hostname,
         "pid": os.getpid(),
         "concurrency": getattr(controller, "concurrency", None),
         "queues": sorted(sender.app.amqp.queues.consume_from or sender.app.amqp.queues),
@@ -47,9 +54,7 @@ def announce_presence(sender=None, **kwargs) -> None:
             try:
                 info["at"] = time.time()
                 info["busy"] = busy_processes()
-                get_redis().set(
-                    worker_presence_key(info["hostname"]), json.dumps(info), ex=PRESENCE_TTL_S
-                )
+                get_redis().set(worker_presence_key(hostname), json.dumps(info), ex=PRESENCE_TTL_S)
             except Exception as exc:
                 logger.warning("Could not refresh worker presence: %s", exc)
             _presence_stop.wait(PRESENCE_INTERVAL_S)
@@ -64,7 +69,7 @@ def busy_processes() -> int:
 
 
 @worker_shutting_down.connect
-def tell_shards_to_drain(sender: str | None = None, **kwargs) -> None:
+def tell_shards_to_drain(sender: str | None = None, **kwargs: object) -> None:
     if not sender:
         return
     _presence_stop.set()
@@ -77,7 +82,7 @@ def tell_shards_to_drain(sender: str | None = None, **kwargs) -> None:
 
 
 @celeryd_after_setup.connect
-def clear_draining_mark(sender: str | None = None, **kwargs) -> None:
+def clear_draining_mark(sender: str | None = None, **kwargs: object) -> None:
     """A worker restarted under the same name must not inherit its predecessor's drain."""
     if not sender:
         return

@@ -138,7 +138,7 @@ class ShardStats:
             delta.increments[prefix + "n"] = counters.requests
             for failure, count in counters.failures.items():
                 delta.increments[f"{prefix}f:{failure}"] = count
-            if counters.min_us is not None:
+            if counters.min_us is not None and counters.max_us is not None:  # set together
                 delta.increments[prefix + "sum"] = counters.latency_sum_us
                 delta.minima[prefix + "min"] = counters.min_us
                 delta.maxima[prefix + "max"] = counters.max_us
