@@ -24,8 +24,8 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
+from apps.sessions.monitor import monitor_tick
 from apps.workers import control
-from apps.workers.monitor import monitor_tick
 from loadtest_project import celery_app
 from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from apps.sessions.models import Endpoint, ErrorSample, LoadTestSession, Target
+from apps.sessions.monitor import _store_events
 from apps.workers.control import SessionKeys
-from apps.workers.monitor import _store_events
 from apps.workers.secrets import (
     REDACTED,
     endpoint_secrets,
@@ -25,7 +25,7 @@ from apps.workers.secrets import (
     mask_headers_by_name,
     mask_secrets,
 )
-from apps.workers.shard import ERROR_SAMPLE
+from apps.workers.vocabulary import ERROR_SAMPLE
 
 from .conftest import wait_until
 from .engine import events, shard_in_thread

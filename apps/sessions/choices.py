@@ -1,6 +1,13 @@
-"""Enumerations of the domain: session statuses, why a session ended, failure classes."""
+"""Enumerations of the domain: session statuses, why a session ended, what happened.
+
+Words the engine produces (failure classes, its event kinds) are defined by the engine
+(``apps/workers/vocabulary.py``); the choices here take their values from it and add the
+labels people read.
+"""
 
 from django.db import models
+
+from apps.workers.vocabulary import EngineEventKind, FailureClass
 
 
 class SessionStatus(models.TextChoices):
@@ -42,30 +49,33 @@ class EndReason(models.TextChoices):
         }.get(self, SessionStatus.FAILED)
 
 
-class FailureClass(models.TextChoices):
-    """How a request failed. ``cancelled`` is a request still in flight when its shard stopped."""
-
-    NETWORK = "network", "Network (refused, reset, DNS)"
-    TIMEOUT = "timeout", "Timeout"
-    HTTP_4XX = "http_4xx", "HTTP 4xx"
-    HTTP_5XX = "http_5xx", "HTTP 5xx"
-    APPLICATION = "application", "Application (our own exception)"
-    CANCELLED = "cancelled", "Cancelled at stop"
+FAILURE_CLASS_LABELS = {
+    FailureClass.NETWORK: "Network (refused, reset, DNS)",
+    FailureClass.TIMEOUT: "Timeout",
+    FailureClass.HTTP_4XX: "HTTP 4xx",
+    FailureClass.HTTP_5XX: "HTTP 5xx",
+    FailureClass.APPLICATION: "Application (our own exception)",
+    FailureClass.CANCELLED: "Cancelled at stop",
+}
+# Plain strings, so that a migration never refers to the engine's enum.
+FAILURE_CLASS_CHOICES = [(failure.value, FAILURE_CLASS_LABELS[failure]) for failure in FailureClass]
 
 
 class EventKind(models.TextChoices):
-    """Things a session's operator should hear about while it runs."""
+    """Things a session's operator should hear about while it runs: the engine's kinds (values
+    from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
+    restored, a shard re-dispatched, waiting for workers)."""
 
     USERS_CHANGED = "users_changed", "User count changed"
-    BREAKER_OPENED = "breaker_opened", "Circuit breaker opened"
-    BREAKER_CLOSED = "breaker_closed", "Circuit breaker closed"
+    BREAKER_OPENED = EngineEventKind.BREAKER_OPENED.value, "Circuit breaker opened"
+    BREAKER_CLOSED = EngineEventKind.BREAKER_CLOSED.value, "Circuit breaker closed"
     LOAD_REDUCED = "load_reduced", "Load reduced (error rate)"
     LOAD_RESTORED = "load_restored", "Load restored"
-    USERS_SHED = "users_shed", "Users shed (worker resources)"
-    USERS_RESTORED = "users_restored", "Shed users restored"
+    USERS_SHED = EngineEventKind.USERS_SHED.value, "Users shed (worker resources)"
+    USERS_RESTORED = EngineEventKind.USERS_RESTORED.value, "Shed users restored"
     SHARD_REDISPATCHED = "shard_redispatched", "Shard re-dispatched"
-    SHARD_SUPERSEDED = "shard_superseded", "Superseded shard stopped"
-    ENGINE_ERROR = "engine_error", "Error in the load engine"
+    SHARD_SUPERSEDED = EngineEventKind.SHARD_SUPERSEDED.value, "Superseded shard stopped"
+    ENGINE_ERROR = EngineEventKind.ENGINE_ERROR.value, "Error in the load engine"
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
 
 

@@ -17,9 +17,9 @@ from django.utils import timezone
 from . import validation
 from .choices import (
     ACTIVE_STATUSES,
+    FAILURE_CLASS_CHOICES,
     EndReason,
     EventKind,
-    FailureClass,
     HttpMethod,
     SessionStatus,
 )
@@ -357,7 +357,7 @@ class ErrorSample(models.Model):
     )
     at = models.DateTimeField()
     endpoint = models.CharField(max_length=100)
-    failure_class = models.CharField(max_length=20, choices=FailureClass.choices)
+    failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField()
     hostname = models.CharField(max_length=200, blank=True)
@@ -387,7 +387,7 @@ class RequestLogEntry(models.Model):
     method = models.CharField(max_length=7)
     path = models.CharField(max_length=500, help_text="The URL's path, without query string.")
     status = models.PositiveSmallIntegerField(null=True, blank=True)
-    failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True)
+    failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES, blank=True)
     latency_ms = models.FloatField()
     hostname = models.CharField(max_length=200, blank=True)
 

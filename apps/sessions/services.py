@@ -24,6 +24,9 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.workers import control, dispatch, inventory
+from loadtest_project import celery_app
+
 from . import history
 from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
 from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Target
@@ -188,8 +191,6 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     fails at once, before anything is claimed. The returned session carries ``warnings``
     (a list of sentences, not stored): today, that its shards will wait for free processes.
     """
-    from apps.workers import control, dispatch, inventory
-
     require_permission(user, OPERATE_SESSIONS, "start sessions")
     if session.status != SessionStatus.PENDING:
         raise SessionStateError(
@@ -210,6 +211,7 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         raise SessionStateError(f"Session {session.pk} is already {session.status}.")
     try:
         dispatch.dispatch_session(session.pk, plan, session.concurrent_users, session.target_rps)
+        queue_monitor_tick(session.pk)  # the first tick now; beat drives the rest
     except Exception as exc:
         logger.exception("Session %s: could not dispatch its shards", session.pk)
         _undo_start(session.pk)
@@ -359,8 +361,6 @@ def _undo_start(session_id: int) -> None:
     Anything that did reach Redis is withdrawn first: shards queued before the failure find
     no control state and exit without sending.
     """
-    from apps.workers import control
-
     try:
         control.forget_session(control.get_redis(), session_id)
     except Exception:
@@ -386,8 +386,6 @@ def stop_session(
 
 def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> LoadTestSession:
     """``stop_session`` for a caller that has checked its own permission (the emergency stop)."""
-    from apps.workers import control
-
     if session.status == SessionStatus.PENDING:
         ended = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
             status=reason.final_status,
@@ -419,6 +417,19 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
     logger.info("Session %s: stop requested by %s (%s).", session.pk, user or "system", reason)
     session.refresh_from_db()
     return session
+
+
+# The monitor's tick, queued by name: the monitor calls these services, so they cannot import
+# its task module (``apps/sessions/tasks.py`` registers the task under this name).
+MONITOR_SESSION_TASK = "apps.sessions.tasks.monitor_session"
+
+
+def queue_monitor_tick(session_id: int) -> None:
+    """One monitor pass for the session, soon. Stale ticks expire rather than pile up while
+    the control worker is down."""
+    celery_app.send_task(
+        MONITOR_SESSION_TASK, (session_id,), expires=max(5.0, 5 * settings.MONITOR_INTERVAL_S)
+    )
 
 
 def mark_running(session_id: int, load_started_at) -> bool:
@@ -531,8 +542,6 @@ def change_users(
     The new count is spread over shards at once: running shards adjust within a poll, new
     shards are queued, shards no longer needed retire. Validated like a new configuration.
     """
-    from apps.workers import dispatch
-
     require_permission(user, OPERATE_SESSIONS, "change the load of running sessions")
     if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
         raise SessionStateError(
@@ -571,8 +580,6 @@ def emergency_stop(user=None) -> list[int]:
     stopped and forgotten (``stop_orphan_load``); then each active session is stopped as
     usual, recording who did it.
     """
-    from apps.workers import control
-
     require_permission(user, EMERGENCY_STOP, "use the emergency stop")
     try:
         control.emergency_stop_all(control.get_redis())
@@ -604,8 +611,6 @@ def stop_orphan_load() -> list[int]:
     too. Only a missing row counts: a session that has just ended keeps its Redis state until
     its monitor has copied the last counts. Returns the ids of the sessions stopped.
     """
-    from apps.workers import control
-
     client = control.get_redis()
     dispatched = control.dispatched_session_ids(client)
     if not dispatched:

@@ -1,4 +1,4 @@
-"""Turning sessions into queued work: shards on `load`, monitor ticks on `control`.
+"""Turning a session into queued work: its shards, on the `load` queue.
 
 Every change of who runs what goes through ``control.reassign``: the first dispatch, a live
 change of the user count, and the re-dispatch of a shard whose worker was lost. It keeps each
@@ -18,6 +18,7 @@ from .control import (
     read_assignments,
     reassign,
 )
+from .tasks import run_shard
 
 
 def shard_sizes(users: int, users_per_shard: int) -> list[int]:
@@ -35,8 +36,6 @@ def shard_targets(users: int, target_rps: float | None) -> list[tuple[int, float
 
 
 def _send_shards(session_id: int, shards: list[tuple[int, int]]) -> None:
-    from .tasks import run_shard
-
     for shard_index, generation in shards:
         run_shard.apply_async((session_id, shard_index, generation))
 
@@ -47,7 +46,6 @@ def dispatch_session(session_id: int, plan: dict, users: int, target_rps: float 
     publish_session(client, session_id, plan)
     targets = dict(enumerate(shard_targets(users, target_rps)))
     _send_shards(session_id, reassign(client, session_id, targets))
-    queue_monitor_tick(session_id)  # the first tick now; beat drives the rest
 
 
 def resize_session(session_id: int, users: int, target_rps: float | None) -> list[int]:
@@ -79,11 +77,3 @@ def redispatch_shards(session_id: int, shard_indices: list[int]) -> list[tuple[i
     dispatched = reassign(client, session_id, targets) if targets else []
     _send_shards(session_id, dispatched)
     return dispatched
-
-
-def queue_monitor_tick(session_id: int) -> None:
-    """One monitor pass for the session, soon. Stale ticks expire rather than pile up while
-    the control worker is down."""
-    from .tasks import monitor_session
-
-    monitor_session.apply_async((session_id,), expires=max(5.0, 5 * settings.MONITOR_INTERVAL_S))

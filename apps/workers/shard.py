@@ -36,8 +36,6 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from apps.sessions.choices import EventKind, FailureClass
-
 from . import pacing
 from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
 from .control import (
@@ -61,6 +59,7 @@ from .resources import ResourceGuard
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
+from .vocabulary import ERROR_SAMPLE, EngineEventKind, FailureClass
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,6 @@ EVENTS_HELD = 100  # events kept locally while Redis is unreachable
 ERROR_REPORT_INTERVAL_S = 60.0  # the same engine error is logged once a minute per endpoint
 ERROR_SAMPLES_PER_FLUSH = 3  # sampled failures per endpoint and class, per flush
 ERROR_BODY_CHARS = 200  # of a failed response's body, kept in its sample
-ERROR_SAMPLE = "error_sample"  # the event kind that carries a sampled failure
 REQUEST_SAMPLES_PER_FLUSH = 3  # requests per endpoint, per flush, in the request log
 REQUEST_SAMPLE = "request"  # the sample counter's key for the request log (errors: a class)
 
@@ -240,7 +238,7 @@ class ShardRunner:
 
         final_state = FINAL_STATES.get(reason)
         if reason == StopReason.SUPERSEDED:
-            self._event(EventKind.SHARD_SUPERSEDED,
+            self._event(EngineEventKind.SHARD_SUPERSEDED,
                         f"Shard {self.shard_index} generation {self.generation} on "
                         f"{self.hostname} was superseded and stopped.")  # fmt: skip
         await self._final_flush(final_state)
@@ -473,13 +471,13 @@ class ShardRunner:
             self._sample_request(index, status, failure, latency_us)
         change = self.breakers[index].record(unavailable, admission)
         if change == CircuitBreaker.OPEN and admission != PROBE:
-            self._event(EventKind.BREAKER_OPENED,
+            self._event(EngineEventKind.BREAKER_OPENED,
                         f"{endpoint.name}: circuit breaker opened after "
                         f"{self.settings.breaker_failures} unavailable answers in a row; "
                         "sending probes only.")  # fmt: skip
         elif change == CircuitBreaker.CLOSED:
             self._event(
-                EventKind.BREAKER_CLOSED,
+                EngineEventKind.BREAKER_CLOSED,
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
         return unavailable
@@ -543,7 +541,7 @@ class ShardRunner:
         logger.error("Session %s: error in the load engine sending %s %s (repeats are logged "
                      "once a minute)", self.session_id, endpoint.method, endpoint.name,
                      exc_info=exc)  # fmt: skip
-        self._event(EventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
+        self._event(EngineEventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
 
     async def _stop_everything(self) -> None:
         """Stop sending now; let requests in flight finish within the grace period."""
@@ -641,7 +639,7 @@ class ShardRunner:
             decision = self.guard.check()
             if decision.changed:
                 shed = decision.factor < 1.0
-                kind = EventKind.USERS_SHED if shed else EventKind.USERS_RESTORED
+                kind = EngineEventKind.USERS_SHED if shed else EngineEventKind.USERS_RESTORED
                 verb = "shedding" if shed else "restoring"
                 self._event(kind, f"{self.hostname}: {verb} users to {decision.factor:.0%} "
                                   f"of the shard's share ({decision.message}).")  # fmt: skip

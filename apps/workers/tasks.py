@@ -1,6 +1,7 @@
-"""Celery tasks: thin wrappers that unpack ids and call the engine.
+"""The engine's Celery task: ``run_shard`` unpacks ids and runs a shard (``shard.py``).
 
-`run_shard` goes to the `load` queue (see CELERY_TASK_ROUTES); everything else to `control`.
+It goes to the `load` queue (see CELERY_TASK_ROUTES); the control plane's tasks (the
+monitor's) live with the control plane and go to `control`.
 """
 
 import asyncio
@@ -9,7 +10,6 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from . import monitor
 from .shard import ShardRunner, ShardSettings
 
 logger = logging.getLogger(__name__)
@@ -52,20 +52,3 @@ def run_event_loop(coroutine):
     except ImportError:
         return asyncio.run(coroutine)
     return uvloop.run(coroutine)
-
-
-@shared_task(name="apps.workers.tasks.monitor_session")
-def monitor_session(session_id: int) -> None:
-    """One monitor tick of a session (see ``monitor``)."""
-    try:
-        monitor.monitor_session(session_id)
-    except Exception:
-        # Logged, and retried by the next beat: a database lock or Redis blip must not
-        # stop the monitoring of a session.
-        logger.exception("Session %s: monitor tick failed; the next one retries.", session_id)
-
-
-@shared_task(name="apps.workers.tasks.monitor_active_sessions")
-def monitor_active_sessions() -> None:
-    """Periodic (Celery beat): a monitor tick for every active session."""
-    monitor.monitor_active_sessions()

@@ -1,4 +1,5 @@
-"""The per-session monitor: Redis aggregates into the database, and the session's health.
+"""The per-session monitor, where a session's lifecycle is decided: Redis aggregates into the
+database, and the session's health.
 
 Celery beat queues one tick per active session every MONITOR_INTERVAL_S on the `control`
 queue (one tick at a time per session, by a Redis lock). A tick copies the cumulative counters
@@ -33,17 +34,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.sessions import services
-from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
-from apps.sessions.models import (
-    EndpointStats,
-    ErrorSample,
-    LoadTestSession,
-    SessionEvent,
-    TimeSeriesPoint,
-)
-
-from .control import (
+from apps.workers.control import (
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
     ORPHAN_TTL_S,
@@ -60,11 +51,21 @@ from .control import (
     request_stop,
     set_load_factor,
 )
-from .dispatch import queue_monitor_tick, redispatch_shards
-from .inventory import LOAD_QUEUE, counted, load_capacity
-from .secrets import mask_secrets, plan_secrets
-from .shard import ERROR_SAMPLE
-from .stats import parse_series_hash, parse_stats_hash
+from apps.workers.dispatch import redispatch_shards
+from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
+from apps.workers.secrets import mask_secrets, plan_secrets
+from apps.workers.stats import parse_series_hash, parse_stats_hash
+from apps.workers.vocabulary import ERROR_SAMPLE
+
+from . import services
+from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .models import (
+    EndpointStats,
+    ErrorSample,
+    LoadTestSession,
+    SessionEvent,
+    TimeSeriesPoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -478,7 +479,7 @@ def monitor_active_sessions() -> int:
         LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
     )
     for session_id in session_ids:
-        queue_monitor_tick(session_id)
+        services.queue_monitor_tick(session_id)
     # Load whose session row is gone has no monitor of its own: stop it here.
     services.stop_orphan_load()
     return len(session_ids)
