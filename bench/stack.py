@@ -26,6 +26,7 @@ from apps.sessions.models import (
 )
 from apps.sessions.monitor import monitor_tick
 from apps.workers import control
+from apps.workers.vocabulary import ShardState
 from loadtest_project import celery_app
 from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
@@ -191,7 +192,7 @@ def _synthetic_flush(index: int, second: int, rng: random.Random, session_id: in
     return control.flush_script_args(
         shard_index=index,
         generation=1,
-        new_state=control.ShardState.RUNNING,
+        new_state=ShardState.RUNNING,
         heartbeat={"session": session_id, "shard": index, "generation": 1,
                    "hostname": "synthetic", "users": 1, "rate": 20.0, "at": time.time()},
         events=[],

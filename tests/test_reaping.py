@@ -11,12 +11,12 @@ from apps.sessions.models import Endpoint, LoadTestSession, SessionEvent, Target
 from apps.sessions.monitor import monitor_active_sessions, monitor_session, monitor_tick
 from apps.workers.control import (
     SessionKeys,
-    ShardState,
     publish_session,
     read_assignments,
     reassign,
     request_stop,
 )
+from apps.workers.vocabulary import ShardState
 
 pytestmark = pytest.mark.django_db
 

@@ -5,13 +5,13 @@ import pytest
 
 from apps.workers.control import (
     Assignment,
-    ControlState,
     SessionKeys,
     publish_session,
     read_assignments,
     reassign,
 )
 from apps.workers.dispatch import shard_targets
+from apps.workers.vocabulary import ControlState
 
 PLAN = {"endpoints": [{"path": "/"}], "ramp_up_s": 0}
 

@@ -22,9 +22,32 @@ class SessionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+_ENDED = frozenset({SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.FAILED})
+# Every move of a session's status, and no other: ``services`` makes each one as a conditional
+# UPDATE checked against this table (the engine's states have tables of their own, in
+# apps.workers.vocabulary).
+SESSION_TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    # start_session; a pending session that is stopped ends at once.
+    SessionStatus.PENDING: frozenset({SessionStatus.STARTING, SessionStatus.STOPPED}),
+    # mark_running (its first shard sends); _undo_start (the dispatch failed); a stop; the
+    # monitor's finish (no worker took its shards, Redis lost it).
+    SessionStatus.STARTING: frozenset(
+        {SessionStatus.RUNNING, SessionStatus.PENDING, SessionStatus.STOPPING}
+    )
+    | _ENDED,
+    # A stop (a user, the duration, a limit); the monitor's finish (workers lost, Redis lost).
+    SessionStatus.RUNNING: frozenset({SessionStatus.STOPPING}) | _ENDED,
+    # The monitor's finish, once every shard has stopped.
+    SessionStatus.STOPPING: _ENDED,
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.STOPPED: frozenset(),
+    SessionStatus.FAILED: frozenset(),
+}
+
 # Statuses in which shards may be sending load and a monitor must be watching.
 ACTIVE_STATUSES = (SessionStatus.STARTING, SessionStatus.RUNNING, SessionStatus.STOPPING)
-TERMINAL_STATUSES = (SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.FAILED)
+# Statuses a session never leaves.
+TERMINAL_STATUSES = tuple(status for status in SessionStatus if not SESSION_TRANSITIONS[status])
 
 
 class EndReason(models.TextChoices):

@@ -40,11 +40,10 @@ from apps.workers.control import (
     ORPHAN_TTL_S,
     RELEASE_LOCK_SCRIPT,
     SessionKeys,
-    ShardState,
-    decode,
     forget_session,
     get_redis,
     mark_lost,
+    mark_silent_shards_lost,
     read_assignments,
     read_load_factor,
     read_load_started_at,
@@ -55,7 +54,12 @@ from apps.workers.dispatch import redispatch_shards
 from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
 from apps.workers.secrets import mask_secrets, plan_secrets
 from apps.workers.stats import parse_series_hash, parse_stats_hash
-from apps.workers.vocabulary import ERROR_SAMPLE
+from apps.workers.vocabulary import (
+    ERROR_SAMPLE,
+    SHARD_STATES_COMPLETE,
+    SHARD_STATES_REPLACEABLE,
+    ShardState,
+)
 
 from . import services
 from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
@@ -68,20 +72,6 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Shards marked running whose heartbeat has expired are lost (their worker died). Atomic, so
-# a shard that finishes between the check and the mark keeps its state. Returns the states
-# of all shards as a flat list: index, state, index, state...
-MARK_LOST_SCRIPT = """
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  if flat[i + 1] == 'running' and redis.call('EXISTS', ARGV[1] .. flat[i]) == 0 then
-    redis.call('HSET', KEYS[1], flat[i], 'lost')
-    flat[i + 1] = 'lost'
-  end
-end
-return flat
-"""
 
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
@@ -129,8 +119,7 @@ def monitor_tick(session_id: int) -> bool:
         services.mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
         session.refresh_from_db(fields=["status", "load_started_at"])
 
-    flat = client.eval(MARK_LOST_SCRIPT, 1, keys.shards, keys.heartbeat(""))
-    states = {int(decode(flat[i])): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
+    states = mark_silent_shards_lost(client, session_id)
     sync_statistics(session, client)
     _store_events(session, client)
     now = timezone.now()
@@ -143,14 +132,14 @@ def monitor_tick(session_id: int) -> bool:
     replaceable = [
         index
         for index, state in states.items()
-        if state in ShardState.REPLACEABLE and assignments.get(index) and assignments[index].users
+        if state in SHARD_STATES_REPLACEABLE and assignments.get(index) and assignments[index].users
     ]
     if replaceable and not stopping:
         _redispatch(session, replaceable)
         return True
 
     if all(
-        state in ShardState.COMPLETE or (state in ShardState.REPLACEABLE and stopping)
+        state in SHARD_STATES_COMPLETE or (state in SHARD_STATES_REPLACEABLE and stopping)
         for state in states.values()
     ):
         reason, detail = _end_reason(session, states)
@@ -173,7 +162,7 @@ def monitor_tick(session_id: int) -> bool:
     return True
 
 
-def _lost_messages(client, session_id: int, states: dict[int, str]) -> dict[int, str]:
+def _lost_messages(client, session_id: int, states: dict[int, ShardState]) -> dict[int, ShardState]:
     """Shards queued long ago whose task message is no longer in the queue: lost.
 
     A worker that dies between taking a shard's message and starting it takes the message
@@ -202,7 +191,7 @@ def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
         services.record_event(session.pk, EventKind.SHARD_REDISPATCHED, message, shard=index)
 
 
-def _end_reason(session: LoadTestSession, states: dict[int, str]) -> tuple[EndReason, str]:
+def _end_reason(session: LoadTestSession, states: dict[int, ShardState]) -> tuple[EndReason, str]:
     lost = sorted(index for index, state in states.items() if state == ShardState.LOST)
     interrupted = sorted(
         index for index, state in states.items() if state == ShardState.INTERRUPTED

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from apps.workers import control, dispatch, inventory
 from loadtest_project import celery_app
 
 from . import history
-from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .choices import ACTIVE_STATUSES, SESSION_TRANSITIONS, EndReason, EventKind, SessionStatus
 from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Target
 from .validation import (
     check_concurrent_users,
@@ -184,6 +184,19 @@ def build_plan(session: LoadTestSession) -> dict:
 # --- lifecycle -------------------------------------------------------------------------------
 
 
+def move_status(
+    session_id: int, sources: Collection[SessionStatus], status: SessionStatus, **fields
+) -> bool:
+    """Move the session to ``status`` if it is in one of ``sources`` now, setting ``fields``
+    too; returns whether it moved. The one way a status changes: a conditional UPDATE, so of
+    two callers racing only one wins, and only along SESSION_TRANSITIONS."""
+    forbidden = sorted(source for source in sources if status not in SESSION_TRANSITIONS[source])
+    if forbidden:
+        raise ValueError(f"A session cannot move from {forbidden} to {status!r}.")
+    moved = LoadTestSession.objects.filter(pk=session_id, status__in=sources)
+    return bool(moved.update(status=status, **fields))
+
+
 def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     """pending -> starting: freeze the plan, publish it to Redis and queue the shards.
 
@@ -203,8 +216,13 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     except (RedisError, OSError) as exc:
         raise _cannot_queue(exc) from exc
     shards = len(dispatch.shard_targets(session.concurrent_users, session.target_rps))
-    claimed = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
-        status=SessionStatus.STARTING, start_time=timezone.now(), started_by=user, plan=plan
+    claimed = move_status(
+        session.pk,
+        (SessionStatus.PENDING,),
+        SessionStatus.STARTING,
+        start_time=timezone.now(),
+        started_by=user,
+        plan=plan,
     )
     if not claimed:
         session.refresh_from_db()
@@ -365,8 +383,13 @@ def _undo_start(session_id: int) -> None:
         control.forget_session(control.get_redis(), session_id)
     except Exception:
         logger.warning("Session %s: could not withdraw a partial dispatch from Redis.", session_id)
-    LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
-        status=SessionStatus.PENDING, start_time=None, started_by=None, plan=None
+    move_status(
+        session_id,
+        (SessionStatus.STARTING,),
+        SessionStatus.PENDING,
+        start_time=None,
+        started_by=None,
+        plan=None,
     )
 
 
@@ -387,8 +410,10 @@ def stop_session(
 def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> LoadTestSession:
     """``stop_session`` for a caller that has checked its own permission (the emergency stop)."""
     if session.status == SessionStatus.PENDING:
-        ended = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
-            status=reason.final_status,
+        ended = move_status(
+            session.pk,
+            (SessionStatus.PENDING,),
+            reason.final_status,
             end_time=timezone.now(),
             end_reason=reason,
             end_detail=detail,
@@ -411,9 +436,14 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
             "REDIS_URL and stop again; meanwhile shards stop by themselves once they have "
             "lost Redis for longer than HEARTBEAT_TTL_S."
         ) from exc
-    LoadTestSession.objects.filter(pk=session.pk, status__in=ACTIVE_STATUSES).exclude(
-        status=SessionStatus.STOPPING
-    ).update(status=SessionStatus.STOPPING, end_reason=reason, end_detail=detail, stopped_by=user)
+    move_status(
+        session.pk,
+        (SessionStatus.STARTING, SessionStatus.RUNNING),
+        SessionStatus.STOPPING,
+        end_reason=reason,
+        end_detail=detail,
+        stopped_by=user,
+    )
     logger.info("Session %s: stop requested by %s (%s).", session.pk, user or "system", reason)
     session.refresh_from_db()
     return session
@@ -438,11 +468,7 @@ def mark_running(session_id: int, load_started_at) -> bool:
     LoadTestSession.objects.filter(pk=session_id, load_started_at__isnull=True).update(
         load_started_at=load_started_at
     )
-    return bool(
-        LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
-            status=SessionStatus.RUNNING
-        )
-    )
+    return move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
 
 
 def note_waiting(session_id: int, detail: str) -> None:
@@ -468,8 +494,10 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
     if session is None or session.status not in ACTIVE_STATUSES:
         return False
     final_reason = EndReason(session.end_reason) if session.end_reason else EndReason(reason)
-    updated = LoadTestSession.objects.filter(pk=session_id, status__in=ACTIVE_STATUSES).update(
-        status=final_reason.final_status,
+    updated = move_status(
+        session_id,
+        ACTIVE_STATUSES,
+        final_reason.final_status,
         end_reason=final_reason,
         end_detail=detail or session.end_detail,
         end_time=timezone.now(),

@@ -46,9 +46,7 @@ from .control import (
     FLUSH_SUPERSEDED,
     LOAD_STARTED_FIELD,
     Assignment,
-    ControlState,
     SessionKeys,
-    ShardState,
     decode,
     flush_script_args,
     flush_script_keys,
@@ -59,7 +57,15 @@ from .resources import ResourceGuard
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
-from .vocabulary import ERROR_SAMPLE, EngineEventKind, FailureClass
+from .vocabulary import (
+    ERROR_SAMPLE,
+    SHARD_STATE_AFTER_STOP,
+    ControlState,
+    EngineEventKind,
+    FailureClass,
+    ShardState,
+    StopReason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,26 +118,7 @@ class EndpointPlan:
         )
 
 
-class StopReason:
-    STOPPED = "stopped"  # the session's control state says stop (or is gone), or emergency
-    DEADLINE = "deadline"  # the session's duration is over
-    RETIRED = "retired"  # this shard's users were taken away
-    DRAINING = "draining"  # this worker is shutting down
-    REDIS_LOST = "redis_lost"  # no contact with Redis for longer than a heartbeat lifetime
-    SUPERSEDED = "superseded"  # re-dispatched elsewhere while this one was unreachable
-    SESSION_GONE = "session_gone"  # Redis no longer knows the session
-
-
-FINAL_STATES = {
-    StopReason.STOPPED: ShardState.DONE,
-    StopReason.DEADLINE: ShardState.DONE,
-    StopReason.RETIRED: ShardState.RETIRED,
-    StopReason.DRAINING: ShardState.INTERRUPTED,
-    StopReason.REDIS_LOST: ShardState.INTERRUPTED,
-}
-
-
-def classify_status(status: int) -> str | None:
+def classify_status(status: int) -> FailureClass | None:
     if status >= 500:
         return FailureClass.HTTP_5XX
     if status >= 400:
@@ -170,7 +157,7 @@ class ShardRunner:
         self.settings = settings
         self.keys = SessionKeys(session_id)
         self._stopping = False
-        self._stop_reason: str | None = None
+        self._stop_reason: StopReason | None = None
         self._wake = asyncio.Event()
         self._users: list[_VirtualUser] = []  # the active ones; retiring users leave it
         self._tasks: set[asyncio.Task] = set()  # every user and open-model request
@@ -191,8 +178,8 @@ class ShardRunner:
         self._in_flight = 0
         self._scheduler: asyncio.Task | None = None
 
-    async def run(self) -> str:
-        """Returns how the shard ended (a ``ShardState`` or ``StopReason``)."""
+    async def run(self) -> StopReason:
+        """Returns why the shard stopped."""
         self.redis = aioredis.Redis.from_url(
             self.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
@@ -201,7 +188,7 @@ class ShardRunner:
         finally:
             await self.redis.aclose()
 
-    async def _run(self) -> str:
+    async def _run(self) -> StopReason:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.plan)
             pipe.hmget(self.keys.control, "state", "factor")
@@ -216,9 +203,9 @@ class ShardRunner:
         self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
             # Stopped (or retired) before this shard got a worker: send nothing.
-            final = ShardState.DONE if assignment.users else ShardState.RETIRED
-            await self._final_flush(final)
-            return final
+            reason = StopReason.STOPPED if assignment.users else StopReason.RETIRED
+            await self._final_flush(SHARD_STATE_AFTER_STOP[reason])
+            return reason
 
         await self._claim_load_start()
         await self._flush(ShardState.RUNNING)
@@ -236,15 +223,14 @@ class ShardRunner:
         finally:
             self.http.close()
 
-        final_state = FINAL_STATES.get(reason)
         if reason == StopReason.SUPERSEDED:
             self._event(EngineEventKind.SHARD_SUPERSEDED,
                         f"Shard {self.shard_index} generation {self.generation} on "
                         f"{self.hostname} was superseded and stopped.")  # fmt: skip
-        await self._final_flush(final_state)
+        await self._final_flush(SHARD_STATE_AFTER_STOP[reason])
         logger.info("Session %s shard %s/%s: finished (%s).",
                     self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
-        return final_state or reason
+        return reason
 
     def _setup(self, plan: dict, assignment: Assignment, factor) -> None:
         self.endpoints = [EndpointPlan.from_plan(item) for item in plan["endpoints"]]
@@ -562,7 +548,7 @@ class ShardRunner:
 
     # --- control -----------------------------------------------------------------------------
 
-    async def _watch_control(self) -> str:
+    async def _watch_control(self) -> StopReason:
         poll_s = self.settings.control_poll_interval_s
         draining_key = worker_draining_key(self.hostname)
         while True:
@@ -595,7 +581,9 @@ class ShardRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(poll_s, remaining_s))
 
-    def _read_control(self, state, factor, draining, emergency, raw_assignment) -> str | None:
+    def _read_control(
+        self, state, factor, draining, emergency, raw_assignment
+    ) -> StopReason | None:
         if decode(state) != ControlState.RUNNING:
             return StopReason.STOPPED
         if emergency is not None and float(emergency) >= self.started_at:
@@ -613,7 +601,7 @@ class ShardRunner:
             self._apply_load()
         return None
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: StopReason) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._wake.set()
@@ -679,7 +667,7 @@ class ShardRunner:
             "at": time.time(),
         }
 
-    async def _flush(self, new_state: str | None, *, final: bool = False) -> int:
+    async def _flush(self, new_state: ShardState | None, *, final: bool = False) -> int:
         """Push what happened since the last successful flush; keep it for retry on failure."""
         self._unflushed.merge(self.stats.take_delta())
         delta = self._unflushed
@@ -714,7 +702,7 @@ class ShardRunner:
             self._stop(StopReason.SESSION_GONE)
         return result
 
-    async def _final_flush(self, final_state: str | None) -> None:
+    async def _final_flush(self, final_state: ShardState | None) -> None:
         """The last counts and the finished state, retried until Redis answers or gives up."""
         deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, 5.0)
         while True:

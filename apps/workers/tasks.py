@@ -33,7 +33,8 @@ def shard_settings() -> ShardSettings:
 
 @shared_task(bind=True, name="apps.workers.tasks.run_shard")
 def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> str:
-    """Send a shard's load until its session stops; hours-long by design."""
+    """Send a shard's load until its session stops; hours-long by design. Returns why it
+    stopped (a ``StopReason``'s value: Flower shows it as the task's result)."""
     runner = ShardRunner(
         session_id=session_id,
         shard_index=shard_index,
@@ -42,7 +43,7 @@ def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> s
         hostname=self.request.hostname or "unknown",
         settings=shard_settings(),
     )
-    return run_event_loop(runner.run())
+    return run_event_loop(runner.run()).value
 
 
 def run_event_loop(coroutine):
