@@ -18,6 +18,8 @@ from apps.workers.control import (
 )
 from apps.workers.vocabulary import ShardState
 
+from .engine import plan_for
+
 pytestmark = pytest.mark.django_db
 
 
@@ -30,19 +32,15 @@ def running_session(db, redis_client, forget_redis_sessions):
     """
     target = Target.objects.create(name="t", base_url="http://127.0.0.1:9")
     Endpoint.objects.create(target=target, name="a", url="/a")
-    plan = {
-        "endpoints": [{"name": "a", "method": "GET", "url": "http://127.0.0.1:9/a"}],
-        "request_interval_min": 1.0,
-        "request_interval_max": 1.0,
-        "duration_s": None,
-    }
+    plan = plan_for([("a", "http://127.0.0.1:9/a")], request_interval_min=1.0,
+                    request_interval_max=1.0)  # fmt: skip
     session = LoadTestSession.objects.create(
         session_name="orphan",
         target=target,
         status="running",
         duration_minutes=0,
         start_time=timezone.now() - timedelta(minutes=5),
-        plan=plan,
+        plan=plan.to_json(),
     )
     publish_session(redis_client, session.pk, plan)
     reassign(redis_client, session.pk, {0: (5, 0.0), 1: (5, 0.0)})

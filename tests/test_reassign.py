@@ -13,7 +13,9 @@ from apps.workers.control import (
 from apps.workers.dispatch import shard_targets
 from apps.workers.vocabulary import ControlState
 
-PLAN = {"endpoints": [{"path": "/"}], "ramp_up_s": 0}
+from .engine import plan_for
+
+PLAN = plan_for([])
 
 
 def shard_states(redis_client, session_id: int) -> dict[int, str]:

@@ -170,7 +170,7 @@ def test_the_monitor_marks_a_silent_running_shard_lost(
 ):
     """Heartbeat gone: RUNNING -> LOST by the script, with the names passed in."""
     LoadTestSession.objects.filter(pk=pending_session.pk).update(
-        status=SessionStatus.STOPPING, plan=plan_for([])
+        status=SessionStatus.STOPPING, plan=plan_for([]).to_json()
     )
     publish_session(redis_client, pending_session.pk, plan_for([]))
     reassign(redis_client, pending_session.pk, {0: (1, 0.0), 1: (1, 0.0)})

@@ -14,6 +14,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from apps.workers.plan import Plan
+
 from . import validation
 from .choices import (
     ACTIVE_STATUSES,
@@ -228,6 +230,10 @@ class LoadTestSession(models.Model):
     def requests_per_second(self) -> float:
         elapsed = self.elapsed_seconds()
         return self.total_requests / elapsed if elapsed > 0 else 0.0
+
+    def read_plan(self) -> Plan | None:
+        """The plan the session's shards execute, frozen at start; None before."""
+        return Plan.from_json(self.plan) if self.plan else None
 
     @property
     def pacing(self) -> str:

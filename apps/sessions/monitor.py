@@ -330,12 +330,12 @@ def sync_statistics(session: LoadTestSession, client) -> None:
     points = parse_series_hash(dict(zip(drained[::2], drained[1::2], strict=True)))
     if not totals and not points:
         return
-    plan_endpoints = session.plan["endpoints"]
+    plan_endpoints = session.read_plan().endpoints
     with transaction.atomic():
         existing = {row.name: row for row in session.endpoint_stats.all()}
         for index, entry in totals.items():
             endpoint = plan_endpoints[index]
-            row = existing.get(endpoint["name"])
+            row = existing.get(endpoint.name)
             if row is not None and (row.requests, row.not_sent) == (
                 entry.requests,
                 entry.not_sent,
@@ -344,11 +344,11 @@ def sync_statistics(session: LoadTestSession, client) -> None:
             percentiles = entry.percentiles_ms()
             EndpointStats.objects.update_or_create(
                 session=session,
-                name=endpoint["name"],
+                name=endpoint.name,
                 defaults={
-                    "endpoint_id": endpoint.get("id"),
-                    "method": endpoint["method"],
-                    "url": endpoint["url"],
+                    "endpoint_id": endpoint.endpoint_id,
+                    "method": endpoint.method,
+                    "url": endpoint.url,
                     "requests": entry.requests,
                     "failures": entry.failures,
                     "failures_by_class": entry.failures_by_class,
@@ -412,7 +412,7 @@ def _store_events(session: LoadTestSession, client) -> None:
     if not raw:
         return
     events, samples = [], []
-    secrets = plan_secrets(session.plan)  # masked by the shard; again here, defence in depth
+    secrets = plan_secrets(session.read_plan())  # masked by the shard; again here, in depth
     for item in reversed(raw):  # LPUSH stored them newest first
         data = json.loads(item)
         data["message"] = mask_secrets(data["message"], secrets, cut_short=True)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.workers import control, dispatch, inventory
+from apps.workers.plan import EndpointPlan, Plan
 from loadtest_project import celery_app
 
 from . import history
@@ -124,7 +125,7 @@ def default_target() -> Target:
 # --- planning --------------------------------------------------------------------------------
 
 
-def build_plan(session: LoadTestSession) -> dict:
+def build_plan(session: LoadTestSession) -> Plan:
     """The frozen, self-contained instructions every shard of the session executes.
 
     The allow-list is checked again here: the environment may have changed since the target
@@ -150,16 +151,16 @@ def build_plan(session: LoadTestSession) -> dict:
                 f"{endpoint.name}: {message}" for message in exc.messages
             )
         endpoints.append(
-            {
-                "id": endpoint.pk,
-                "name": endpoint.name,
-                "method": endpoint.method,
-                "url": endpoint.absolute_url(),
-                "timeout_s": endpoint.timeout_s,
-                "weight": weight,
-                "headers": endpoint.headers,
-                "body": endpoint.body,
-            }
+            EndpointPlan(
+                name=endpoint.name,
+                method=endpoint.method,
+                url=endpoint.absolute_url(),
+                timeout_s=endpoint.timeout_s,
+                weight=weight,
+                headers=endpoint.headers,
+                body=endpoint.body,
+                endpoint_id=endpoint.pk,
+            )
         )
     if not endpoints:
         errors.setdefault("endpoint_weights", []).append(
@@ -167,18 +168,16 @@ def build_plan(session: LoadTestSession) -> dict:
         )
     if errors:
         raise ValidationError(errors)
-    return {
-        "session_id": session.pk,
-        "endpoints": endpoints,
-        "request_interval_min": session.request_interval_min,
-        "request_interval_max": session.request_interval_max,
-        "target_rps": session.target_rps,
-        "ramp_up_seconds": session.ramp_up_seconds,
-        # Counted from the load's start (the first shard to run), not from now: shards may
-        # wait in the queue for a free worker process.
-        "duration_s": None if session.runs_until_stopped else float(session.duration_minutes) * 60,
-        "request_log": session.enable_logging,
-    }
+    return Plan(
+        session_id=session.pk,
+        endpoints=tuple(endpoints),
+        request_interval_min=session.request_interval_min,
+        request_interval_max=session.request_interval_max,
+        target_rps=session.target_rps,
+        ramp_up_s=session.ramp_up_seconds,
+        duration_s=None if session.runs_until_stopped else float(session.duration_minutes) * 60,
+        request_log=session.enable_logging,
+    )
 
 
 # --- lifecycle -------------------------------------------------------------------------------
@@ -222,7 +221,7 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         SessionStatus.STARTING,
         start_time=timezone.now(),
         started_by=user,
-        plan=plan,
+        plan=plan.to_json(),
     )
     if not claimed:
         session.refresh_from_db()

@@ -6,7 +6,7 @@ that finds no control state stops sending, a flush into a session Redis no longe
 refused, and the monitor copies totals into the database every second.
 
 Keys of session 42 (all under ``lt:s:42:``):
-- ``plan``      JSON: endpoints, think times, duration, ramp-up (frozen at start)
+- ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start
 - ``control``   hash: ``state`` ("running" while load is wanted; anything else or nothing
                 means stop), ``factor`` (load reduction, 1.0 = full load) and
                 ``load_started_at`` (epoch seconds, set once by the first shard to start:
@@ -43,6 +43,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from .plan import Plan
 from .vocabulary import ControlState, ShardState, shard_states_leading_to
 
 KEY_PREFIX = "lt"
@@ -377,12 +378,12 @@ return flat
 """
 
 
-def publish_session(client: redis.Redis, session_id: int, plan: dict) -> None:
+def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
     """Everything shards need before they are queued: the plan and the run state."""
     keys = SessionKeys(session_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.all([]))
-        pipe.set(keys.plan, json.dumps(plan), ex=ORPHAN_TTL_S)
+        pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
         pipe.hset(keys.control, mapping={"state": ControlState.RUNNING, "factor": "1"})
         pipe.expire(keys.control, ORPHAN_TTL_S)
         pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)

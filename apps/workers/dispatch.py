@@ -18,6 +18,7 @@ from .control import (
     read_assignments,
     reassign,
 )
+from .plan import Plan
 from .tasks import run_shard
 
 
@@ -40,7 +41,7 @@ def _send_shards(session_id: int, shards: list[tuple[int, int]]) -> None:
         run_shard.apply_async((session_id, shard_index, generation))
 
 
-def dispatch_session(session_id: int, plan: dict, users: int, target_rps: float | None) -> None:
+def dispatch_session(session_id: int, plan: Plan, users: int, target_rps: float | None) -> None:
     client = get_redis()
     mark_dispatched(client, session_id)
     publish_session(client, session_id, plan)

@@ -53,6 +53,7 @@ from .control import (
     worker_draining_key,
 )
 from .http import HttpClient, prepare
+from .plan import EndpointPlan, Plan
 from .resources import ResourceGuard
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
@@ -93,29 +94,6 @@ class ShardSettings:
     backoff_max_s: float = 10.0
     max_rss_mb: float = 0.0
     max_cpu_percent: float = 0.0
-
-
-@dataclass(frozen=True)
-class EndpointPlan:
-    name: str
-    method: str
-    url: str
-    timeout_s: float
-    weight: float
-    headers: dict
-    body: str
-
-    @classmethod
-    def from_plan(cls, data: dict) -> EndpointPlan:
-        return cls(
-            name=data["name"],
-            method=data["method"],
-            url=data["url"],
-            timeout_s=float(data["timeout_s"]),
-            weight=float(data["weight"]),
-            headers=dict(data.get("headers") or {}),
-            body=data.get("body") or "",
-        )
 
 
 def classify_status(status: int) -> FailureClass | None:
@@ -199,7 +177,7 @@ class ShardRunner:
             logger.info("Session %s shard %s/%s: no longer wanted, skipping.",
                         self.session_id, self.shard_index, self.generation)  # fmt: skip
             return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
-        self._setup(json.loads(raw_plan), assignment, factor)
+        self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor)
         self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
             # Stopped (or retired) before this shard got a worker: send nothing.
@@ -232,17 +210,17 @@ class ShardRunner:
                     self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
         return reason
 
-    def _setup(self, plan: dict, assignment: Assignment, factor) -> None:
-        self.endpoints = [EndpointPlan.from_plan(item) for item in plan["endpoints"]]
+    def _setup(self, plan: Plan, assignment: Assignment, factor) -> None:
+        self.endpoints = plan.endpoints
         self.requests = [self._prepare(endpoint) for endpoint in self.endpoints]
         self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
-        self.interval_min = float(plan["request_interval_min"])
-        self.interval_max = float(plan["request_interval_max"])
-        self.duration_s = plan.get("duration_s")
+        self.interval_min = plan.request_interval_min
+        self.interval_max = plan.request_interval_max
+        self.duration_s = plan.duration_s
         self.deadline: float | None = None  # set by _claim_load_start
-        self.ramp_s = float(plan.get("ramp_up_seconds") or 0)
-        self.open_model = bool(plan.get("target_rps"))
-        self.request_log = bool(plan.get("request_log"))
+        self.ramp_up_s = plan.ramp_up_s
+        self.open_model = plan.open_model
+        self.request_log = plan.request_log
         # The request log shows paths, never query strings (they may carry credentials).
         # The request log's paths, masked once: a path may carry a token as well as a query.
         self.request_paths = [
@@ -276,7 +254,7 @@ class ShardRunner:
         )
         # None: the session was forgotten meanwhile; the first flush finds that and stops.
         if load_started_at is not None and self.duration_s is not None:
-            self.deadline = float(load_started_at) + float(self.duration_s)
+            self.deadline = float(load_started_at) + self.duration_s
 
     @staticmethod
     def _prepare(endpoint: EndpointPlan):
@@ -299,7 +277,7 @@ class ShardRunner:
             if self._schedule is None or rate != self._schedule.rate_rps:
                 # A ramp applies to the start only; a later change takes effect at once.
                 self._schedule = (
-                    pacing.ArrivalSchedule(rate, self.ramp_s if initial else 0.0)
+                    pacing.ArrivalSchedule(rate, self.ramp_up_s if initial else 0.0)
                     if rate > 0
                     else None
                 )
@@ -310,7 +288,7 @@ class ShardRunner:
             return
         users = self.assignment.users
         wanted = max(1, round(users * self._scale())) if users else 0
-        delays = pacing.ramp_offsets_s(wanted, self.ramp_s) if initial else None
+        delays = pacing.ramp_offsets_s(wanted, self.ramp_up_s) if initial else None
         self._resize_users(wanted, delays)
 
     def _resize_users(self, wanted: int, start_delays: list[float] | None = None) -> None:

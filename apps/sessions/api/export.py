@@ -58,7 +58,7 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
             ).data
         ]
     rows = []
-    secrets = plan_secrets(session.plan)
+    secrets = plan_secrets(session.read_plan())
     for stats in session.endpoint_stats.order_by("name"):
         row = {
             "endpoint": stats.name,
@@ -80,7 +80,7 @@ def export_document(session: LoadTestSession) -> dict:
     request's credentials, and URLs may carry them in their query: the endpoints' secrets are
     masked by value (again: the engine masked samples before storing them, and an export
     must hold for older rows too)."""
-    secrets = plan_secrets(session.plan)
+    secrets = plan_secrets(session.read_plan())
     stats = stats_snapshot(session)
     for endpoint in stats["endpoints"]:
         endpoint["url"] = mask_secrets(endpoint["url"], secrets)
