@@ -231,6 +231,10 @@ class LoadTestSession(models.Model):
         elapsed = self.elapsed_seconds()
         return self.total_requests / elapsed if elapsed > 0 else 0.0
 
+    def config(self) -> dict[str, object]:
+        """The session's LoadTestConfig, by field name."""
+        return {name: getattr(self, name) for name in self.CONFIG_FIELDS}
+
     def read_plan(self) -> Plan | None:
         """The plan the session's shards execute, frozen at start; None before."""
         return Plan.from_json(self.plan) if self.plan else None
@@ -243,15 +247,7 @@ class LoadTestSession(models.Model):
         if self.target_id is None:
             return
         validation.check_session_config(
-            target_rps=self.target_rps,
-            ramp_up_seconds=self.ramp_up_seconds,
-            concurrent_users=self.concurrent_users,
-            duration_minutes=self.duration_minutes,
-            request_interval_min=self.request_interval_min,
-            request_interval_max=self.request_interval_max,
-            max_errors_per_minute=self.max_errors_per_minute,
-            endpoint_weights=self.endpoint_weights,
-            endpoint_default_weights=dict(self.target.endpoints.values_list("name", "weight")),
+            self.config(), dict(self.target.endpoints.values_list("name", "weight"))
         )
 
 

@@ -85,7 +85,7 @@ def monitor_session(session_id: int) -> bool:
     client = get_redis()
     lock = SessionKeys(session_id).monitor
     token = uuid.uuid4().hex
-    lock_ms = int(max(5.0, 3 * settings.MONITOR_INTERVAL_S) * 1000)
+    lock_ms = int(services.monitor_ticks_s(3) * 1000)
     if not client.set(lock, token, nx=True, px=lock_ms):
         return True
     try:
@@ -226,7 +226,7 @@ def _seconds_without_shards(client, keys: SessionKeys) -> float:
         alive, ticked = pipe.execute()
     alive_at = float(alive or now)
     away_s = now - float(ticked) if ticked is not None else 0.0
-    if away_s > max(5.0, 5 * settings.MONITOR_INTERVAL_S):  # several ticks missed
+    if away_s > services.monitor_ticks_s(5):  # several ticks missed
         alive_at += away_s
         client.set(keys.alive, alive_at, ex=ORPHAN_TTL_S)
     return now - alive_at

@@ -50,6 +50,9 @@ KEY_PREFIX = "lt"
 # Counters of a session nobody finalized (everything was shut down) expire eventually.
 ORPHAN_TTL_S = 7 * 24 * 3600
 EVENTS_BUFFERED = 1000  # engine events, and sampled requests, waiting for the monitor
+# Every call to Redis, from the control plane and from shards, gives up after this: a shard
+# counts a stall as lost contact and the API answers 503 rather than hang.
+REDIS_SOCKET_TIMEOUT_S = 5
 HEARTBEATS_KEY = f"{KEY_PREFIX}:heartbeats"
 EMERGENCY_KEY = f"{KEY_PREFIX}:emergency"
 DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
@@ -170,7 +173,9 @@ def worker_presence_key(hostname: str) -> str:
 
 @lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(
+        url, socket_timeout=REDIS_SOCKET_TIMEOUT_S, socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S
+    )
 
 
 def get_redis() -> redis.Redis:
@@ -344,8 +349,8 @@ local to_dispatch = {}
 local now = redis.call('TIME')[1]
 local queued, requeueable = ARGV[1], ' ' .. ARGV[2] .. ' '
 for i = 4, #ARGV, 2 do
-  local index, target = ARGV[i], ARGV[i + 1]
-  local users = tonumber(string.match(target, '^(%d+):'))
+  local index, share = ARGV[i], ARGV[i + 1]
+  local users = tonumber(string.match(share, '^(%d+):'))
   local current = redis.call('HGET', KEYS[1], index)
   local state = redis.call('HGET', KEYS[2], index)
   local generation = 0
@@ -357,7 +362,7 @@ for i = 4, #ARGV, 2 do
     redis.call('HSET', KEYS[3], index, now)
     table.insert(to_dispatch, index .. ':' .. generation)
   end
-  redis.call('HSET', KEYS[1], index, generation .. ':' .. target)
+  redis.call('HSET', KEYS[1], index, generation .. ':' .. share)
 end
 for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ARGV[3]) end
 return to_dispatch
@@ -404,13 +409,13 @@ def dispatched_session_ids(client: redis.Redis) -> set[int]:
 
 
 def reassign(
-    client: redis.Redis, session_id: int, targets: dict[int, tuple[int, float]]
+    client: redis.Redis, session_id: int, shares: dict[int, tuple[int, float]]
 ) -> list[tuple[int, int]]:
     """Set each shard's (users, rps); returns (index, generation) of shards to dispatch."""
     keys = SessionKeys(session_id)
     requeueable = " ".join(sorted(shard_states_leading_to(ShardState.QUEUED)))
     args: list = [ShardState.QUEUED, requeueable, ORPHAN_TTL_S]
-    for index, (users, rps) in sorted(targets.items()):
+    for index, (users, rps) in sorted(shares.items()):
         args.extend((str(index), f"{users}:{rps!r}"))
     dispatched = client.eval(REASSIGN_SCRIPT, 3, keys.assign, keys.shards, keys.queued_at, *args)
     result = []

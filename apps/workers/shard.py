@@ -45,6 +45,7 @@ from .control import (
     FLUSH_SCRIPT,
     FLUSH_SUPERSEDED,
     LOAD_STARTED_FIELD,
+    REDIS_SOCKET_TIMEOUT_S,
     Assignment,
     SessionKeys,
     decode,
@@ -77,6 +78,9 @@ ERROR_SAMPLES_PER_FLUSH = 3  # sampled failures per endpoint and class, per flus
 ERROR_BODY_CHARS = 200  # of a failed response's body, kept in its sample
 REQUEST_SAMPLES_PER_FLUSH = 3  # requests per endpoint, per flush, in the request log
 REQUEST_SAMPLE = "request"  # the sample counter's key for the request log (errors: a class)
+# A shard's last counts are retried for a heartbeat's lifetime, and at least this long: a
+# Redis that restarts takes a few seconds to load its data.
+FINAL_FLUSH_RETRY_MIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,9 @@ class ShardRunner:
     async def run(self) -> StopReason:
         """Returns why the shard stopped."""
         self.redis = aioredis.Redis.from_url(
-            self.redis_url, socket_timeout=5, socket_connect_timeout=5
+            self.redis_url,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
         )
         try:
             return await self._run()
@@ -682,7 +688,7 @@ class ShardRunner:
 
     async def _final_flush(self, final_state: ShardState | None) -> None:
         """The last counts and the finished state, retried until Redis answers or gives up."""
-        deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, 5.0)
+        deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, FINAL_FLUSH_RETRY_MIN_S)
         while True:
             try:
                 await self._flush(final_state, final=True)
