@@ -7,12 +7,12 @@ refused, and the monitor copies totals into the database every second.
 
 Keys of session 42 (all under ``lt:s:42:``):
 - ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start
-- ``control``   hash: ``state`` ("running" while load is wanted; anything else or nothing
-                means stop), ``factor`` (load reduction, 1.0 = full load) and
-                ``load_started_at`` (epoch seconds, set once by the first shard to start:
-                the duration counts from then)
+- ``control``   hash: ``state`` (a ``ControlState``: "running" while load is wanted;
+                anything else or nothing means stop), ``factor`` (load reduction, 1.0 =
+                full load) and ``load_started_at`` (epoch seconds, set once by the first
+                shard to start: the duration counts from then)
 - ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
-- ``shards``    hash shard index -> queued / running / done / retired / interrupted / lost
+- ``shards``    hash shard index -> its ``ShardState`` (see ``vocabulary``)
 - ``queued_at`` hash shard index -> when its current generation was queued (epoch seconds)
 - ``hb:{n}``    shard n's heartbeat (JSON, expires after HEARTBEAT_TTL_S)
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
