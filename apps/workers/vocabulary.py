@@ -86,8 +86,9 @@ SHARD_TRANSITIONS: dict[ShardState | None, frozenset[ShardState]] = {
     ShardState.DONE: frozenset({ShardState.QUEUED}),
     ShardState.RETIRED: frozenset({ShardState.QUEUED}),
     ShardState.INTERRUPTED: frozenset({ShardState.QUEUED}),
-    # ``reassign`` (re-dispatch); or the shard was only slow, not dead, and flushes again
-    # before its replacement is queued (a session that is stopping replaces no shard).
+    # ``reassign`` (re-dispatch). Or it was not dead after all and no replacement was queued
+    # (a stopping session replaces no shard): a shard marked lost while queued starts
+    # (running), one whose heartbeat lapsed finishes (its final flush).
     ShardState.LOST: frozenset({ShardState.QUEUED, ShardState.RUNNING}) | _FINISHED,
 }
 
