@@ -22,21 +22,21 @@ def main(spec: dict) -> dict:
     import redis
 
     from apps.workers.control import SessionKeys, publish_session, reassign
+    from apps.workers.plan import EndpointPlan, Plan
     from apps.workers.shard import ShardRunner, ShardSettings
     from apps.workers.stats import parse_stats_hash
     from apps.workers.tasks import run_event_loop
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     session_id = spec.get("session_id") or 700_000 + os.getpid()
-    plan = {
-        "endpoints": [{"name": "root", "method": "GET", "url": spec["url"], "timeout_s": 30,
-                       "weight": 1.0}],
-        "request_interval_min": spec.get("think_min", 0.0),
-        "request_interval_max": spec.get("think_max", 0.0),
-        "target_rps": spec.get("rps"),
-        "ramp_up_seconds": 0,
-        "duration_s": spec["seconds"],
-    }  # fmt: skip
+    plan = Plan(
+        endpoints=(EndpointPlan(name="root", method="GET", url=spec["url"], timeout_s=30,
+                                weight=1.0),),
+        request_interval_min=spec.get("think_min", 0.0),
+        request_interval_max=spec.get("think_max", 0.0),
+        target_rps=spec.get("rps"),
+        duration_s=spec["seconds"],
+    )  # fmt: skip
     publish_session(client, session_id, plan)
     reassign(client, session_id, {0: (spec["users"], float(spec.get("rps") or 0.0))})
     runner = ShardRunner(session_id=session_id, shard_index=0, generation=1,

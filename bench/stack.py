@@ -24,8 +24,10 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
+from apps.sessions.monitor import monitor_tick
 from apps.workers import control
-from apps.workers.monitor import monitor_tick
+from apps.workers.plan import EndpointPlan, Plan
+from apps.workers.vocabulary import ShardState
 from loadtest_project import celery_app
 from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
@@ -136,12 +138,11 @@ def monitor_capacity(shard_count: int, rounds: int = 3) -> dict:
     """Many shards flushing once a second into one session, and one monitor tick after each
     second of flushes: the tick's database queries and duration."""
     target = Target.objects.create(name=f"synthetic-{shard_count}", base_url="http://127.0.0.1")
-    endpoints = [{"id": None, "name": f"e{i}", "method": "GET", "url": f"http://127.0.0.1/{i}"}
-                 for i in range(3)]  # fmt: skip
-    plan = {"endpoints": endpoints, "request_interval_min": 0, "request_interval_max": 0,
-            "duration_s": None}  # fmt: skip
+    endpoints = tuple(EndpointPlan(name=f"e{i}", method="GET", url=f"http://127.0.0.1/{i}",
+                                   timeout_s=30, weight=1.0) for i in range(3))  # fmt: skip
+    plan = Plan(endpoints=endpoints, request_interval_min=0, request_interval_max=0)
     session = LoadTestSession.objects.create(
-        session_name="synthetic", target=target, status="running", plan=plan,
+        session_name="synthetic", target=target, status="running", plan=plan.to_json(),
         concurrent_users=shard_count, duration_minutes=0, max_errors_per_minute=0,
     )  # fmt: skip
     client = control.get_redis()
@@ -191,7 +192,7 @@ def _synthetic_flush(index: int, second: int, rng: random.Random, session_id: in
     return control.flush_script_args(
         shard_index=index,
         generation=1,
-        new_state=control.ShardState.RUNNING,
+        new_state=ShardState.RUNNING,
         heartbeat={"session": session_id, "shard": index, "generation": 1,
                    "hostname": "synthetic", "users": 1, "rate": 20.0, "at": time.time()},
         events=[],

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "axes",
     "apps.sessions.apps.LoadSessionsConfig",
     "apps.workers.apps.WorkersConfig",
+    "apps.ops.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [
@@ -203,11 +204,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-disable-prefetch
 CELERY_WORKER_DISABLE_PREFETCH = True
 # Beat drives every session's monitor, which moves statistics into the database and looks
-# after the session (see apps/workers/monitor.py), every MONITOR_INTERVAL_S.
+# after the session (see apps/sessions/monitor.py), every MONITOR_INTERVAL_S.
 MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
 CELERY_BEAT_SCHEDULE = {
     "monitor-active-sessions": {
-        "task": "apps.workers.tasks.monitor_active_sessions",
+        "task": "apps.sessions.tasks.monitor_active_sessions",
         "schedule": MONITOR_INTERVAL_S,
         "options": {"expires": MONITOR_INTERVAL_S},
     },

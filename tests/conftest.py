@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 
 from apps.sessions import roles
 from apps.sessions.roles import sync_roles
+from apps.workers.control import KEY_PREFIX
 from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis, redis_answers
 from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
@@ -233,7 +234,7 @@ def counting_server() -> Iterator[CountingServer]:
 def forget_redis_sessions(redis_client) -> Iterator[None]:
     """After a test, remove every session's Redis keys: leftover shards see no state and stop."""
     yield
-    keys = list(redis_client.scan_iter("lt:*"))
+    keys = list(redis_client.scan_iter(f"{KEY_PREFIX}:*"))
     if keys:
         redis_client.delete(*keys)
 

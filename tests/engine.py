@@ -10,31 +10,29 @@ import threading
 from contextlib import contextmanager
 
 from apps.workers.control import SessionKeys, publish_session, reassign, request_stop
+from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.shard import ShardRunner, ShardSettings
 from apps.workers.stats import parse_stats_hash
 
 _session_ids = itertools.count(990_001)
 
 
-def plan_for(endpoints, **plan):
+def plan_for(endpoints, **plan) -> Plan:
     """A plan with absolute endpoint URLs: (name, url[, timeout_s[, headers]]) each."""
-    return {
-        "endpoints": [
-            {
-                "name": name,
-                "method": "GET",
-                "url": url,
-                "timeout_s": rest[0] if rest else 5,
-                "headers": rest[1] if len(rest) > 1 else {},
-                "weight": 1.0,
-            }
+    return Plan(
+        endpoints=tuple(
+            EndpointPlan(
+                name=name,
+                method="GET",
+                url=url,
+                timeout_s=rest[0] if rest else 5,
+                headers=rest[1] if len(rest) > 1 else {},
+                weight=1.0,
+            )
             for name, url, *rest in endpoints
-        ],
-        "request_interval_min": 0.01,
-        "request_interval_max": 0.02,
-        "duration_s": None,
-        **plan,
-    }
+        ),
+        **{"request_interval_min": 0.01, "request_interval_max": 0.02, **plan},
+    )
 
 
 @contextmanager

@@ -20,7 +20,7 @@ NOT_INHERITED = ("DATABASE_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD", "DJANGO_SET
 # (``manage.py prepare`` itself prints no secret: its output may end in a platform's logs).
 PREPARE_AND_SHOW = (
     "import django; django.setup(); "
-    "from apps.workers.management.commands.prepare import prepare_service; "
+    "from apps.ops.management.commands.prepare import prepare_service; "
     "print(prepare_service()[1])"
 )
 

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from apps.sessions.models import LoadTestSession, SessionEvent
+from apps.sessions.monitor import monitor_session
 from apps.workers.inventory import LoadCapacity, load_capacity
-from apps.workers.monitor import monitor_session
 
 from .conftest import wait_until
 from .sessions import BRISK, TERMINAL, create_session, make_target, start_load, wait_for_status

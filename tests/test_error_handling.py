@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from apps.workers.control import SessionKeys
+
 from .conftest import WORKER_ENV, wait_until
 from .sessions import BRISK, start_load, wait_for_status
 
@@ -97,7 +99,7 @@ def test_worker_past_its_memory_ceiling_sheds_users_and_says_so(
         session_id = start_load(
             api, counting_server, concurrent_users=8, duration_minutes="0", **BRISK
         )
-        key = f"lt:s:{session_id}:hb:0"
+        key = SessionKeys(session_id).heartbeat(0)
 
         def shed():
             beat = json.loads(redis_client.get(key) or "{}")

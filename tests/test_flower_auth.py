@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from apps.workers.management.commands.prepare import flower_basic_auth
+from apps.ops.management.commands.prepare import flower_basic_auth
 from loadtest_project.embedded_redis import free_port
 from loadtest_project.procfile import ManagedProcess, ProcessGroup, read_procfile
 

@@ -17,6 +17,7 @@ from apps.workers.control import (
     flush_script_args,
     flush_script_keys,
 )
+from apps.workers.vocabulary import ShardState
 
 SHARD = 2
 HEARTBEAT_TTL_S = 5.0
@@ -56,11 +57,13 @@ def flush(
 
 
 def known_session(redis_client, session_id: int, assigned: str | None = "1:50:12.5") -> SessionKeys:
-    """A session Redis knows (it has a plan), with shard SHARD assigned ``assigned``."""
+    """A session Redis knows (it has a plan), with shard SHARD assigned ``assigned`` and
+    queued, as ``reassign`` leaves it."""
     keys = SessionKeys(session_id)
     redis_client.set(keys.plan, json.dumps({"endpoints": []}))
     if assigned is not None:
         redis_client.hset(keys.assign, str(SHARD), assigned)
+        redis_client.hset(keys.shards, str(SHARD), ShardState.QUEUED)
     return keys
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from apps.sessions.models import LoadTestSession
+from apps.workers.control import HEARTBEATS_KEY
 
 from .conftest import wait_until
 from .sessions import BRISK, start_load, wait_for_status
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def live_shards(redis_client, session_id):
-    beats = [json.loads(raw) for raw in redis_client.hvals("lt:heartbeats")]
+    beats = [json.loads(raw) for raw in redis_client.hvals(HEARTBEATS_KEY)]
     return [beat for beat in beats if beat["session"] == session_id]
 
 

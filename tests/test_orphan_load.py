@@ -15,6 +15,7 @@ from apps.workers.control import (
 )
 
 from .conftest import wait_until
+from .engine import plan_for
 from .sessions import BRISK, make_target, start_load, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,7 +101,7 @@ def test_the_sweep_forgets_only_sessions_without_a_row(
         session_name="kept", target_id=target_id, status="running"
     )
     orphan_id = kept.pk + 1000
-    plan = {"endpoints": [], "request_interval_min": 1, "request_interval_max": 1}
+    plan = plan_for([])
     for session_id in (kept.pk, orphan_id):
         publish_session(redis_client, session_id, plan)
         mark_dispatched(redis_client, session_id)

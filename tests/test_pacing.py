@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from apps.workers.control import SessionKeys
+
 from .conftest import wait_until
 from .engine import plan_for, shard_in_thread, totals
 from .sessions import BRISK, start_load, wait_for_status
@@ -86,7 +88,7 @@ def test_ramp_up_brings_users_in_linearly(
         api, counting_server, concurrent_users=10, ramp_up_seconds=4, duration_minutes="0",
         **BRISK,
     )  # fmt: skip
-    key = f"lt:s:{session_id}:hb:0"
+    key = SessionKeys(session_id).heartbeat(0)
     wait_until(lambda: redis_client.get(key), timeout_s=15, interval_s=0.02)
     started = time.monotonic()
 

@@ -8,15 +8,17 @@ import pytest
 from django.utils import timezone
 
 from apps.sessions.models import Endpoint, LoadTestSession, SessionEvent, Target
+from apps.sessions.monitor import monitor_active_sessions, monitor_session, monitor_tick
 from apps.workers.control import (
     SessionKeys,
-    ShardState,
     publish_session,
     read_assignments,
     reassign,
     request_stop,
 )
-from apps.workers.monitor import monitor_active_sessions, monitor_session, monitor_tick
+from apps.workers.vocabulary import ShardState
+
+from .engine import plan_for
 
 pytestmark = pytest.mark.django_db
 
@@ -30,19 +32,15 @@ def running_session(db, redis_client, forget_redis_sessions):
     """
     target = Target.objects.create(name="t", base_url="http://127.0.0.1:9")
     Endpoint.objects.create(target=target, name="a", url="/a")
-    plan = {
-        "endpoints": [{"name": "a", "method": "GET", "url": "http://127.0.0.1:9/a"}],
-        "request_interval_min": 1.0,
-        "request_interval_max": 1.0,
-        "duration_s": None,
-    }
+    plan = plan_for([("a", "http://127.0.0.1:9/a")], request_interval_min=1.0,
+                    request_interval_max=1.0)  # fmt: skip
     session = LoadTestSession.objects.create(
         session_name="orphan",
         target=target,
         status="running",
         duration_minutes=0,
         start_time=timezone.now() - timedelta(minutes=5),
-        plan=plan,
+        plan=plan.to_json(),
     )
     publish_session(redis_client, session.pk, plan)
     reassign(redis_client, session.pk, {0: (5, 0.0), 1: (5, 0.0)})
@@ -155,7 +153,7 @@ def queued_long_ago(redis_client, session, index, seconds_ago):
 def test_queued_shard_whose_message_vanished_is_redispatched(
     running_session, redis_client, monkeypatch
 ):
-    from apps.workers import monitor
+    from apps.sessions import monitor
 
     monkeypatch.setattr(monitor, "LOAD_QUEUE", "test-empty-load-queue")
     mark(redis_client, running_session, {0: ShardState.RUNNING}, [0])
@@ -167,7 +165,7 @@ def test_queued_shard_whose_message_vanished_is_redispatched(
 def test_queued_shard_still_waiting_in_the_queue_is_left_alone(
     running_session, redis_client, monkeypatch
 ):
-    from apps.workers import monitor
+    from apps.sessions import monitor
 
     monkeypatch.setattr(monitor, "LOAD_QUEUE", "test-busy-load-queue")
     redis_client.rpush("test-busy-load-queue", "a message waiting for a free worker")

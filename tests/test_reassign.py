@@ -5,15 +5,17 @@ import pytest
 
 from apps.workers.control import (
     Assignment,
-    ControlState,
     SessionKeys,
     publish_session,
     read_assignments,
     reassign,
 )
-from apps.workers.dispatch import shard_targets
+from apps.workers.dispatch import shard_shares
+from apps.workers.vocabulary import ControlState
 
-PLAN = {"endpoints": [{"path": "/"}], "ramp_up_s": 0}
+from .engine import plan_for
+
+PLAN = plan_for([])
 
 
 def shard_states(redis_client, session_id: int) -> dict[int, str]:
@@ -189,7 +191,7 @@ def test_the_rate_round_trips_through_the_reassign_script(redis_client, forget_r
     assert read_assignments(redis_client, session_id) == {0: Assignment(1, 9, rps)}
 
 
-# --- shard_targets --------------------------------------------------------------------------
+# --- shard_shares --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -209,10 +211,10 @@ def test_users_are_split_into_the_fewest_even_shards_of_at_most_the_shard_size(
     settings, users, per_shard, sizes
 ):
     settings.LOAD_SHARD_USERS = per_shard
-    targets = shard_targets(users, 100.0)
-    assert [shard_users for shard_users, _ in targets] == sizes
-    assert all(shard_users <= per_shard for shard_users, _ in targets)
-    assert sum(shard_users for shard_users, _ in targets) == users
+    shares = shard_shares(users, 100.0)
+    assert [shard_users for shard_users, _ in shares] == sizes
+    assert all(shard_users <= per_shard for shard_users, _ in shares)
+    assert sum(shard_users for shard_users, _ in shares) == users
 
 
 @pytest.mark.parametrize(
@@ -221,15 +223,15 @@ def test_users_are_split_into_the_fewest_even_shards_of_at_most_the_shard_size(
 )
 def test_the_rate_is_shared_in_proportion_to_users(settings, users, per_shard, target_rps):
     settings.LOAD_SHARD_USERS = per_shard
-    targets = shard_targets(users, target_rps)
-    assert sum(rps for _, rps in targets) == pytest.approx(target_rps, abs=1e-9, rel=0)
-    for shard_users, rps in targets:
+    shares = shard_shares(users, target_rps)
+    assert sum(rps for _, rps in shares) == pytest.approx(target_rps, abs=1e-9, rel=0)
+    for shard_users, rps in shares:
         assert rps == pytest.approx(target_rps * shard_users / users, rel=1e-12)
 
 
 @pytest.mark.parametrize("target_rps", [None, 0, 0.0])
 def test_the_closed_model_gives_every_shard_zero_rps(settings, target_rps):
     settings.LOAD_SHARD_USERS = 50
-    targets = shard_targets(120, target_rps)
-    assert [rps for _, rps in targets] == [0.0, 0.0, 0.0]
-    assert all(isinstance(rps, float) for _, rps in targets)
+    shares = shard_shares(120, target_rps)
+    assert [rps for _, rps in shares] == [0.0, 0.0, 0.0]
+    assert all(isinstance(rps, float) for _, rps in shares)

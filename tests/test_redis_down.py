@@ -25,16 +25,12 @@ from apps.sessions.models import Endpoint, LoadTestSession, Target
 from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis
 
+from .engine import plan_for
 from .test_permissions import api_paths
 
 pytestmark = pytest.mark.django_db
 
-PLAN = {
-    "endpoints": [{"name": "a", "method": "GET", "url": "http://127.0.0.1:9/a"}],
-    "request_interval_min": 1.0,
-    "request_interval_max": 1.0,
-    "duration_s": None,
-}
+PLAN = plan_for([("a", "http://127.0.0.1:9/a")]).to_json()
 
 
 def _use_broker(url: str) -> None:

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from apps.sessions import services
 from apps.sessions.models import LoadTestSession, RequestLogEntry, Target
+from apps.workers.control import SessionKeys
 
 from .conftest import WORKER_ENV, wait_until
 from .sessions import BRISK, start_load, wait_for_status
@@ -98,7 +99,7 @@ def test_a_session_without_logging_keeps_no_request_log(
         wait_until(lambda: LoadTestSession.objects.get(pk=session_id).total_requests > 50,
                    timeout_s=30)  # fmt: skip
         time.sleep(1.0)  # a few more flushes and monitor passes
-        assert redis_client.llen(f"lt:s:{session_id}:requests") == 0
+        assert redis_client.llen(SessionKeys(session_id).requests) == 0
     finally:
         api.post(f"/api/sessions/{session_id}/stop/")
         wait_for_status(session_id)

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from apps.workers.control import SessionKeys
+
 from .conftest import wait_until
 from .sessions import BRISK, start_load, wait_for_status
 
@@ -19,7 +21,7 @@ def test_second_worker_joins_the_same_sessions_work(
     session_id = start_load(api, counting_server, concurrent_users=8, duration_minutes="0", **BRISK)
 
     def heartbeats_of_every_user():
-        raw = [redis_client.get(f"lt:s:{session_id}:hb:{index}") for index in range(4)]
+        raw = [redis_client.get(SessionKeys(session_id).heartbeat(index)) for index in range(4)]
         beats = [json.loads(value) for value in raw] if all(raw) else []
         return beats if sum(beat["users"] for beat in beats) == 8 else None
 

@@ -16,8 +16,9 @@ import time
 import pytest
 
 from apps.sessions.models import Endpoint, ErrorSample, LoadTestSession, Target
+from apps.sessions.monitor import _store_events
 from apps.workers.control import SessionKeys
-from apps.workers.monitor import _store_events
+from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.secrets import (
     REDACTED,
     endpoint_secrets,
@@ -25,7 +26,7 @@ from apps.workers.secrets import (
     mask_headers_by_name,
     mask_secrets,
 )
-from apps.workers.shard import ERROR_SAMPLE
+from apps.workers.vocabulary import ERROR_SAMPLE
 
 from .conftest import wait_until
 from .engine import events, shard_in_thread
@@ -115,16 +116,10 @@ def test_headers_shown_in_the_api_are_masked_by_secret_looking_name():
 # --- in the engine: before a sample leaves the worker ----------------------------------------
 
 
-def echo_plan(server) -> dict:
-    return {
-        "endpoints": [
-            {"name": "echo", "method": "POST", "url": f"{server.base_url}/echo?{QUERY}",
-             "timeout_s": 5, "headers": HEADERS, "body": BODY, "weight": 1.0}
-        ],
-        "request_interval_min": 0.01,
-        "request_interval_max": 0.02,
-        "deadline": None,
-    }  # fmt: skip
+def echo_plan(server) -> Plan:
+    endpoint = EndpointPlan(name="echo", method="POST", url=f"{server.base_url}/echo?{QUERY}",
+                            timeout_s=5, headers=HEADERS, body=BODY, weight=1.0)  # fmt: skip
+    return Plan(endpoints=(endpoint,), request_interval_min=0.01, request_interval_max=0.02)
 
 
 @pytest.mark.integration
@@ -152,7 +147,7 @@ def test_the_monitor_masks_again_when_it_stores(redis_client, db):
     """A sample that reached Redis unmasked (an older worker, say) is masked when stored."""
     target = Target.objects.create(name="t", base_url="http://127.0.0.1:5001")
     session = LoadTestSession.objects.create(
-        session_name="s", target=target, plan=echo_plan(target)
+        session_name="s", target=target, plan=echo_plan(target).to_json()
     )
     leaked = {"at": time.time(), "kind": ERROR_SAMPLE, "endpoint": "echo",
               "failure_class": "http_5xx", "status": 500,
@@ -171,7 +166,7 @@ def test_the_monitor_masks_again_when_it_stores(redis_client, db):
 def test_exports_mask_secrets_in_rows_stored_before(admin_api, db):
     target = Target.objects.create(name="t", base_url="http://127.0.0.1:5001")
     session = LoadTestSession.objects.create(
-        session_name="s", target=target, plan=echo_plan(target), status="completed"
+        session_name="s", target=target, plan=echo_plan(target).to_json(), status="completed"
     )
     ErrorSample.objects.create(session=session, at="2025-01-01T00:00:00Z", endpoint="echo",
                                failure_class="http_5xx", status=500,

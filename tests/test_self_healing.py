@@ -7,6 +7,7 @@ import time
 import pytest
 
 from apps.sessions.models import LoadTestSession
+from apps.workers.control import HEARTBEATS_KEY, SessionKeys
 
 from .conftest import WORKER_ENV, wait_until
 from .sessions import BRISK, start_load, wait_for_status
@@ -15,12 +16,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def heartbeat(redis_client, session_id, shard=0):
-    raw = redis_client.get(f"lt:s:{session_id}:hb:{shard}")
+    raw = redis_client.get(SessionKeys(session_id).heartbeat(shard))
     return json.loads(raw) if raw else None
 
 
 def session_beats(redis_client, session_id):
-    beats = [json.loads(raw) for raw in redis_client.hvals("lt:heartbeats")]
+    beats = [json.loads(raw) for raw in redis_client.hvals(HEARTBEATS_KEY)]
     return [beat for beat in beats if beat["session"] == session_id]
 
 

@@ -271,9 +271,16 @@ def config(**changes):
     }
 
 
+def check(**changes) -> None:
+    """check_session_config of the ``config`` with ``changes``, as the model and the API call it."""
+    session_config = config(**changes)
+    default_weights = session_config.pop("endpoint_default_weights")
+    return check_session_config(session_config, default_weights)
+
+
 def refused_fields(**changes) -> set[str]:
     with pytest.raises(ValidationError) as exc:
-        check_session_config(**config(**changes))
+        check(**changes)
     return set(exc.value.message_dict)
 
 
@@ -295,7 +302,7 @@ def refused_fields(**changes) -> set[str]:
     ],
 )
 def test_valid_config_raises_nothing(changes):
-    assert check_session_config(**config(**changes)) is None
+    assert check(**changes) is None
 
 
 @pytest.mark.parametrize("users", [0, -1, None])
@@ -306,7 +313,7 @@ def test_fewer_than_one_user_is_refused(users):
 def test_more_users_than_max_users_per_session_is_refused(settings):
     assert refused_fields(concurrent_users=101) == {"concurrent_users"}
     settings.MAX_USERS_PER_SESSION = 1000
-    check_session_config(**config(concurrent_users=101))
+    check(concurrent_users=101)
 
 
 @pytest.mark.parametrize("duration", [Decimal("-0.5"), -1])
@@ -323,12 +330,12 @@ def test_duration_ceiling_refuses_longer_runs_and_run_until_stopped(settings, du
 @pytest.mark.parametrize("duration", [Decimal("60"), Decimal("0.25"), 1])
 def test_duration_ceiling_admits_durations_up_to_it(settings, duration):
     settings.MAX_DURATION_MINUTES = 60
-    check_session_config(**config(duration_minutes=duration))
+    check(duration_minutes=duration)
 
 
 def test_no_duration_ceiling_admits_long_runs_and_run_until_stopped():
-    check_session_config(**config(duration_minutes=Decimal("100000")))
-    check_session_config(**config(duration_minutes=Decimal("0")))
+    check(duration_minutes=Decimal("100000"))
+    check(duration_minutes=Decimal("0"))
 
 
 def test_negative_min_interval_is_refused():
@@ -359,7 +366,7 @@ def test_weights_that_are_not_a_mapping_are_refused(weights):
 
 def test_unknown_endpoint_name_is_refused_and_named():
     with pytest.raises(ValidationError) as exc:
-        check_session_config(**config(endpoint_weights={"fast": 1}))
+        check(endpoint_weights={"fast": 1})
     assert set(exc.value.message_dict) == {"endpoint_weights"}
     assert "'fast'" in exc.value.message_dict["endpoint_weights"][0]
 
@@ -392,9 +399,7 @@ def test_target_without_endpoints_is_refused():
 
 
 def test_override_can_enable_an_endpoint_disabled_by_default():
-    check_session_config(
-        **config(endpoint_default_weights={"slow": 0.0}, endpoint_weights={"slow": 1})
-    )
+    check(endpoint_default_weights={"slow": 0.0}, endpoint_weights={"slow": 1})
 
 
 def test_every_broken_rule_is_reported_at_once():
@@ -462,15 +467,14 @@ def test_numbers_beyond_their_bounds_are_refused(changes, field):
 
 
 def test_numbers_at_their_bounds_pass():
-    check_session_config(**config(max_errors_per_minute=2**31 - 1,
-                                  duration_minutes=Decimal(525600),
-                                  request_interval_max=3600.0, ramp_up_seconds=86400.0,
-                                  endpoint_weights={"slow": 1e6}))  # fmt: skip
+    check(max_errors_per_minute=2**31 - 1, duration_minutes=Decimal(525600),
+          request_interval_max=3600.0, ramp_up_seconds=86400.0,
+          endpoint_weights={"slow": 1e6})  # fmt: skip
 
 
 def test_many_unknown_weight_names_make_one_short_message():
     with pytest.raises(ValidationError) as exc:
-        check_session_config(**config(endpoint_weights={f"n{i}" * 1000: 1 for i in range(5000)}))
+        check(endpoint_weights={f"n{i}" * 1000: 1 for i in range(5000)})
     (message,) = exc.value.message_dict["endpoint_weights"]
     assert "and 4995 more" in message
     assert len(message) < 1000

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from apps.workers.control import SessionKeys
+
 from .conftest import wait_until
 from .sessions import BRISK, start_load, wait_for_status
 
@@ -18,7 +20,7 @@ def test_warm_shutdown_drains_shards_to_the_remaining_workers(
     workers.ensure("worker", "load-test-1")
     workers.ensure("worker", "load-test-2")
     session_id = start_load(api, counting_server, concurrent_users=4, duration_minutes="0", **BRISK)
-    heartbeat_key = f"lt:s:{session_id}:hb:0"
+    heartbeat_key = SessionKeys(session_id).heartbeat(0)
     first = json.loads(wait_until(lambda: redis_client.get(heartbeat_key), timeout_s=15))
     wait_until(lambda: counting_server.total > 10, timeout_s=10)
 

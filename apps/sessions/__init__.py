@@ -1,5 +1,6 @@
 """The domain and its control plane: targets, endpoints, load-test sessions, their statistics.
 
 Every state change of a session goes through ``services``; the API, the admin, the command
-line and the Celery tasks all call those functions.
+line and the monitor's Celery tasks all call those functions. ``monitor`` decides a running
+session's lifecycle.
 """

@@ -1,6 +1,13 @@
-"""Enumerations of the domain: session statuses, why a session ended, failure classes."""
+"""Enumerations of the domain: session statuses, why a session ended, what happened.
+
+Words the engine produces (failure classes, its event kinds) are defined by the engine
+(``apps/workers/vocabulary.py``); the choices here take their values from it and add the
+labels people read.
+"""
 
 from django.db import models
+
+from apps.workers.vocabulary import EngineEventKind, FailureClass
 
 
 class SessionStatus(models.TextChoices):
@@ -15,9 +22,32 @@ class SessionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+_ENDED = frozenset({SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.FAILED})
+# Every move of a session's status, and no other: ``services`` makes each one as a conditional
+# UPDATE checked against this table (the engine's states have tables of their own, in
+# apps.workers.vocabulary).
+SESSION_TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    # start_session; a pending session that is stopped ends at once.
+    SessionStatus.PENDING: frozenset({SessionStatus.STARTING, SessionStatus.STOPPED}),
+    # mark_running (its first shard sends); _undo_start (the dispatch failed); a stop; the
+    # monitor's finish (no worker took its shards, Redis lost it).
+    SessionStatus.STARTING: frozenset(
+        {SessionStatus.RUNNING, SessionStatus.PENDING, SessionStatus.STOPPING}
+    )
+    | _ENDED,
+    # A stop (a user, the duration, a limit); the monitor's finish (workers lost, Redis lost).
+    SessionStatus.RUNNING: frozenset({SessionStatus.STOPPING}) | _ENDED,
+    # The monitor's finish, once every shard has stopped.
+    SessionStatus.STOPPING: _ENDED,
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.STOPPED: frozenset(),
+    SessionStatus.FAILED: frozenset(),
+}
+
 # Statuses in which shards may be sending load and a monitor must be watching.
 ACTIVE_STATUSES = (SessionStatus.STARTING, SessionStatus.RUNNING, SessionStatus.STOPPING)
-TERMINAL_STATUSES = (SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.FAILED)
+# Statuses a session never leaves.
+TERMINAL_STATUSES = tuple(status for status in SessionStatus if not SESSION_TRANSITIONS[status])
 
 
 class EndReason(models.TextChoices):
@@ -42,30 +72,33 @@ class EndReason(models.TextChoices):
         }.get(self, SessionStatus.FAILED)
 
 
-class FailureClass(models.TextChoices):
-    """How a request failed. ``cancelled`` is a request still in flight when its shard stopped."""
-
-    NETWORK = "network", "Network (refused, reset, DNS)"
-    TIMEOUT = "timeout", "Timeout"
-    HTTP_4XX = "http_4xx", "HTTP 4xx"
-    HTTP_5XX = "http_5xx", "HTTP 5xx"
-    APPLICATION = "application", "Application (our own exception)"
-    CANCELLED = "cancelled", "Cancelled at stop"
+FAILURE_CLASS_LABELS = {
+    FailureClass.NETWORK: "Network (refused, reset, DNS)",
+    FailureClass.TIMEOUT: "Timeout",
+    FailureClass.HTTP_4XX: "HTTP 4xx",
+    FailureClass.HTTP_5XX: "HTTP 5xx",
+    FailureClass.APPLICATION: "Application (our own exception)",
+    FailureClass.CANCELLED: "Cancelled at stop",
+}
+# Plain strings, so that a migration never refers to the engine's enum.
+FAILURE_CLASS_CHOICES = [(failure.value, FAILURE_CLASS_LABELS[failure]) for failure in FailureClass]
 
 
 class EventKind(models.TextChoices):
-    """Things a session's operator should hear about while it runs."""
+    """Things a session's operator should hear about while it runs: the engine's kinds (values
+    from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
+    restored, a shard re-dispatched, waiting for workers)."""
 
     USERS_CHANGED = "users_changed", "User count changed"
-    BREAKER_OPENED = "breaker_opened", "Circuit breaker opened"
-    BREAKER_CLOSED = "breaker_closed", "Circuit breaker closed"
+    BREAKER_OPENED = EngineEventKind.BREAKER_OPENED.value, "Circuit breaker opened"
+    BREAKER_CLOSED = EngineEventKind.BREAKER_CLOSED.value, "Circuit breaker closed"
     LOAD_REDUCED = "load_reduced", "Load reduced (error rate)"
     LOAD_RESTORED = "load_restored", "Load restored"
-    USERS_SHED = "users_shed", "Users shed (worker resources)"
-    USERS_RESTORED = "users_restored", "Shed users restored"
+    USERS_SHED = EngineEventKind.USERS_SHED.value, "Users shed (worker resources)"
+    USERS_RESTORED = EngineEventKind.USERS_RESTORED.value, "Shed users restored"
     SHARD_REDISPATCHED = "shard_redispatched", "Shard re-dispatched"
-    SHARD_SUPERSEDED = "shard_superseded", "Superseded shard stopped"
-    ENGINE_ERROR = "engine_error", "Error in the load engine"
+    SHARD_SUPERSEDED = EngineEventKind.SHARD_SUPERSEDED.value, "Superseded shard stopped"
+    ENGINE_ERROR = EngineEventKind.ENGINE_ERROR.value, "Error in the load engine"
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
 
 

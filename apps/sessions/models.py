@@ -14,12 +14,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from apps.workers.plan import Plan
+
 from . import validation
 from .choices import (
     ACTIVE_STATUSES,
+    FAILURE_CLASS_CHOICES,
     EndReason,
     EventKind,
-    FailureClass,
     HttpMethod,
     SessionStatus,
 )
@@ -229,6 +231,14 @@ class LoadTestSession(models.Model):
         elapsed = self.elapsed_seconds()
         return self.total_requests / elapsed if elapsed > 0 else 0.0
 
+    def config(self) -> dict[str, object]:
+        """The session's LoadTestConfig, by field name."""
+        return {name: getattr(self, name) for name in self.CONFIG_FIELDS}
+
+    def read_plan(self) -> Plan | None:
+        """The plan the session's shards execute, frozen at start; None before."""
+        return Plan.from_json(self.plan) if self.plan else None
+
     @property
     def pacing(self) -> str:
         return "open" if self.target_rps else "closed"
@@ -237,15 +247,7 @@ class LoadTestSession(models.Model):
         if self.target_id is None:
             return
         validation.check_session_config(
-            target_rps=self.target_rps,
-            ramp_up_seconds=self.ramp_up_seconds,
-            concurrent_users=self.concurrent_users,
-            duration_minutes=self.duration_minutes,
-            request_interval_min=self.request_interval_min,
-            request_interval_max=self.request_interval_max,
-            max_errors_per_minute=self.max_errors_per_minute,
-            endpoint_weights=self.endpoint_weights,
-            endpoint_default_weights=dict(self.target.endpoints.values_list("name", "weight")),
+            self.config(), dict(self.target.endpoints.values_list("name", "weight"))
         )
 
 
@@ -357,7 +359,7 @@ class ErrorSample(models.Model):
     )
     at = models.DateTimeField()
     endpoint = models.CharField(max_length=100)
-    failure_class = models.CharField(max_length=20, choices=FailureClass.choices)
+    failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField()
     hostname = models.CharField(max_length=200, blank=True)
@@ -387,7 +389,7 @@ class RequestLogEntry(models.Model):
     method = models.CharField(max_length=7)
     path = models.CharField(max_length=500, help_text="The URL's path, without query string.")
     status = models.PositiveSmallIntegerField(null=True, blank=True)
-    failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True)
+    failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES, blank=True)
     latency_ms = models.FloatField()
     hostname = models.CharField(max_length=200, blank=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +24,12 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.workers import control, dispatch, inventory
+from apps.workers.plan import EndpointPlan, Plan
+from loadtest_project import celery_app
+
 from . import history
-from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .choices import ACTIVE_STATUSES, SESSION_TRANSITIONS, EndReason, EventKind, SessionStatus
 from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Target
 from .validation import (
     check_concurrent_users,
@@ -69,21 +73,26 @@ def require_permission(user, permission: str, doing: str) -> None:
 # --- catalog ---------------------------------------------------------------------------------
 
 
+# The catalog file speaks the API's language (``timeout``, as in /api/endpoints/); the code
+# uses the model's names. Renamed here, once; a field the file leaves out takes the model's
+# default.
+CATALOG_TO_MODEL_FIELDS = {"timeout": "timeout_s"}
+
+
+def default_catalog() -> list[dict]:
+    """The default catalog's endpoints (the data file), by model field name."""
+    return [
+        {CATALOG_TO_MODEL_FIELDS.get(key, key): value for key, value in item.items()}
+        for item in json.loads(DEFAULT_CATALOG.read_text())
+    ]
+
+
 def load_default_catalog(target: Target) -> int:
     """Add the seed app's endpoints (from the data file) that the target does not have yet."""
     created = 0
-    for item in json.loads(DEFAULT_CATALOG.read_text()):
-        _, was_created = Endpoint.objects.get_or_create(
-            target=target,
-            name=item["name"],
-            defaults={
-                "url": item["url"],
-                "method": item.get("method", "GET"),
-                "weight": item.get("weight", 1.0),
-                "timeout_s": item.get("timeout", 30),
-                "description": item.get("description", ""),
-            },
-        )
+    for fields in default_catalog():
+        name = fields.pop("name")
+        _, was_created = Endpoint.objects.get_or_create(target=target, name=name, defaults=fields)
         created += was_created
     return created
 
@@ -94,9 +103,8 @@ def find_default_target() -> Target | None:
 
 def default_catalog_weights() -> dict[str, float]:
     """Endpoint name -> weight of the default catalog, for validating before it exists."""
-    return {
-        item["name"]: item.get("weight", 1.0) for item in json.loads(DEFAULT_CATALOG.read_text())
-    }
+    default_weight = Endpoint._meta.get_field("weight").default
+    return {fields["name"]: fields.get("weight", default_weight) for fields in default_catalog()}
 
 
 def default_target() -> Target:
@@ -121,7 +129,7 @@ def default_target() -> Target:
 # --- planning --------------------------------------------------------------------------------
 
 
-def build_plan(session: LoadTestSession) -> dict:
+def build_plan(session: LoadTestSession) -> Plan:
     """The frozen, self-contained instructions every shard of the session executes.
 
     The allow-list is checked again here: the environment may have changed since the target
@@ -147,16 +155,16 @@ def build_plan(session: LoadTestSession) -> dict:
                 f"{endpoint.name}: {message}" for message in exc.messages
             )
         endpoints.append(
-            {
-                "id": endpoint.pk,
-                "name": endpoint.name,
-                "method": endpoint.method,
-                "url": endpoint.absolute_url(),
-                "timeout_s": endpoint.timeout_s,
-                "weight": weight,
-                "headers": endpoint.headers,
-                "body": endpoint.body,
-            }
+            EndpointPlan(
+                name=endpoint.name,
+                method=endpoint.method,
+                url=endpoint.absolute_url(),
+                timeout_s=endpoint.timeout_s,
+                weight=weight,
+                headers=endpoint.headers,
+                body=endpoint.body,
+                endpoint_id=endpoint.pk,
+            )
         )
     if not endpoints:
         errors.setdefault("endpoint_weights", []).append(
@@ -164,21 +172,32 @@ def build_plan(session: LoadTestSession) -> dict:
         )
     if errors:
         raise ValidationError(errors)
-    return {
-        "session_id": session.pk,
-        "endpoints": endpoints,
-        "request_interval_min": session.request_interval_min,
-        "request_interval_max": session.request_interval_max,
-        "target_rps": session.target_rps,
-        "ramp_up_seconds": session.ramp_up_seconds,
-        # Counted from the load's start (the first shard to run), not from now: shards may
-        # wait in the queue for a free worker process.
-        "duration_s": None if session.runs_until_stopped else float(session.duration_minutes) * 60,
-        "request_log": session.enable_logging,
-    }
+    return Plan(
+        session_id=session.pk,
+        endpoints=tuple(endpoints),
+        request_interval_min=session.request_interval_min,
+        request_interval_max=session.request_interval_max,
+        target_rps=session.target_rps,
+        ramp_up_s=session.ramp_up_seconds,
+        duration_s=None if session.runs_until_stopped else float(session.duration_minutes) * 60,
+        request_log=session.enable_logging,
+    )
 
 
 # --- lifecycle -------------------------------------------------------------------------------
+
+
+def move_status(
+    session_id: int, sources: Collection[SessionStatus], status: SessionStatus, **fields
+) -> bool:
+    """Move the session to ``status`` if it is in one of ``sources`` now, setting ``fields``
+    too; returns whether it moved. The one way a status changes: a conditional UPDATE, so of
+    two callers racing only one wins, and only along SESSION_TRANSITIONS."""
+    forbidden = sorted(source for source in sources if status not in SESSION_TRANSITIONS[source])
+    if forbidden:
+        raise ValueError(f"A session cannot move from {forbidden} to {status!r}.")
+    moved = LoadTestSession.objects.filter(pk=session_id, status__in=sources)
+    return bool(moved.update(status=status, **fields))
 
 
 def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
@@ -188,8 +207,6 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
     fails at once, before anything is claimed. The returned session carries ``warnings``
     (a list of sentences, not stored): today, that its shards will wait for free processes.
     """
-    from apps.workers import control, dispatch, inventory
-
     require_permission(user, OPERATE_SESSIONS, "start sessions")
     if session.status != SessionStatus.PENDING:
         raise SessionStateError(
@@ -201,15 +218,21 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         capacity = inventory.load_capacity(control.get_redis())
     except (RedisError, OSError) as exc:
         raise _cannot_queue(exc) from exc
-    shards = len(dispatch.shard_targets(session.concurrent_users, session.target_rps))
-    claimed = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
-        status=SessionStatus.STARTING, start_time=timezone.now(), started_by=user, plan=plan
+    shards = len(dispatch.shard_shares(session.concurrent_users, session.target_rps))
+    claimed = move_status(
+        session.pk,
+        (SessionStatus.PENDING,),
+        SessionStatus.STARTING,
+        start_time=timezone.now(),
+        started_by=user,
+        plan=plan.to_json(),
     )
     if not claimed:
         session.refresh_from_db()
         raise SessionStateError(f"Session {session.pk} is already {session.status}.")
     try:
         dispatch.dispatch_session(session.pk, plan, session.concurrent_users, session.target_rps)
+        queue_monitor_tick(session.pk)  # the first tick now; beat drives the rest
     except Exception as exc:
         logger.exception("Session %s: could not dispatch its shards", session.pk)
         _undo_start(session.pk)
@@ -348,7 +371,7 @@ def delete_session(session: LoadTestSession, user=None) -> None:
 
 def clone_session(session: LoadTestSession, user=None) -> LoadTestSession:
     """A new pending session with the same configuration, to run the same test again."""
-    copied = {name: getattr(session, name) for name in LoadTestSession.CONFIG_FIELDS}
+    copied = session.config()
     copied["session_name"] = f"{session.session_name} (copy)"[:200]
     return create_session(LoadTestSession(**copied), user=user)
 
@@ -359,14 +382,17 @@ def _undo_start(session_id: int) -> None:
     Anything that did reach Redis is withdrawn first: shards queued before the failure find
     no control state and exit without sending.
     """
-    from apps.workers import control
-
     try:
         control.forget_session(control.get_redis(), session_id)
     except Exception:
         logger.warning("Session %s: could not withdraw a partial dispatch from Redis.", session_id)
-    LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
-        status=SessionStatus.PENDING, start_time=None, started_by=None, plan=None
+    move_status(
+        session_id,
+        (SessionStatus.STARTING,),
+        SessionStatus.PENDING,
+        start_time=None,
+        started_by=None,
+        plan=None,
     )
 
 
@@ -386,11 +412,11 @@ def stop_session(
 
 def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> LoadTestSession:
     """``stop_session`` for a caller that has checked its own permission (the emergency stop)."""
-    from apps.workers import control
-
     if session.status == SessionStatus.PENDING:
-        ended = LoadTestSession.objects.filter(pk=session.pk, status=SessionStatus.PENDING).update(
-            status=reason.final_status,
+        ended = move_status(
+            session.pk,
+            (SessionStatus.PENDING,),
+            reason.final_status,
             end_time=timezone.now(),
             end_reason=reason,
             end_detail=detail,
@@ -413,12 +439,38 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
             "REDIS_URL and stop again; meanwhile shards stop by themselves once they have "
             "lost Redis for longer than HEARTBEAT_TTL_S."
         ) from exc
-    LoadTestSession.objects.filter(pk=session.pk, status__in=ACTIVE_STATUSES).exclude(
-        status=SessionStatus.STOPPING
-    ).update(status=SessionStatus.STOPPING, end_reason=reason, end_detail=detail, stopped_by=user)
+    move_status(
+        session.pk,
+        (SessionStatus.STARTING, SessionStatus.RUNNING),
+        SessionStatus.STOPPING,
+        end_reason=reason,
+        end_detail=detail,
+        stopped_by=user,
+    )
     logger.info("Session %s: stop requested by %s (%s).", session.pk, user or "system", reason)
     session.refresh_from_db()
     return session
+
+
+# The monitor's tick, queued by name: the monitor calls these services, so they cannot import
+# its task module (``apps/sessions/tasks.py`` registers the task under this name).
+MONITOR_SESSION_TASK = "apps.sessions.tasks.monitor_session"
+
+# The shortest span the monitor's timing gives a few ticks (a tick's lock, a queued tick's
+# life, how late a tick may be before the monitor counts itself away): MONITOR_INTERVAL_S may
+# be short (the tests use 0.5 s), a pass over a busy session or a busy control worker not.
+MONITOR_TICKS_MIN_S = 5.0
+
+
+def monitor_ticks_s(ticks: int) -> float:
+    """``ticks`` monitor intervals in seconds, never less than MONITOR_TICKS_MIN_S."""
+    return max(MONITOR_TICKS_MIN_S, ticks * settings.MONITOR_INTERVAL_S)
+
+
+def queue_monitor_tick(session_id: int) -> None:
+    """One monitor pass for the session, soon. Stale ticks expire rather than pile up while
+    the control worker is down."""
+    celery_app.send_task(MONITOR_SESSION_TASK, (session_id,), expires=monitor_ticks_s(5))
 
 
 def mark_running(session_id: int, load_started_at) -> bool:
@@ -427,11 +479,7 @@ def mark_running(session_id: int, load_started_at) -> bool:
     LoadTestSession.objects.filter(pk=session_id, load_started_at__isnull=True).update(
         load_started_at=load_started_at
     )
-    return bool(
-        LoadTestSession.objects.filter(pk=session_id, status=SessionStatus.STARTING).update(
-            status=SessionStatus.RUNNING
-        )
-    )
+    return move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
 
 
 def note_waiting(session_id: int, detail: str) -> None:
@@ -457,8 +505,10 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
     if session is None or session.status not in ACTIVE_STATUSES:
         return False
     final_reason = EndReason(session.end_reason) if session.end_reason else EndReason(reason)
-    updated = LoadTestSession.objects.filter(pk=session_id, status__in=ACTIVE_STATUSES).update(
-        status=final_reason.final_status,
+    updated = move_status(
+        session_id,
+        ACTIVE_STATUSES,
+        final_reason.final_status,
         end_reason=final_reason,
         end_detail=detail or session.end_detail,
         end_time=timezone.now(),
@@ -531,8 +581,6 @@ def change_users(
     The new count is spread over shards at once: running shards adjust within a poll, new
     shards are queued, shards no longer needed retire. Validated like a new configuration.
     """
-    from apps.workers import dispatch
-
     require_permission(user, OPERATE_SESSIONS, "change the load of running sessions")
     if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
         raise SessionStateError(
@@ -571,8 +619,6 @@ def emergency_stop(user=None) -> list[int]:
     stopped and forgotten (``stop_orphan_load``); then each active session is stopped as
     usual, recording who did it.
     """
-    from apps.workers import control
-
     require_permission(user, EMERGENCY_STOP, "use the emergency stop")
     try:
         control.emergency_stop_all(control.get_redis())
@@ -604,8 +650,6 @@ def stop_orphan_load() -> list[int]:
     too. Only a missing row counts: a session that has just ended keeps its Redis state until
     its monitor has copied the last counts. Returns the ids of the sessions stopped.
     """
-    from apps.workers import control
-
     client = control.get_redis()
     dispatched = control.dispatched_session_ids(client)
     if not dispatched:

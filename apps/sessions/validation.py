@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from decimal import Decimal
 from itertools import accumulate
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -282,18 +283,19 @@ def check_headers(headers: object) -> None:
 
 
 def check_session_config(
-    *,
-    target_rps: float | None = None,
-    ramp_up_seconds: float | None = 0.0,
-    concurrent_users: int,
-    duration_minutes: Decimal | float | None,
-    request_interval_min: float,
-    request_interval_max: float,
-    max_errors_per_minute: int,
-    endpoint_weights: object,
-    endpoint_default_weights: Mapping[str, float],
+    config: Mapping[str, Any], endpoint_default_weights: Mapping[str, float]
 ) -> None:
-    """The LoadTestConfig rules, given the default weights of the target's endpoints."""
+    """The LoadTestConfig rules, for ``config`` keyed by the LoadTestConfig's field names (a
+    session's ``config()``, or the API's validated data), given the default weights of the
+    target's endpoints. Errors are keyed by the same names."""
+    concurrent_users = config["concurrent_users"]
+    duration_minutes = config["duration_minutes"]
+    request_interval_min = config["request_interval_min"]
+    request_interval_max = config["request_interval_max"]
+    max_errors_per_minute = config["max_errors_per_minute"]
+    endpoint_weights = config["endpoint_weights"]
+    target_rps = config.get("target_rps")
+    ramp_up_s = config.get("ramp_up_seconds", 0.0)
     errors: dict[str, list[str]] = {}
 
     def refuse(field: str, message: str) -> None:
@@ -340,9 +342,7 @@ def check_session_config(
                 "target_rps",
                 f"At most {settings.MAX_REQUEST_RATE:g} requests/s per session (MAX_REQUEST_RATE).",
             )
-    if ramp_up_seconds is not None and not (
-        math.isfinite(ramp_up_seconds) and 0 <= ramp_up_seconds <= RAMP_UP_S_MAX
-    ):
+    if ramp_up_s is not None and not (math.isfinite(ramp_up_s) and 0 <= ramp_up_s <= RAMP_UP_S_MAX):
         refuse("ramp_up_seconds", f"Must be from 0 to {RAMP_UP_S_MAX:g} seconds.")
     if max_errors_per_minute is not None and not (
         0 <= max_errors_per_minute <= MAX_ERRORS_PER_MINUTE_MAX

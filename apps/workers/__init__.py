@@ -1,7 +1,9 @@
-"""Execution: the Celery tasks that run virtual users, and the plain engine behind them.
+"""The engine: the Celery task that runs a shard of virtual users, and the plain code behind it.
 
-``tasks`` is thin; the engine lives in plain modules that tests can drive directly:
-``histogram`` and ``stats`` (bounded in-memory statistics), ``selection`` (weighted endpoint
-choice), ``shard`` (the asyncio loop of virtual users), ``control`` (the Redis keys shared
-with the control plane) and ``monitor`` (moving statistics from Redis into the database).
+A library the control plane (the domain app) drives; it imports nothing from it. ``tasks`` is
+thin; the engine lives in plain modules that tests can drive directly: ``shard`` (the asyncio
+loop of virtual users, where requests are sent), ``http``, ``pacing``, ``breaker``,
+``resources``, ``selection``, ``histogram`` and ``stats`` (bounded in-memory statistics),
+``control`` (the Redis keys and scripts), ``dispatch``, ``inventory``, ``plan`` (what a
+session's shards execute) and ``vocabulary`` (the states and words it reports in).
 """

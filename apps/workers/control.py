@@ -6,13 +6,13 @@ that finds no control state stops sending, a flush into a session Redis no longe
 refused, and the monitor copies totals into the database every second.
 
 Keys of session 42 (all under ``lt:s:42:``):
-- ``plan``      JSON: endpoints, think times, duration, ramp-up (frozen at start)
-- ``control``   hash: ``state`` ("running" while load is wanted; anything else or nothing
-                means stop), ``factor`` (load reduction, 1.0 = full load) and
-                ``load_started_at`` (epoch seconds, set once by the first shard to start:
-                the duration counts from then)
+- ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start
+- ``control``   hash: ``state`` (a ``ControlState``: "running" while load is wanted;
+                anything else or nothing means stop), ``factor`` (load reduction, 1.0 =
+                full load) and ``load_started_at`` (epoch seconds, set once by the first
+                shard to start: the duration counts from then)
 - ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
-- ``shards``    hash shard index -> queued / running / done / retired / interrupted / lost
+- ``shards``    hash shard index -> its ``ShardState`` (see ``vocabulary``)
 - ``queued_at`` hash shard index -> when its current generation was queued (epoch seconds)
 - ``hb:{n}``    shard n's heartbeat (JSON, expires after HEARTBEAT_TTL_S)
 - ``stats``     cumulative counters, ``series`` per-second counters (see ``stats``)
@@ -44,35 +44,23 @@ from typing import overload
 import redis
 from django.conf import settings
 
+from .plan import Plan
+from .vocabulary import ControlState, ShardState, shard_states_leading_to
+
 KEY_PREFIX = "lt"
 # Counters of a session nobody finalized (everything was shut down) expire eventually.
 ORPHAN_TTL_S = 7 * 24 * 3600
 EVENTS_BUFFERED = 1000  # engine events, and sampled requests, waiting for the monitor
+# Every call to Redis, from the control plane and from shards, gives up after this: a shard
+# counts a stall as lost contact and the API answers 503 rather than hang.
+REDIS_SOCKET_TIMEOUT_S = 5
 HEARTBEATS_KEY = f"{KEY_PREFIX}:heartbeats"
 EMERGENCY_KEY = f"{KEY_PREFIX}:emergency"
 DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
 
 
-class ControlState:
-    RUNNING = "running"
-    STOPPING = "stopping"
-
-
 # The control hash's field for when the session's load began (see ``claim_load_start``).
 LOAD_STARTED_FIELD = "load_started_at"
-
-
-class ShardState:
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"  # stopped because the session stopped or its duration ended
-    RETIRED = "retired"  # its users were taken away (the session's users went down)
-    INTERRUPTED = "interrupted"  # its worker shut down, or it lost Redis
-    LOST = "lost"  # heartbeat expired: the worker died (marked by the monitor)
-
-    # Finished for good; LOST and INTERRUPTED shards are re-dispatched while the session runs.
-    COMPLETE = frozenset({DONE, RETIRED})
-    REPLACEABLE = frozenset({INTERRUPTED, LOST})
 
 
 @dataclass(frozen=True)
@@ -192,7 +180,9 @@ def worker_presence_key(hostname: str) -> str:
 
 @lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(
+        url, socket_timeout=REDIS_SOCKET_TIMEOUT_S, socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S
+    )
 
 
 def get_redis() -> redis.Redis:
@@ -216,16 +206,17 @@ def decode(value: bytes | str | None) -> str | None:
 # is refused whole, so a late shard cannot recreate its keys.
 # KEYS: stats, series, shards, heartbeat, assign, plan, events, global heartbeats, requests.
 # ARGV: shard index, generation, new state or "", heartbeat JSON or "" (deletes it),
-#       heartbeat TTL ms, orphan TTL s, items kept per list, heartbeat field, then six
-#       sections "count, items...": events and sampled requests (one item each; two lists,
-#       so that a busy request log never pushes the rare events out), increments, maxima,
-#       minima, series increments (two items each: name, value).
+#       heartbeat TTL ms, orphan TTL s, items kept per list, heartbeat field, the states the
+#       new state may follow (space-separated, from SHARD_TRANSITIONS: any other is left as
+#       it is), then six sections "count, items...": events and sampled requests (one item
+#       each; two lists, so that a busy request log never pushes the rare events out),
+#       increments, maxima, minima, series increments (two items each: name, value).
 # Returns 0: session unknown (nothing applied), 1: applied, 2: applied but superseded.
 FLUSH_SCRIPT = """
 if redis.call('EXISTS', KEYS[6]) == 0 then return 0 end
 local stats, series = KEYS[1], KEYS[2]
 local ttl = ARGV[6]
-local i = 9
+local i = 10
 local n
 for _, list in ipairs({KEYS[7], KEYS[9]}) do
   n = tonumber(ARGV[i]); i = i + 1
@@ -259,7 +250,12 @@ if redis.call('EXISTS', stats) == 1 then redis.call('EXPIRE', stats, ttl) end
 if redis.call('EXISTS', series) == 1 then redis.call('EXPIRE', series, ttl) end
 local assigned = redis.call('HGET', KEYS[5], ARGV[1])
 if (not assigned) or string.match(assigned, '^(%d+):') ~= ARGV[2] then return 2 end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+if ARGV[3] ~= '' then
+  local current = redis.call('HGET', KEYS[3], ARGV[1])
+  if current and string.find(' ' .. ARGV[9] .. ' ', ' ' .. current .. ' ', 1, true) then
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+  end
+end
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[5])
   redis.call('HSET', KEYS[8], ARGV[8], ARGV[4])
@@ -277,7 +273,7 @@ def flush_script_args(
     *,
     shard_index: int,
     generation: int,
-    new_state: str | None,
+    new_state: ShardState | None,
     heartbeat: dict | None,
     events: list[dict],
     increments: dict[str, int],
@@ -297,6 +293,7 @@ def flush_script_args(
         ORPHAN_TTL_S,
         EVENTS_BUFFERED,
         SessionKeys(session_id).heartbeat_field(shard_index),
+        " ".join(sorted(shard_states_leading_to(new_state))) if new_state else "",
     ]
     for items in (events, request_samples):
         args.append(len(items))
@@ -353,39 +350,56 @@ return 0
 
 
 # Give a shard new users/rps, keeping its generation. A shard index that is new, or whose
-# last run finished (done, retired, interrupted, lost), but now has users gets the next
-# generation and state "queued"; those indices are returned for the caller to dispatch.
-# KEYS: assign, shards, queued_at. ARGV: pairs of shard index, "users:rps".
+# last run finished (a state from which SHARD_TRANSITIONS leads to "queued"), but now has
+# users gets the next generation and state "queued"; those indices are returned for the
+# caller to dispatch.
+# KEYS: assign, shards, queued_at. ARGV: the queued state, the states that may be queued
+# again (space-separated), the keys' TTL s, then pairs of shard index, "users:rps".
 REASSIGN_SCRIPT = """
 local to_dispatch = {}
 local now = redis.call('TIME')[1]
-for i = 1, #ARGV, 2 do
-  local index, target = ARGV[i], ARGV[i + 1]
-  local users = tonumber(string.match(target, '^(%d+):'))
+local queued, requeueable = ARGV[1], ' ' .. ARGV[2] .. ' '
+for i = 4, #ARGV, 2 do
+  local index, share = ARGV[i], ARGV[i + 1]
+  local users = tonumber(string.match(share, '^(%d+):'))
   local current = redis.call('HGET', KEYS[1], index)
   local state = redis.call('HGET', KEYS[2], index)
   local generation = 0
   if current then generation = tonumber(string.match(current, '^(%d+):')) end
-  local running = state == 'queued' or state == 'running'
-  if users > 0 and not running then
+  local may_queue = (not state) or string.find(requeueable, ' ' .. state .. ' ', 1, true)
+  if users > 0 and may_queue then
     generation = generation + 1
-    redis.call('HSET', KEYS[2], index, 'queued')
+    redis.call('HSET', KEYS[2], index, queued)
     redis.call('HSET', KEYS[3], index, now)
     table.insert(to_dispatch, index .. ':' .. generation)
   end
-  redis.call('HSET', KEYS[1], index, generation .. ':' .. target)
+  redis.call('HSET', KEYS[1], index, generation .. ':' .. share)
 end
-for k = 1, 3 do redis.call('EXPIRE', KEYS[k], 604800) end
+for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ARGV[3]) end
 return to_dispatch
 """
 
+# Shards in the state ARGV[2] whose heartbeat (key ARGV[1] .. index) has expired get the state
+# ARGV[3]: their worker died. Atomic, so a shard that finishes between the check and the mark
+# keeps its state. Returns the states of all shards as a flat list: index, state, index...
+MARK_SILENT_SCRIPT = """
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if flat[i + 1] == ARGV[2] and redis.call('EXISTS', ARGV[1] .. flat[i]) == 0 then
+    redis.call('HSET', KEYS[1], flat[i], ARGV[3])
+    flat[i + 1] = ARGV[3]
+  end
+end
+return flat
+"""
 
-def publish_session(client: redis.Redis, session_id: int, plan: dict) -> None:
+
+def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
     """Everything shards need before they are queued: the plan and the run state."""
     keys = SessionKeys(session_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.all([]))
-        pipe.set(keys.plan, json.dumps(plan), ex=ORPHAN_TTL_S)
+        pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
         pipe.hset(keys.control, mapping={"state": ControlState.RUNNING, "factor": "1"})
         pipe.expire(keys.control, ORPHAN_TTL_S)
         pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)
@@ -406,12 +420,13 @@ def dispatched_session_ids(client: redis.Redis) -> set[int]:
 
 
 def reassign(
-    client: redis.Redis, session_id: int, targets: dict[int, tuple[int, float]]
+    client: redis.Redis, session_id: int, shares: dict[int, tuple[int, float]]
 ) -> list[tuple[int, int]]:
     """Set each shard's (users, rps); returns (index, generation) of shards to dispatch."""
     keys = SessionKeys(session_id)
-    args: list = []
-    for index, (users, rps) in sorted(targets.items()):
+    requeueable = " ".join(sorted(shard_states_leading_to(ShardState.QUEUED)))
+    args: list = [ShardState.QUEUED, requeueable, ORPHAN_TTL_S]
+    for index, (users, rps) in sorted(shares.items()):
         args.extend((str(index), f"{users}:{rps!r}"))
     dispatched = client.eval(REASSIGN_SCRIPT, 3, keys.assign, keys.shards, keys.queued_at, *args)
     result = []
@@ -419,6 +434,15 @@ def reassign(
         shard, generation = decode(item).split(":")
         result.append((int(shard), int(generation)))
     return result
+
+
+def mark_silent_shards_lost(client: redis.Redis, session_id: int) -> dict[int, ShardState]:
+    """Running shards whose heartbeat expired are lost; returns every shard's state."""
+    keys = SessionKeys(session_id)
+    flat = client.eval(
+        MARK_SILENT_SCRIPT, 1, keys.shards, keys.heartbeat(""), ShardState.RUNNING, ShardState.LOST
+    )
+    return {int(decode(flat[i])): ShardState(decode(flat[i + 1])) for i in range(0, len(flat), 2)}
 
 
 def mark_lost(client: redis.Redis, session_id: int, shard_indices: list[int]) -> None:

@@ -1,4 +1,4 @@
-"""Turning sessions into queued work: shards on `load`, monitor ticks on `control`.
+"""Turning a session into queued work: its shards, on the `load` queue.
 
 Every change of who runs what goes through ``control.reassign``: the first dispatch, a live
 change of the user count, and the re-dispatch of a shard whose worker was lost. It keeps each
@@ -18,6 +18,8 @@ from .control import (
     read_assignments,
     reassign,
 )
+from .plan import Plan
+from .tasks import run_shard
 
 
 def shard_sizes(users: int, users_per_shard: int) -> list[int]:
@@ -27,7 +29,7 @@ def shard_sizes(users: int, users_per_shard: int) -> list[int]:
     return [base + 1] * extra + [base] * (shard_count - extra)
 
 
-def shard_targets(users: int, target_rps: float | None) -> list[tuple[int, float]]:
+def shard_shares(users: int, target_rps: float | None) -> list[tuple[int, float]]:
     """(users, rps) per shard; in the open model the rate is shared in proportion to users."""
     sizes = shard_sizes(users, settings.LOAD_SHARD_USERS)
     rate = float(target_rps or 0.0)
@@ -35,19 +37,16 @@ def shard_targets(users: int, target_rps: float | None) -> list[tuple[int, float
 
 
 def _send_shards(session_id: int, shards: list[tuple[int, int]]) -> None:
-    from .tasks import run_shard
-
     for shard_index, generation in shards:
         run_shard.apply_async((session_id, shard_index, generation))
 
 
-def dispatch_session(session_id: int, plan: dict, users: int, target_rps: float | None) -> None:
+def dispatch_session(session_id: int, plan: Plan, users: int, target_rps: float | None) -> None:
     client = get_redis()
     mark_dispatched(client, session_id)
     publish_session(client, session_id, plan)
-    targets = dict(enumerate(shard_targets(users, target_rps)))
-    _send_shards(session_id, reassign(client, session_id, targets))
-    queue_monitor_tick(session_id)  # the first tick now; beat drives the rest
+    shares = dict(enumerate(shard_shares(users, target_rps)))
+    _send_shards(session_id, reassign(client, session_id, shares))
 
 
 def resize_session(session_id: int, users: int, target_rps: float | None) -> list[int]:
@@ -58,11 +57,11 @@ def resize_session(session_id: int, users: int, target_rps: float | None) -> lis
     """
     client = get_redis()
     current = read_assignments(client, session_id)
-    wanted = shard_targets(users, target_rps)
-    targets = dict(enumerate(wanted))
+    wanted = shard_shares(users, target_rps)
+    shares = dict(enumerate(wanted))
     for index in current:
-        targets.setdefault(index, (0, 0.0))
-    dispatched = reassign(client, session_id, targets)
+        shares.setdefault(index, (0, 0.0))
+    dispatched = reassign(client, session_id, shares)
     _send_shards(session_id, dispatched)
     return [index for index, _ in dispatched]
 
@@ -71,19 +70,11 @@ def redispatch_shards(session_id: int, shard_indices: list[int]) -> list[tuple[i
     """Queue the next generation of shards whose worker was lost or shut down."""
     client = get_redis()
     current = read_assignments(client, session_id)
-    targets = {
+    shares = {
         index: (current[index].users, current[index].rps)
         for index in shard_indices
         if index in current and current[index].users > 0
     }
-    dispatched = reassign(client, session_id, targets) if targets else []
+    dispatched = reassign(client, session_id, shares) if shares else []
     _send_shards(session_id, dispatched)
     return dispatched
-
-
-def queue_monitor_tick(session_id: int) -> None:
-    """One monitor pass for the session, soon. Stale ticks expire rather than pile up while
-    the control worker is down."""
-    from .tasks import monitor_session
-
-    monitor_session.apply_async((session_id,), expires=max(5.0, 5 * settings.MONITOR_INTERVAL_S))

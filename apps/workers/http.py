@@ -19,6 +19,7 @@ import asyncio
 import re
 import ssl
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import quote, urlsplit
@@ -70,7 +71,9 @@ def request_target(path: str, query: str) -> str:
     return target
 
 
-def prepare(method: str, url: str, headers: dict | None = None, body: str = "") -> PreparedRequest:
+def prepare(
+    method: str, url: str, headers: Mapping[str, str] | None = None, body: str = ""
+) -> PreparedRequest:
     """The request's bytes; ValueError if HTTP/1.1 cannot carry it. Messages never quote a
     header value (it may be a credential)."""
     if not TOKEN.match(method):

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus, urlsplit
 
+from .plan import Plan
+
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4
 
@@ -78,13 +80,11 @@ def _endpoint_secrets(header_values: tuple[str, ...], body: str, url: str) -> fr
     return frozenset(secret for secret in found if len(secret) >= MIN_SECRET_CHARS)
 
 
-def plan_secrets(plan: Mapping | None) -> set[str]:
+def plan_secrets(plan: Plan | None) -> set[str]:
     """The secrets of every endpoint of a session's frozen plan (None: not started)."""
     found: set[str] = set()
-    for endpoint in (plan or {}).get("endpoints", ()):
-        found |= endpoint_secrets(
-            endpoint.get("headers"), endpoint.get("body") or "", endpoint.get("url") or ""
-        )
+    for endpoint in plan.endpoints if plan is not None else ():
+        found |= endpoint_secrets(endpoint.headers, endpoint.body, endpoint.url)
     return found
 
 

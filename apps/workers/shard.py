@@ -38,8 +38,6 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from apps.sessions.choices import EventKind, FailureClass
-
 from . import pacing
 from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
 from .control import (
@@ -49,20 +47,29 @@ from .control import (
     FLUSH_SCRIPT,
     FLUSH_SUPERSEDED,
     LOAD_STARTED_FIELD,
+    REDIS_SOCKET_TIMEOUT_S,
     Assignment,
-    ControlState,
     SessionKeys,
-    ShardState,
     decode,
     flush_script_args,
     flush_script_keys,
     worker_draining_key,
 )
 from .http import HttpClient, PreparedRequest, prepare
+from .plan import EndpointPlan, Plan
 from .resources import ResourceGuard
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
+from .vocabulary import (
+    ERROR_SAMPLE,
+    SHARD_STATE_AFTER_STOP,
+    ControlState,
+    EngineEventKind,
+    FailureClass,
+    ShardState,
+    StopReason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +78,11 @@ EVENTS_HELD = 100  # events kept locally while Redis is unreachable
 ERROR_REPORT_INTERVAL_S = 60.0  # the same engine error is logged once a minute per endpoint
 ERROR_SAMPLES_PER_FLUSH = 3  # sampled failures per endpoint and class, per flush
 ERROR_BODY_CHARS = 200  # of a failed response's body, kept in its sample
-ERROR_SAMPLE = "error_sample"  # the event kind that carries a sampled failure
 REQUEST_SAMPLES_PER_FLUSH = 3  # requests per endpoint, per flush, in the request log
 REQUEST_SAMPLE = "request"  # the sample counter's key for the request log (errors: a class)
+# A shard's last counts are retried for a heartbeat's lifetime, and at least this long: a
+# Redis that restarts takes a few seconds to load its data.
+FINAL_FLUSH_RETRY_MIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -93,49 +102,7 @@ class ShardSettings:
     max_cpu_percent: float = 0.0
 
 
-@dataclass(frozen=True)
-class EndpointPlan:
-    name: str
-    method: str
-    url: str
-    timeout_s: float
-    weight: float
-    headers: dict
-    body: str
-
-    @classmethod
-    def from_plan(cls, data: dict) -> EndpointPlan:
-        return cls(
-            name=data["name"],
-            method=data["method"],
-            url=data["url"],
-            timeout_s=float(data["timeout_s"]),
-            weight=float(data["weight"]),
-            headers=dict(data.get("headers") or {}),
-            body=data.get("body") or "",
-        )
-
-
-class StopReason:
-    STOPPED = "stopped"  # the session's control state says stop (or is gone), or emergency
-    DEADLINE = "deadline"  # the session's duration is over
-    RETIRED = "retired"  # this shard's users were taken away
-    DRAINING = "draining"  # this worker is shutting down
-    REDIS_LOST = "redis_lost"  # no contact with Redis for longer than a heartbeat lifetime
-    SUPERSEDED = "superseded"  # re-dispatched elsewhere while this one was unreachable
-    SESSION_GONE = "session_gone"  # Redis no longer knows the session
-
-
-FINAL_STATES = {
-    StopReason.STOPPED: ShardState.DONE,
-    StopReason.DEADLINE: ShardState.DONE,
-    StopReason.RETIRED: ShardState.RETIRED,
-    StopReason.DRAINING: ShardState.INTERRUPTED,
-    StopReason.REDIS_LOST: ShardState.INTERRUPTED,
-}
-
-
-def classify_status(status: int) -> str | None:
+def classify_status(status: int) -> FailureClass | None:
     if status >= 500:
         return FailureClass.HTTP_5XX
     if status >= 400:
@@ -174,7 +141,7 @@ class ShardRunner:
         self.settings = settings
         self.keys = SessionKeys(session_id)
         self._stopping = False
-        self._stop_reason: str | None = None
+        self._stop_reason: StopReason | None = None
         self._wake = asyncio.Event()
         self._users: list[_VirtualUser] = []  # the active ones; retiring users leave it
         self._tasks: set[asyncio.Task] = set()  # every user and open-model request
@@ -195,17 +162,19 @@ class ShardRunner:
         self._in_flight = 0
         self._scheduler: asyncio.Task | None = None
 
-    async def run(self) -> str:
-        """Returns how the shard ended (a ``ShardState`` or ``StopReason``)."""
+    async def run(self) -> StopReason:
+        """Returns why the shard stopped."""
         self.redis = aioredis.Redis.from_url(
-            self.redis_url, socket_timeout=5, socket_connect_timeout=5
+            self.redis_url,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
         )
         try:
             return await self._run()
         finally:
             await self.redis.aclose()
 
-    async def _run(self) -> str:
+    async def _run(self) -> StopReason:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.plan)
             pipe.hmget(self.keys.control, "state", "factor")
@@ -216,13 +185,13 @@ class ShardRunner:
             logger.info("Session %s shard %s/%s: no longer wanted, skipping.",
                         self.session_id, self.shard_index, self.generation)  # fmt: skip
             return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
-        self._setup(json.loads(raw_plan), assignment, factor)
+        self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor)
         self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
             # Stopped (or retired) before this shard got a worker: send nothing.
-            final = ShardState.DONE if assignment.users else ShardState.RETIRED
-            await self._final_flush(final)
-            return final
+            reason = StopReason.STOPPED if assignment.users else StopReason.RETIRED
+            await self._final_flush(SHARD_STATE_AFTER_STOP[reason])
+            return reason
 
         await self._claim_load_start()
         await self._flush(ShardState.RUNNING)
@@ -240,27 +209,26 @@ class ShardRunner:
         finally:
             self.http.close()
 
-        final_state = FINAL_STATES.get(reason)
         if reason == StopReason.SUPERSEDED:
-            self._event(EventKind.SHARD_SUPERSEDED,
+            self._event(EngineEventKind.SHARD_SUPERSEDED,
                         f"Shard {self.shard_index} generation {self.generation} on "
                         f"{self.hostname} was superseded and stopped.")  # fmt: skip
-        await self._final_flush(final_state)
+        await self._final_flush(SHARD_STATE_AFTER_STOP[reason])
         logger.info("Session %s shard %s/%s: finished (%s).",
                     self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
-        return final_state or reason
+        return reason
 
-    def _setup(self, plan: dict, assignment: Assignment, factor: bytes | None) -> None:
-        self.endpoints = [EndpointPlan.from_plan(item) for item in plan["endpoints"]]
+    def _setup(self, plan: Plan, assignment: Assignment, factor: bytes | None) -> None:
+        self.endpoints = plan.endpoints
         self.requests = [self._prepare(endpoint) for endpoint in self.endpoints]
         self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
-        self.interval_min = float(plan["request_interval_min"])
-        self.interval_max = float(plan["request_interval_max"])
-        self.duration_s = plan.get("duration_s")
+        self.interval_min = plan.request_interval_min
+        self.interval_max = plan.request_interval_max
+        self.duration_s = plan.duration_s
         self.deadline: float | None = None  # set by _claim_load_start
-        self.ramp_s = float(plan.get("ramp_up_seconds") or 0)
-        self.open_model = bool(plan.get("target_rps"))
-        self.request_log = bool(plan.get("request_log"))
+        self.ramp_up_s = plan.ramp_up_s
+        self.open_model = plan.open_model
+        self.request_log = plan.request_log
         # The request log shows paths, never query strings (they may carry credentials).
         # The request log's paths, masked once: a path may carry a token as well as a query.
         self.request_paths = [
@@ -294,7 +262,7 @@ class ShardRunner:
         )
         # None: the session was forgotten meanwhile; the first flush finds that and stops.
         if load_started_at is not None and self.duration_s is not None:
-            self.deadline = float(load_started_at) + float(self.duration_s)
+            self.deadline = float(load_started_at) + self.duration_s
 
     @staticmethod
     def _prepare(endpoint: EndpointPlan) -> PreparedRequest | ValueError:
@@ -317,7 +285,7 @@ class ShardRunner:
             if self._schedule is None or rate != self._schedule.rate_rps:
                 # A ramp applies to the start only; a later change takes effect at once.
                 self._schedule = (
-                    pacing.ArrivalSchedule(rate, self.ramp_s if initial else 0.0)
+                    pacing.ArrivalSchedule(rate, self.ramp_up_s if initial else 0.0)
                     if rate > 0
                     else None
                 )
@@ -328,7 +296,7 @@ class ShardRunner:
             return
         users = self.assignment.users
         wanted = max(1, round(users * self._scale())) if users else 0
-        delays = pacing.ramp_offsets_s(wanted, self.ramp_s) if initial else None
+        delays = pacing.ramp_offsets_s(wanted, self.ramp_up_s) if initial else None
         self._resize_users(wanted, delays)
 
     def _resize_users(self, wanted: int, start_delays: list[float] | None = None) -> None:
@@ -475,13 +443,13 @@ class ShardRunner:
             self._sample_request(index, status, failure, latency_us)
         change = self.breakers[index].record(unavailable, admission)
         if change == CircuitBreaker.OPEN and admission != PROBE:
-            self._event(EventKind.BREAKER_OPENED,
+            self._event(EngineEventKind.BREAKER_OPENED,
                         f"{endpoint.name}: circuit breaker opened after "
                         f"{self.settings.breaker_failures} unavailable answers in a row; "
                         "sending probes only.")  # fmt: skip
         elif change == CircuitBreaker.CLOSED:
             self._event(
-                EventKind.BREAKER_CLOSED,
+                EngineEventKind.BREAKER_CLOSED,
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
         return unavailable
@@ -545,7 +513,7 @@ class ShardRunner:
         logger.error("Session %s: error in the load engine sending %s %s (repeats are logged "
                      "once a minute)", self.session_id, endpoint.method, endpoint.name,
                      exc_info=exc)  # fmt: skip
-        self._event(EventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
+        self._event(EngineEventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
 
     async def _stop_everything(self) -> None:
         """Stop sending now; let requests in flight finish within the grace period."""
@@ -566,7 +534,7 @@ class ShardRunner:
 
     # --- control -----------------------------------------------------------------------------
 
-    async def _watch_control(self) -> str:
+    async def _watch_control(self) -> StopReason:
         poll_s = self.settings.control_poll_interval_s
         draining_key = worker_draining_key(self.hostname)
         while True:
@@ -606,7 +574,7 @@ class ShardRunner:
         draining: bytes | None,
         emergency: bytes | None,
         raw_assignment: bytes | None,
-    ) -> str | None:
+    ) -> StopReason | None:
         if decode(state) != ControlState.RUNNING:
             return StopReason.STOPPED
         if emergency is not None and float(emergency) >= self.started_at:
@@ -624,7 +592,7 @@ class ShardRunner:
             self._apply_load()
         return None
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: StopReason) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._wake.set()
@@ -650,7 +618,7 @@ class ShardRunner:
             decision = self.guard.check()
             if decision.changed:
                 shed = decision.factor < 1.0
-                kind = EventKind.USERS_SHED if shed else EventKind.USERS_RESTORED
+                kind = EngineEventKind.USERS_SHED if shed else EngineEventKind.USERS_RESTORED
                 verb = "shedding" if shed else "restoring"
                 self._event(kind, f"{self.hostname}: {verb} users to {decision.factor:.0%} "
                                   f"of the shard's share ({decision.message}).")  # fmt: skip
@@ -690,7 +658,7 @@ class ShardRunner:
             "at": time.time(),
         }
 
-    async def _flush(self, new_state: str | None, *, final: bool = False) -> int:
+    async def _flush(self, new_state: ShardState | None, *, final: bool = False) -> int:
         """Push what happened since the last successful flush; keep it for retry on failure."""
         self._unflushed.merge(self.stats.take_delta())
         delta = self._unflushed
@@ -725,9 +693,9 @@ class ShardRunner:
             self._stop(StopReason.SESSION_GONE)
         return result
 
-    async def _final_flush(self, final_state: str | None) -> None:
+    async def _final_flush(self, final_state: ShardState | None) -> None:
         """The last counts and the finished state, retried until Redis answers or gives up."""
-        deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, 5.0)
+        deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, FINAL_FLUSH_RETRY_MIN_S)
         while True:
             try:
                 await self._flush(final_state, final=True)

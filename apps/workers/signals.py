@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # for annotations only: web processes need not load the worke
 
 PRESENCE_INTERVAL_S = 2.0
 PRESENCE_TTL_S = 6
+# A draining mark outlives the shards' stop (a poll, then STOP_GRACE_S and a final flush) and
+# then expires by itself, so a worker killed mid-shutdown leaves nothing behind for long.
+DRAINING_MARK_TTL_S = 120
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def tell_shards_to_drain(sender: str | None = None, **kwargs: object) -> None:
     _presence_stop.set()
     try:
         client = get_redis()
-        client.set(worker_draining_key(sender), "1", ex=120)
+        client.set(worker_draining_key(sender), "1", ex=DRAINING_MARK_TTL_S)
         client.delete(worker_presence_key(sender))
     except Exception as exc:  # a shutdown must go on even if Redis is gone
         logger.warning("Could not mark worker %s as draining: %s", sender, exc)

@@ -1,16 +1,20 @@
-"""Celery tasks: thin wrappers that unpack ids and call the engine.
+"""The engine's Celery task: ``run_shard`` unpacks ids and runs a shard (``shard.py``).
 
-`run_shard` goes to the `load` queue (see CELERY_TASK_ROUTES); everything else to `control`.
+It goes to the `load` queue (see CELERY_TASK_ROUTES); the control plane's tasks (the
+monitor's) live with the control plane and go to `control`.
 """
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
-from . import monitor
 from .shard import ShardRunner, ShardSettings
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +36,9 @@ def shard_settings() -> ShardSettings:
 
 
 @shared_task(bind=True, name="apps.workers.tasks.run_shard")
-def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> str:
-    """Send a shard's load until its session stops; hours-long by design."""
+def run_shard(self: Task, session_id: int, shard_index: int, generation: int = 1) -> str:
+    """Send a shard's load until its session stops; hours-long by design. Returns why it
+    stopped (a ``StopReason``'s value: Flower shows it as the task's result)."""
     runner = ShardRunner(
         session_id=session_id,
         shard_index=shard_index,
@@ -42,30 +47,13 @@ def run_shard(self, session_id: int, shard_index: int, generation: int = 1) -> s
         hostname=self.request.hostname or "unknown",
         settings=shard_settings(),
     )
-    return run_event_loop(runner.run())
+    return run_event_loop(runner.run()).value
 
 
-def run_event_loop(coroutine):
+def run_event_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     """uvloop where it is installed (Linux, macOS): the shard's loop then runs at libuv speed."""
     try:
         import uvloop
     except ImportError:
         return asyncio.run(coroutine)
     return uvloop.run(coroutine)
-
-
-@shared_task(name="apps.workers.tasks.monitor_session")
-def monitor_session(session_id: int) -> None:
-    """One monitor tick of a session (see ``monitor``)."""
-    try:
-        monitor.monitor_session(session_id)
-    except Exception:
-        # Logged, and retried by the next beat: a database lock or Redis blip must not
-        # stop the monitoring of a session.
-        logger.exception("Session %s: monitor tick failed; the next one retries.", session_id)
-
-
-@shared_task(name="apps.workers.tasks.monitor_active_sessions")
-def monitor_active_sessions() -> None:
-    """Periodic (Celery beat): a monitor tick for every active session."""
-    monitor.monitor_active_sessions()

@@ -6,6 +6,8 @@ import io
 from rest_framework.renderers import BaseRenderer
 
 from apps.workers.secrets import mask_secrets, plan_secrets
+from apps.workers.stats import MISSED, SUPPRESSED
+from apps.workers.vocabulary import FailureClass
 
 from ..models import LoadTestSession
 from .serializers import (
@@ -19,7 +21,6 @@ from .snapshots import stats_snapshot
 
 LATENCY_COLUMNS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
                    "max_ms"]  # fmt: skip
-FAILURE_CLASSES = ["network", "timeout", "http_4xx", "http_5xx", "application", "cancelled"]
 EXPORT_TABLES = ("endpoints", "timeseries", "requests")  # the CSV tables, the first by default
 
 
@@ -57,7 +58,7 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
             ).data
         ]
     rows = []
-    secrets = plan_secrets(session.plan)
+    secrets = plan_secrets(session.read_plan())
     for stats in session.endpoint_stats.order_by("name"):
         row = {
             "endpoint": stats.name,
@@ -67,9 +68,8 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
             "failures": stats.failures,
         }
         row.update({f"failures_{name}": stats.failures_by_class.get(name, 0)
-                    for name in FAILURE_CLASSES})  # fmt: skip
-        row["missed"] = stats.not_sent.get("missed", 0)
-        row["suppressed"] = stats.not_sent.get("suppressed", 0)
+                    for name in FailureClass})  # fmt: skip
+        row.update({name: stats.not_sent.get(name, 0) for name in (MISSED, SUPPRESSED)})
         row.update({column: getattr(stats, column) for column in LATENCY_COLUMNS})
         rows.append(row)
     return rows
@@ -80,7 +80,7 @@ def export_document(session: LoadTestSession) -> dict:
     request's credentials, and URLs may carry them in their query: the endpoints' secrets are
     masked by value (again: the engine masked samples before storing them, and an export
     must hold for older rows too)."""
-    secrets = plan_secrets(session.plan)
+    secrets = plan_secrets(session.read_plan())
     stats = stats_snapshot(session)
     for endpoint in stats["endpoints"]:
         endpoint["url"] = mask_secrets(endpoint["url"], secrets)

@@ -186,17 +186,7 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
                 else services.default_catalog_weights()
             )
         try:
-            check_session_config(
-                target_rps=attrs["target_rps"],
-                ramp_up_seconds=attrs["ramp_up_seconds"],
-                concurrent_users=attrs["concurrent_users"],
-                duration_minutes=attrs["duration_minutes"],
-                request_interval_min=attrs["request_interval_min"],
-                request_interval_max=attrs["request_interval_max"],
-                max_errors_per_minute=attrs["max_errors_per_minute"],
-                endpoint_weights=attrs["endpoint_weights"],
-                endpoint_default_weights=default_weights,
-            )
+            check_session_config(attrs, default_weights)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
         if target is not None:

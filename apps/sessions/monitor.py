@@ -1,4 +1,5 @@
-"""The per-session monitor: Redis aggregates into the database, and the session's health.
+"""The per-session monitor, where a session's lifecycle is decided: Redis aggregates into the
+database, and the session's health.
 
 Celery beat queues one tick per active session every MONITOR_INTERVAL_S on the `control`
 queue (one tick at a time per session, by a Redis lock). A tick copies the cumulative counters
@@ -33,9 +34,36 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.sessions import services
-from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
-from apps.sessions.models import (
+from apps.workers.control import (
+    DRAIN_HASH_SCRIPT,
+    DRAIN_LIST_SCRIPT,
+    ORPHAN_TTL_S,
+    RELEASE_LOCK_SCRIPT,
+    SessionKeys,
+    forget_session,
+    get_redis,
+    mark_lost,
+    mark_silent_shards_lost,
+    read_assignments,
+    read_load_factor,
+    read_load_started_at,
+    request_stop,
+    set_load_factor,
+)
+from apps.workers.dispatch import redispatch_shards
+from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
+from apps.workers.secrets import mask_secrets, plan_secrets
+from apps.workers.stats import parse_series_hash, parse_stats_hash
+from apps.workers.vocabulary import (
+    ERROR_SAMPLE,
+    SHARD_STATES_COMPLETE,
+    SHARD_STATES_REPLACEABLE,
+    ShardState,
+)
+
+from . import services
+from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .models import (
     EndpointStats,
     ErrorSample,
     LoadTestSession,
@@ -43,44 +71,7 @@ from apps.sessions.models import (
     TimeSeriesPoint,
 )
 
-from .control import (
-    DRAIN_HASH_SCRIPT,
-    DRAIN_LIST_SCRIPT,
-    ORPHAN_TTL_S,
-    RELEASE_LOCK_SCRIPT,
-    SessionKeys,
-    ShardState,
-    decode,
-    forget_session,
-    get_redis,
-    mark_lost,
-    read_assignments,
-    read_load_factor,
-    read_load_started_at,
-    request_stop,
-    set_load_factor,
-)
-from .dispatch import queue_monitor_tick, redispatch_shards
-from .inventory import LOAD_QUEUE, counted, load_capacity
-from .secrets import mask_secrets, plan_secrets
-from .shard import ERROR_SAMPLE
-from .stats import parse_series_hash, parse_stats_hash
-
 logger = logging.getLogger(__name__)
-
-# Shards marked running whose heartbeat has expired are lost (their worker died). Atomic, so
-# a shard that finishes between the check and the mark keeps its state. Returns the states
-# of all shards as a flat list: index, state, index, state...
-MARK_LOST_SCRIPT = """
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  if flat[i + 1] == 'running' and redis.call('EXISTS', ARGV[1] .. flat[i]) == 0 then
-    redis.call('HSET', KEYS[1], flat[i], 'lost')
-    flat[i + 1] = 'lost'
-  end
-end
-return flat
-"""
 
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
@@ -94,7 +85,7 @@ def monitor_session(session_id: int) -> bool:
     client = get_redis()
     lock = SessionKeys(session_id).monitor
     token = uuid.uuid4().hex
-    lock_ms = int(max(5.0, 3 * settings.MONITOR_INTERVAL_S) * 1000)
+    lock_ms = int(services.monitor_ticks_s(3) * 1000)
     if not client.set(lock, token, nx=True, px=lock_ms):
         return True
     try:
@@ -128,8 +119,7 @@ def monitor_tick(session_id: int) -> bool:
         services.mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
         session.refresh_from_db(fields=["status", "load_started_at"])
 
-    flat = client.eval(MARK_LOST_SCRIPT, 1, keys.shards, keys.heartbeat(""))
-    states = {int(decode(flat[i])): decode(flat[i + 1]) for i in range(0, len(flat), 2)}
+    states = mark_silent_shards_lost(client, session_id)
     sync_statistics(session, client)
     _store_events(session, client)
     now = timezone.now()
@@ -142,14 +132,14 @@ def monitor_tick(session_id: int) -> bool:
     replaceable = [
         index
         for index, state in states.items()
-        if state in ShardState.REPLACEABLE and assignments.get(index) and assignments[index].users
+        if state in SHARD_STATES_REPLACEABLE and assignments.get(index) and assignments[index].users
     ]
     if replaceable and not stopping:
         _redispatch(session, replaceable)
         return True
 
     if all(
-        state in ShardState.COMPLETE or (state in ShardState.REPLACEABLE and stopping)
+        state in SHARD_STATES_COMPLETE or (state in SHARD_STATES_REPLACEABLE and stopping)
         for state in states.values()
     ):
         reason, detail = _end_reason(session, states)
@@ -172,7 +162,7 @@ def monitor_tick(session_id: int) -> bool:
     return True
 
 
-def _lost_messages(client, session_id: int, states: dict[int, str]) -> dict[int, str]:
+def _lost_messages(client, session_id: int, states: dict[int, ShardState]) -> dict[int, ShardState]:
     """Shards queued long ago whose task message is no longer in the queue: lost.
 
     A worker that dies between taking a shard's message and starting it takes the message
@@ -201,7 +191,7 @@ def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
         services.record_event(session.pk, EventKind.SHARD_REDISPATCHED, message, shard=index)
 
 
-def _end_reason(session: LoadTestSession, states: dict[int, str]) -> tuple[EndReason, str]:
+def _end_reason(session: LoadTestSession, states: dict[int, ShardState]) -> tuple[EndReason, str]:
     lost = sorted(index for index, state in states.items() if state == ShardState.LOST)
     interrupted = sorted(
         index for index, state in states.items() if state == ShardState.INTERRUPTED
@@ -236,7 +226,7 @@ def _seconds_without_shards(client, keys: SessionKeys) -> float:
         alive, ticked = pipe.execute()
     alive_at = float(alive or now)
     away_s = now - float(ticked) if ticked is not None else 0.0
-    if away_s > max(5.0, 5 * settings.MONITOR_INTERVAL_S):  # several ticks missed
+    if away_s > services.monitor_ticks_s(5):  # several ticks missed
         alive_at += away_s
         client.set(keys.alive, alive_at, ex=ORPHAN_TTL_S)
     return now - alive_at
@@ -340,12 +330,12 @@ def sync_statistics(session: LoadTestSession, client) -> None:
     points = parse_series_hash(dict(zip(drained[::2], drained[1::2], strict=True)))
     if not totals and not points:
         return
-    plan_endpoints = session.plan["endpoints"]
+    plan_endpoints = session.read_plan().endpoints
     with transaction.atomic():
         existing = {row.name: row for row in session.endpoint_stats.all()}
         for index, entry in totals.items():
             endpoint = plan_endpoints[index]
-            row = existing.get(endpoint["name"])
+            row = existing.get(endpoint.name)
             if row is not None and (row.requests, row.not_sent) == (
                 entry.requests,
                 entry.not_sent,
@@ -354,11 +344,11 @@ def sync_statistics(session: LoadTestSession, client) -> None:
             percentiles = entry.percentiles_ms()
             EndpointStats.objects.update_or_create(
                 session=session,
-                name=endpoint["name"],
+                name=endpoint.name,
                 defaults={
-                    "endpoint_id": endpoint.get("id"),
-                    "method": endpoint["method"],
-                    "url": endpoint["url"],
+                    "endpoint_id": endpoint.endpoint_id,
+                    "method": endpoint.method,
+                    "url": endpoint.url,
                     "requests": entry.requests,
                     "failures": entry.failures,
                     "failures_by_class": entry.failures_by_class,
@@ -422,7 +412,7 @@ def _store_events(session: LoadTestSession, client) -> None:
     if not raw:
         return
     events, samples = [], []
-    secrets = plan_secrets(session.plan)  # masked by the shard; again here, defence in depth
+    secrets = plan_secrets(session.read_plan())  # masked by the shard; again here, in depth
     for item in reversed(raw):  # LPUSH stored them newest first
         data = json.loads(item)
         data["message"] = mask_secrets(data["message"], secrets, cut_short=True)
@@ -478,7 +468,7 @@ def monitor_active_sessions() -> int:
         LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
     )
     for session_id in session_ids:
-        queue_monitor_tick(session_id)
+        services.queue_monitor_tick(session_id)
     # Load whose session row is gone has no monitor of its own: stop it here.
     services.stop_orphan_load()
     return len(session_ids)

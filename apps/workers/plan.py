@@ -1,0 +1,100 @@
+"""The plan: everything a session's shards execute, frozen when the session starts.
+
+The control plane builds it (``services.build_plan``: absolute URLs, effective weights, checked
+against the allow-list) and stores ``to_json()`` in the session's row and, dumped, in Redis;
+whoever reads it back (a shard, the monitor, an export) reads it with ``from_json``. A field
+added here is added once: ``to_json`` and ``from_json`` follow the dataclasses' fields.
+
+An endpoint is known by its position in ``endpoints`` for the session's whole life: the
+statistics shards flush are keyed by it (see ``stats``), which keeps the hot loop's keys short.
+
+``version`` grows when a field changes meaning or goes away; a plan of a version this code
+does not know is refused with ``PlanVersionError`` rather than misread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PLAN_VERSION = 1
+
+
+class PlanVersionError(ValueError):
+    """A stored plan of a version this code cannot read."""
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    """One request the virtual users may send, resolved from the catalog."""
+
+    name: str
+    method: str
+    url: str  # absolute: the target's base URL and the endpoint's path
+    timeout_s: float
+    weight: float  # effective: the session's endpoint_weights over the endpoint's own
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+    endpoint_id: int | None = None  # the catalog row, if any (it may be deleted later)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A session's load, as its shards execute it."""
+
+    endpoints: tuple[EndpointPlan, ...]
+    request_interval_min: float  # think time, seconds (closed model)
+    request_interval_max: float
+    target_rps: float | None = None  # the open model's rate; None: the closed model
+    ramp_up_s: float = 0.0
+    # Counted from the load's start (the first shard to run), not from the start call: shards
+    # may wait in the queue for a free worker process. None: until stopped.
+    duration_s: float | None = None
+    request_log: bool = False  # the session's enable_logging
+    session_id: int | None = None
+    version: int = PLAN_VERSION
+
+    @property
+    def open_model(self) -> bool:
+        return bool(self.target_rps)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as JSON-ready data (a dict of plain values)."""
+        data = asdict(self)
+        data["endpoints"] = [
+            {**endpoint, "headers": dict(endpoint["headers"])} for endpoint in data["endpoints"]
+        ]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        """Read a plan written by ``to_json`` (or by a release before plans had versions)."""
+        version = data.get("version", 0)
+        if version == 0:
+            data = _from_unversioned(data)
+        elif version != PLAN_VERSION:
+            raise PlanVersionError(
+                f"This plan is version {version!r}; this release reads plans of version "
+                f"{PLAN_VERSION} (and older ones). Run the web, control and load workers from "
+                "the same release."
+            )
+        endpoints = tuple(EndpointPlan(**endpoint) for endpoint in data["endpoints"])
+        return cls(**{**data, "endpoints": endpoints})
+
+
+def _from_unversioned(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan as written before plans had a version (the JSON of sessions started then, in
+    the database and, for a week at most, in Redis): ``ramp_up_seconds`` and an endpoint's
+    ``id`` had other names."""
+    renamed = {key: value for key, value in data.items() if key != "ramp_up_seconds"}
+    renamed["ramp_up_s"] = float(data.get("ramp_up_seconds") or 0.0)
+    renamed["endpoints"] = [
+        {
+            **{key: value for key, value in endpoint.items() if key != "id"},
+            "endpoint_id": endpoint.get("id"),
+        }
+        for endpoint in data["endpoints"]
+    ]
+    renamed["version"] = PLAN_VERSION
+    return renamed
