@@ -53,6 +53,7 @@ from apps.workers.control import (
 from apps.workers.dispatch import redispatch_shards
 from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
 from apps.workers.secrets import mask_secrets, plan_secrets
+from apps.workers.signals import PRESENCE_INTERVAL_S
 from apps.workers.stats import parse_series_hash, parse_stats_hash
 from apps.workers.vocabulary import (
     ERROR_SAMPLE,
@@ -72,6 +73,9 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
+
+# A queued shard counts as waiting for a worker only after this long (see _waited_long).
+WAITING_REPORTED_AFTER_S = 2 * PRESENCE_INTERVAL_S
 
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
@@ -149,13 +153,14 @@ def monitor_tick(session_id: int) -> bool:
         forget_session(client, session_id)
         return False
 
-    waiting = sorted(index for index, state in states.items() if state == ShardState.QUEUED)
-    capacity = load_capacity(client) if waiting else None
+    queued = sorted(index for index, state in states.items() if state == ShardState.QUEUED)
+    waiting = _waited_long(client, keys, queued)
+    capacity = load_capacity(client) if queued else None
     detail = _waiting_detail(waiting, capacity)
     if detail != session.status_detail and not stopping:
         services.note_waiting(session_id, detail)
     if _seconds_without_shards(client, keys) > settings.SHARD_START_TIMEOUT_S:
-        _give_up(session, client, waiting, capacity)
+        _give_up(session, client, queued, capacity)
         return False
     if not stopping:
         _enforce_limits(session, client, now)
@@ -230,6 +235,25 @@ def _seconds_without_shards(client, keys: SessionKeys) -> float:
         alive_at += away_s
         client.set(keys.alive, alive_at, ex=ORPHAN_TTL_S)
     return now - alive_at
+
+
+def _waited_long(client, keys: SessionKeys, queued: list[int]) -> list[int]:
+    """The queued shards that have waited longer than a worker takes to pick one up and
+    refresh its presence.
+
+    Workers report their busy processes every PRESENCE_INTERVAL_S, so a worker whose last
+    shard has just ended may still count as full; a shard that waited less than that has not
+    been refused a worker yet, and reporting it would be a false alarm.
+    """
+    if not queued:
+        return []
+    queued_at = client.hmget(keys.queued_at, [str(index) for index in queued])
+    since = time.time() - WAITING_REPORTED_AFTER_S
+    return [
+        index
+        for index, at in zip(queued, queued_at, strict=True)
+        if at is not None and float(at) < since
+    ]
 
 
 def _waiting_detail(waiting: list[int], capacity) -> str:
