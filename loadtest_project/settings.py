@@ -191,9 +191,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Shards acknowledge on receipt: with acks_late, Redis would re-deliver a shard that outlives
 # the visibility timeout and double the load (celery#5935). Liveness comes from heartbeats.
 CELERY_TASK_ACKS_LATE = False
-# Flower shows tasks as they happen.
+# Flower shows tasks as they happen: from the moment a worker receives them. No "task-sent"
+# event at publication: Celery sends it for every task or none, and the monitor's, queued every
+# MONITOR_INTERVAL_S per session, would flood Flower's task list (their tasks also send no
+# worker events: apps/sessions/tasks.py). A shard no worker has taken yet shows in Flower's
+# Broker tab as a message in the `load` queue.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-send-sent-event
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_TASK_SEND_SENT_EVENT = False
 # No acknowledgement emulation: the broker never re-delivers a message (a re-delivered shard
 # would double the load; liveness comes from heartbeats), and kombu 5.7 crashes a worker
 # restoring emulated unacknowledged messages when Redis goes away.

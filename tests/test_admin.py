@@ -1,15 +1,34 @@
 """The Django admin: every model is listed, and sessions start and stop from it."""
 
+import itertools
+
 import pytest
 from django.apps import apps
 from django.urls import reverse
+from django.utils import timezone
 
-from apps.sessions.models import Endpoint, LoadTestSession, Target
+from apps.sessions.choices import EventKind
+from apps.sessions.models import (
+    Endpoint,
+    EndpointStats,
+    ErrorSample,
+    LoadTestSession,
+    RequestLogEntry,
+    SessionEvent,
+    Target,
+    TimeSeriesPoint,
+)
 
 from .conftest import wait_until
 from .sessions import wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANGELIST = "admin:loadtests_loadtestsession_changelist"
+
+
+def change_page(session) -> str:
+    return reverse("admin:loadtests_loadtestsession_change", args=[session.pk])
 
 
 @pytest.fixture
@@ -75,3 +94,95 @@ def test_admin_actions_start_and_stop_a_session(
     assert session.total_requests == counting_server.total
     page = admin_client.get(reverse("admin:loadtests_loadtestsession_change", args=[session.pk]))
     assert page.status_code == 200
+
+
+def finished_session(status: str = "stopped", **fields) -> LoadTestSession:
+    target = Target.objects.create(name=f"t-{LoadTestSession.objects.count()}",
+                                   base_url="http://127.0.0.1:9")  # fmt: skip
+    return LoadTestSession.objects.create(session_name="s", target=target, status=status, **fields)
+
+
+def test_the_add_form_preselects_the_default_target(admin_client, settings):
+    settings.TARGET_APP_URL = "http://127.0.0.1:5001"
+    Target.objects.create(name="other", base_url="http://127.0.0.1:9")
+    default = Target.objects.create(name="demo", base_url="http://127.0.0.1:5001")
+    page = admin_client.get(reverse("admin:loadtests_loadtestsession_add"))
+    assert page.context["adminform"].form["target"].value() == default.pk
+    assert f'<option value="{default.pk}" selected>' in page.content.decode()
+
+
+def test_counts_have_thousands_separators_and_milliseconds_one_decimal(admin_client):
+    session = finished_session(total_requests=1234567, total_failures=8901)
+    EndpointStats.objects.create(session=session, name="ping", method="GET", url="/ping",
+                                 requests=1234567, p95_ms=12.3456789, max_ms=1234.56)  # fmt: skip
+    TimeSeriesPoint.objects.create(session=session, timestamp=timezone.now(), requests=45678,
+                                   latency_sum_ms=45678 * 3.14159)  # fmt: skip
+    RequestLogEntry.objects.create(session=session, at=timezone.now(), endpoint="ping",
+                                   method="GET", path="/ping", latency_ms=7.777)  # fmt: skip
+    pages = {
+        "session list": admin_client.get(reverse(CHANGELIST)),
+        "session page": admin_client.get(change_page(session)),
+        "stats list": admin_client.get(reverse("admin:loadtests_endpointstats_changelist")),
+        "time series": admin_client.get(reverse("admin:loadtests_timeseriespoint_changelist")),
+        "request log": admin_client.get(reverse("admin:loadtests_requestlogentry_changelist")),
+    }
+    text = {name: page.content.decode() for name, page in pages.items()}
+    assert "1,234,567" in text["session list"] and "8,901" in text["session list"]
+    for name in ("session page", "stats list"):
+        assert "1,234,567" in text[name] and "12.3<" in text[name] and "1,234.6<" in text[name]
+        assert "12.345" not in text[name]
+    assert "45,678" in text["time series"] and "3.1<" in text["time series"]
+    assert "7.8<" in text["request log"] and "7.777" not in text["request log"]
+
+
+@pytest.mark.parametrize("status", ["stopping", "completed", "stopped", "failed"])
+def test_a_session_that_can_no_longer_change_opens_read_only(admin_client, status):
+    session = finished_session(status, concurrent_users=5)
+    page = admin_client.get(change_page(session)).content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert "Close" in page
+    refused = admin_client.post(change_page(session), {"concurrent_users": 50})
+    assert refused.status_code == 403
+    assert LoadTestSession.objects.get(pk=session.pk).concurrent_users == 5
+
+
+@pytest.mark.parametrize("status", ["pending", "running"])
+def test_a_session_that_can_change_keeps_its_save_button(admin_client, status):
+    page = admin_client.get(change_page(finished_session(status))).content.decode()
+    assert 'name="_save"' in page
+
+
+_names = itertools.count()
+RESULTS = {
+    "endpointstats": lambda s: EndpointStats.objects.create(session=s, name=f"a{next(_names)}",
+                                                            method="GET", url="/a"),
+    "timeseriespoint": lambda s: TimeSeriesPoint.objects.create(session=s,
+                                                                timestamp=timezone.now()),
+    "errorsample": lambda s: ErrorSample.objects.create(session=s, at=timezone.now(),
+                                                        endpoint="a", failure_class="http_5xx",
+                                                        message="boom"),
+    "sessionevent": lambda s: SessionEvent.objects.create(session=s, at=timezone.now(),
+                                                          kind=EventKind.USERS_CHANGED,
+                                                          message="m"),
+    "requestlogentry": lambda s: RequestLogEntry.objects.create(session=s, at=timezone.now(),
+                                                                endpoint="a", method="GET",
+                                                                path="/a", latency_ms=1.0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("model_name", sorted(RESULTS))
+def test_results_are_filterable_by_session(admin_client, model_name):
+    mine, other = finished_session(), finished_session()
+    wanted = {RESULTS[model_name](mine).pk for _ in range(2)}
+    RESULTS[model_name](other)
+    changelist = reverse(f"admin:loadtests_{model_name}_changelist")
+    page = admin_client.get(changelist, {"session__id__exact": mine.pk})
+    assert page.status_code == 200
+    assert {row.pk for row in page.context["cl"].result_list} == wanted
+
+
+def test_each_session_links_to_its_dashboard(admin_client):
+    session = finished_session()
+    link = f'href="/sessions/{session.pk}/"'
+    assert link in admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert link in admin_client.get(change_page(session)).content.decode()

@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
+from django.utils.html import format_html
 
 from . import history, services
 from .choices import SessionStatus
@@ -29,6 +30,36 @@ from .models import (
     Target,
     TimeSeriesPoint,
 )
+
+
+def count_column(field: str):
+    """A column (or read-only field) showing a count with thousands separators, sortable."""
+
+    def column(obj) -> str | None:
+        value = getattr(obj, field)
+        return None if value is None else f"{value:,}"
+
+    column.__name__ = field
+    return admin.display(description=field.replace("_", " "), ordering=field)(column)
+
+
+def ms_column(field: str, sortable: bool = True):
+    """A column (or read-only field) showing milliseconds to 1 decimal: the stored floats
+    carry microsecond noise (12.3456789) that nobody reads. A computed figure (a property,
+    not a column) is not ``sortable``."""
+
+    def column(obj) -> str | None:
+        value = getattr(obj, field)
+        return None if value is None else f"{value:,.1f}"
+
+    column.__name__ = field
+    ordering = field if sortable else None
+    return admin.display(description=field.replace("_", " "), ordering=ordering)(column)
+
+
+def dashboard_path(session: LoadTestSession) -> str:
+    """The session's live dashboard page, ``/sessions/<id>/`` under the site's prefix."""
+    return f"{get_script_prefix()}sessions/{session.pk}/"
 
 
 class HistoryAdminMixin:
@@ -87,13 +118,13 @@ class EndpointStatsInline(admin.TabularInline):
     can_delete = False
     fields = [
         "name",
-        "requests",
-        "failures",
+        count_column("requests"),
+        count_column("failures"),
         "failures_by_class",
-        "p50_ms",
-        "p95_ms",
-        "p99_ms",
-        "max_ms",
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
     ]
     readonly_fields = fields
 
@@ -125,6 +156,11 @@ def refusal(exc: Exception) -> str:
 SERVICE_REFUSALS = (services.SessionStateError, services.EngineUnavailable, ValidationError)
 
 
+def is_live(session: LoadTestSession) -> bool:
+    """Starting or running: the session's live fields (its users) still change its load."""
+    return session.status in (SessionStatus.STARTING, SessionStatus.RUNNING)
+
+
 @admin.register(LoadTestSession)
 class LoadTestSessionAdmin(admin.ModelAdmin):
     list_display = [
@@ -132,20 +168,22 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         "session_name",
         "target",
         "status",
-        "concurrent_users",
+        count_column("concurrent_users"),
         "target_rps",
         "duration_minutes",
-        "total_requests",
-        "total_failures",
+        count_column("total_requests"),
+        count_column("total_failures"),
         "start_time",
         "end_time",
         "end_reason",
+        "dashboard",
     ]
     list_filter = ["status", "end_reason", "target"]
     search_fields = ["session_name"]
     actions = ["start_sessions", "stop_sessions", "delete_selected"]
     inlines = [EndpointStatsInline, SessionEventInline]
     readonly_fields = [
+        "dashboard",
         "status",
         "created_at",
         "created_by",
@@ -162,13 +200,34 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         "stats_updated_at",
     ]
 
+    @admin.display(description="dashboard")
+    def dashboard(self, session: LoadTestSession) -> str:
+        if session.pk is None:
+            return "-"
+        return format_html('<a href="{}">Live dashboard</a>', dashboard_path(session))
+
+    def get_changeform_initial_data(self, request):
+        """A new session's target is the default target (TARGET_APP_URL), when it exists."""
+        initial = super().get_changeform_initial_data(request)
+        default = services.find_default_target()
+        if default is not None:
+            initial.setdefault("target", default.pk)
+        return initial
+
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != SessionStatus.PENDING:
             # A session's configuration is what ran; while it runs, only its load changes.
-            live = obj.status in (SessionStatus.STARTING, SessionStatus.RUNNING)
-            editable = {"id", *services.LIVE_FIELDS} if live else {"id"}
-            return [field.name for field in self.model._meta.fields if field.name not in editable]
+            editable = {"id", *services.LIVE_FIELDS} if is_live(obj) else {"id"}
+            fields = [field.name for field in self.model._meta.fields if field.name not in editable]
+            return ["dashboard", *fields]
         return self.readonly_fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        """A session that can no longer change (stopping or ended) opens read-only: no Save
+        buttons over fields that are all read-only, only Close (and Delete, once ended)."""
+        if obj is not None and obj.status != SessionStatus.PENDING and not is_live(obj):
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_operate_permission(self, request) -> bool:
         """Who sees and may run the start and stop actions (operator and admin roles)."""
@@ -256,12 +315,12 @@ class EndpointStatsAdmin(admin.ModelAdmin):
     list_display = [
         "session",
         "name",
-        "requests",
-        "failures",
-        "p50_ms",
-        "p95_ms",
-        "p99_ms",
-        "max_ms",
+        count_column("requests"),
+        count_column("failures"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
         "updated_at",
     ]
     list_filter = ["session"]
@@ -275,7 +334,13 @@ class EndpointStatsAdmin(admin.ModelAdmin):
 
 @admin.register(TimeSeriesPoint)
 class TimeSeriesPointAdmin(admin.ModelAdmin):
-    list_display = ["session", "timestamp", "requests", "failures", "mean_ms"]
+    list_display = [
+        "session",
+        "timestamp",
+        count_column("requests"),
+        count_column("failures"),
+        ms_column("mean_ms", sortable=False),
+    ]
     list_filter = ["session"]
 
     def has_add_permission(self, request) -> bool:
@@ -332,7 +397,7 @@ class RequestLogEntryAdmin(ReadOnlyAdmin):
     in the admin as in the API."""
 
     list_display = ["at", "session", "endpoint", "method", "path", "status", "failure_class",
-                    "latency_ms", "hostname"]  # fmt: skip
+                    ms_column("latency_ms"), "hostname"]  # fmt: skip
     list_filter = ["session", "failure_class", "endpoint"]
     search_fields = ["endpoint", "path"]
 
