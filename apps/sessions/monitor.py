@@ -27,6 +27,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -45,15 +46,17 @@ from apps.workers.control import (
     mark_lost,
     mark_silent_shards_lost,
     read_assignments,
+    read_heartbeats,
     read_load_factor,
     read_load_started_at,
     request_stop,
     set_load_factor,
 )
 from apps.workers.dispatch import redispatch_shards
+from apps.workers.histogram import percentiles_ms
 from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
 from apps.workers.secrets import mask_secrets, plan_secrets
-from apps.workers.stats import parse_series_hash, parse_stats_hash
+from apps.workers.stats import EndpointTotals, parse_series_hash, parse_stats_hash
 from apps.workers.vocabulary import (
     ERROR_SAMPLE,
     SHARD_STATES_COMPLETE,
@@ -75,6 +78,7 @@ logger = logging.getLogger(__name__)
 
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
+TICK_QUANTILES = (0.5, 0.95, 0.99)  # the charts' latency lines
 
 
 def monitor_session(session_id: int) -> bool:
@@ -120,9 +124,11 @@ def monitor_tick(session_id: int) -> bool:
         session.refresh_from_db(fields=["status", "load_started_at"])
 
     states = mark_silent_shards_lost(client, session_id)
-    sync_statistics(session, client)
+    growth = sync_statistics(session, client)
     _store_events(session, client)
     now = timezone.now()
+    heartbeats = read_heartbeats(client, session_id)
+    _record_tick_point(session, int(now.timestamp()), tick_figures(growth, heartbeats))
 
     if any(state == ShardState.RUNNING for state in states.values()):
         client.set(keys.alive, time.time())
@@ -160,6 +166,18 @@ def monitor_tick(session_id: int) -> bool:
     if not stopping:
         _enforce_limits(session, client, now)
     return True
+
+
+def tick_figures(growth: TickGrowth, heartbeats: dict[int, dict]) -> dict:
+    """The per-tick fields of a ``TimeSeriesPoint``."""
+    percentiles = growth.percentiles_ms()
+    return {
+        "p50_ms": percentiles[0.5],
+        "p95_ms": percentiles[0.95],
+        "p99_ms": percentiles[0.99],
+        "users": sum(int(beat.get("users", 0)) for beat in heartbeats.values()),
+        "failures_by_class": growth.failures_by_class,
+    }
 
 
 def _lost_messages(client, session_id: int, states: dict[int, ShardState]) -> dict[int, ShardState]:
@@ -322,20 +340,52 @@ def _window(session: LoadTestSession, now, seconds: float) -> dict[str, int]:
     return {name: value or 0 for name, value in totals.items()}
 
 
-def sync_statistics(session: LoadTestSession, client) -> None:
-    """Copy the session's cumulative counters and new per-second points into the database."""
+@dataclass
+class TickGrowth:
+    """What the session's cumulative counters gained since the monitor's previous pass:
+    the stored per-endpoint rows hold the previous pass's values, so the difference needs no
+    extra state and no work in the shards."""
+
+    requests: int = 0
+    failures_by_class: dict[str, int] = field(default_factory=dict)
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def add(self, entry: EndpointTotals, previous: EndpointStats | None) -> None:
+        self.requests += entry.requests - (previous.requests if previous else 0)
+        old_failures = previous.failures_by_class if previous else {}
+        for failure_class, count in entry.failures_by_class.items():
+            gained = count - old_failures.get(failure_class, 0)
+            if gained > 0:
+                self.failures_by_class[failure_class] = (
+                    self.failures_by_class.get(failure_class, 0) + gained
+                )
+        old_histogram = previous.histogram if previous else {}
+        for bucket, count in entry.histogram.items():
+            gained = count - old_histogram.get(str(bucket), 0)
+            if gained > 0:
+                self.histogram[bucket] = self.histogram.get(bucket, 0) + gained
+
+    def percentiles_ms(self) -> dict[float, float | None]:
+        return percentiles_ms(self.histogram, TICK_QUANTILES)
+
+
+def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
+    """Copy the session's cumulative counters and new per-second points into the database;
+    returns what the counters gained since the previous copy."""
     keys = SessionKeys(session.pk)
+    growth = TickGrowth()
     totals = parse_stats_hash(client.hgetall(keys.stats))
     drained = client.eval(DRAIN_HASH_SCRIPT, 1, keys.series)
     points = parse_series_hash(dict(zip(drained[::2], drained[1::2], strict=True)))
     if not totals and not points:
-        return
+        return growth
     plan_endpoints = session.read_plan().endpoints
     with transaction.atomic():
         existing = {row.name: row for row in session.endpoint_stats.all()}
         for index, entry in totals.items():
             endpoint = plan_endpoints[index]
             row = existing.get(endpoint.name)
+            growth.add(entry, row)
             if row is not None and (row.requests, row.not_sent) == (
                 entry.requests,
                 entry.not_sent,
@@ -372,6 +422,7 @@ def sync_statistics(session: LoadTestSession, client) -> None:
             )
         for second, point in sorted(points.items()):
             _add_point(session, second, point)
+    return growth
 
 
 def _add_point(session, second: int, point) -> None:
@@ -401,6 +452,20 @@ def _add_point(session, second: int, point) -> None:
             )
     except IntegrityError:  # another monitor created it between our update and insert
         rows.update(**increments)
+
+
+def _record_tick_point(session: LoadTestSession, second: int, figures: dict) -> None:
+    """The tick's percentiles, users and failures by class on the second the tick ended in
+    (the second's requests may still arrive in later flushes: ``_add_point`` adds them)."""
+    timestamp = datetime.fromtimestamp(second, tz=UTC)
+    rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
+    if rows.update(**figures):
+        return
+    try:
+        with transaction.atomic():
+            TimeSeriesPoint.objects.create(session=session, timestamp=timestamp, **figures)
+    except IntegrityError:  # a flush's point was created between our update and insert
+        rows.update(**figures)
 
 
 def _store_events(session: LoadTestSession, client) -> None:

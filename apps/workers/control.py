@@ -457,6 +457,20 @@ def read_assignments(client: redis.Redis, session_id: int) -> dict[int, Assignme
     return {int(decode(index)): Assignment.decode(value) for index, value in raw.items()}
 
 
+def read_heartbeats(client: redis.Redis, session_id: int) -> dict[int, dict]:
+    """The live heartbeat (JSON, see ``shard``) of each shard that has one, by shard index."""
+    keys = SessionKeys(session_id)
+    indices = sorted(int(decode(index)) for index in client.hkeys(keys.assign))
+    if not indices:
+        return {}
+    raw = client.mget([keys.heartbeat(index) for index in indices])
+    return {
+        index: json.loads(value)
+        for index, value in zip(indices, raw, strict=True)
+        if value is not None
+    }
+
+
 def request_stop(client: redis.Redis, session_id: int) -> None:
     """Every shard of the session stops sending within CONTROL_POLL_INTERVAL_S."""
     client.hset(SessionKeys(session_id).control, "state", ControlState.STOPPING)
