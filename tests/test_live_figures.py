@@ -2,10 +2,13 @@
 failures by class on the time series, written by the monitor from what already reaches it
 (the cumulative histograms and the shards' heartbeats)."""
 
+import json
+
 import pytest
 
 from apps.sessions.models import EndpointStats, TimeSeriesPoint
 from apps.sessions.monitor import TickGrowth
+from apps.workers.control import SessionKeys
 from apps.workers.histogram import bucket_index
 from apps.workers.stats import EndpointTotals
 
@@ -40,7 +43,7 @@ def test_tick_growth_without_samples_has_no_percentiles():
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_monitor_writes_percentiles_users_and_failure_classes(
-    api, workers, counting_server, forget_redis_sessions
+    api, workers, counting_server, forget_redis_sessions, redis_client
 ):
     workers.ensure("worker", "load-test-1")
     counting_server.statuses["/broken"] = 500
@@ -60,6 +63,12 @@ def test_monitor_writes_percentiles_users_and_failure_classes(
         ).exists()
 
     wait_until(figures_arrived, timeout_s=20)
+    # The same tick's figures go out once, in the snapshot every open stream passes on.
+    stored = json.loads(redis_client.get(SessionKeys(session_id).snapshot))
+    assert stored["event"] == "stats" and stored["id"] >= 1
+    assert stored["data"]["live"]["users"] == 3
+    assert sum(shard["users"] for shard in stored["data"]["shards"]) == 3
+    assert set(stored["data"]["point"]) >= {"t", "rps", "p95_ms", "failures_by_class"}
     api.post(f"/api/sessions/{session_id}/stop/")
     wait_for_status(session_id)
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -65,7 +66,9 @@ from apps.workers.vocabulary import (
 )
 
 from . import services
-from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .api.serializers import ErrorSampleSerializer
+from .api.snapshots import stats_snapshot
+from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, EndReason, EventKind, SessionStatus
 from .models import (
     EndpointStats,
     ErrorSample,
@@ -76,9 +79,20 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
+
+class LiveErrorSerializer(ErrorSampleSerializer):
+    class Meta(ErrorSampleSerializer.Meta):
+        fields = ["at", "endpoint", "failure_class", "status", "message"]
+
+
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
 TICK_QUANTILES = (0.5, 0.95, 0.99)  # the charts' latency lines
+LIVE_ERROR_WINDOW_S = 10.0  # the live error rate's window
+LIVE_ERRORS = 20  # error samples in each live snapshot
+# A finished session's last snapshot outlives its other keys (forgotten at once) this long,
+# so that a stream opened later still sends its end.
+SNAPSHOT_TTL_S = 3600
 
 
 def monitor_session(session_id: int) -> bool:
@@ -123,12 +137,17 @@ def monitor_tick(session_id: int) -> bool:
         services.mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
         session.refresh_from_db(fields=["status", "load_started_at"])
 
+    previous_tick = client.get(keys.ticked)
     states = mark_silent_shards_lost(client, session_id)
     growth = sync_statistics(session, client)
     _store_events(session, client)
     now = timezone.now()
     heartbeats = read_heartbeats(client, session_id)
-    _record_tick_point(session, int(now.timestamp()), tick_figures(growth, heartbeats))
+    figures = tick_figures(growth, heartbeats)
+    _record_tick_point(session, int(now.timestamp()), figures)
+    elapsed_s = now.timestamp() - float(previous_tick) if previous_tick else None
+    live = _live(session, growth, figures, now, elapsed_s)
+    publish_snapshot(session_id, client, live, heartbeats)
 
     if any(state == ShardState.RUNNING for state in states.values()):
         client.set(keys.alive, time.time())
@@ -152,6 +171,7 @@ def monitor_tick(session_id: int) -> bool:
         services.finish_session(session_id, reason, detail)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         _store_events(session, client)
+        publish_snapshot(session_id, client, live, {})
         forget_session(client, session_id)
         return False
 
@@ -178,6 +198,80 @@ def tick_figures(growth: TickGrowth, heartbeats: dict[int, dict]) -> dict:
         "users": sum(int(beat.get("users", 0)) for beat in heartbeats.values()),
         "failures_by_class": growth.failures_by_class,
     }
+
+
+def _live(session, growth: TickGrowth, figures: dict, now, elapsed_s: float | None) -> dict:
+    """The dashboard's figures "now": this tick's rates and percentiles, the last ~10 s's
+    error rate, and the tick's point for appending to the charts."""
+    elapsed_s = max(elapsed_s or settings.MONITOR_INTERVAL_S, 0.1)
+    failures = sum(figures["failures_by_class"].values())
+    window = _window(session, now, LIVE_ERROR_WINDOW_S)
+    rps = round(growth.requests / elapsed_s, 2)
+    failures_per_s = round(failures / elapsed_s, 2)
+    percentiles = {name: figures[name] for name in ("p50_ms", "p95_ms", "p99_ms")}
+    return {
+        "live": {
+            "rps": rps,
+            "failures_per_s": failures_per_s,
+            "error_rate": round(window["failures"] / window["requests"], 4)
+            if window["requests"]
+            else 0.0,
+            **percentiles,
+            "users": figures["users"],
+        },
+        "point": {
+            "t": int(now.timestamp()),
+            "rps": rps,
+            "failures_per_s": failures_per_s,
+            **percentiles,
+            "users": figures["users"],
+            "failures_by_class": figures["failures_by_class"],
+        },
+    }
+
+
+def publish_snapshot(session_id: int, client, live: dict, heartbeats: dict[int, dict]) -> None:
+    """Build the session's live snapshot once per tick and hand it to every open stream:
+    stored (a new stream sends it at once) and published (the open ones send it as it
+    comes). The streams then read nothing from the database, however many they are."""
+    session = LoadTestSession.objects.get(pk=session_id)
+    keys = SessionKeys(session_id)
+    data = {
+        **stats_snapshot(session),
+        **live,
+        "remaining_s": _remaining_s(session),
+        "load_started_at": session.load_started_at,
+        "status_detail": session.status_detail,
+        "shards": [
+            {
+                "shard": index,
+                "generation": beat.get("generation"),
+                "hostname": beat.get("hostname", ""),
+                "users": beat.get("users", 0),
+                "rate": beat.get("rate", 0.0),
+                "last_heartbeat": beat.get("at"),
+            }
+            for index, beat in sorted(heartbeats.items())
+        ],
+        "errors": LiveErrorSerializer(
+            session.error_samples.order_by("-at", "-pk")[:LIVE_ERRORS], many=True
+        ).data,
+    }
+    event = "end" if session.status in TERMINAL_STATUSES else "stats"
+    event_id = client.incr(keys.snapshot_seq)
+    payload = json.dumps({"id": event_id, "event": event, "data": data}, cls=DjangoJSONEncoder)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.set(keys.snapshot, payload, ex=SNAPSHOT_TTL_S)
+        pipe.expire(keys.snapshot_seq, SNAPSHOT_TTL_S)
+        pipe.publish(keys.snapshot_channel, payload)
+        pipe.execute()
+
+
+def _remaining_s(session: LoadTestSession) -> float | None:
+    deadline = session.deadline
+    if deadline is None or session.status in TERMINAL_STATUSES:
+        return None
+    return round(max((deadline - timezone.now()).total_seconds(), 0.0), 1)
 
 
 def _lost_messages(client, session_id: int, states: dict[int, ShardState]) -> dict[int, ShardState]:
@@ -456,10 +550,24 @@ def _add_point(session, second: int, point) -> None:
 
 def _record_tick_point(session: LoadTestSession, second: int, figures: dict) -> None:
     """The tick's percentiles, users and failures by class on the second the tick ended in
-    (the second's requests may still arrive in later flushes: ``_add_point`` adds them)."""
+    (the second's requests may still arrive in later flushes: ``_add_point`` adds them).
+
+    Two ticks may end in one second (a stop queues one between beats): the failures add
+    up and the percentiles keep the higher value. Only the monitor writes these fields, one
+    tick per session at a time, so reading them back first is safe.
+    """
     timestamp = datetime.fromtimestamp(second, tz=UTC)
     rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
-    if rows.update(**figures):
+    earlier = rows.values("p50_ms", "p95_ms", "p99_ms", "failures_by_class").first()
+    if earlier is not None:
+        merged = dict(earlier["failures_by_class"] or {})
+        for failure_class, count in figures["failures_by_class"].items():
+            merged[failure_class] = merged.get(failure_class, 0) + count
+        figures = {**figures, "failures_by_class": merged}
+        for name in ("p50_ms", "p95_ms", "p99_ms"):
+            values = [value for value in (earlier[name], figures[name]) if value is not None]
+            figures[name] = max(values) if values else None
+        rows.update(**figures)
         return
     try:
         with transaction.atomic():

@@ -21,6 +21,9 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
 - ``ticked``    when the monitor last looked at the session (epoch seconds)
 - ``monitor``   lock held by the monitor tick in progress (one at a time per session)
+- ``snapshot``  the newest live snapshot (JSON), ``snapshot_seq`` its id counter, both
+                kept SNAPSHOT_TTL_S after the session ends (a late viewer gets the end);
+                channel ``live`` carries each new one to the open streams
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
 ``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``,
 ``lt:emergency`` (time of the last emergency stop), and ``lt:dispatched`` (ids of the
@@ -146,6 +149,21 @@ class SessionKeys:
     @property
     def monitor(self) -> str:
         return f"{self._base}:monitor"
+
+    @property
+    def snapshot(self) -> str:
+        """The newest live snapshot the monitor built (JSON: id, event, data)."""
+        return f"{self._base}:snapshot"
+
+    @property
+    def snapshot_seq(self) -> str:
+        """The snapshots' id counter (an SSE ``id:`` per tick)."""
+        return f"{self._base}:snapshot_seq"
+
+    @property
+    def snapshot_channel(self) -> str:
+        """Pub/sub channel each new snapshot is published on, for the open streams."""
+        return f"{self._base}:live"
 
     def heartbeat_field(self, shard_index: int | str) -> str:
         """The shard's field in the global ``lt:heartbeats`` hash."""
