@@ -9,8 +9,9 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start
 - ``control``   hash: ``state`` (a ``ControlState``: "running" while load is wanted;
                 anything else or nothing means stop), ``factor`` (load reduction, 1.0 =
-                full load) and ``load_started_at`` (epoch seconds, set once by the first
-                shard to start: the duration counts from then)
+                full load), ``load_started_at`` (epoch seconds, set once by the first
+                shard to start: the duration counts from then) and ``weights`` (set when
+                the endpoint weights change while it runs, see ``set_endpoint_weights``)
 - ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
 - ``shards``    hash shard index -> its ``ShardState`` (see ``vocabulary``)
 - ``queued_at`` hash shard index -> when its current generation was queued (epoch seconds)
@@ -64,6 +65,9 @@ DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
 
 # The control hash's field for when the session's load began (see ``claim_load_start``).
 LOAD_STARTED_FIELD = "load_started_at"
+# The control hash's field for endpoint weights changed while the session runs: a JSON list,
+# one weight per endpoint of the plan, by position. Absent, the plan's own weights hold.
+WEIGHTS_FIELD = "weights"
 
 
 @dataclass(frozen=True)
@@ -496,6 +500,17 @@ def request_stop(client: redis.Redis, session_id: int) -> None:
 
 def set_load_factor(client: redis.Redis, session_id: int, factor: float) -> None:
     client.hset(SessionKeys(session_id).control, "factor", repr(factor))
+
+
+def set_endpoint_weights(client: redis.Redis, session_id: int, weights: Sequence[float]) -> None:
+    """Every shard of the session picks endpoints by ``weights`` (one per endpoint of the
+    plan, by position; at least one positive) from its next control poll. The plan itself stays
+    as it started: its endpoints' positions key the statistics for the session's whole life."""
+    client.hset(
+        SessionKeys(session_id).control,
+        WEIGHTS_FIELD,
+        json.dumps([float(weight) for weight in weights]),
+    )
 
 
 def read_load_factor(client: redis.Redis, session_id: int) -> float:

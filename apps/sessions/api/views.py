@@ -116,11 +116,13 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         if session.status == SessionStatus.PENDING:
             return super().update(request, *args, **kwargs)
         # Once started, the configuration is what ran; the service says what the status still
-        # allows (a live concurrent_users), so only a PATCH is read, field by field.
+        # allows (live concurrent_users and endpoint_weights), so only a PATCH is read, field
+        # by field.
         if not kwargs.get("partial"):
             raise services.SessionStateError(
                 f"Session {session.pk} is {session.status}; PATCH the fields to change "
-                "(only concurrent_users while it runs) instead of replacing it whole."
+                "(only concurrent_users and endpoint_weights while it runs) instead of replacing "
+                "it whole."
             )
         if not isinstance(request.data, Mapping):
             raise serializers.ValidationError(
