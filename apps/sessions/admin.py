@@ -165,8 +165,10 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != SessionStatus.PENDING:
             # A session's configuration is what ran; while it runs, only its load changes.
+            # (Its endpoint weights change live from the API and the dashboard, which show
+            # one input per endpoint, rather than from the admin's raw JSON.)
             live = obj.status in (SessionStatus.STARTING, SessionStatus.RUNNING)
-            editable = {"id", *services.LIVE_FIELDS} if live else {"id"}
+            editable = {"id", "concurrent_users"} if live else {"id"}
             return [field.name for field in self.model._meta.fields if field.name not in editable]
         return self.readonly_fields
 
