@@ -72,13 +72,15 @@ class Plan:
     latency_s: float
     stops: int
     footprint_s: float
+    viewers_s: float = 0  # how long the probe viewer measures the lag, per viewer count
     figures: set[str] = field(default_factory=set)
 
 
 FULL = Plan(repeats=3, throughput_s=10, open_s=20, closed_users=100, closed_s=60,
-            latency_s=10, stops=5, footprint_s=240)  # fmt: skip
+            latency_s=10, stops=5, footprint_s=240, viewers_s=20)  # fmt: skip
 QUICK = Plan(repeats=1, throughput_s=5, open_s=4, closed_users=300, closed_s=12, latency_s=4,
-             stops=1, footprint_s=20)  # fmt: skip
+             stops=1, footprint_s=20, viewers_s=8)  # fmt: skip
+VIEWERS = 200  # open dashboards of one session on one web process (figure j)
 
 
 class Bench:
@@ -243,6 +245,33 @@ class Bench:
                 abs(rows_fast["rows_per_min"] / rows_slow["rows_per_min"] - 1) < 0.2),
         ]  # fmt: skip
 
+    def viewers(self, counting: CountingTarget) -> None:
+        from .stack import Stack
+
+        with Stack(workers=2, web=True) as stack:
+            quiet = stack.viewers_timing(counting, 0, self.plan.viewers_s)
+            watched = stack.viewers_timing(counting, VIEWERS, self.plan.viewers_s)
+        for outcome in (quiet, watched):
+            self.ours_counts.append((outcome["ours"], outcome["target"]))
+        lag_ratio = watched["lag_s"] / quiet["lag_s"]
+        rss_per_viewer_kb = (watched["web_rss"] - quiet["web_rss"]) / VIEWERS / 1024
+        self.rows += [
+            Row("j", "statistics lag a viewer sees (target's count → its stream), 0 viewers",
+                [quiet["lag_s"]], "s"),
+            Row("j", f"same with {VIEWERS} viewers of the session on one web process",
+                [watched["lag_s"]], "s",
+                note=f"each viewer got ≥ {watched['fewest_snapshots']} snapshots"),
+            Row("j", f"lag ratio {VIEWERS} / 0 viewers", [lag_ratio], "x", "≤ 1.25x",
+                lag_ratio <= 1.25),
+            Row("j", f"stop: last request after the call returned, 0 / {VIEWERS} viewers",
+                [quiet["stop_s"], watched["stop_s"]], "s", "≤ 0.25 s each",
+                max(quiet["stop_s"], watched["stop_s"]) <= 0.25),
+            Row("j", f"web RSS with {VIEWERS} viewers", [watched["web_rss"] / 2**20], "MB",
+                note=f"{quiet['web_rss'] / 2**20:.0f} MB with none: "
+                f"{rss_per_viewer_kb:.0f} KB per viewer; "
+                f"{watched['redis_connections_per_viewer']:.1f} Redis connections per stream"),
+        ]  # fmt: skip
+
     def control_plane(self) -> None:
         from .stack import monitor_capacity
 
@@ -297,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         plan = Plan(repeats=1, throughput_s=0, open_s=3, closed_users=40, closed_s=8,
                     latency_s=0, stops=0, footprint_s=0)  # fmt: skip
-    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghi")
+    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghij")
     if args.smoke:
         plan.figures = {"b", "c", "e"}
     if args.footprint_minutes:
@@ -341,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                         bench.throughput(nginx)
                     if bench.wants("h"):
                         bench.footprint_rss(nginx)
+            if bench.wants("j"):
+                bench.viewers(counting)
             if bench.wants("i"):
                 bench.control_plane()
             if bench.wants("e"):

@@ -1,17 +1,28 @@
 """The figures that need the whole service: real Celery workers, the control worker and
-beat (stop and start times, rows written per minute), and a synthetic control-plane load
-(many shards flushing into one monitor)."""
+beat (stop and start times, rows written per minute), a `web` process with many viewers of
+one session's live stream, and a synthetic control-plane load (many shards flushing into one
+monitor)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import random
 import socket
+import statistics
+import threading
 import time
 from pathlib import Path
 
+import aiohttp
+import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
+from rest_framework.authtoken.models import Token
 
 from apps.sessions import services
 from apps.sessions.choices import TERMINAL_STATUSES
@@ -29,7 +40,13 @@ from apps.workers import control
 from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.vocabulary import ShardState
 from loadtest_project import celery_app
-from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
+from loadtest_project.embedded_redis import free_port
+from loadtest_project.procfile import (
+    ManagedProcess,
+    ProcessGroup,
+    read_procfile,
+    wait_for_celery_nodes,
+)
 
 
 def _wait(condition, timeout_s: float, interval_s: float = 0.01):
@@ -43,10 +60,12 @@ def _wait(condition, timeout_s: float, interval_s: float = 0.01):
 
 
 class Stack:
-    """Load workers, the control worker and beat from the Procfile, on this machine."""
+    """Load workers, the control worker and beat from the Procfile, on this machine; with
+    ``web``, the API's `web` process too."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, web: bool = False) -> None:
         self.workers = workers
+        self.web = web
 
     def __enter__(self) -> Stack:
         self.group = ProcessGroup()
@@ -66,7 +85,24 @@ class Stack:
             raise RuntimeError(f"Celery workers did not answer: {sorted(missing)}")
         target = Target.objects.create(name=f"bench-{time.time()}", base_url="http://127.0.0.1")
         self.target = target
+        if self.web:
+            self._start_web(env, logs)
         return self
+
+    def _start_web(self, env: dict, logs: Path) -> None:
+        port = free_port()
+        web_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "DEBUG": "False",
+                   "ALLOWED_HOSTS": "127.0.0.1",
+                   # The viewers are one bench user: its API rate limit must not refuse them.
+                   "API_USER_RATE": "100000/minute"}  # fmt: skip
+        self.web_process = self.group.start("web", read_procfile()["web"], env=web_env,
+                                            log_path=logs / "web.log")  # fmt: skip
+        self.web_url = f"http://127.0.0.1:{port}"
+        _wait(lambda: _answers(f"{self.web_url}/api/"), 30, 0.1)
+        viewer, _ = get_user_model().objects.get_or_create(username="bench-viewer")
+        viewer.user_permissions.add(Permission.objects.get(codename="view_loadtestsession"))
+        token, _ = Token.objects.get_or_create(user=viewer)
+        self.viewer_headers = {"Authorization": f"Token {token.key}"}
 
     def __exit__(self, *exc) -> None:
         self.group.stop_all(grace_s=15)
@@ -116,6 +152,40 @@ class Stack:
             "target": target["count"],
         }
 
+    def viewers_timing(self, counting, viewers: int, seconds: float) -> dict:
+        """One session at a steady rate on two workers watched by ``viewers`` open streams
+        on the `web` process (and one probe stream): how stale the figures a viewer receives
+        are (statistics lag), the stop time, the web process's RSS and Redis's connections."""
+        session = self._session(counting, users=20, think=(0.05, 0.1))
+        counting.reset()
+        redis_client = control.get_redis()
+        with override_settings(LOAD_SHARD_USERS=10):  # two shards: one per worker
+            services.start_session(session)
+        _wait(lambda: counting.stats()["count"], 15)
+        connections_before = redis_client.info("clients")["connected_clients"]
+        url = f"{self.web_url}/api/sessions/{session.pk}/events/"
+        with Viewers(url, self.viewer_headers, viewers) as watching:
+            _wait(lambda: watching.connected >= viewers, 60, 0.1)
+            time.sleep(1.0)
+            redis_connections = redis_client.info("clients")["connected_clients"]
+            lags = _probe_lag(url, self.viewer_headers, counting, seconds)
+            web_rss = _group_rss_bytes(self.web_process)
+            snapshots = watching.fewest_received()
+            services.stop_session(session)
+            returned = time.time()
+            ended = self._finished(session.pk)
+        target = counting.stats()
+        return {
+            "lag_s": statistics.median(lags),
+            "stop_s": max(0.0, target["last"] - returned),
+            "web_rss": web_rss,
+            "redis_connections_per_viewer": (redis_connections - connections_before)
+            / max(viewers, 1),
+            "fewest_snapshots": snapshots,
+            "ours": ended.total_requests,
+            "target": target["count"],
+        }
+
     def rows_per_minute(self, counting, users: int, think, seconds: float) -> dict:
         session = self._session(counting, users=users, think=think, minutes=seconds / 60)
         counting.reset()
@@ -132,6 +202,102 @@ class Stack:
             "ours": ended.total_requests,
             "target": counting.stats()["count"],
         }
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=5)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def _group_rss_bytes(process: ManagedProcess) -> int:
+    """The resident memory of every process in ``process``'s group (the Procfile line runs
+    under ``sh``): what the `web` line costs the machine."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != process.pid:
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, ProcessLookupError):
+            continue  # exited meanwhile
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def _probe_lag(url: str, headers: dict, counting, seconds: float) -> list[float]:
+    """For each snapshot one more viewer receives during ``seconds``: how far its
+    ``total_requests`` trails what the target had received by then, in seconds at the
+    target's current rate (shard flush, monitor tick and fan-out together)."""
+    lags: list[float] = []
+    previous: tuple[float, int] | None = None
+    deadline = time.monotonic() + seconds
+    with requests.get(url, headers=headers, stream=True, timeout=(5, 30)) as response:
+        response.raise_for_status()
+        data = None
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                data = json.loads(line.removeprefix("data:"))
+            elif not line and data is not None:
+                now, received = time.monotonic(), counting.stats()["count"]
+                if previous is not None and now > previous[0]:
+                    rate = (received - previous[1]) / (now - previous[0])
+                    if rate > 0:
+                        lags.append(max(0.0, received - data["total_requests"]) / rate)
+                previous, data = (now, received), None
+                if now > deadline:
+                    break
+    return lags
+
+
+class Viewers:
+    """``count`` open streams of one session, each read as it comes (as dashboards would),
+    from a thread and event loop of their own, counting the snapshots each receives."""
+
+    def __init__(self, url: str, headers: dict, count: int) -> None:
+        self.url, self.headers, self.count = url, headers, count
+        self.received = [0] * count
+        self.connected = 0
+
+    def __enter__(self) -> Viewers:
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete,
+                                        args=(self._watch(),), daemon=True)  # fmt: skip
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+    def fewest_received(self) -> int:
+        return min(self.received, default=0)
+
+    async def _watch(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+            readers = [asyncio.create_task(self._read(http, n)) for n in range(self.count)]
+            await self._stop.wait()
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _read(self, http: aiohttp.ClientSession, number: int) -> None:
+        async with http.get(self.url, headers=self.headers) as response:
+            response.raise_for_status()
+            self.connected += 1
+            async for line in response.content:
+                if line.startswith(b"event: stats"):
+                    self.received[number] += 1
 
 
 def monitor_capacity(shard_count: int, rounds: int = 3) -> dict:

@@ -152,3 +152,73 @@ def test_stream_refuses_like_the_api(server, viewer, running_session):
     unknown = requests.get(events_url(server, 999_999), headers=viewer, timeout=READ_TIMEOUT_S)
     assert unknown.status_code == 404
     assert "detail" in unknown.json()
+
+
+LIVE = {"live": {"rps": 12.5, "users": 3}, "point": {"t": 1, "rps": 12.5}}
+
+
+def test_published_snapshots_reach_every_stream_with_their_ids(
+    server, viewer, running_session, redis_client
+):
+    """One snapshot per tick, built once by the monitor, fanned out to 50 open streams."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from apps.sessions.monitor import publish_snapshot
+
+    publish_snapshot(running_session.pk, redis_client, LIVE, {})
+    streams = [open_stream(server, running_session.pk, viewer) for _ in range(50)]
+    readers = [read_events(response) for response in streams]
+    try:
+        for events in readers:
+            assert next(events) == {"retry": "3000"}
+            first = next(events)  # the stored snapshot, at once
+            assert json.loads(first["data"])["live"]["rps"] == 12.5
+        first_id = int(first["id"])
+        LoadTestSession.objects.filter(pk=running_session.pk).update(total_requests=777)
+        publish_snapshot(running_session.pk, redis_client, LIVE, {})
+
+        def next_event(events):
+            return next(events)
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            received = list(pool.map(next_event, readers))
+        for event in received:
+            assert event["event"] == "stats" and int(event["id"]) == first_id + 1
+            assert json.loads(event["data"])["total_requests"] == 777
+    finally:
+        for response in streams:
+            response.close()
+
+
+def test_a_reconnect_with_last_event_id_gets_the_latest_snapshot_at_once(
+    server, viewer, running_session, redis_client
+):
+    from apps.sessions.monitor import publish_snapshot
+
+    for _ in range(3):
+        publish_snapshot(running_session.pk, redis_client, LIVE, {})
+    started = time.monotonic()
+    with open_stream(server, running_session.pk, {**viewer, "Last-Event-ID": "1"}) as response:
+        events = read_events(response)
+        assert next(events) == {"retry": "3000"}
+        event = next(events)
+        assert time.monotonic() - started < 2.0
+    assert event["event"] == "stats" and int(event["id"]) == 3
+    data = json.loads(event["data"])
+    for key in ("live", "point", "remaining_s", "load_started_at", "status_detail", "shards",
+                "errors", "endpoints", "not_sent"):  # fmt: skip
+        assert key in data
+
+
+def test_a_published_end_ends_every_stream(server, viewer, running_session, redis_client):
+    from apps.sessions.monitor import publish_snapshot
+
+    publish_snapshot(running_session.pk, redis_client, LIVE, {})
+    with open_stream(server, running_session.pk, viewer) as response:
+        events = read_events(response)
+        next(events), next(events)
+        LoadTestSession.objects.filter(pk=running_session.pk).update(
+            status="completed", end_time=timezone.now()
+        )
+        publish_snapshot(running_session.pk, redis_client, LIVE, {})
+        assert next(events)["event"] == "end"

@@ -217,7 +217,9 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != SessionStatus.PENDING:
             # A session's configuration is what ran; while it runs, only its load changes.
-            editable = {"id", *services.LIVE_FIELDS} if is_live(obj) else {"id"}
+            # (Its endpoint weights change live from the API and the dashboard, which show
+            # one input per endpoint, rather than from the admin's raw JSON.)
+            editable = {"id", "concurrent_users"} if is_live(obj) else {"id"}
             fields = [field.name for field in self.model._meta.fields if field.name not in editable]
             return ["dashboard", *fields]
         return self.readonly_fields

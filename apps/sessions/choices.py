@@ -87,9 +87,10 @@ FAILURE_CLASS_CHOICES = [(failure.value, FAILURE_CLASS_LABELS[failure]) for fail
 class EventKind(models.TextChoices):
     """Things a session's operator should hear about while it runs: the engine's kinds (values
     from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
-    restored, a shard re-dispatched, waiting for workers)."""
+    restored, a shard re-dispatched, waiting for workers, endpoint weights changed)."""
 
     USERS_CHANGED = "users_changed", "User count changed"
+    WEIGHTS_CHANGED = "weights_changed", "Endpoint weights changed"
     BREAKER_OPENED = EngineEventKind.BREAKER_OPENED.value, "Circuit breaker opened"
     BREAKER_CLOSED = EngineEventKind.BREAKER_CLOSED.value, "Circuit breaker closed"
     LOAD_REDUCED = "load_reduced", "Load reduced (error rate)"

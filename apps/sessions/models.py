@@ -311,6 +311,15 @@ class TimeSeriesPoint(models.Model):
     # Requests not sent because their endpoint's circuit breaker was open.
     suppressed = models.BigIntegerField(default=0)
     latency_sum_ms = models.FloatField(default=0.0)
+    # Written by the monitor once per tick, on the second its tick ended in: latency
+    # percentiles of the requests completed since the previous tick (from the histograms'
+    # growth), the active virtual users in the shards' heartbeats, and failures by class
+    # since the previous tick. Null where no tick landed (or nothing completed).
+    p50_ms = models.FloatField(null=True, blank=True)
+    p95_ms = models.FloatField(null=True, blank=True)
+    p99_ms = models.FloatField(null=True, blank=True)
+    users = models.IntegerField(null=True, blank=True)
+    failures_by_class = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["session", "timestamp"]

@@ -27,9 +27,11 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -45,16 +47,18 @@ from apps.workers.control import (
     mark_lost,
     mark_silent_shards_lost,
     read_assignments,
+    read_heartbeats,
     read_load_factor,
     read_load_started_at,
     request_stop,
     set_load_factor,
 )
 from apps.workers.dispatch import redispatch_shards
+from apps.workers.histogram import percentiles_ms
 from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
 from apps.workers.secrets import mask_secrets, plan_secrets
 from apps.workers.signals import PRESENCE_INTERVAL_S
-from apps.workers.stats import parse_series_hash, parse_stats_hash
+from apps.workers.stats import EndpointTotals, parse_series_hash, parse_stats_hash
 from apps.workers.vocabulary import (
     ERROR_SAMPLE,
     SHARD_STATES_COMPLETE,
@@ -63,7 +67,9 @@ from apps.workers.vocabulary import (
 )
 
 from . import services
-from .choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus
+from .api.serializers import ErrorSampleSerializer
+from .api.snapshots import stats_snapshot
+from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, EndReason, EventKind, SessionStatus
 from .models import (
     EndpointStats,
     ErrorSample,
@@ -77,8 +83,20 @@ logger = logging.getLogger(__name__)
 # A queued shard counts as waiting for a worker only after this long (see _waited_long).
 WAITING_REPORTED_AFTER_S = 2 * PRESENCE_INTERVAL_S
 
+
+class LiveErrorSerializer(ErrorSampleSerializer):
+    class Meta(ErrorSampleSerializer.Meta):
+        fields = ["at", "endpoint", "failure_class", "status", "message"]
+
+
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
+TICK_QUANTILES = (0.5, 0.95, 0.99)  # the charts' latency lines
+LIVE_ERROR_WINDOW_S = 10.0  # the live error rate's window
+LIVE_ERRORS = 20  # error samples in each live snapshot
+# A finished session's last snapshot outlives its other keys (forgotten at once) this long,
+# so that a stream opened later still sends its end.
+SNAPSHOT_TTL_S = 3600
 
 
 def monitor_session(session_id: int) -> bool:
@@ -123,10 +141,17 @@ def monitor_tick(session_id: int) -> bool:
         services.mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
         session.refresh_from_db(fields=["status", "load_started_at"])
 
+    previous_tick = client.get(keys.ticked)
     states = mark_silent_shards_lost(client, session_id)
-    sync_statistics(session, client)
+    growth = sync_statistics(session, client)
     _store_events(session, client)
     now = timezone.now()
+    heartbeats = read_heartbeats(client, session_id)
+    figures = tick_figures(growth, heartbeats)
+    _record_tick_point(session, int(now.timestamp()), figures)
+    elapsed_s = now.timestamp() - float(previous_tick) if previous_tick else None
+    live = _live(session, growth, figures, now, elapsed_s)
+    publish_snapshot(session_id, client, live, heartbeats)
 
     if any(state == ShardState.RUNNING for state in states.values()):
         client.set(keys.alive, time.time())
@@ -150,6 +175,7 @@ def monitor_tick(session_id: int) -> bool:
         services.finish_session(session_id, reason, detail)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         _store_events(session, client)
+        publish_snapshot(session_id, client, live, {})
         forget_session(client, session_id)
         return False
 
@@ -165,6 +191,92 @@ def monitor_tick(session_id: int) -> bool:
     if not stopping:
         _enforce_limits(session, client, now)
     return True
+
+
+def tick_figures(growth: TickGrowth, heartbeats: dict[int, dict]) -> dict:
+    """The per-tick fields of a ``TimeSeriesPoint``."""
+    percentiles = growth.percentiles_ms()
+    return {
+        "p50_ms": percentiles[0.5],
+        "p95_ms": percentiles[0.95],
+        "p99_ms": percentiles[0.99],
+        "users": sum(int(beat.get("users", 0)) for beat in heartbeats.values()),
+        "failures_by_class": growth.failures_by_class,
+    }
+
+
+def _live(session, growth: TickGrowth, figures: dict, now, elapsed_s: float | None) -> dict:
+    """The dashboard's figures "now": this tick's rates and percentiles, the last ~10 s's
+    error rate, and the tick's point for appending to the charts."""
+    elapsed_s = max(elapsed_s or settings.MONITOR_INTERVAL_S, 0.1)
+    failures = sum(figures["failures_by_class"].values())
+    window = _window(session, now, LIVE_ERROR_WINDOW_S)
+    rps = round(growth.requests / elapsed_s, 2)
+    failures_per_s = round(failures / elapsed_s, 2)
+    percentiles = {name: figures[name] for name in ("p50_ms", "p95_ms", "p99_ms")}
+    return {
+        "live": {
+            "rps": rps,
+            "failures_per_s": failures_per_s,
+            "error_rate": round(window["failures"] / window["requests"], 4)
+            if window["requests"]
+            else 0.0,
+            **percentiles,
+            "users": figures["users"],
+        },
+        "point": {
+            "t": int(now.timestamp()),
+            "rps": rps,
+            "failures_per_s": failures_per_s,
+            **percentiles,
+            "users": figures["users"],
+            "failures_by_class": figures["failures_by_class"],
+        },
+    }
+
+
+def publish_snapshot(session_id: int, client, live: dict, heartbeats: dict[int, dict]) -> None:
+    """Build the session's live snapshot once per tick and hand it to every open stream:
+    stored (a new stream sends it at once) and published (the open ones send it as it
+    comes). The streams then read nothing from the database, however many they are."""
+    session = LoadTestSession.objects.get(pk=session_id)
+    keys = SessionKeys(session_id)
+    data = {
+        **stats_snapshot(session),
+        **live,
+        "remaining_s": _remaining_s(session),
+        "load_started_at": session.load_started_at,
+        "status_detail": session.status_detail,
+        "shards": [
+            {
+                "shard": index,
+                "generation": beat.get("generation"),
+                "hostname": beat.get("hostname", ""),
+                "users": beat.get("users", 0),
+                "rate": beat.get("rate", 0.0),
+                "last_heartbeat": beat.get("at"),
+            }
+            for index, beat in sorted(heartbeats.items())
+        ],
+        "errors": LiveErrorSerializer(
+            session.error_samples.order_by("-at", "-pk")[:LIVE_ERRORS], many=True
+        ).data,
+    }
+    event = "end" if session.status in TERMINAL_STATUSES else "stats"
+    event_id = client.incr(keys.snapshot_seq)
+    payload = json.dumps({"id": event_id, "event": event, "data": data}, cls=DjangoJSONEncoder)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.set(keys.snapshot, payload, ex=SNAPSHOT_TTL_S)
+        pipe.expire(keys.snapshot_seq, SNAPSHOT_TTL_S)
+        pipe.publish(keys.snapshot_channel, payload)
+        pipe.execute()
+
+
+def _remaining_s(session: LoadTestSession) -> float | None:
+    deadline = session.deadline
+    if deadline is None or session.status in TERMINAL_STATUSES:
+        return None
+    return round(max((deadline - timezone.now()).total_seconds(), 0.0), 1)
 
 
 def _lost_messages(client, session_id: int, states: dict[int, ShardState]) -> dict[int, ShardState]:
@@ -346,20 +458,52 @@ def _window(session: LoadTestSession, now, seconds: float) -> dict[str, int]:
     return {name: value or 0 for name, value in totals.items()}
 
 
-def sync_statistics(session: LoadTestSession, client) -> None:
-    """Copy the session's cumulative counters and new per-second points into the database."""
+@dataclass
+class TickGrowth:
+    """What the session's cumulative counters gained since the monitor's previous pass:
+    the stored per-endpoint rows hold the previous pass's values, so the difference needs no
+    extra state and no work in the shards."""
+
+    requests: int = 0
+    failures_by_class: dict[str, int] = field(default_factory=dict)
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def add(self, entry: EndpointTotals, previous: EndpointStats | None) -> None:
+        self.requests += entry.requests - (previous.requests if previous else 0)
+        old_failures = previous.failures_by_class if previous else {}
+        for failure_class, count in entry.failures_by_class.items():
+            gained = count - old_failures.get(failure_class, 0)
+            if gained > 0:
+                self.failures_by_class[failure_class] = (
+                    self.failures_by_class.get(failure_class, 0) + gained
+                )
+        old_histogram = previous.histogram if previous else {}
+        for bucket, count in entry.histogram.items():
+            gained = count - old_histogram.get(str(bucket), 0)
+            if gained > 0:
+                self.histogram[bucket] = self.histogram.get(bucket, 0) + gained
+
+    def percentiles_ms(self) -> dict[float, float | None]:
+        return percentiles_ms(self.histogram, TICK_QUANTILES)
+
+
+def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
+    """Copy the session's cumulative counters and new per-second points into the database;
+    returns what the counters gained since the previous copy."""
     keys = SessionKeys(session.pk)
+    growth = TickGrowth()
     totals = parse_stats_hash(client.hgetall(keys.stats))
     drained = client.eval(DRAIN_HASH_SCRIPT, 1, keys.series)
     points = parse_series_hash(dict(zip(drained[::2], drained[1::2], strict=True)))
     if not totals and not points:
-        return
+        return growth
     plan_endpoints = session.read_plan().endpoints
     with transaction.atomic():
         existing = {row.name: row for row in session.endpoint_stats.all()}
         for index, entry in totals.items():
             endpoint = plan_endpoints[index]
             row = existing.get(endpoint.name)
+            growth.add(entry, row)
             if row is not None and (row.requests, row.not_sent) == (
                 entry.requests,
                 entry.not_sent,
@@ -396,6 +540,7 @@ def sync_statistics(session: LoadTestSession, client) -> None:
             )
         for second, point in sorted(points.items()):
             _add_point(session, second, point)
+    return growth
 
 
 def _add_point(session, second: int, point) -> None:
@@ -425,6 +570,34 @@ def _add_point(session, second: int, point) -> None:
             )
     except IntegrityError:  # another monitor created it between our update and insert
         rows.update(**increments)
+
+
+def _record_tick_point(session: LoadTestSession, second: int, figures: dict) -> None:
+    """The tick's percentiles, users and failures by class on the second the tick ended in
+    (the second's requests may still arrive in later flushes: ``_add_point`` adds them).
+
+    Two ticks may end in one second (a stop queues one between beats): the failures add
+    up and the percentiles keep the higher value. Only the monitor writes these fields, one
+    tick per session at a time, so reading them back first is safe.
+    """
+    timestamp = datetime.fromtimestamp(second, tz=UTC)
+    rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
+    earlier = rows.values("p50_ms", "p95_ms", "p99_ms", "failures_by_class").first()
+    if earlier is not None:
+        merged = dict(earlier["failures_by_class"] or {})
+        for failure_class, count in figures["failures_by_class"].items():
+            merged[failure_class] = merged.get(failure_class, 0) + count
+        figures = {**figures, "failures_by_class": merged}
+        for name in ("p50_ms", "p95_ms", "p99_ms"):
+            values = [value for value in (earlier[name], figures[name]) if value is not None]
+            figures[name] = max(values) if values else None
+        rows.update(**figures)
+        return
+    try:
+        with transaction.atomic():
+            TimeSeriesPoint.objects.create(session=session, timestamp=timestamp, **figures)
+    except IntegrityError:  # a flush's point was created between our update and insert
+        rows.update(**figures)
 
 
 def _store_events(session: LoadTestSession, client) -> None:

@@ -37,6 +37,7 @@ from .validation import (
     check_host_header,
     check_target_url,
     effective_weights,
+    endpoint_weights_problems,
 )
 
 logger = logging.getLogger(__name__)
@@ -295,8 +296,8 @@ def create_session(session: LoadTestSession, user=None) -> LoadTestSession:
     return session
 
 
-# What may change while a session runs: the load, live. Everything else is what ran.
-LIVE_FIELDS = frozenset({"concurrent_users"})
+# What may change while a session runs: the load and its mix, live. Everything else is what ran.
+LIVE_FIELDS = frozenset({"concurrent_users", "endpoint_weights"})
 
 
 def update_session(
@@ -305,7 +306,8 @@ def update_session(
     """Change a session's configuration and record who changed what (``via`` "api"/"admin").
 
     Pending: any LoadTestConfig field, checked as the whole configuration it produces.
-    Starting or running: ``concurrent_users`` only, applied live (``change_users``).
+    Starting or running: ``endpoint_weights`` and ``concurrent_users`` only, applied live
+    (``change_weights``, ``change_users``).
     Stopping or ended: nothing; its configuration is what ran.
     """
     require_permission(user, CHANGE_SESSIONS, "change sessions")
@@ -313,8 +315,11 @@ def update_session(
         others = sorted(set(changes) - LIVE_FIELDS)
         if others:
             raise SessionStateError(
-                f"Only concurrent_users can change while a session runs (not {', '.join(others)})."
+                "Only concurrent_users and endpoint_weights can change while a session runs "
+                f"(not {', '.join(others)})."
             )
+        if "endpoint_weights" in changes:
+            session = change_weights(session, changes["endpoint_weights"], user=user, via=via)
         if "concurrent_users" in changes:
             return change_users(session, changes["concurrent_users"], user=user, via=via)
         return session
@@ -608,6 +613,70 @@ def change_users(
     logger.info("Session %s: users %s -> %s by %s.", session.pk, previous, concurrent_users,
                 user or "system")  # fmt: skip
     session.refresh_from_db()
+    return session
+
+
+def change_weights(
+    session: LoadTestSession, endpoint_weights: Mapping[str, float], user=None, via: str = "api"
+) -> LoadTestSession:
+    """Change the request mix of a running session (the seed's update_weights).
+
+    ``endpoint_weights`` replaces the session's overrides, checked like a new configuration's
+    against the target's endpoints now. Every shard picks the new weights up on its next
+    control poll (``control.set_endpoint_weights``). The plan's endpoints stay those the
+    session started with: an endpoint left out then (weight 0) has no prepared request on the
+    shards, so giving it weight is refused with a pointer to a clone.
+    """
+    require_permission(user, OPERATE_SESSIONS, "change the request mix of running sessions")
+    if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
+        raise SessionStateError(
+            f"Session {session.pk} is {session.status}; weights can change while it runs."
+        )
+    default_weights = dict(session.target.endpoints.values_list("name", "weight"))
+    problems = endpoint_weights_problems(endpoint_weights, default_weights)
+    if problems:
+        raise ValidationError({"endpoint_weights": problems})
+    weights = effective_weights(default_weights, endpoint_weights)
+    plan = session.read_plan()  # frozen by the start, with the status starting
+    planned = {endpoint.name for endpoint in plan.endpoints}
+    left_out = sorted(
+        name for name, weight in endpoint_weights.items() if weight > 0 and name not in planned
+    )
+    if left_out:
+        raise ValidationError(
+            {
+                "endpoint_weights": [
+                    f"{', '.join(left_out)} had weight 0 when the session started, so its "
+                    "shards prepared no request for it; clone the session with these weights "
+                    "to send to it."
+                ]
+            }
+        )
+    # An endpoint deleted from the catalog since the start gets no more requests.
+    plan_weights = [weights.get(endpoint.name, 0.0) for endpoint in plan.endpoints]
+    if not any(weight > 0 for weight in plan_weights):
+        raise ValidationError(
+            {"endpoint_weights": ["At least one endpoint of the running plan needs weight."]}
+        )
+    before = history.snapshot(session)
+    try:
+        control.set_endpoint_weights(control.get_redis(), session.pk, plan_weights)
+    except (RedisError, OSError) as exc:
+        raise EngineUnavailable(
+            f"Could not reach Redis to change the weights ({exc}). Check that Redis is running "
+            "at REDIS_URL, then try again; the session keeps its current mix."
+        ) from exc
+    LoadTestSession.objects.filter(pk=session.pk).update(endpoint_weights=endpoint_weights)
+    session.refresh_from_db()
+    history.record_changes(session, before, user=user, via=via)
+    mix = ", ".join(
+        f"{endpoint.name} {weight:g}"
+        for endpoint, weight in zip(plan.endpoints, plan_weights, strict=True)
+    )
+    record_event(
+        session.pk, EventKind.WEIGHTS_CHANGED, f"Endpoint weights now {mix} by {user or 'system'}."
+    )
+    logger.info("Session %s: endpoint weights %s by %s.", session.pk, mix, user or "system")
     return session
 
 

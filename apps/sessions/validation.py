@@ -352,33 +352,44 @@ def check_session_config(
             f"Must be 0 (no limit) up to {MAX_ERRORS_PER_MINUTE_MAX:,}.",
         )
 
+    for message in endpoint_weights_problems(endpoint_weights, endpoint_default_weights):
+        refuse("endpoint_weights", message)
+    if errors:
+        raise ValidationError(errors)
+
+
+def endpoint_weights_problems(
+    endpoint_weights: object, endpoint_default_weights: Mapping[str, float]
+) -> list[str]:
+    """What is wrong with a session's ``endpoint_weights`` (overrides by endpoint name), given
+    the default weights of the target's endpoints: the rule of a new configuration, and of a
+    running session's new weights (``services.change_weights``)."""
+    problems: list[str] = []
     weights = {} if endpoint_weights is None else endpoint_weights
     if not isinstance(weights, Mapping):
-        refuse("endpoint_weights", "Must be an object mapping endpoint names to weights.")
+        problems.append("Must be an object mapping endpoint names to weights.")
         weights = {}
     unknown = [name for name in weights if name not in endpoint_default_weights]
     if unknown:
         known = ", ".join(sorted(endpoint_default_weights)) or "none"
         named = ", ".join(f"'{_shorten(name)}'" for name in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        refuse("endpoint_weights", f"Unknown endpoint {named}{more} (this target has: {known}).")
+        problems.append(f"Unknown endpoint {named}{more} (this target has: {known}).")
     for name, weight in weights.items():
         if name not in endpoint_default_weights:
             continue
         if isinstance(weight, bool) or not isinstance(weight, int | float):
-            refuse("endpoint_weights", f"The weight of '{name}' must be a number.")
+            problems.append(f"The weight of '{name}' must be a number.")
         elif not (math.isfinite(weight) and 0 <= weight <= WEIGHT_MAX):
-            refuse("endpoint_weights", f"The weight of '{name}' must be from 0 to {WEIGHT_MAX:g}.")
-    if "endpoint_weights" not in errors:
+            problems.append(f"The weight of '{name}' must be from 0 to {WEIGHT_MAX:g}.")
+    if not problems:
         effective = effective_weights(endpoint_default_weights, weights)
         if not any(weight > 0 for weight in effective.values()):
-            refuse(
-                "endpoint_weights",
+            problems.append(
                 "At least one endpoint needs a positive weight; this target has "
                 + ("none enabled." if endpoint_default_weights else "no endpoints."),
             )
-    if errors:
-        raise ValidationError(errors)
+    return problems
 
 
 def effective_weights(

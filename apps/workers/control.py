@@ -9,8 +9,9 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start
 - ``control``   hash: ``state`` (a ``ControlState``: "running" while load is wanted;
                 anything else or nothing means stop), ``factor`` (load reduction, 1.0 =
-                full load) and ``load_started_at`` (epoch seconds, set once by the first
-                shard to start: the duration counts from then)
+                full load), ``load_started_at`` (epoch seconds, set once by the first
+                shard to start: the duration counts from then) and ``weights`` (set when
+                the endpoint weights change while it runs, see ``set_endpoint_weights``)
 - ``assign``    hash shard index -> "generation:users:rps" (users 0: the shard is retired)
 - ``shards``    hash shard index -> its ``ShardState`` (see ``vocabulary``)
 - ``queued_at`` hash shard index -> when its current generation was queued (epoch seconds)
@@ -21,6 +22,9 @@ Keys of session 42 (all under ``lt:s:42:``):
 - ``alive``     when the monitor last saw a live shard (epoch seconds)
 - ``ticked``    when the monitor last looked at the session (epoch seconds)
 - ``monitor``   lock held by the monitor tick in progress (one at a time per session)
+- ``snapshot``  the newest live snapshot (JSON), ``snapshot_seq`` its id counter, both
+                kept SNAPSHOT_TTL_S after the session ends (a late viewer gets the end);
+                channel ``live`` carries each new one to the open streams
 Global: ``lt:heartbeats`` (every live shard's heartbeat, for GET /api/workers/),
 ``lt:worker:{hostname}`` (worker presence), ``lt:worker:{hostname}:draining``,
 ``lt:emergency`` (time of the last emergency stop), and ``lt:dispatched`` (ids of the
@@ -61,6 +65,9 @@ DISPATCHED_SESSIONS_KEY = f"{KEY_PREFIX}:dispatched"
 
 # The control hash's field for when the session's load began (see ``claim_load_start``).
 LOAD_STARTED_FIELD = "load_started_at"
+# The control hash's field for endpoint weights changed while the session runs: a JSON list,
+# one weight per endpoint of the plan, by position. Absent, the plan's own weights hold.
+WEIGHTS_FIELD = "weights"
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,21 @@ class SessionKeys:
     @property
     def monitor(self) -> str:
         return f"{self._base}:monitor"
+
+    @property
+    def snapshot(self) -> str:
+        """The newest live snapshot the monitor built (JSON: id, event, data)."""
+        return f"{self._base}:snapshot"
+
+    @property
+    def snapshot_seq(self) -> str:
+        """The snapshots' id counter (an SSE ``id:`` per tick)."""
+        return f"{self._base}:snapshot_seq"
+
+    @property
+    def snapshot_channel(self) -> str:
+        """Pub/sub channel each new snapshot is published on, for the open streams."""
+        return f"{self._base}:live"
 
     def heartbeat_field(self, shard_index: int | str) -> str:
         """The shard's field in the global ``lt:heartbeats`` hash."""
@@ -457,6 +479,20 @@ def read_assignments(client: redis.Redis, session_id: int) -> dict[int, Assignme
     return {int(decode(index)): Assignment.decode(value) for index, value in raw.items()}
 
 
+def read_heartbeats(client: redis.Redis, session_id: int) -> dict[int, dict]:
+    """The live heartbeat (JSON, see ``shard``) of each shard that has one, by shard index."""
+    keys = SessionKeys(session_id)
+    indices = sorted(int(decode(index)) for index in client.hkeys(keys.assign))
+    if not indices:
+        return {}
+    raw = client.mget([keys.heartbeat(index) for index in indices])
+    return {
+        index: json.loads(value)
+        for index, value in zip(indices, raw, strict=True)
+        if value is not None
+    }
+
+
 def request_stop(client: redis.Redis, session_id: int) -> None:
     """Every shard of the session stops sending within CONTROL_POLL_INTERVAL_S."""
     client.hset(SessionKeys(session_id).control, "state", ControlState.STOPPING)
@@ -464,6 +500,17 @@ def request_stop(client: redis.Redis, session_id: int) -> None:
 
 def set_load_factor(client: redis.Redis, session_id: int, factor: float) -> None:
     client.hset(SessionKeys(session_id).control, "factor", repr(factor))
+
+
+def set_endpoint_weights(client: redis.Redis, session_id: int, weights: Sequence[float]) -> None:
+    """Every shard of the session picks endpoints by ``weights`` (one per endpoint of the
+    plan, by position; at least one positive) from its next control poll. The plan itself stays
+    as it started: its endpoints' positions key the statistics for the session's whole life."""
+    client.hset(
+        SessionKeys(session_id).control,
+        WEIGHTS_FIELD,
+        json.dumps([float(weight) for weight in weights]),
+    )
 
 
 def read_load_factor(client: redis.Redis, session_id: int) -> float:

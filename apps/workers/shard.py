@@ -48,6 +48,7 @@ from .control import (
     FLUSH_SUPERSEDED,
     LOAD_STARTED_FIELD,
     REDIS_SOCKET_TIMEOUT_S,
+    WEIGHTS_FIELD,
     Assignment,
     SessionKeys,
     decode,
@@ -177,15 +178,15 @@ class ShardRunner:
     async def _run(self) -> StopReason:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.plan)
-            pipe.hmget(self.keys.control, "state", "factor")
+            pipe.hmget(self.keys.control, "state", "factor", WEIGHTS_FIELD)
             pipe.hget(self.keys.assign, str(self.shard_index))
-            raw_plan, (state, factor), raw_assignment = await pipe.execute()
+            raw_plan, (state, factor, raw_weights), raw_assignment = await pipe.execute()
         assignment = Assignment.decode(raw_assignment)
         if raw_plan is None or assignment is None or assignment.generation != self.generation:
             logger.info("Session %s shard %s/%s: no longer wanted, skipping.",
                         self.session_id, self.shard_index, self.generation)  # fmt: skip
             return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
-        self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor)
+        self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor, raw_weights)
         self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
             # Stopped (or retired) before this shard got a worker: send nothing.
@@ -218,10 +219,12 @@ class ShardRunner:
                     self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
         return reason
 
-    def _setup(self, plan: Plan, assignment: Assignment, factor: bytes | None) -> None:
+    def _setup(
+        self, plan: Plan, assignment: Assignment, factor: bytes | None, raw_weights: bytes | None
+    ) -> None:
         self.endpoints = plan.endpoints
         self.requests = [self._prepare(endpoint) for endpoint in self.endpoints]
-        self.selector = EndpointSelector([endpoint.weight for endpoint in self.endpoints])
+        self._use_weights(raw_weights)
         self.interval_min = plan.request_interval_min
         self.interval_max = plan.request_interval_max
         self.duration_s = plan.duration_s
@@ -547,11 +550,16 @@ class ShardRunner:
                     return StopReason.DEADLINE
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.hmget(self.keys.control, "state", "factor")
+                    pipe.hmget(self.keys.control, "state", "factor", WEIGHTS_FIELD)
                     pipe.get(draining_key)
                     pipe.get(EMERGENCY_KEY)
                     pipe.hget(self.keys.assign, str(self.shard_index))
-                    (state, factor), draining, emergency, raw_assignment = await pipe.execute()
+                    (
+                        (state, factor, raw_weights),
+                        draining,
+                        emergency,
+                        raw_assignment,
+                    ) = await pipe.execute()
                 self._last_redis_contact = time.monotonic()
             except (RedisError, OSError) as exc:
                 silent_s = time.monotonic() - self._last_redis_contact
@@ -561,7 +569,9 @@ class ShardRunner:
                                  exc)  # fmt: skip
                     return StopReason.REDIS_LOST
             else:
-                reason = self._read_control(state, factor, draining, emergency, raw_assignment)
+                reason = self._read_control(
+                    state, factor, raw_weights, draining, emergency, raw_assignment
+                )
                 if reason is not None:
                     return reason
             with contextlib.suppress(TimeoutError):
@@ -571,6 +581,7 @@ class ShardRunner:
         self,
         state: bytes | None,
         factor: bytes | None,
+        raw_weights: bytes | None,
         draining: bytes | None,
         emergency: bytes | None,
         raw_assignment: bytes | None,
@@ -586,11 +597,24 @@ class ShardRunner:
             return StopReason.SUPERSEDED
         if assignment.users == 0:
             return StopReason.RETIRED
+        if raw_weights != self.raw_weights:
+            self._use_weights(raw_weights)
         session_factor = float(factor) if factor is not None else 1.0
         if assignment != self.assignment or session_factor != self.session_factor:
             self.assignment, self.session_factor = assignment, session_factor
             self._apply_load()
         return None
+
+    def _use_weights(self, raw_weights: bytes | None) -> None:
+        """Pick endpoints by the weights set while the session runs (the control hash's, one
+        per plan endpoint) or, until any are set, by the plan's. Users and arrivals read
+        ``self.selector`` at each pick, so the new mix applies from the next request."""
+        self.raw_weights = raw_weights
+        if raw_weights is None:
+            weights = [endpoint.weight for endpoint in self.endpoints]
+        else:
+            weights = json.loads(raw_weights)
+        self.selector = EndpointSelector(weights)
 
     def _stop(self, reason: StopReason) -> None:
         if self._stop_reason is None:

@@ -69,21 +69,35 @@ class StrictOrderingFilter(OrderingFilter):
 
 def parse_since(raw: str | None) -> datetime | None:
     """An ISO 8601 time, in UTC (a time without a zone is taken as UTC)."""
+    return parse_time(raw, "since")
+
+
+def parse_time(raw: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time or epoch seconds, in UTC (a time without a zone is taken as UTC);
+    a bad one is a 400 naming the parameter ``name``."""
     if raw in (None, ""):
         return None
+    out_of_range = {name: "Out of range: give a time between years 1 and 9999 in UTC."}
+    try:
+        epoch_s = float(raw)
+    except ValueError:
+        pass
+    else:
+        try:
+            return datetime.fromtimestamp(epoch_s, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise serializers.ValidationError(out_of_range) from exc
     try:
         parsed = parse_datetime(raw)
     except ValueError:
         parsed = None
     if parsed is None:
         raise serializers.ValidationError(
-            {"since": "Give an ISO 8601 date and time, as in 2025-01-31T12:00:00Z."}
+            {name: "Give an ISO 8601 date and time, as in 2025-01-31T12:00:00Z, or epoch seconds."}
         )
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
     except OverflowError as exc:
-        raise serializers.ValidationError(
-            {"since": "Out of range: give a time between years 1 and 9999 in UTC."}
-        ) from exc
+        raise serializers.ValidationError(out_of_range) from exc

@@ -254,7 +254,19 @@ class TimeSeriesPointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TimeSeriesPoint
-        fields = ["timestamp", "requests", "failures", "unavailable", "suppressed", "mean_ms"]
+        fields = [
+            "timestamp",
+            "requests",
+            "failures",
+            "unavailable",
+            "suppressed",
+            "mean_ms",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "users",
+            "failures_by_class",
+        ]
 
 
 class ErrorSampleSerializer(serializers.ModelSerializer):

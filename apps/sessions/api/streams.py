@@ -1,7 +1,8 @@
-"""Server-Sent Events: a session's live statistics pushed every ``SSE_INTERVAL_S`` seconds.
+"""Server-Sent Events: a session's live statistics, pushed as the monitor publishes them.
 
 ``GET /api/sessions/{id}/events/`` answers ``text/event-stream``: a ``retry:`` line, then one
-``event: stats`` per interval carrying the same snapshot as ``GET .../stats/``, and finally
+``event: stats`` per monitor tick (``id:`` the monitor's per-session counter) carrying the
+snapshot of ``GET .../stats/`` plus the live figures (see ``monitor.publish_snapshot``), then
 ``event: end`` (the session reached a terminal status) or ``event: timeout`` (the stream
 lasted ``SSE_MAX_SECONDS``; the client reconnects, and proxies never see an endless request).
 While Redis is unreachable the stream is refused with a 503: nothing would move the live
@@ -21,11 +22,11 @@ closes the request's database connection as for any finished request.
 """
 
 import asyncio
-import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -41,6 +42,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from apps.workers.control import SessionKeys
 from loadtest_project.embedded_redis import redis_answers
 
 from ..choices import TERMINAL_STATUSES
@@ -64,6 +66,9 @@ REDIS_DOWN = (
     "figures saved so far."
 )
 REDIS_CHECK_TIMEOUT_S = 1.0
+# A session whose monitor has published nothing for this long (its control worker down, or
+# it ended without a last snapshot) is read from the database again.
+STALE_AFTER_S = 5.0
 
 
 @csrf_exempt  # GET only: a 405, not a CSRF 403, for other methods (as DRF views)
@@ -132,38 +137,74 @@ async def event_stream(
     interval_s: float,
     max_seconds: float,
 ) -> AsyncIterator[str]:
-    """``retry``, then a snapshot per tick until the session ends, vanishes or time is up.
+    """``retry``, then the newest snapshot at once and every new one as the monitor
+    publishes it, until the session ends, vanishes or time is up.
 
-    A session deleted while streamed ends the stream without an event: the client's
-    reconnection then gets a 404, which stops an ``EventSource`` for good.
+    The monitor builds one snapshot per session per tick, stores it and publishes it (see
+    ``monitor.publish_snapshot``); a stream subscribes and passes each on with the monitor's
+    id, so a thousand viewers cost Redis subscriptions, not database queries. Where no
+    monitor publishes (a session not started, or finished and forgotten, or silent for
+    STALE_AFTER_S) the stream reads the database every ``interval_s`` as before. A session
+    deleted while streamed ends the stream without an event: the client's reconnection then
+    gets a 404, which stops an ``EventSource`` for good.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
-    next_tick = loop.time()
-    event_ids = itertools.count(first_event_id)
-    snapshot: dict | None = first_snapshot
+    keys = SessionKeys(pk)
+    client = aioredis.Redis.from_url(settings.REDIS_URL)
+    pubsub = client.pubsub()
+    last_id = first_event_id - 1
     outcome = "closed"
     yield f"retry: {RETRY_MS}\n\n"
     try:
-        while snapshot is not None:
-            if snapshot["status"] in TERMINAL_STATUSES:
-                outcome = "ended"
-                yield format_event("end", snapshot, next(event_ids))
+        await pubsub.subscribe(keys.snapshot_channel)  # before the read: nothing is missed
+        stored = await client.get(keys.snapshot)
+        published = json.loads(stored) if stored else None
+        while True:
+            if published is not None:
+                event, data, event_id = published["event"], published["data"], published["id"]
+            elif first_snapshot is not None:
+                event = "end" if first_snapshot["status"] in TERMINAL_STATUSES else "stats"
+                data, event_id = first_snapshot, last_id + 1
+            else:
+                outcome = "session deleted"
                 return
-            yield format_event("stats", snapshot, next(event_ids))
-            next_tick = max(next_tick + interval_s, loop.time())  # no burst after a lag
-            await asyncio.sleep(max(min(next_tick, deadline) - loop.time(), 0.0))
+            if published is None or event_id > last_id:  # a tick seen twice is sent once
+                last_id = event_id
+                if event == "end":
+                    outcome = "ended"
+                    yield format_event(event, data, event_id)
+                    return
+                yield format_event(event, data, event_id)
+            wait_s = STALE_AFTER_S if published is not None else interval_s
+            message = await _next_message(pubsub, min(loop.time() + wait_s, deadline))
             if loop.time() >= deadline:
                 outcome = "timed out"
-                yield format_event("timeout", {"session": pk}, next(event_ids))
+                yield format_event("timeout", {"session": pk}, last_id + 1)
                 return
-            snapshot = await sync_to_async(load_snapshot)(pk)
-        outcome = "session deleted"
+            if message is not None:
+                published = json.loads(message["data"])
+            else:  # no monitor is publishing: read the database
+                published = None
+                first_snapshot = await sync_to_async(load_snapshot)(pk)
     except asyncio.CancelledError:
         outcome = "client disconnected"
         raise
     finally:
         logger.debug("Event stream of session %s closed: %s", pk, outcome)
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def _next_message(pubsub, until: float) -> dict | None:
+    """The next published message, or None at loop time ``until`` (``get_message`` also
+    answers None for the subscription's confirmation, which is not the end of the wait)."""
+    loop = asyncio.get_running_loop()
+    while (left_s := until - loop.time()) > 0:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left_s)
+        if message is not None:
+            return message
+    return None
 
 
 def format_event(event: str, data: dict, event_id: int) -> str:

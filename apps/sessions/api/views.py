@@ -22,6 +22,7 @@ from apps.workers.inventory import live_workers
 from .. import history, services
 from ..choices import SessionStatus
 from ..models import AuditEntry, Endpoint, LoadTestSession, Target
+from .charts import chart
 from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from .query_params import LongPages, parse_since
 from .serializers import (
@@ -94,6 +95,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         "clone": "add",
         "stats": "view",
         "timeseries": "view",
+        "chart": "view",
         "errors": "view",
         "requests": "view",
         "export": "view",
@@ -114,11 +116,13 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         if session.status == SessionStatus.PENDING:
             return super().update(request, *args, **kwargs)
         # Once started, the configuration is what ran; the service says what the status still
-        # allows (a live concurrent_users), so only a PATCH is read, field by field.
+        # allows (live concurrent_users and endpoint_weights), so only a PATCH is read, field
+        # by field.
         if not kwargs.get("partial"):
             raise services.SessionStateError(
                 f"Session {session.pk} is {session.status}; PATCH the fields to change "
-                "(only concurrent_users while it runs) instead of replacing it whole."
+                "(only concurrent_users and endpoint_weights while it runs) instead of replacing "
+                "it whole."
             )
         if not isinstance(request.data, Mapping):
             raise serializers.ValidationError(
@@ -180,6 +184,20 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
             points = points.filter(timestamp__gt=since)
         page = self.paginate_queryset(points)
         return self.get_paginated_response(TimeSeriesPointSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.STR, description="ISO 8601 or epoch s."),
+            OpenApiParameter("to", OpenApiTypes.STR, description="ISO 8601 or epoch s."),
+            OpenApiParameter("points", OpenApiTypes.INT, description="At most (1-2000)."),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def chart(self, request, pk=None):
+        """The time series bucketed for a chart: at most ``points`` (default 1000) entries
+        over ``from``..``to`` (default: the whole run), in columns."""
+        return Response(chart(self.get_object(), request.query_params))
 
     @extend_schema(responses=ErrorSampleSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=LongPages)
