@@ -12,8 +12,8 @@ pytestmark = pytest.mark.django_db
 
 
 def browser_for(user) -> Client:
-    """A CSRF-checking client signed in as ``user``, as a browser would be."""
-    client = Client(enforce_csrf_checks=False)
+    """A client signed in as ``user`` through its session cookie, as a browser is."""
+    client = Client()
     client.force_login(user)
     return client
 
@@ -28,7 +28,9 @@ def target():
 
 @pytest.fixture
 def session(target, operator):
-    return LoadTestSession.objects.create(session_name="nightly", target=target, created_by=operator)
+    return LoadTestSession.objects.create(
+        session_name="nightly", target=target, created_by=operator
+    )
 
 
 @pytest.mark.parametrize("path", ["/", "/sessions/new/", "/workers/", "/sessions/1/"])
@@ -85,7 +87,8 @@ def test_viewer_cannot_open_the_new_session_form(viewer, target):
 
 
 def test_viewer_posting_the_form_anyway_stores_nothing(viewer, target):
-    response = browser_for(viewer).post("/sessions/new/", {"session_name": "x", "target": target.pk})
+    body = {"session_name": "x", "target": target.pk}
+    response = browser_for(viewer).post("/sessions/new/", body)
     assert response.status_code == 403
     assert not LoadTestSession.objects.exists()
 
