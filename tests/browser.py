@@ -65,12 +65,16 @@ def chromium() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; the tests' own database
-    # reads are synchronous and safe, which Django cannot tell.
+    # reads are synchronous and safe, which Django cannot tell. Only for these tests: a
+    # process started later (manage.py check --deploy) must not inherit it.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def sign_in(chromium, server: WebServer, username: str, password: str):
