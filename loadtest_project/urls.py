@@ -1,11 +1,12 @@
-"""Top-level routes: the admin, the REST API and a landing page."""
+"""Top-level routes: the dashboard, the sign-in pages, the admin and the REST API."""
 
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponseBadRequest
 from django.template.loader import render_to_string
 from django.urls import include, path
-from django.views.generic import TemplateView
+
+from apps.sessions.dashboard.urls import account_urlpatterns
 
 
 def bad_request(request, exception):
@@ -18,13 +19,8 @@ def bad_request(request, exception):
 handler400 = bad_request
 
 urlpatterns = [
-    path(
-        "",
-        TemplateView.as_view(
-            template_name="home.html", extra_context={"flower_url": settings.FLOWER_URL}
-        ),
-        name="home",
-    ),
+    path("", include("apps.sessions.dashboard.urls")),
+    path("accounts/", include(account_urlpatterns)),
     path("admin/", admin.site.urls),
     path("api/", include("apps.sessions.api.urls")),
     path("api-auth/", include("rest_framework.urls")),

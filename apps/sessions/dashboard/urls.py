@@ -1,0 +1,26 @@
+"""The dashboard's routes (under /), and the sign-in pages (under /accounts/)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("sessions/new/", views.session_new, name="session-new"),
+    path("sessions/<int:pk>/", views.session_detail, name="session"),
+    path("workers/", views.workers, name="workers"),
+]
+
+account_urlpatterns = [
+    # Django's LoginView authenticates with the request, so django-axes counts failures and
+    # locks out here as on every other password form.
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="dashboard/login.html"),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

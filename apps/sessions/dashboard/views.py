@@ -1,0 +1,157 @@
+"""The dashboard's pages. Each needs a signed-in user who may view sessions; the forms act
+through ``services`` (with their permission checks); the live parts are the page scripts
+reading the API and its event stream."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from redis.exceptions import RedisError
+
+from apps.workers.control import get_redis
+from apps.workers.inventory import live_workers
+
+from .. import history, services
+from ..api.snapshots import stats_snapshot
+from ..choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
+from ..models import LoadTestSession, Target
+from .forms import SessionForm
+
+VIEW_SESSIONS = "loadtests.view_loadtestsession"
+RECENT_FINISHED = 20
+HISTORY_SHOWN = 50
+ERRORS_SHOWN = 20
+
+
+def _require_viewer(request) -> None:
+    services.require_permission(request.user, VIEW_SESSIONS, "view sessions")
+
+
+def _can(request) -> dict[str, bool]:
+    """What the page offers this user; the server refuses the rest all the same."""
+    user = request.user
+    return {
+        "add": user.has_perm(services.ADD_SESSIONS),
+        "operate": user.has_perm(services.OPERATE_SESSIONS),
+        "change": user.has_perm(services.CHANGE_SESSIONS),
+        "emergency_stop": user.has_perm(services.EMERGENCY_STOP),
+        "admin": user.is_staff,
+    }
+
+
+def _workers_or_none() -> list[dict] | None:
+    """The live workers, or None when Redis cannot say (the page says so)."""
+    try:
+        return live_workers(get_redis())
+    except (RedisError, OSError):
+        return None
+
+
+def _links() -> dict[str, str]:
+    return {"flower_url": settings.FLOWER_URL}
+
+
+@login_required
+def overview(request):
+    _require_viewer(request)
+    sessions = LoadTestSession.objects.select_related("target")
+    workers = _workers_or_none()
+    context = {
+        "active": sessions.filter(status__in=ACTIVE_STATUSES).order_by("-start_time"),
+        "pending": sessions.filter(status=SessionStatus.PENDING)[:RECENT_FINISHED],
+        "finished": sessions.filter(status__in=TERMINAL_STATUSES).order_by("-end_time")[
+            :RECENT_FINISHED
+        ],
+        "workers": workers,
+        "can": _can(request),
+        **_links(),
+    }
+    return render(request, "dashboard/overview.html", context)
+
+
+@login_required
+def session_detail(request, pk: int):
+    _require_viewer(request)
+    session = get_object_or_404(LoadTestSession.objects.select_related("target"), pk=pk)
+    endpoints = list(session.target.endpoints.order_by("name"))
+    weights = {e.name: (session.endpoint_weights or {}).get(e.name, e.weight) for e in endpoints}
+    context = {
+        "session": session,
+        "snapshot": stats_snapshot(session),
+        "weights": weights,
+        "errors": session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN],
+        "history": history.history_of(session)[:HISTORY_SHOWN],
+        "is_terminal": session.status in TERMINAL_STATUSES,
+        "can": _can(request),
+        **_links(),
+    }
+    return render(request, "dashboard/session_detail.html", context)
+
+
+@login_required
+def session_new(request):
+    """New session (``?target=``), or Clone (``?clone=<id>``) prefilled; Save, Save and start."""
+    services.require_permission(request.user, services.ADD_SESSIONS, "create sessions")
+    if request.method == "POST":
+        target = _chosen_target(request.POST.get("target"))
+        form = SessionForm.from_post(target, request.POST)
+        session = form.save(request)
+        if session is not None:
+            if "start" in request.POST:
+                _start(request, session)
+            return redirect("dashboard:session", pk=session.pk)
+    elif request.GET.get("clone"):
+        source = get_object_or_404(LoadTestSession, pk=_int_or_404(request.GET["clone"]))
+        form = SessionForm.clone_of(source)
+    else:
+        form = SessionForm.blank(_chosen_target(request.GET.get("target")))
+    context = {"form": form, "targets": Target.objects.order_by("name"), "can": _can(request)}
+    return render(request, "dashboard/session_form.html", context, status=_form_status(form))
+
+
+@login_required
+def workers(request):
+    _require_viewer(request)
+    context = {"workers": _workers_or_none(), "can": _can(request), **_links()}
+    return render(request, "dashboard/workers.html", context)
+
+
+def _start(request, session: LoadTestSession) -> None:
+    """Start after saving; a refusal is shown on the session's page (it stays pending)."""
+    try:
+        started = services.start_session(session, user=request.user)
+    except (PermissionDenied, ValidationError, services.SessionStateError,
+            services.EngineUnavailable) as exc:  # fmt: skip
+        text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        messages.error(request, f"Saved, but not started: {text}")
+        return
+    for warning in getattr(started, "warnings", []):
+        messages.warning(request, warning)
+
+
+def _chosen_target(raw: str | None) -> Target | None:
+    """The target picked in the form; the default target (made on first use) otherwise."""
+    if raw:
+        return get_object_or_404(Target, pk=_int_or_404(raw))
+    existing = services.find_default_target()
+    if existing is not None:
+        return existing
+    try:
+        return services.default_target()
+    except ValidationError:  # TARGET_APP_URL not on the allow-list: the user picks one
+        return Target.objects.order_by("name").first()
+
+
+def _int_or_404(raw: str) -> int:
+    if not raw.isdigit():
+        raise Http404("No such id.")
+    return int(raw)
+
+
+def _form_status(form: SessionForm) -> int:
+    has_errors = form.errors or any(w.errors for w in form.weights)
+    return 400 if has_errors else 200

@@ -1,0 +1,284 @@
+// The session page: live figures over the event stream, charts (uPlot) filled from the chart
+// API and extended with each tick's newest point, and the controls (through the API, which
+// refuses what the user's role may not do).
+"use strict";
+
+(() => {
+  const { api, act, format, fill, element } = Dashboard;
+  const page = document.getElementById("session-page");
+  const sessionId = page.dataset.session;
+  const base = `/api/sessions/${sessionId}`;
+  const durationS = page.dataset.durationS ? Number(page.dataset.durationS) : null;
+  const FAILURE_CLASSES = ["http_5xx", "http_4xx", "network", "timeout", "application", "cancelled"];
+  const COLORS = ["#0d6efd", "#dc3545", "#fd7e14", "#6f42c1", "#20c997", "#6c757d"];
+
+  // --- charts ---------------------------------------------------------------------------
+  // One column store (uPlot's shape: t plus one array per figure), drawn by four charts
+  // that share a cursor.
+  const columns = { t: [], rps: [], failures_per_s: [], p50_ms: [], p95_ms: [], p99_ms: [], users: [] };
+  const byClass = Object.fromEntries(FAILURE_CLASSES.map((name) => [name, []]));
+  const textColor = () => getComputedStyle(document.body).color;
+  const axis = (label) => ({ label, stroke: textColor, grid: { stroke: "rgba(128,128,128,.2)" } });
+  const charts = {};
+
+  const CHARTS = {
+    rps: {
+      unit: "requests/s",
+      series: [["requests/s", "rps", COLORS[0]], ["failures/s", "failures_per_s", COLORS[1]]],
+    },
+    latency: {
+      unit: "ms",
+      series: [["p50", "p50_ms", COLORS[4]], ["p95", "p95_ms", COLORS[2]], ["p99", "p99_ms", COLORS[1]]],
+    },
+    users: { unit: "users", series: [["users", "users", COLORS[3]]] },
+    errors: {
+      unit: "failures/s",
+      series: FAILURE_CLASSES.map((name, i) => [name, `class:${name}`, COLORS[i % COLORS.length]]),
+    },
+  };
+
+  function seriesData(key) {
+    return key.startsWith("class:") ? byClass[key.slice(6)] : columns[key];
+  }
+
+  function hasData(spec) {
+    return spec.series.some(([, key]) => seriesData(key).some((v) => v !== null && v !== undefined));
+  }
+
+  function draw() {
+    for (const [name, spec] of Object.entries(CHARTS)) {
+      const holder = page.querySelector(`[data-chart="${name}"]`);
+      const data = [columns.t, ...spec.series.map(([, key]) => seriesData(key))];
+      if (!hasData(spec)) {
+        if (charts[name]) { charts[name].destroy(); delete charts[name]; }
+        holder.replaceChildren(element("div", { class: "chart-empty border rounded text-body-secondary" }, "No data yet."));
+        continue;
+      }
+      if (charts[name]) { charts[name].setData(data); continue; }
+      holder.replaceChildren();
+      charts[name] = new uPlot(
+        {
+          width: holder.clientWidth || 500,
+          height: 220,
+          cursor: { sync: { key: `session-${sessionId}` } },
+          scales: { x: { time: true } },
+          axes: [axis("local time"), axis(spec.unit)],
+          series: [{}, ...spec.series.map(([label, , stroke]) => ({ label, stroke, width: 1.5, spanGaps: false,
+            value: (u, v) => (v === null || v === undefined ? "—" : spec.unit === "ms" ? format.ms(v) : format.rate(v)) }))],
+        },
+        data,
+        holder
+      );
+    }
+  }
+
+  window.addEventListener("resize", () => {
+    for (const [name, chart] of Object.entries(charts)) {
+      const holder = page.querySelector(`[data-chart="${name}"]`);
+      chart.setSize({ width: holder.clientWidth, height: 220 });
+    }
+  });
+
+  // Add points after the last one held (a catch-up may repeat the newest second).
+  function appendColumns(chart) {
+    const lastT = columns.t.length ? columns.t[columns.t.length - 1] : -Infinity;
+    chart.t.forEach((t, i) => {
+      if (t <= lastT) return;
+      columns.t.push(t);
+      for (const key of ["rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "users"]) {
+        columns[key].push(chart[key] ? chart[key][i] ?? null : null);
+      }
+      for (const name of FAILURE_CLASSES) {
+        const values = (chart.failures_by_class || {})[name];
+        byClass[name].push(values ? values[i] ?? null : null);
+      }
+    });
+  }
+
+  function appendPoint(point) {
+    const one = { t: [point.t], failures_by_class: {} };
+    for (const key of ["rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "users"]) one[key] = [point[key]];
+    for (const [name, count] of Object.entries(point.failures_by_class || {})) one.failures_by_class[name] = [count];
+    appendColumns(one);
+  }
+
+  // The chart API (GET .../chart/); before the server has it, the per-second time series.
+  async function loadChart(fromT) {
+    const query = fromT ? `?from=${fromT}` : "";
+    const answer = await api("GET", `${base}/chart/${query}`);
+    if (answer.ok) return answer.data;
+    if (answer.status !== 404) return null;
+    return timeseriesAsChart(fromT);
+  }
+
+  async function timeseriesAsChart(fromT) {
+    const since = fromT ? `&since=${encodeURIComponent(new Date(fromT * 1000).toISOString())}` : "";
+    const chart = { t: [], rps: [], failures_per_s: [] };
+    let url = `${base}/timeseries/?page_size=10000${since}`;
+    while (url) {
+      const answer = await api("GET", url);
+      if (!answer.ok) return null;
+      for (const row of answer.data.results) {
+        chart.t.push(Date.parse(row.timestamp) / 1000);
+        chart.rps.push(row.requests);
+        chart.failures_per_s.push(row.failures);
+      }
+      url = answer.data.next;
+    }
+    return chart;
+  }
+
+  async function catchUp() {
+    const lastT = columns.t.length ? columns.t[columns.t.length - 1] : null;
+    const chart = await loadChart(lastT);
+    if (chart) { appendColumns(chart); draw(); }
+  }
+
+  // --- figures --------------------------------------------------------------------------
+  function render(snapshot) {
+    const live = snapshot.live || {};
+    const endpoints = snapshot.endpoints || [];
+    const total = snapshot.total_requests;
+    document.querySelector('[data-testid="session-status"]').textContent = snapshot.status;
+    document.querySelector('[data-testid="live-total"]').textContent = format.count(total);
+    document.querySelector('[data-testid="live-rps"]').textContent = format.rate(live.rps ?? snapshot.requests_per_second);
+    const errorRate = live.error_rate ?? (total ? snapshot.total_failures / total : null);
+    const remaining = snapshot.remaining_s ?? (durationS && snapshot.elapsed_s ? durationS - snapshot.elapsed_s : null);
+    const worst = (key) => live[key] ?? null;
+    fill(page, {
+      elapsed: format.duration(snapshot.elapsed_s),
+      remaining: durationS || snapshot.remaining_s != null ? format.duration(remaining) : "until stopped",
+      failures: format.count(snapshot.total_failures),
+      error_rate: format.percent(errorRate),
+      percentiles: ["p50_ms", "p95_ms", "p99_ms"].map((k) => format.ms(worst(k))).join(" / "),
+      status_detail: snapshot.status_detail ?? "",
+    });
+    if (live.users !== undefined) setUsers(live.users);
+    renderEndpoints(endpoints, total);
+    renderEvents(snapshot.recent_events || []);
+    if (snapshot.errors) renderErrors(snapshot.errors);
+    if (snapshot.shards) renderShards(snapshot.shards);
+    toggleControls(snapshot.status);
+  }
+
+  function setUsers(users) {
+    document.querySelector('[data-testid="live-users"]').textContent = format.count(users);
+  }
+
+  function renderEndpoints(endpoints, total) {
+    const rows = endpoints.map((e) => {
+      const classes = Object.entries(e.failures_by_class || {}).map(([name, n]) => `${name} ${format.count(n)}`).join(", ");
+      return element("tr", {},
+        element("td", {}, element("span", { class: "text-body-secondary small me-1" }, e.method), e.name),
+        element("td", { class: "num" }, format.count(e.requests)),
+        element("td", { class: "num" }, format.percent(total ? e.requests / total : null)),
+        element("td", { class: "small" }, e.failures ? `${format.count(e.failures)} (${classes})` : "0"),
+        ...["p50_ms", "p95_ms", "p99_ms", "max_ms"].map((k) => element("td", { class: "num" }, format.ms(e[k]))));
+    });
+    if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: 8, class: "text-body-secondary" }, "No request yet.")));
+    page.querySelector('[data-testid="endpoint-table"] tbody').replaceChildren(...rows);
+  }
+
+  function renderEvents(events) {
+    const items = events.map((e) => element("li", { class: "mb-1" },
+      element("span", { class: "text-body-secondary me-1" }, format.time(e.at)),
+      element("strong", { class: "me-1" }, e.kind), e.message));
+    if (!items.length) items.push(element("li", { class: "text-body-secondary" }, "No events."));
+    document.getElementById("event-list").replaceChildren(...items);
+  }
+
+  function renderErrors(samples) {
+    const rows = samples.map((s) => element("tr", {},
+      element("td", {}, format.time(s.at)), element("td", {}, s.endpoint), element("td", {}, s.failure_class),
+      element("td", {}, s.status ?? "—"), element("td", { class: "error-message" }, String(s.message || "").slice(0, 200))));
+    if (rows.length) document.querySelector("#error-log tbody").replaceChildren(...rows);
+  }
+
+  function renderShards(shards) {
+    const rows = shards.map((s) => element("tr", {},
+      element("td", {}, `${s.shard} (gen ${s.generation})`), element("td", {}, s.hostname),
+      element("td", { class: "num" }, format.count(s.users)), element("td", { class: "num" }, format.rate(s.rate)),
+      element("td", {}, format.ago(s.last_heartbeat))));
+    if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: 5, class: "text-body-secondary" }, "No shard running.")));
+    document.querySelector("#shard-table tbody").replaceChildren(...rows);
+    if (shards.length) setUsers(shards.reduce((sum, s) => sum + s.users, 0));
+  }
+
+  // Before the stream carries shards, the workers API says which run this session.
+  async function pollShards() {
+    const answer = await api("GET", "/api/workers/");
+    if (!answer.ok) return;
+    const shards = answer.data.workers.flatMap((w) =>
+      w.shards.filter((s) => String(s.session) === sessionId).map((s) => ({ ...s, hostname: w.hostname })));
+    renderShards(shards);
+  }
+
+  function toggleControls(status) {
+    const ended = ["completed", "stopped", "failed"].includes(status);
+    page.querySelectorAll('[data-action="start"]').forEach((b) => (b.hidden = status !== "pending"));
+    page.querySelectorAll('[data-action="stop"], [data-action="users"], [data-action="weights"], [data-emergency-stop]')
+      .forEach((b) => (b.disabled = ended));
+  }
+
+  // --- the stream -----------------------------------------------------------------------
+  const streamState = document.querySelector('[data-testid="stream-state"]');
+  let stream = null;
+  let shardPoll = null;
+  let lostStream = false;
+
+  function connect() {
+    stream = new EventSource(`${base}/events/`);
+    stream.onopen = () => {
+      streamState.textContent = "connected";
+      if (lostStream) { lostStream = false; catchUp(); }
+    };
+    stream.onerror = () => {
+      // EventSource reconnects by itself (the server's retry: interval) unless the server
+      // refused the stream outright, which closes it.
+      lostStream = true;
+      streamState.textContent = stream.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting";
+    };
+    stream.addEventListener("stats", (event) => {
+      const snapshot = JSON.parse(event.data);
+      render(snapshot);
+      if (snapshot.point) { appendPoint(snapshot.point); draw(); }
+      else catchUp();
+      if (!snapshot.shards && !shardPoll) shardPoll = setInterval(pollShards, 2000);
+    });
+    stream.addEventListener("end", (event) => {
+      stream.close();
+      clearInterval(shardPoll);
+      streamState.textContent = "ended";
+      render(JSON.parse(event.data));
+      renderShards([]);
+      catchUp();
+    });
+  }
+
+  // --- controls -------------------------------------------------------------------------
+  const onClick = (action, handler) =>
+    page.querySelectorAll(`[data-action="${action}"]`).forEach((b) => b.addEventListener("click", handler));
+
+  onClick("start", async () => {
+    const answer = await act("POST", `${base}/start/`, undefined, "Starting.");
+    if (answer.ok && (!stream || stream.readyState === EventSource.CLOSED)) connect();
+  });
+  onClick("stop", () => act("POST", `${base}/stop/`, undefined, "Stopping: every shard stops within a second."));
+  onClick("users", () => {
+    const users = Number(document.getElementById("users-now").value);
+    return act("PATCH", `${base}/`, { concurrent_users: users }, `Users set to ${format.count(users)}.`);
+  });
+  onClick("weights", () => {
+    const weights = {};
+    document.querySelectorAll("#weights-now [data-endpoint]").forEach((input) => (weights[input.dataset.endpoint] = Number(input.value)));
+    return act("PATCH", `${base}/`, { endpoint_weights: weights }, "Weights applied.");
+  });
+
+  // --- start ----------------------------------------------------------------------------
+  const initial = JSON.parse(document.getElementById("initial-snapshot").textContent);
+  render(initial);
+  setUsers(page.dataset.configuredUsers);
+  catchUp();
+  if (page.dataset.terminal !== "true" && initial.status !== "pending") connect();
+  else if (initial.status === "pending") streamState.textContent = "not started";
+})();

@@ -1,0 +1,97 @@
+"""A real headless Chromium (Playwright) on the Procfile's web process, for the dashboard.
+
+Chromium is Debian's package (``CHROMIUM_PATH``, default /usr/bin/chromium), never a
+browser Playwright downloads. Without it the browser tests skip with the reason, except
+under CI=true, where a missing browser fails the run (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from .conftest import _database_url_for_workers
+from .web import WebServer, procfile_web
+
+CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Screenshots of the pages, kept after the run for people to look at.
+ARTIFACTS_DIR = Path(os.environ.get("TEST_ARTIFACTS_DIR", settings.BASE_DIR / "data" / "artifacts"))
+TIMEOUT_MS = 15_000
+
+
+def chromium_or_skip() -> str:
+    path = shutil.which(CHROMIUM_PATH) or (CHROMIUM_PATH if Path(CHROMIUM_PATH).exists() else "")
+    if path:
+        return path
+    reason = f"No Chromium at CHROMIUM_PATH={CHROMIUM_PATH} (apt-get install chromium)."
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def dashboard_web(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
+    """The web process on the test database, its static files collected (DEBUG is off)."""
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_workers()
+    data_dir = tmp_path_factory.mktemp("dashboard-web-data")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        env={**os.environ, "DATA_DIR": str(data_dir)},
+        cwd=settings.BASE_DIR,
+        check=True,
+        timeout=120,
+    )
+    env = {
+        "ALLOWED_TARGET_HOSTS": ",".join(settings.ALLOWED_TARGET_HOSTS),
+        "API_USER_RATE": "100000/minute",
+    }
+    with procfile_web(database_url, redis_url, data_dir, data_dir / "web.log", **env) as server:
+        yield server
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator:
+    """One headless Chromium for the module's tests."""
+    executable = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the tests' own database
+    # reads are synchronous and safe, which Django cannot tell. Only for these tests: a
+    # process started later (manage.py check --deploy) must not inherit it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def sign_in(chromium, server: WebServer, username: str, password: str):
+    """A new browser page signed in through the login form."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url("/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server.url("/"))
+    return page
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,134 @@
+"""The dashboard in a real browser on the real web process, workers and a counting server."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.sessions import services
+from apps.sessions.models import Endpoint, LoadTestSession, Target
+
+from . import browser
+from .browser import screenshot, sign_in
+from .conftest import persona, wait_until
+from .sessions import wait_for_status
+
+# The browser fixtures, for this module's tests.
+chromium = browser.chromium
+dashboard_web = browser.dashboard_web
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("forget_redis_sessions"),
+]
+
+
+def running_session(server, **config) -> LoadTestSession:
+    """A started session, through the services (the in-process API client cannot run beside
+    Playwright's event loop)."""
+    target = Target.objects.create(name=f"bg-{server.port}", base_url=server.base_url)
+    Endpoint.objects.create(target=target, name="ping", url="/ping")
+    session = LoadTestSession.objects.create(session_name="background", target=target, **config)
+    return services.start_session(session)
+
+
+def number(text: str) -> int:
+    return int(re.sub(r"\D", "", text) or 0)
+
+
+def test_operator_creates_starts_watches_resizes_and_stops_a_session(
+    dashboard_web, chromium, workers, counting_server
+):
+    persona("olga", "operator")
+    target = Target.objects.create(name="counting", base_url=counting_server.base_url)
+    Endpoint.objects.create(target=target, name="fast", url="/fast", weight=1)
+    slow = Endpoint.objects.create(target=target, name="slow", url="/slow", weight=1)
+    page = sign_in(chromium, dashboard_web, "olga", "olga-pw-42")
+
+    page.goto(dashboard_web.url(f"/sessions/new/?target={target.pk}"))
+    page.get_by_label("Name").fill("from the browser")
+    page.get_by_label("Users").fill("2")
+    page.get_by_label("Think time min (s)").fill("0.05")
+    page.get_by_label("Think time max (s)").fill("0.1")
+    page.locator(f"#id_weight_{slow.pk}").fill("3")
+    shares = page.locator("[data-share]")
+    expect(shares.nth(0)).to_have_text(re.compile(r"25[.,]0 %"))  # fast 1 of 4
+    expect(shares.nth(1)).to_have_text(re.compile(r"75[.,]0 %"))
+    page.get_by_role("button", name="Save and start").click()
+
+    created = LoadTestSession.objects.filter(session_name="from the browser")
+    session = wait_until(created.first, 10)
+    page.wait_for_url(dashboard_web.url(f"/sessions/{session.pk}/"))
+    assert session.endpoint_weights == {"fast": 1.0, "slow": 3.0}
+    stream_state = page.get_by_test_id("stream-state")
+    expect(stream_state).to_have_text("connected")
+    total = page.get_by_test_id("live-total")
+    wait_until(lambda: number(total.inner_text()) > 0, 30)
+    first = number(total.inner_text())
+    wait_until(lambda: number(total.inner_text()) > first, 15)  # grows without a reload
+    expect(page.get_by_test_id("live-rps")).not_to_have_text("0.0")
+    wait_until(lambda: counting_server.count("/slow") > 2 * counting_server.count("/fast"), 15)
+
+    page.locator("#users-now").fill("4")
+    page.get_by_role("button", name="Apply users").click()
+    expect(page.get_by_test_id("live-users")).to_have_text("4", timeout=20_000)
+    expect(page.locator("#shard-table tbody tr")).not_to_have_count(0)
+    screenshot(page, "session-running")
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_test_id("session-status")).to_have_text("stopped", timeout=30_000)
+    expect(stream_state).to_have_text("ended")
+
+    # The finished session's page: final figures and drawn charts, no stream.
+    final = LoadTestSession.objects.get(pk=session.pk)
+    page.reload()
+    expect(page.get_by_test_id("live-total")).to_have_text(re.compile(r"\d"))
+    assert number(page.get_by_test_id("live-total").inner_text()) == final.total_requests
+    expect(page.get_by_test_id("chart-rps").locator("canvas")).to_have_count(1)
+    points = page.evaluate("document.querySelectorAll('[data-testid=chart-rps] .u-legend').length")
+    assert points >= 1
+    expect(page.get_by_test_id("endpoint-table").locator("tbody tr")).to_have_count(2)
+    page.goto(dashboard_web.url("/"))
+    screenshot(page, "overview")
+
+
+def test_viewer_sees_no_controls_and_a_forged_stop_is_refused(
+    dashboard_web, chromium, workers, counting_server
+):
+    persona("vic", "viewer")
+    session_id = running_session(counting_server, concurrent_users=1, request_interval_min=0.2,
+                                 request_interval_max=0.3).pk  # fmt: skip
+    page = sign_in(chromium, dashboard_web, "vic", "vic-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session_id}/"))
+    expect(page.get_by_test_id("session-status")).to_have_text("running", timeout=20_000)
+    for name in ("Start", "Stop", "Emergency stop", "Apply users", "Apply weights", "Clone"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    answer = page.evaluate(
+        """async (id) => {
+            const r = await Dashboard.api("POST", `/api/sessions/${id}/stop/`);
+            return [r.status, r.data.detail];
+        }""",
+        session_id,
+    )
+    assert answer[0] == 403 and "does not allow" in answer[1]
+    assert LoadTestSession.objects.get(pk=session_id).status == "running"
+    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    wait_for_status(session_id)
+
+
+def test_admin_emergency_stop_asks_first(dashboard_web, chromium, workers, counting_server):
+    admin = persona("adam", "admin")
+    admin.is_staff = True
+    admin.save()
+    session_id = running_session(counting_server, concurrent_users=1, request_interval_min=0.2,
+                                 request_interval_max=0.3).pk  # fmt: skip
+    wait_for_status(session_id, {"running"})
+    page = sign_in(chromium, dashboard_web, "adam", "adam-pw-42")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Emergency stop").click()
+    assert LoadTestSession.objects.get(pk=session_id).status == "running"  # declined
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Emergency stop").click()
+    expect(page.locator("#action-result")).to_contain_text("Emergency stop")
+    assert wait_for_status(session_id).status == "stopped"
