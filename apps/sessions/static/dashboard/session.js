@@ -102,30 +102,11 @@
     appendColumns(one);
   }
 
-  // The chart API (GET .../chart/); before the server has it, the per-second time series.
+  // The chart API (GET .../chart/): the whole run, or from a second on.
   async function loadChart(fromT) {
     const query = fromT ? `?from=${fromT}` : "";
     const answer = await api("GET", `${base}/chart/${query}`);
-    if (answer.ok) return answer.data;
-    if (answer.status !== 404) return null;
-    return timeseriesAsChart(fromT);
-  }
-
-  async function timeseriesAsChart(fromT) {
-    const since = fromT ? `&since=${encodeURIComponent(new Date(fromT * 1000).toISOString())}` : "";
-    const chart = { t: [], rps: [], failures_per_s: [] };
-    let url = `${base}/timeseries/?page_size=10000${since}`;
-    while (url) {
-      const answer = await api("GET", url);
-      if (!answer.ok) return null;
-      for (const row of answer.data.results) {
-        chart.t.push(Date.parse(row.timestamp) / 1000);
-        chart.rps.push(row.requests);
-        chart.failures_per_s.push(row.failures);
-      }
-      url = answer.data.next;
-    }
-    return chart;
+    return answer.ok ? answer.data : null;
   }
 
   async function catchUp() {
@@ -204,15 +185,6 @@
     if (shards.length) setUsers(shards.reduce((sum, s) => sum + s.users, 0));
   }
 
-  // Before the stream carries shards, the workers API says which run this session.
-  async function pollShards() {
-    const answer = await api("GET", "/api/workers/");
-    if (!answer.ok) return;
-    const shards = answer.data.workers.flatMap((w) =>
-      w.shards.filter((s) => String(s.session) === sessionId).map((s) => ({ ...s, hostname: w.hostname })));
-    renderShards(shards);
-  }
-
   function toggleControls(status) {
     const ended = ["completed", "stopped", "failed"].includes(status);
     page.querySelectorAll('[data-action="start"]').forEach((b) => (b.hidden = status !== "pending"));
@@ -223,7 +195,6 @@
   // --- the stream -----------------------------------------------------------------------
   const streamState = document.querySelector('[data-testid="stream-state"]');
   let stream = null;
-  let shardPoll = null;
   let lostStream = false;
 
   function connect() {
@@ -243,11 +214,9 @@
       render(snapshot);
       if (snapshot.point) { appendPoint(snapshot.point); draw(); }
       else catchUp();
-      if (!snapshot.shards && !shardPoll) shardPoll = setInterval(pollShards, 2000);
     });
     stream.addEventListener("end", (event) => {
       stream.close();
-      clearInterval(shardPoll);
       streamState.textContent = "ended";
       render(JSON.parse(event.data));
       renderShards([]);
