@@ -1,12 +1,13 @@
 """The dashboard in a real browser on the real web process, workers and a counting server."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
 
 from apps.sessions import services
-from apps.sessions.models import Endpoint, LoadTestSession, Target
+from apps.sessions.models import Endpoint, LoadTestSession, Target, TimeSeriesPoint
 
 from . import browser
 from .browser import screenshot, sign_in
@@ -24,11 +25,12 @@ pytestmark = [
 ]
 
 
-def running_session(server, **config) -> LoadTestSession:
-    """A started session, through the services (the in-process API client cannot run beside
-    Playwright's event loop)."""
+def running_session(server, *paths: str, **config) -> LoadTestSession:
+    """A started session on one endpoint per path (default /ping), through the services
+    (the in-process API client cannot run beside Playwright's event loop)."""
     target = Target.objects.create(name=f"bg-{server.port}", base_url=server.base_url)
-    Endpoint.objects.create(target=target, name="ping", url="/ping")
+    for path in paths or ("ping",):
+        Endpoint.objects.create(target=target, name=path, url=f"/{path}")
     session = LoadTestSession.objects.create(session_name="background", target=target, **config)
     return services.start_session(session)
 
@@ -132,3 +134,93 @@ def test_admin_emergency_stop_asks_first(dashboard_web, chromium, workers, count
     page.get_by_role("button", name="Emergency stop").click()
     expect(page.locator("#action-result")).to_contain_text("Emergency stop")
     assert wait_for_status(session_id).status == "stopped"
+
+
+def test_the_page_says_reconnecting_while_web_is_down_and_carries_on_after(
+    dashboard_web, chromium, workers, counting_server
+):
+    persona("rita", "viewer")
+    session_id = running_session(counting_server, concurrent_users=1, request_interval_min=0.05,
+                                 request_interval_max=0.1).pk  # fmt: skip
+    page = sign_in(chromium, dashboard_web, "rita", "rita-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session_id}/"))
+    stream_state = page.get_by_test_id("stream-state")
+    expect(stream_state).to_have_text("connected")
+
+    dashboard_web.stop()
+    try:
+        expect(stream_state).to_have_text("reconnecting")
+    finally:
+        dashboard_web.start_again()
+    expect(stream_state).to_have_text("connected", timeout=30_000)  # the server's retry: 3 s
+    total = page.get_by_test_id("live-total")
+    after_restart = number(total.inner_text())
+    wait_until(lambda: number(total.inner_text()) > after_restart, 15)
+    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    wait_for_status(session_id)
+
+
+def test_operator_applies_weights_to_a_running_session(
+    dashboard_web, chromium, workers, counting_server
+):
+    persona("wendy", "operator")
+    session_id = running_session(counting_server, "fast", "slow", concurrent_users=2,
+                                 request_interval_min=0.02,
+                                 request_interval_max=0.05).pk  # fmt: skip
+    page = sign_in(chromium, dashboard_web, "wendy", "wendy-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session_id}/"))
+    expect(page.get_by_test_id("session-status")).to_have_text("running", timeout=20_000)
+
+    page.locator('#weights-now [data-endpoint="fast"]').fill("1")
+    page.locator('#weights-now [data-endpoint="slow"]').fill("9")
+    page.get_by_role("button", name="Apply weights").click()
+    expect(page.locator("#action-result")).to_have_text("Weights applied.")
+    expect(page.locator("#action-result")).to_have_class(re.compile("alert-success"))
+    time.sleep(2)  # every worker takes the new weights within 2 s
+    fast, slow = counting_server.count("/fast"), counting_server.count("/slow")
+
+    def mix_changed() -> bool:
+        more_fast = counting_server.count("/fast") - fast
+        more_slow = counting_server.count("/slow") - slow
+        return more_fast + more_slow >= 50 and more_slow > 3 * more_fast  # 9:1 asked
+
+    wait_until(mix_changed, 20)
+    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    wait_for_status(session_id)
+
+
+def test_latency_chart_fills_and_a_drag_zooms_through_the_chart_api(
+    dashboard_web, chromium, workers, counting_server
+):
+    persona("zoe", "viewer")
+    session_id = running_session(counting_server, concurrent_users=2, request_interval_min=0.02,
+                                 request_interval_max=0.05).pk  # fmt: skip
+    wait_until(lambda: TimeSeriesPoint.objects.filter(session_id=session_id).count() >= 5, 30)
+    page = sign_in(chromium, dashboard_web, "zoe", "zoe-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session_id}/"))
+    # The chart is drawn only once one of p50/p95/p99 has a value; hovering shows them.
+    plot = page.get_by_test_id("chart-latency").locator(".u-over")
+    expect(plot).to_have_count(1)
+    box = plot.bounding_box()
+    assert box
+    middle_y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, middle_y)
+    p95 = (
+        page.get_by_test_id("chart-latency")
+        .locator(".u-series", has_text="p95")
+        .locator(".u-value")
+    )
+    expect(p95).to_have_text(re.compile(r"\d ms"))
+
+    zoom = re.compile(r"/chart/\?from=\d+&to=\d+$")
+    with page.expect_request(lambda request: bool(zoom.search(request.url))):
+        page.mouse.move(box["x"] + box["width"] * 0.2, middle_y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.8, middle_y, steps=5)
+        page.mouse.up()
+    reset = page.get_by_role("button", name="Reset zoom")
+    expect(reset).to_be_visible()
+    reset.click()
+    expect(reset).to_be_hidden()
+    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    wait_for_status(session_id)

@@ -20,10 +20,22 @@ SERVER_START_TIMEOUT_S = 20.0
 
 
 class WebServer:
-    def __init__(self, base_url: str, process: ManagedProcess, log_path: Path) -> None:
+    def __init__(
+        self, base_url: str, group: ProcessGroup, process: ManagedProcess, log_path: Path
+    ) -> None:
         self.base_url = base_url
+        self.group = group
         self.process = process
         self.log_path = log_path
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL): clients see the server go away."""
+        self.group.stop(self.process, grace_s=5)
+
+    def start_again(self) -> None:
+        """Start the stopped process again on the same port, as a restarted web would be."""
+        self.process = self.group.restart(self.process)
+        _wait_until_answering(self)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -63,7 +75,7 @@ def procfile_web(
     }
     group = ProcessGroup()
     process = group.start("web", read_procfile()["web"], env=full_env, log_path=log_path)
-    server = WebServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = WebServer(f"http://127.0.0.1:{port}", group, process, log_path)
     try:
         _wait_until_answering(server)
         yield server

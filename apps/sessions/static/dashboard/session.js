@@ -15,8 +15,15 @@
   // --- charts ---------------------------------------------------------------------------
   // One column store (uPlot's shape: t plus one array per figure), drawn by four charts
   // that share a cursor.
-  const columns = { t: [], rps: [], failures_per_s: [], p50_ms: [], p95_ms: [], p99_ms: [], users: [] };
-  const byClass = Object.fromEntries(FAILURE_CLASSES.map((name) => [name, []]));
+  // The whole run lives in `run` and grows with the stream; a zoom draws `zoomed` (the
+  // selected range fetched at finer grain) until it is reset.
+  const FIGURES = ["rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "users"];
+  const emptyStore = () => ({
+    columns: Object.fromEntries(["t", ...FIGURES].map((key) => [key, []])),
+    byClass: Object.fromEntries(FAILURE_CLASSES.map((name) => [name, []])),
+  });
+  const run = emptyStore();
+  let zoomed = null;
   const textColor = () => getComputedStyle(document.body).color;
   const axis = (label) => ({ label, stroke: textColor, grid: { stroke: "rgba(128,128,128,.2)" } });
   const charts = {};
@@ -38,7 +45,8 @@
   };
 
   function seriesData(key) {
-    return key.startsWith("class:") ? byClass[key.slice(6)] : columns[key];
+    const shown = zoomed || run;
+    return key.startsWith("class:") ? shown.byClass[key.slice(6)] : shown.columns[key];
   }
 
   function hasData(spec) {
@@ -48,7 +56,7 @@
   function draw() {
     for (const [name, spec] of Object.entries(CHARTS)) {
       const holder = page.querySelector(`[data-chart="${name}"]`);
-      const data = [columns.t, ...spec.series.map(([, key]) => seriesData(key))];
+      const data = [seriesData("t"), ...spec.series.map(([, key]) => seriesData(key))];
       if (!hasData(spec)) {
         if (charts[name]) { charts[name].destroy(); delete charts[name]; }
         holder.replaceChildren(element("div", { class: "chart-empty border rounded text-body-secondary" }, "No data yet."));
@@ -60,7 +68,9 @@
         {
           width: holder.clientWidth || 500,
           height: 220,
-          cursor: { sync: { key: `session-${sessionId}` } },
+          // A drag selects a range to fetch (zoomTo), rather than uPlot's own rescale.
+          cursor: { sync: { key: `session-${sessionId}` }, drag: { x: true, y: false, setScale: false } },
+          hooks: { setSelect: [selectRange] },
           scales: { x: { time: true } },
           axes: [axis("local time"), axis(spec.unit)],
           series: [{}, ...spec.series.map(([label, , stroke]) => ({ label, stroke, width: 1.5, spanGaps: false,
@@ -69,8 +79,44 @@
         data,
         holder
       );
+      holder.addEventListener("dblclick", resetZoom);
     }
   }
+
+  // --- zoom -----------------------------------------------------------------------------
+  const resetButton = page.querySelector('[data-action="reset-zoom"]');
+
+  function selectRange(chart) {
+    if (chart.select.width < 2) return;
+    const fromT = chart.posToVal(chart.select.left, "x");
+    const toT = chart.posToVal(chart.select.left + chart.select.width, "x");
+    chart.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    zoomTo(Math.floor(fromT), Math.ceil(toT));
+  }
+
+  // The charts share their cursor, so one drag selects on each of them: fetch once.
+  let zoomRange = null;
+
+  async function zoomTo(fromT, toT) {
+    if (toT <= fromT || zoomRange === `${fromT}-${toT}`) return;
+    zoomRange = `${fromT}-${toT}`;
+    const answer = await api("GET", `${base}/chart/?from=${fromT}&to=${toT}`);
+    if (!answer.ok) return;
+    zoomed = emptyStore();
+    appendColumns(zoomed, answer.data);
+    resetButton.hidden = false;
+    draw();
+  }
+
+  function resetZoom() {
+    if (!zoomed) return;
+    zoomed = null;
+    zoomRange = null;
+    resetButton.hidden = true;
+    draw();
+  }
+
+  resetButton.addEventListener("click", resetZoom);
 
   window.addEventListener("resize", () => {
     for (const [name, chart] of Object.entries(charts)) {
@@ -80,14 +126,13 @@
   });
 
   // Add points after the last one held (a catch-up may repeat the newest second).
-  function appendColumns(chart) {
+  function appendColumns(store, chart) {
+    const { columns, byClass } = store;
     const lastT = columns.t.length ? columns.t[columns.t.length - 1] : -Infinity;
     chart.t.forEach((t, i) => {
       if (t <= lastT) return;
       columns.t.push(t);
-      for (const key of ["rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "users"]) {
-        columns[key].push(chart[key] ? chart[key][i] ?? null : null);
-      }
+      for (const key of FIGURES) columns[key].push(chart[key] ? chart[key][i] ?? null : null);
       for (const name of FAILURE_CLASSES) {
         const values = (chart.failures_by_class || {})[name];
         byClass[name].push(values ? values[i] ?? null : null);
@@ -97,41 +142,22 @@
 
   function appendPoint(point) {
     const one = { t: [point.t], failures_by_class: {} };
-    for (const key of ["rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "users"]) one[key] = [point[key]];
+    for (const key of FIGURES) one[key] = [point[key]];
     for (const [name, count] of Object.entries(point.failures_by_class || {})) one.failures_by_class[name] = [count];
-    appendColumns(one);
+    appendColumns(run, one);
   }
 
-  // The chart API (GET .../chart/); before the server has it, the per-second time series.
+  // The chart API (GET .../chart/): the whole run, or from a second on.
   async function loadChart(fromT) {
     const query = fromT ? `?from=${fromT}` : "";
     const answer = await api("GET", `${base}/chart/${query}`);
-    if (answer.ok) return answer.data;
-    if (answer.status !== 404) return null;
-    return timeseriesAsChart(fromT);
-  }
-
-  async function timeseriesAsChart(fromT) {
-    const since = fromT ? `&since=${encodeURIComponent(new Date(fromT * 1000).toISOString())}` : "";
-    const chart = { t: [], rps: [], failures_per_s: [] };
-    let url = `${base}/timeseries/?page_size=10000${since}`;
-    while (url) {
-      const answer = await api("GET", url);
-      if (!answer.ok) return null;
-      for (const row of answer.data.results) {
-        chart.t.push(Date.parse(row.timestamp) / 1000);
-        chart.rps.push(row.requests);
-        chart.failures_per_s.push(row.failures);
-      }
-      url = answer.data.next;
-    }
-    return chart;
+    return answer.ok ? answer.data : null;
   }
 
   async function catchUp() {
-    const lastT = columns.t.length ? columns.t[columns.t.length - 1] : null;
+    const lastT = run.columns.t.length ? run.columns.t[run.columns.t.length - 1] : null;
     const chart = await loadChart(lastT);
-    if (chart) { appendColumns(chart); draw(); }
+    if (chart) { appendColumns(run, chart); draw(); }
   }
 
   // --- figures --------------------------------------------------------------------------
@@ -204,15 +230,6 @@
     if (shards.length) setUsers(shards.reduce((sum, s) => sum + s.users, 0));
   }
 
-  // Before the stream carries shards, the workers API says which run this session.
-  async function pollShards() {
-    const answer = await api("GET", "/api/workers/");
-    if (!answer.ok) return;
-    const shards = answer.data.workers.flatMap((w) =>
-      w.shards.filter((s) => String(s.session) === sessionId).map((s) => ({ ...s, hostname: w.hostname })));
-    renderShards(shards);
-  }
-
   function toggleControls(status) {
     const ended = ["completed", "stopped", "failed"].includes(status);
     page.querySelectorAll('[data-action="start"]').forEach((b) => (b.hidden = status !== "pending"));
@@ -223,7 +240,6 @@
   // --- the stream -----------------------------------------------------------------------
   const streamState = document.querySelector('[data-testid="stream-state"]');
   let stream = null;
-  let shardPoll = null;
   let lostStream = false;
 
   function connect() {
@@ -243,11 +259,9 @@
       render(snapshot);
       if (snapshot.point) { appendPoint(snapshot.point); draw(); }
       else catchUp();
-      if (!snapshot.shards && !shardPoll) shardPoll = setInterval(pollShards, 2000);
     });
     stream.addEventListener("end", (event) => {
       stream.close();
-      clearInterval(shardPoll);
       streamState.textContent = "ended";
       render(JSON.parse(event.data));
       renderShards([]);
