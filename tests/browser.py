@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from .conftest import _database_url_for_workers
-from .web import WebServer, procfile_web
+from .web import WebServer, collect_static, procfile_web
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Screenshots of the pages, kept after the run for people to look at.
@@ -42,13 +40,7 @@ def dashboard_web(django_db_setup, django_db_blocker, redis_url, tmp_path_factor
     with django_db_blocker.unblock():
         database_url = _database_url_for_workers()
     data_dir = tmp_path_factory.mktemp("dashboard-web-data")
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env={**os.environ, "DATA_DIR": str(data_dir)},
-        cwd=settings.BASE_DIR,
-        check=True,
-        timeout=120,
-    )
+    collect_static(data_dir)
     env = {
         "ALLOWED_TARGET_HOSTS": ",".join(settings.ALLOWED_TARGET_HOSTS),
         "API_USER_RATE": "100000/minute",

@@ -9,9 +9,6 @@ test does the same over HTTP against the Procfile's web line (uvicorn, the ASGI 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -26,7 +23,7 @@ from rest_framework.test import APIClient
 from apps.sessions.models import AuditEntry
 
 from .conftest import _database_url_for_workers
-from .web import procfile_web
+from .web import collect_static, procfile_web
 
 pytestmark = pytest.mark.django_db
 
@@ -166,13 +163,7 @@ def web(django_db_setup, django_db_blocker, redis_url, tmp_path_factory):
     with django_db_blocker.unblock():
         database_url = _database_url_for_workers()
     data_dir = tmp_path_factory.mktemp("lockout-web-data")
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env={**os.environ, "DATA_DIR": str(data_dir)},
-        cwd=settings.BASE_DIR,
-        check=True,
-        timeout=120,
-    )
+    collect_static(data_dir)
     log_path = data_dir / "uvicorn.log"
     env = {"LOGIN_FAILURE_LIMIT": "3", "API_ANONYMOUS_RATE": "1000/minute"}
     with procfile_web(database_url, redis_url, data_dir, log_path, **env) as server:

@@ -7,6 +7,9 @@ ASGI path, the client address as the server passes it on. Tests reach it with ``
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,19 @@ from loadtest_project.embedded_redis import free_port
 from loadtest_project.procfile import ManagedProcess, ProcessGroup, read_procfile
 
 SERVER_START_TIMEOUT_S = 20.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def collect_static(data_dir: Path) -> None:
+    """Collect the static files into ``data_dir``'s static folder: with DEBUG off the web
+    process serves pages only with them (and their manifest) in place."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        env={**os.environ, "DATA_DIR": str(data_dir)},
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
 
 
 class WebServer:
