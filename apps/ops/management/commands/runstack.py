@@ -209,7 +209,7 @@ class Command(BaseCommand):
         lines = [
             "",
             "The load tester is running:",
-            f"  Home         {web}/",
+            f"  Dashboard    {web}/              sign in as the admin below (or any user)",
             f"  Admin        {web}/admin/        user {username!r}, password {password}",
             f"  API          {web}/api/          header 'Authorization: Token {token}'",
             f"  Flower       http://{flower_host}:{ports['flower']}/   "
