@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import RedisError
 
 from apps.workers import control, dispatch, inventory
@@ -578,6 +579,38 @@ def keep_newest(rows: QuerySet, kept: int) -> None:
         rows.model.objects.filter(pk__in=stale_ids).delete()
 
 
+def _check_running(session: LoadTestSession, what: str) -> None:
+    if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
+        raise SessionStateError(
+            f"Session {session.pk} is {session.status}; {what} can change while it runs."
+        )
+
+
+def _apply_live(
+    session: LoadTestSession,
+    changes: dict[str, object],
+    tell_engine: Callable[[], object],
+    *,
+    what: str,
+    kept: str,
+    user,
+    via: str,
+) -> None:
+    """A running session's change: the engine first (Redis; nothing stored if it cannot be
+    told), then the row and the configuration history."""
+    before = history.snapshot(session)
+    try:
+        tell_engine()
+    except (RedisError, OSError, BrokerUnavailable) as exc:
+        raise EngineUnavailable(
+            f"Could not reach Redis to change the {what} ({exc}). Check that Redis is running "
+            f"at REDIS_URL, then try again; the session keeps its current {kept}."
+        ) from exc
+    LoadTestSession.objects.filter(pk=session.pk).update(**changes)
+    session.refresh_from_db()
+    history.record_changes(session, before, user=user, via=via)
+
+
 def change_users(
     session: LoadTestSession, concurrent_users: int, user=None, via: str = "api"
 ) -> LoadTestSession:
@@ -587,24 +620,19 @@ def change_users(
     shards are queued, shards no longer needed retire. Validated like a new configuration.
     """
     require_permission(user, OPERATE_SESSIONS, "change the load of running sessions")
-    if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
-        raise SessionStateError(
-            f"Session {session.pk} is {session.status}; users can change while it runs."
-        )
+    _check_running(session, "users")
     check_concurrent_users(concurrent_users)
     check_total_users(concurrent_users - session.concurrent_users)
     previous = session.concurrent_users
-    before = history.snapshot(session)
-    try:
-        dispatch.resize_session(session.pk, concurrent_users, session.target_rps)
-    except Exception as exc:
-        raise EngineUnavailable(
-            f"Could not reach Redis to change the load ({exc}). Check that Redis is running "
-            "at REDIS_URL, then try again; the session keeps its current users."
-        ) from exc
-    LoadTestSession.objects.filter(pk=session.pk).update(concurrent_users=concurrent_users)
-    session.refresh_from_db()
-    history.record_changes(session, before, user=user, via=via)
+    _apply_live(
+        session,
+        {"concurrent_users": concurrent_users},
+        lambda: dispatch.resize_session(session.pk, concurrent_users, session.target_rps),
+        what="load",
+        kept="users",
+        user=user,
+        via=via,
+    )
     record_event(
         session.pk,
         EventKind.USERS_CHANGED,
@@ -628,10 +656,7 @@ def change_weights(
     shards, so giving it weight is refused with a pointer to a clone.
     """
     require_permission(user, OPERATE_SESSIONS, "change the request mix of running sessions")
-    if session.status not in (SessionStatus.STARTING, SessionStatus.RUNNING):
-        raise SessionStateError(
-            f"Session {session.pk} is {session.status}; weights can change while it runs."
-        )
+    _check_running(session, "weights")
     default_weights = dict(session.target.endpoints.values_list("name", "weight"))
     problems = endpoint_weights_problems(endpoint_weights, default_weights)
     if problems:
@@ -658,17 +683,15 @@ def change_weights(
         raise ValidationError(
             {"endpoint_weights": ["At least one endpoint of the running plan needs weight."]}
         )
-    before = history.snapshot(session)
-    try:
-        control.set_endpoint_weights(control.get_redis(), session.pk, plan_weights)
-    except (RedisError, OSError) as exc:
-        raise EngineUnavailable(
-            f"Could not reach Redis to change the weights ({exc}). Check that Redis is running "
-            "at REDIS_URL, then try again; the session keeps its current mix."
-        ) from exc
-    LoadTestSession.objects.filter(pk=session.pk).update(endpoint_weights=endpoint_weights)
-    session.refresh_from_db()
-    history.record_changes(session, before, user=user, via=via)
+    _apply_live(
+        session,
+        {"endpoint_weights": endpoint_weights},
+        lambda: control.set_endpoint_weights(control.get_redis(), session.pk, plan_weights),
+        what="weights",
+        kept="mix",
+        user=user,
+        via=via,
+    )
     mix = ", ".join(
         f"{endpoint.name} {weight:g}"
         for endpoint, weight in zip(plan.endpoints, plan_weights, strict=True)
