@@ -91,6 +91,11 @@ def test_operator_creates_starts_watches_resizes_and_stops_a_session(
     points = page.evaluate("document.querySelectorAll('[data-testid=chart-rps] .u-legend').length")
     assert points >= 1
     expect(page.get_by_test_id("endpoint-table").locator("tbody tr")).to_have_count(2)
+    # A finished session shows its whole run, not the last seconds' figures.
+    expect(page.get_by_test_id("live-users")).to_have_text("0")
+    expect(page.locator('[data-field="remaining"]')).to_have_text("ended")
+    expect(page.locator('[data-field="percentiles"]')).not_to_have_text(re.compile("^— / —"))
+    expect(page.get_by_text("Requests/s (whole run)")).to_have_count(1)
     page.goto(dashboard_web.url("/"))
     screenshot(page, "overview")
 

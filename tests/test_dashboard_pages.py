@@ -165,6 +165,15 @@ def test_hostile_values_get_the_apis_message_next_to_the_field_and_store_nothing
     assert f'id="id_{field}"' in page
 
 
+@pytest.mark.parametrize("field", ["concurrent_users", "duration_minutes", "request_interval_min"])
+def test_an_emptied_number_is_an_error_not_a_default(operator, target, field):
+    """Browsers empty a number input they cannot read (NaN, 1e400): never a silent default."""
+    response = browser_for(operator).post("/sessions/new/", form_body(target, **{field: ""}))
+    assert response.status_code == 400
+    assert "Enter a number." in response.content.decode()
+    assert not LoadTestSession.objects.exists()
+
+
 def test_a_bad_weight_is_named_next_to_its_input(operator, target):
     fast = target.endpoints.get(name="fast")
     response = browser_for(operator).post(

@@ -100,8 +100,13 @@ class SessionForm:
         """The LoadTestConfig body, as a client of ``POST /api/sessions/`` would send it."""
         body = {name: self.values[name] for name in ("session_name", "enable_logging")}
         for name in NUMBER_FIELDS:
-            if self.values[name] != "":  # empty: the serializer's default
+            if self.values[name] != "":
                 body[name] = self.values[name]
+            elif name != "target_rps":
+                # The form shows every default, so an empty input was cleared on purpose, or
+                # emptied by the browser because it could not read it (NaN, 1e400): saying so
+                # beats starting a run with a default nobody typed.
+                self.errors.setdefault(name, []).append("Enter a number.")
         # The model is chosen by the radio button, not by whether a rate was left typed in.
         body["target_rps"] = self.values["target_rps"] or None if self.model == OPEN_MODEL else None
         if self.model == OPEN_MODEL and body["target_rps"] is None:

@@ -9,6 +9,7 @@
   const sessionId = page.dataset.session;
   const base = `/api/sessions/${sessionId}`;
   const durationS = page.dataset.durationS ? Number(page.dataset.durationS) : null;
+  const ENDED = ["completed", "stopped", "failed"];
   const FAILURE_CLASSES = ["http_5xx", "http_4xx", "network", "timeout", "application", "cancelled"];
   const COLORS = ["#0d6efd", "#dc3545", "#fd7e14", "#6f42c1", "#20c997", "#6c757d"];
 
@@ -161,8 +162,11 @@
   }
 
   // --- figures --------------------------------------------------------------------------
+  // Live figures cover the last seconds; once a session has ended its page shows the whole
+  // run's (averages, totals, the worst endpoint's percentiles), whichever snapshot it got.
   function render(snapshot) {
-    const live = snapshot.live || {};
+    const ended = ENDED.includes(snapshot.status);
+    const live = ended ? {} : snapshot.live || {};
     const endpoints = snapshot.endpoints || [];
     const total = snapshot.total_requests;
     document.querySelector('[data-testid="session-status"]').textContent = snapshot.status;
@@ -170,16 +174,24 @@
     document.querySelector('[data-testid="live-rps"]').textContent = format.rate(live.rps ?? snapshot.requests_per_second);
     const errorRate = live.error_rate ?? (total ? snapshot.total_failures / total : null);
     const remaining = snapshot.remaining_s ?? (durationS && snapshot.elapsed_s ? durationS - snapshot.elapsed_s : null);
-    const worst = (key) => live[key] ?? null;
+    const worstEndpoint = (key) => {
+      const values = endpoints.map((e) => e[key]).filter((v) => v != null);
+      return values.length ? Math.max(...values) : null;
+    };
+    const worst = (key) => live[key] ?? worstEndpoint(key);
+    page.querySelectorAll("[data-live-label]").forEach((label) => {
+      label.textContent = ended ? label.dataset.endedLabel : label.dataset.liveLabel;
+    });
     fill(page, {
       elapsed: format.duration(snapshot.elapsed_s),
-      remaining: durationS || snapshot.remaining_s != null ? format.duration(remaining) : "until stopped",
+      remaining: ended ? "ended" : durationS || snapshot.remaining_s != null ? format.duration(remaining) : "until stopped",
       failures: format.count(snapshot.total_failures),
       error_rate: format.percent(errorRate),
       percentiles: ["p50_ms", "p95_ms", "p99_ms"].map((k) => format.ms(worst(k))).join(" / "),
       status_detail: snapshot.status_detail ?? "",
     });
-    if (live.users !== undefined) setUsers(live.users);
+    if (ended) setUsers(0);
+    else if (live.users !== undefined) setUsers(live.users);
     renderEndpoints(endpoints, total);
     renderEvents(snapshot.recent_events || []);
     if (snapshot.errors) renderErrors(snapshot.errors);
@@ -231,7 +243,7 @@
   }
 
   function toggleControls(status) {
-    const ended = ["completed", "stopped", "failed"].includes(status);
+    const ended = ENDED.includes(status);
     page.querySelectorAll('[data-action="start"]').forEach((b) => (b.hidden = status !== "pending"));
     page.querySelectorAll('[data-action="stop"], [data-action="users"], [data-action="weights"], [data-emergency-stop]')
       .forEach((b) => (b.disabled = ended));
@@ -291,7 +303,7 @@
   // --- start ----------------------------------------------------------------------------
   const initial = JSON.parse(document.getElementById("initial-snapshot").textContent);
   render(initial);
-  setUsers(page.dataset.configuredUsers);
+  if (!ENDED.includes(initial.status)) setUsers(page.dataset.configuredUsers);  // until a tick says
   catchUp();
   if (page.dataset.terminal !== "true" && initial.status !== "pending") connect();
   else if (initial.status === "pending") streamState.textContent = "not started";
