@@ -170,6 +170,16 @@ def create_app(db_path: str | None = None, scale: float = 1.0, seed: int | None 
     app.config["DEMO_DB_PATH"] = db_path
     app.json.sort_keys = False
     rng = random.Random(seed)
+    # What this process has received, per path: a load test's own count can be checked
+    # against the target's (the container test does). Waitress answers from many threads.
+    received: dict[str, int] = {}
+    received_lock = threading.Lock()
+
+    @app.before_request
+    def count_received() -> None:
+        if request.path != "/received":
+            with received_lock:
+                received[request.path] = received.get(request.path, 0) + 1
 
     @app.teardown_appcontext
     def close_db(_exc: BaseException | None) -> None:
@@ -201,6 +211,13 @@ def create_app(db_path: str | None = None, scale: float = 1.0, seed: int | None 
     def health():
         """Liveness check; fast, never touches the big tables."""
         return jsonify(status="ok")
+
+    @app.get("/received")
+    def received_counts():
+        """Requests received per path since this process started (this one not counted)."""
+        with received_lock:
+            paths = dict(sorted(received.items()))
+        return jsonify(total=sum(paths.values()), paths=paths)
 
     @app.get("/performance/slow")
     def slow():

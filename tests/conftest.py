@@ -47,6 +47,17 @@ WORKER_ENV = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The container test (minutes, root, a Docker engine) runs only when asked for with
+    ``-m containers`` (.ci/run does, after the suite): the suite itself leaves it out."""
+    if "containers" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("containers") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis | None]:
     """The private Redis of this test run, or None when TEST_REDIS_URL names one."""

@@ -123,6 +123,20 @@ def test_health_is_ok(client) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
+def test_received_counts_every_request_per_path_but_its_own(client) -> None:
+    before = client.get("/received").get_json()
+    client.get("/health")
+    client.get("/health")
+    client.get("/performance/slow?delay_ms=0")
+    client.get("/no/such/page")
+    after = client.get("/received").get_json()
+    assert after["paths"]["/health"] == before["paths"].get("/health", 0) + 2
+    assert after["paths"]["/performance/slow"] == before["paths"].get("/performance/slow", 0) + 1
+    assert after["paths"]["/no/such/page"] == before["paths"].get("/no/such/page", 0) + 1
+    assert after["total"] == before["total"] + 4
+    assert "/received" not in after["paths"]
+
+
 def test_unknown_route_is_a_json_404(client) -> None:
     response = client.get("/no/such/page")
     assert response.status_code == 404

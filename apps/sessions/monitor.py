@@ -39,6 +39,7 @@ from django.utils import timezone
 from apps.workers.control import (
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
+    KEY_PREFIX,
     ORPHAN_TTL_S,
     RELEASE_LOCK_SCRIPT,
     SessionKeys,
@@ -653,6 +654,11 @@ def _store_request_log(session: LoadTestSession, client) -> None:
         services.record_request_log(session.pk, [json.loads(item) for item in reversed(raw)])
 
 
+# When the last periodic tick reached the control worker (epoch seconds, as a string).
+BEAT_TICK_KEY = f"{KEY_PREFIX}:beat:last_tick"
+BEAT_TICK_TTL_S = 3600
+
+
 def monitor_active_sessions() -> int:
     """Queue a tick for every active session, and stop any load whose session row is gone;
     Celery beat runs this every MONITOR_INTERVAL_S.
@@ -661,6 +667,9 @@ def monitor_active_sessions() -> int:
     waiting unacknowledged in a worker, and a session can never lose its monitor: if a tick
     is lost, the next one comes a beat later.
     """
+    # Beat's proof of life, read by its health check (``manage.py check_beat``): beat has
+    # no port or remote control of its own, so what it does is the evidence that it runs.
+    get_redis().set(BEAT_TICK_KEY, repr(time.time()), ex=BEAT_TICK_TTL_S)
     session_ids = list(
         LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
     )
