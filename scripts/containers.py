@@ -184,14 +184,15 @@ def stop_engine(engine: subprocess.Popen) -> None:
 # --- base images -------------------------------------------------------------------------------
 
 
-def debian_mirror() -> str:
+def debian_mirror(
+    sources: Path = Path("/etc/apt/sources.list.d/debian.sources"),
+    classic: Path = Path("/etc/apt/sources.list"),
+) -> str:
     """The machine's own Debian mirror (what apt uses), or Debian's default."""
-    sources = Path("/etc/apt/sources.list.d/debian.sources")
     if sources.exists():
         for line in sources.read_text().splitlines():
             if line.startswith("URIs:"):
                 return line.split()[1]
-    classic = Path("/etc/apt/sources.list")
     if classic.exists():
         for line in classic.read_text().splitlines():
             words = line.split()
