@@ -295,13 +295,18 @@ def viewer_api(viewer) -> APIClient:
     return client_for(viewer)
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float, interval_s: float = 0.1):
-    """Poll ``condition`` until it returns something truthy; fail with a clear message."""
+def wait_until(
+    condition: Callable[[], object],
+    timeout_s: float,
+    interval_s: float = 0.1,
+    what: str = "Condition met",
+):
+    """Poll ``condition`` until it returns something truthy; fail saying ``what`` was awaited."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"Condition not met within {timeout_s} s")
+            raise AssertionError(f"{what}: not within {timeout_s} s")
         time.sleep(interval_s)

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,8 @@ import requests
 
 from loadtest_project.embedded_redis import free_port
 from scripts import containers
+
+from ..conftest import wait_until
 
 # The first run builds the base images and the project image (several minutes); later runs
 # find them in the engine's cache.
@@ -54,17 +56,6 @@ ONLY_SLOW = {
 LOAD_BACK_AFTER_KILL_S = 15
 WORKER_STOP_GRACE_S = 30  # the compose file's stop_grace_period for workers
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", ROOT / "data" / "artifacts"))
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Not within {timeout_s:.0f} s: {what}")
-        time.sleep(every_s)
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
@@ -118,7 +109,7 @@ class Stack:
         return all(item["State"].get("Health", {}).get("Status") == "healthy" for item in running)
 
     def wait_healthy(self) -> None:
-        wait_for(self.all_healthy, HEALTHY_TIMEOUT_S, "every service healthy", every_s=2)
+        wait_until(self.all_healthy, HEALTHY_TIMEOUT_S, 2, what="Every service healthy")
 
     # --- the API, as a user drives it --------------------------------------------------------
 
@@ -157,10 +148,11 @@ class Stack:
         return self.api("GET", f"/api/sessions/{session_id}/").json()
 
     def wait_ended(self, session_id: int, timeout_s: float = 60) -> dict:
-        return wait_for(
+        return wait_until(
             lambda: (found := self.session(session_id))["end_time"] and found,
             timeout_s,
-            f"session {session_id} ended",
+            0.5,
+            what=f"Session {session_id} ended",
         )
 
     def shards_by_worker(self, session_id: int) -> dict[str, int]:
@@ -184,6 +176,15 @@ class Stack:
 def worker_container_by_node(stack: Stack) -> dict[str, dict]:
     """Celery node name (load@<container hostname>) -> the worker container."""
     return {f"load@{item['Config']['Hostname']}": item for item in stack.containers("worker")}
+
+
+def wait_for_a_shard_on_every_worker(stack: Stack, session_id: int) -> None:
+    wait_until(
+        lambda: sorted(stack.shards_by_worker(session_id).values()) == [LOAD_SHARD_USERS] * WORKERS,
+        30,
+        0.5,
+        what="The session's users running on all three workers, a shard on each",
+    )
 
 
 def copy_checkout(destination: Path) -> None:
@@ -323,11 +324,7 @@ def test_each_worker_container_is_its_own_celery_node(stack: Stack) -> None:
 def test_a_session_spreads_over_the_workers_and_counts_exactly(stack: Stack) -> None:
     received_before = stack.received()
     session_id = stack.start_session("spread over three", duration_minutes=0.3)
-    wait_for(
-        lambda: sorted(stack.shards_by_worker(session_id).values()) == [LOAD_SHARD_USERS] * WORKERS,
-        30,
-        "the session's users running on all three workers, a shard on each",
-    )
+    wait_for_a_shard_on_every_worker(stack, session_id)
     ended = stack.wait_ended(session_id)
     assert ended["status"] == "completed", ended
     assert ended["total_requests"] > 0
@@ -338,10 +335,11 @@ def test_a_session_spreads_over_the_workers_and_counts_exactly(stack: Stack) -> 
 def test_a_stopped_worker_hands_its_shards_to_the_others(stack: Stack) -> None:
     received_before = stack.received()
     session_id = stack.start_session("one worker stopped", duration_minutes=0)
-    wait_for(
+    wait_until(
         lambda: sum(stack.shards_by_worker(session_id).values()) == USERS,
         30,
-        "all users running",
+        0.5,
+        what="All users running",
     )
     node = next(iter(stack.shards_by_worker(session_id)))
     container = worker_container_by_node(stack)[node]
@@ -352,10 +350,11 @@ def test_a_stopped_worker_hands_its_shards_to_the_others(stack: Stack) -> None:
     # Exit code 0: the worker shut down warmly, its shards flushed (137 would be SIGKILL).
     assert stopped["ExitCode"] == 0, stopped
     assert stop_took < WORKER_STOP_GRACE_S
-    users = wait_for(
+    users = wait_until(
         lambda: sum((found := stack.shards_by_worker(session_id)).values()) == USERS and found,
         10,
-        "the stopped worker's users running on the others",
+        0.5,
+        what="The stopped worker's users running on the others",
     )
     assert node not in users
     assert len(users) == WORKERS - 1
@@ -373,11 +372,7 @@ def test_a_stopped_worker_hands_its_shards_to_the_others(stack: Stack) -> None:
 def test_a_killed_worker_s_load_is_back_within_15_s(stack: Stack) -> None:
     received_before = stack.received()
     session_id = stack.start_session("one worker killed", duration_minutes=0)
-    wait_for(
-        lambda: sorted(stack.shards_by_worker(session_id).values()) == [LOAD_SHARD_USERS] * WORKERS,
-        30,
-        "the session's users running on all three workers",
-    )
+    wait_for_a_shard_on_every_worker(stack, session_id)
     node = next(iter(stack.shards_by_worker(session_id)))
     container = worker_container_by_node(stack)[node]
     docker("kill", container["Id"])
@@ -387,7 +382,9 @@ def test_a_killed_worker_s_load_is_back_within_15_s(stack: Stack) -> None:
         users = stack.shards_by_worker(session_id)
         return node not in users and sum(users.values()) == USERS
 
-    wait_for(back_on_the_others, LOAD_BACK_AFTER_KILL_S + 5, "load back on the other workers")
+    wait_until(
+        back_on_the_others, LOAD_BACK_AFTER_KILL_S + 5, 0.5, what="Load back on the other workers"
+    )
     back_after = time.monotonic() - killed_at
     print(f"Load back {back_after:.1f} s after docker kill")
     assert back_after <= LOAD_BACK_AFTER_KILL_S
