@@ -208,3 +208,11 @@ def test_workers_and_overview_render_for_a_viewer(viewer, session):
     assert "Workers" in client.get("/workers/").content.decode()
     overview = client.get("/").content.decode()
     assert "nightly" in overview and ">New session<" not in overview
+
+
+def test_favicon_is_an_empty_answer_not_a_404(client):
+    """The admin's pages name no icon, so browsers ask for /favicon.ico (seen as a console 404
+    in a browser pass over the containers)."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 204
+    assert response.content == b""
