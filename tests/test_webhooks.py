@@ -11,6 +11,7 @@ import time
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 from kombu.exceptions import OperationalError
 
 from apps.sessions import webhooks
@@ -342,3 +343,48 @@ def test_the_secret_is_write_only_and_only_fingerprinted_in_the_history(admin_ap
     assert Webhook.objects.get(pk=hook_id).secret == "another-secret-456"
     admin_api.patch(f"/api/webhooks/{hook_id}/", {"secret": ""}, format="json")
     assert Webhook.objects.get(pk=hook_id).secret == ""
+
+
+# --- the admin -------------------------------------------------------------------------------
+
+
+def admin_form(**fields) -> dict:
+    return {"name": "hook", "url": "https://hooks.example.com/x", "secret": "",
+            "events": '["completed"]', "format": "json", "session": "", "enabled": "on",
+            **fields}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_admin_masks_the_secret_and_keeps_it_when_left_empty(client, administrator):
+    administrator.is_staff = True
+    administrator.save()
+    client.force_login(administrator)
+    added = client.post(reverse("admin:loadtests_webhook_add"), admin_form(secret=SECRET))
+    assert added.status_code == 302, added.context["adminform"].form.errors
+    hook = Webhook.objects.get()
+    assert hook.secret == SECRET and hook.created_by == administrator
+    page = client.get(reverse("admin:loadtests_webhook_change", args=[hook.pk]))
+    assert SECRET not in page.content.decode()
+    changed = client.post(
+        reverse("admin:loadtests_webhook_change", args=[hook.pk]), admin_form(name="renamed")
+    )
+    assert changed.status_code == 302
+    hook.refresh_from_db()
+    assert (hook.name, hook.secret) == ("renamed", SECRET)
+    refused = client.post(reverse("admin:loadtests_webhook_add"),
+                          admin_form(url="http://u:p@hooks.example.com/"))  # fmt: skip
+    assert "url" in refused.context["adminform"].form.errors
+
+
+@pytest.mark.django_db
+def test_admin_refuses_an_operator_a_global_webhook(client, operator, catalog_session):
+    operator.is_staff = True
+    operator.save()
+    client.force_login(operator)
+    refused = client.post(reverse("admin:loadtests_webhook_add"), admin_form())
+    assert "session" in refused.context["adminform"].form.errors
+    allowed = client.post(
+        reverse("admin:loadtests_webhook_add"), admin_form(session=catalog_session.pk)
+    )
+    assert allowed.status_code == 302
+    assert list(Webhook.objects.values_list("session_id", flat=True)) == [catalog_session.pk]
