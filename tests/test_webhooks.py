@@ -16,12 +16,12 @@ from kombu.exceptions import OperationalError
 
 from apps.sessions import webhooks
 from apps.sessions.choices import WebhookEvent
-from apps.sessions.models import ConfigChange, LoadTestSession, SessionEvent, Target, Webhook
+from apps.sessions.models import LoadTestSession, SessionEvent, Target, Webhook
 from loadtest_project import celery_app
 
 from .conftest import wait_until
 from .servers import WebhookReceiver
-from .sessions import BRISK, start_load, wait_for_status
+from .sessions import BRISK, create_session, make_target, start_load, wait_for_status
 
 SECRET = "s3cr3t-webhook-key-0123"
 
@@ -102,6 +102,30 @@ def test_a_sessions_start_and_end_reach_the_receiver_signed(
     assert f"<http://loadtest.test/sessions/{session_id}/|Open the session>" in text
     assert not SessionEvent.objects.filter(session_id=session_id, kind="webhook_failed").exists()
     assert SECRET not in workers.log_file()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_error_ceiling_is_announced_with_its_reason(
+    api, workers, counting_server, receiver, forget_redis_sessions
+):
+    counting_server.statuses["/fail"] = 500
+    target_id = make_target(api, counting_server, [("fail", "/fail", 1.0)])
+    session_id = create_session(api, target_id, concurrent_users=3, duration_minutes="0.5",
+                                max_errors_per_minute=5, **BRISK)  # fmt: skip
+    hook = new_webhook(api, url=f"{receiver.base_url}/ceiling", session=session_id,
+                       events=["error_ceiling_reached", "stopped"])  # fmt: skip
+    assert hook.status_code == 201, hook.json()
+    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
+    session = wait_for_status(session_id)
+    assert session.end_reason == "error_threshold", session.end_detail
+
+    wait_until(lambda: len(receiver.requests()) >= 2, timeout_s=20)
+    bodies = {json.loads(r["body"])["event"]: json.loads(r["body"]) for r in receiver.requests()}
+    assert set(bodies) == {"error_ceiling_reached", "stopped"}
+    assert "above max_errors_per_minute (5)" in bodies["error_ceiling_reached"]["detail"]
+    assert bodies["stopped"]["session"]["end_reason"] == "error_threshold"
+    assert bodies["stopped"]["session"]["error_rate"] == 1.0
 
 
 @pytest.mark.integration
@@ -333,8 +357,9 @@ def test_the_secret_is_write_only_and_only_fingerprinted_in_the_history(admin_ap
     assert changed.status_code == 200, changed.json()
     assert "secret" not in changed.json() and changed.json()["has_secret"] is True
     assert Webhook.objects.get(pk=hook_id).secret == "another-secret-456"
-    history = json.dumps(list(ConfigChange.objects.filter(object_type="webhook").values(
-        "field", "old_value", "new_value")))  # fmt: skip
+    listed = admin_api.get(f"/api/webhooks/{hook_id}/history/")
+    assert listed.status_code == 200
+    history = json.dumps(listed.json()["results"])
     assert '"secret"' in history and '"url"' in history  # both changes recorded
     for secret in (SECRET, "another-secret-456", "url-secret-1", "url-secret-2"):
         assert secret not in history

@@ -87,12 +87,22 @@ class WebhookViewSet(viewsets.ModelViewSet):
 
     queryset = Webhook.objects.select_related("session", "created_by")
     serializer_class = WebhookSerializer
+    action_permissions = {"history": "view"}
     filterset_fields = ["session", "enabled", "format"]
     search_fields = ["name"]
     ordering_fields = ["name", "created_at"]
 
     def perform_destroy(self, webhook):
         services.delete_webhook(webhook, user=self.request.user)
+
+    @extend_schema(responses=ConfigChangeSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        """Who changed which field of this webhook, when (the secret and the URL's path and
+        query as fingerprints only); ``services.save_webhook`` records it."""
+        changes = history.history_of(self.get_object())
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(ConfigChangeSerializer(page, many=True).data)
 
 
 class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
