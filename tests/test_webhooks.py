@@ -130,7 +130,9 @@ def test_the_error_ceiling_is_announced_with_its_reason(
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_receiver_failing_twice_gets_the_third_attempt(admin_api, workers, catalog_session):
+def test_a_receiver_failing_twice_gets_the_third_attempt(
+    admin_api, workers, catalog_session, forget_redis_sessions
+):
     receiver = WebhookReceiver(statuses=[500, 503]).start()
     try:
         hook = new_webhook(admin_api, url=f"{receiver.base_url}/flaky", secret=SECRET,
@@ -156,7 +158,9 @@ def test_a_receiver_failing_twice_gets_the_third_attempt(admin_api, workers, cat
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_dead_receiver_ends_in_a_webhook_failed_event(admin_api, workers, catalog_session):
+def test_a_dead_receiver_ends_in_a_webhook_failed_event(
+    admin_api, workers, catalog_session, forget_redis_sessions
+):
     url = f"http://127.0.0.1:{free_port()}/hook?token=query-secret-42"
     hook = new_webhook(admin_api, url=url, secret=SECRET, events=["failed"], name="pager")
     assert hook.status_code == 201, hook.json()
