@@ -117,3 +117,19 @@ def is_allowed(entries: Iterable[str], host: str | None, port: int, scheme: str)
         return False
     host = normalize_host(host)
     return any(parse_entry(entry).admits(host, port, scheme) for entry in entries)
+
+
+def names_host(entries: Iterable[str], host: str | None) -> bool:
+    """Does any entry name ``host``, whatever its port? Load may go to that host, so a
+    request sent there for another reason (a webhook) must pass the whole check too."""
+    if not host:
+        return False
+    host = normalize_host(host)
+    return any(_names(entry, host) for entry in entries)
+
+
+def _names(entry: str, host: str) -> bool:
+    parsed = parse_entry(entry)
+    if parsed.subdomains:
+        return host == parsed.host or host.endswith("." + parsed.host)
+    return host == parsed.host

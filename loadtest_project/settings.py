@@ -282,6 +282,19 @@ ERROR_SAMPLES_KEPT = env.int("ERROR_SAMPLES_KEPT", default=200)
 # How many sampled requests a session with enable_logging keeps in its request log.
 REQUEST_LOG_KEPT = env.int("REQUEST_LOG_KEPT", default=1000)
 
+# --- Notifications (webhooks) -------------------------------------------------------------
+# The service's address as its users reach it: webhook bodies link to a session's page here.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# One delivery attempt waits this long for the receiver's answer.
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=5.0)
+# Failed attempts are retried this many times, after WEBHOOK_RETRY_BASE_S, then twice as
+# long each time (10, 20, 40, 80, 160 s by default).
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=5)
+WEBHOOK_RETRY_BASE_S = env.float("WEBHOOK_RETRY_BASE_S", default=10.0)
+# A failed attempt that will be retried is recorded as a session event at most this often per
+# webhook and session; the last failure always is.
+WEBHOOK_FAILURE_EVENT_INTERVAL_S = env.float("WEBHOOK_FAILURE_EVENT_INTERVAL_S", default=60.0)
+
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

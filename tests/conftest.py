@@ -44,6 +44,11 @@ WORKER_ENV = {
     "LOAD_REDUCTION_WINDOW_S": "3",
     "LOG_LEVEL": "INFO",
     "REQUEST_LOG_KEPT": "30",  # small: a few seconds of a session fill the request log
+    # Webhook retries within a test's patience: 0.2, 0.4, 0.8 s, then give up.
+    "WEBHOOK_RETRY_BASE_S": "0.2",
+    "WEBHOOK_MAX_RETRIES": "3",
+    "WEBHOOK_TIMEOUT_S": "2",
+    "SITE_URL": "http://loadtest.test",
 }
 
 

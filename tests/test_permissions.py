@@ -74,9 +74,11 @@ NEW_SESSION = {"session_name": "new", "concurrent_users": 2}
     ("persona", "allowed"),
     [
         ("viewer_api", {"read"}),
-        ("api", {"read", "create_session", "edit_session", "stop_session", "delete_session"}),
+        ("api", {"read", "create_session", "edit_session", "stop_session", "delete_session",
+                 "session_webhooks"}),
         ("admin_api", {"read", "create_session", "edit_session", "stop_session",
-                       "delete_session", "catalog", "emergency_stop", "audit"}),
+                       "delete_session", "catalog", "emergency_stop", "audit",
+                       "session_webhooks", "global_webhooks"}),
     ],
 )  # fmt: skip
 def test_each_role_is_allowed_and_refused_where_it_should_be(
@@ -97,6 +99,27 @@ def test_each_role_is_allowed_and_refused_where_it_should_be(
         "create_session": [("post", "/api/sessions/", {**NEW_SESSION, "target": target.pk})],
         "edit_session": [("patch", f"/api/sessions/{session.pk}/", {"concurrent_users": 3})],
         "stop_session": [("post", f"/api/sessions/{session.pk}/stop/", None)],
+        # Before the session's deletion: a session's webhook needs its session.
+        "session_webhooks": [
+            ("get", "/api/webhooks/", None),
+            (
+                "post",
+                "/api/webhooks/",
+                {
+                    "name": "w",
+                    "url": "https://hooks.example.com/",
+                    "events": ["completed"],
+                    "session": session.pk,
+                },
+            ),
+        ],
+        "global_webhooks": [
+            (
+                "post",
+                "/api/webhooks/",
+                {"name": "g", "url": "https://hooks.example.com/", "events": ["completed"]},
+            ),
+        ],
         "delete_session": [("delete", f"/api/sessions/{session.pk}/", None)],
         "catalog": [
             ("post", "/api/targets/", {"name": "t2", "base_url": "http://localhost:9"}),

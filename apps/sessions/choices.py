@@ -101,6 +101,29 @@ class EventKind(models.TextChoices):
     SHARD_SUPERSEDED = EngineEventKind.SHARD_SUPERSEDED.value, "Superseded shard stopped"
     ENGINE_ERROR = EngineEventKind.ENGINE_ERROR.value, "Error in the load engine"
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
+    WEBHOOK_FAILED = "webhook_failed", "Webhook delivery failed"
+
+
+class WebhookEvent(models.TextChoices):
+    """What a webhook can be told about a session (the vocabulary a webhook subscribes to).
+
+    ``threshold_failed`` is emitted by the pass/fail thresholds of headless runs, not by the
+    monitor.
+    """
+
+    STARTED = "started", "Session started (its load began)"
+    COMPLETED = "completed", "Session completed (its duration ran out)"
+    STOPPED = "stopped", "Session stopped (a user, the emergency stop, the error ceiling)"
+    FAILED = "failed", "Session failed"
+    ERROR_CEILING_REACHED = "error_ceiling_reached", "Error ceiling (max_errors_per_minute) reached"
+    THRESHOLD_FAILED = "threshold_failed", "A pass/fail threshold failed"
+    LOAD_REDUCED = "load_reduced", "Load reduced (the target was unavailable)"
+    WORKERS_LOST = "workers_lost", "Load workers lost"
+
+
+class WebhookFormat(models.TextChoices):
+    JSON = "json", "JSON (the session's summary)"
+    SLACK = "slack", 'Slack-compatible ({"text": ...})'
 
 
 class HttpMethod(models.TextChoices):

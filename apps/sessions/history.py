@@ -16,7 +16,8 @@ from django.conf import settings
 
 from apps.workers.secrets import REDACTED, endpoint_secrets, mask_secrets
 
-from .models import ConfigChange, Endpoint, LoadTestSession, Target
+from .models import ConfigChange, Endpoint, LoadTestSession, Target, Webhook
+from .webhooks import describe_url
 
 TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
     LoadTestSession: ("session", LoadTestSession.CONFIG_FIELDS),
@@ -35,6 +36,7 @@ TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
         ),
     ),
     Target: ("target", ("name", "base_url", "description")),
+    Webhook: ("webhook", ("name", "url", "secret", "events", "format", "session", "enabled")),
 }
 
 
@@ -61,6 +63,13 @@ def snapshot(instance) -> dict:
             value = str(value)
         if field == "headers":
             value = {name: fingerprint(str(header)) for name, header in (value or {}).items()}
+        elif isinstance(instance, Webhook) and field in ("url", "secret"):
+            # A webhook's URL may carry a credential in its path or query (Slack's does):
+            # its host is shown, the rest only as a fingerprint.
+            if value and field == "url":
+                value = f"{describe_url(value)}/... {fingerprint(value)}"
+            elif value:
+                value = fingerprint(value)
         elif field in ("body", "url"):
             value = mask_secrets(value, secrets)
         values[field] = value

@@ -67,10 +67,17 @@ from apps.workers.vocabulary import (
     ShardState,
 )
 
-from . import services
+from . import services, webhooks
 from .api.serializers import ErrorSampleSerializer
 from .api.snapshots import stats_snapshot
-from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, EndReason, EventKind, SessionStatus
+from .choices import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    EndReason,
+    EventKind,
+    SessionStatus,
+    WebhookEvent,
+)
 from .models import (
     EndpointStats,
     ErrorSample,
@@ -173,9 +180,11 @@ def monitor_tick(session_id: int) -> bool:
         for state in states.values()
     ):
         reason, detail = _end_reason(session, states)
-        services.finish_session(session_id, reason, detail)
+        finished = services.finish_session(session_id, reason, detail, notify=False)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         _store_events(session, client)
+        if finished:
+            webhooks.notify_final(session_id)  # with the complete figures
         publish_snapshot(session_id, client, live, {})
         forget_session(client, session_id)
         return False
@@ -307,6 +316,7 @@ def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
         )
         logger.warning("Session %s: %s", session.pk, message)
         services.record_event(session.pk, EventKind.SHARD_REDISPATCHED, message, shard=index)
+        webhooks.notify(session.pk, WebhookEvent.WORKERS_LOST, message)
 
 
 def _end_reason(session: LoadTestSession, states: dict[int, ShardState]) -> tuple[EndReason, str]:
@@ -410,12 +420,12 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
     if session.max_errors_per_minute:
         errors = _window(session, now, 60.0)["failures"]
         if errors > session.max_errors_per_minute:
-            services.stop_session(
-                session,
-                reason=EndReason.ERROR_THRESHOLD,
-                detail=f"{errors} errors in the last minute, above max_errors_per_minute "
-                f"({session.max_errors_per_minute}).",
+            detail = (
+                f"{errors} errors in the last minute, above max_errors_per_minute "
+                f"({session.max_errors_per_minute})."
             )
+            services.stop_session(session, reason=EndReason.ERROR_THRESHOLD, detail=detail)
+            webhooks.notify(session.pk, WebhookEvent.ERROR_CEILING_REACHED, detail)
             return
     # Requests a breaker suppressed count as finding the target unavailable: that is why
     # they were not sent.
@@ -426,13 +436,13 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
     threshold = settings.LOAD_REDUCTION_ERROR_RATE
     if factor >= 1.0 and requests >= MIN_REQUESTS_TO_REDUCE and unavailable >= threshold * requests:
         set_load_factor(client, session.pk, settings.LOAD_REDUCTION_FACTOR)
-        services.record_event(
-            session.pk,
-            EventKind.LOAD_REDUCED,
+        message = (
             f"{unavailable} of {requests} requests due in the last "
             f"{settings.LOAD_REDUCTION_WINDOW_S:g} s found the target unavailable: load "
-            f"reduced to {settings.LOAD_REDUCTION_FACTOR:.0%}.",
+            f"reduced to {settings.LOAD_REDUCTION_FACTOR:.0%}."
         )
+        services.record_event(session.pk, EventKind.LOAD_REDUCED, message)
+        webhooks.notify(session.pk, WebhookEvent.LOAD_REDUCED, message)
     elif (
         factor < 1.0
         and requests >= MIN_REQUESTS_TO_RESTORE

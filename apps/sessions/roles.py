@@ -1,9 +1,10 @@
 """Who may do what: three roles, as Django groups with model permissions.
 
 - viewer:   read everything about targets, endpoints, sessions and their results;
-- operator: viewer + create, edit, delete, start, stop and resize sessions;
-- admin:    operator + the catalog (targets, endpoints), the emergency stop, the audit log,
-            and user management.
+- operator: viewer + create, edit, delete, start, stop and resize sessions, and manage the
+            sessions' webhooks (a webhook URL may itself be a credential, so viewers see none);
+- admin:    operator + the catalog (targets, endpoints), global webhooks (for every session),
+            the emergency stop, the audit log, and user management.
 Superusers have every permission. The groups are created by a migration (0002_roles, with its
 own frozen copy of this table) and brought to this table by the ``prepare`` command; they can be
 edited in the admin. The API checks permissions, never group names.
@@ -26,6 +27,10 @@ _OPERATE = [
     "loadtests.change_loadtestsession",
     "loadtests.delete_loadtestsession",
     "loadtests.operate_loadtestsession",
+    "loadtests.view_webhook",
+    "loadtests.add_webhook",
+    "loadtests.change_webhook",
+    "loadtests.delete_webhook",
 ]
 _ADMINISTER = [
     "loadtests.add_target",
@@ -35,6 +40,7 @@ _ADMINISTER = [
     "loadtests.change_endpoint",
     "loadtests.delete_endpoint",
     "loadtests.emergency_stop",
+    "loadtests.manage_global_webhooks",
     "loadtests.view_auditentry",
     "auth.view_user",
     "auth.add_user",

@@ -29,9 +29,16 @@ from apps.workers import control, dispatch, inventory
 from apps.workers.plan import EndpointPlan, Plan
 from loadtest_project import celery_app
 
-from . import history
-from .choices import ACTIVE_STATUSES, SESSION_TRANSITIONS, EndReason, EventKind, SessionStatus
-from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Target
+from . import history, webhooks
+from .choices import (
+    ACTIVE_STATUSES,
+    SESSION_TRANSITIONS,
+    EndReason,
+    EventKind,
+    SessionStatus,
+    WebhookEvent,
+)
+from .models import Endpoint, LoadTestSession, RequestLogEntry, SessionEvent, Target, Webhook
 from .validation import (
     check_concurrent_users,
     check_endpoint_url,
@@ -60,6 +67,10 @@ CHANGE_SESSIONS = "loadtests.change_loadtestsession"
 DELETE_SESSIONS = "loadtests.delete_loadtestsession"
 OPERATE_SESSIONS = "loadtests.operate_loadtestsession"
 EMERGENCY_STOP = "loadtests.emergency_stop"
+ADD_WEBHOOKS = "loadtests.add_webhook"
+CHANGE_WEBHOOKS = "loadtests.change_webhook"
+DELETE_WEBHOOKS = "loadtests.delete_webhook"
+MANAGE_GLOBAL_WEBHOOKS = "loadtests.manage_global_webhooks"
 
 
 def require_permission(user, permission: str, doing: str) -> None:
@@ -429,6 +440,7 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
             stopped_by=user,
         )
         if ended:
+            webhooks.notify_final(session.pk)
             session.refresh_from_db()
             return session
         session.refresh_from_db()
@@ -485,7 +497,10 @@ def mark_running(session_id: int, load_started_at) -> bool:
     LoadTestSession.objects.filter(pk=session_id, load_started_at__isnull=True).update(
         load_started_at=load_started_at
     )
-    return move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
+    moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
+    if moved:
+        webhooks.notify(session_id, WebhookEvent.STARTED)
+    return moved
 
 
 def note_waiting(session_id: int, detail: str) -> None:
@@ -501,11 +516,15 @@ def note_waiting(session_id: int, detail: str) -> None:
         record_event(session_id, EventKind.WAITING_FOR_WORKERS, detail)
 
 
-def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool:
+def finish_session(
+    session_id: int, reason: EndReason, detail: str = "", *, notify: bool = True
+) -> bool:
     """An active session reaches its terminal status. Returns False if it had already ended.
 
     A reason recorded when the stop was requested wins over the one given here, so a user's
-    stop reads "stopped by user" even though the monitor is the one finishing it.
+    stop reads "stopped by user" even though the monitor is the one finishing it. The
+    webhooks hear of it here unless the caller (``notify=False``) tells them itself, once it
+    has copied the last statistics into the summary they receive.
     """
     session = LoadTestSession.objects.filter(pk=session_id).first()
     if session is None or session.status not in ACTIVE_STATUSES:
@@ -528,6 +547,8 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
             final_reason,
             detail,
         )
+        if notify:
+            webhooks.notify_final(session_id)
     return bool(updated)
 
 
@@ -758,3 +779,44 @@ def stop_orphan_load() -> list[int]:
             session_id,
         )
     return orphans
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def check_webhook_scope(user, session_id: int | None) -> None:
+    """A session's webhooks are its operators' (the permission to change sessions); a
+    global webhook hears about every session, so only the admin role manages those."""
+    if session_id is None:
+        require_permission(user, MANAGE_GLOBAL_WEBHOOKS, "manage global webhooks")
+    else:
+        require_permission(user, CHANGE_SESSIONS, "manage a session's webhooks")
+
+
+def save_webhook(webhook: Webhook, user=None, via: str = "api") -> Webhook:
+    """Create or change a webhook, checked whole (URL rules in ``Webhook.clean``); a change
+    needs the right to the webhook's scope before and after (moving a session's webhook to
+    global needs the admin role)."""
+    stored = Webhook.objects.filter(pk=webhook.pk).first() if webhook.pk else None
+    if stored is None:
+        require_permission(user, ADD_WEBHOOKS, "add webhooks")
+    else:
+        require_permission(user, CHANGE_WEBHOOKS, "change webhooks")
+        check_webhook_scope(user, stored.session_id)
+    check_webhook_scope(user, webhook.session_id)
+    webhook.full_clean()
+    if stored is None:
+        webhook.created_by = user if user is not None and user.is_authenticated else None
+        webhook.save()
+        return webhook
+    before = history.snapshot(stored)
+    with transaction.atomic():
+        webhook.save()
+        history.record_changes(webhook, before, user=user, via=via)
+    return webhook
+
+
+def delete_webhook(webhook: Webhook, user=None) -> None:
+    require_permission(user, DELETE_WEBHOOKS, "delete webhooks")
+    check_webhook_scope(user, webhook.session_id)
+    webhook.delete()

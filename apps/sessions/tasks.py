@@ -13,7 +13,7 @@ import logging
 
 from celery import shared_task
 
-from . import monitor
+from . import monitor, webhooks
 from .services import MONITOR_SESSION_TASK
 
 logger = logging.getLogger(__name__)
@@ -34,3 +34,13 @@ def monitor_session(session_id: int) -> None:
 def monitor_active_sessions() -> None:
     """Periodic (Celery beat): a monitor tick for every active session."""
     monitor.monitor_active_sessions()
+
+
+# max_retries=None: ``webhooks.deliver`` decides when to give up (WEBHOOK_MAX_RETRIES), so
+# that the last failure is recorded as the session's event rather than raised.
+@shared_task(bind=True, name=webhooks.DELIVER_TASK, send_events=False, max_retries=None)
+def deliver_webhook(self, webhook_id: int, session_id: int, event: str, body: str) -> None:
+    """One attempt to deliver a session's event to a webhook; retried with backoff."""
+    delay_s = webhooks.deliver(webhook_id, session_id, event, body, self.request.retries)
+    if delay_s is not None:
+        raise self.retry(countdown=delay_s)

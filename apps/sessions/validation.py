@@ -11,7 +11,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from itertools import accumulate
 from typing import Any
@@ -22,6 +22,8 @@ from django.core.exceptions import ValidationError
 
 from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
 from loadtest_project import allowlist
+
+from .choices import WebhookEvent
 
 INT32_MAX = 2**31 - 1  # PostgreSQL's integer column
 MAX_ERRORS_PER_MINUTE_MAX = INT32_MAX
@@ -226,6 +228,72 @@ def check_endpoint_url(url: str) -> None:
     if "://" not in url:
         raise ValidationError("Give a path starting with '/' or an absolute http(s) URL.")
     check_target_url(url)
+
+
+WEBHOOK_URL_CHARS_MAX = 2000
+WEBHOOK_SECRET_CHARS_MAX = 200
+
+
+def check_webhook_url(url: str, target_hosts: Iterable[str] = ()) -> None:
+    """A webhook URL: http(s), no credentials in it, and, where it points at a host load may
+    be sent to (named on ALLOWED_TARGET_HOSTS, or the host of a target in ``target_hosts``),
+    a host and port on the allow-list like any target: a webhook must not become a way to
+    send requests where load may not go. Other hosts (hooks.slack.com) are fine."""
+    check_single_line(url)
+    if url != url.strip():
+        raise ValidationError("The URL starts or ends with a space.")
+    if len(url) > WEBHOOK_URL_CHARS_MAX:
+        raise ValidationError(f"The URL is longer than {WEBHOOK_URL_CHARS_MAX} characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(f"Not a valid URL: {exc}.") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError("A webhook URL must start with http:// or https://.")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            "Put no credentials in the URL: set the webhook's secret, which signs each body."
+        )
+    if not parts.hostname:
+        raise ValidationError("The URL has no host.")
+    if not parts.hostname.isascii():
+        raise ValidationError(
+            "Write an internationalised host name in its ASCII (xn--) form, as DNS knows it."
+        )
+    port = port or allowlist.DEFAULT_PORTS[parts.scheme]
+    host = allowlist.normalize_host(parts.hostname)
+    load_hosts = {allowlist.normalize_host(name) for name in target_hosts if name}
+    load_host = host in load_hosts or allowlist.names_host(settings.ALLOWED_TARGET_HOSTS, host)
+    if load_host and not is_allowed(host, port, parts.scheme):
+        shown = f"[{host}]" if ":" in host else host
+        allowed = ", ".join(settings.ALLOWED_TARGET_HOSTS)
+        raise ValidationError(
+            f"'{shown}' is a host load may be sent to, so a webhook there must be on the "
+            f"allow-list too, and port {port} is not ({allowed}). Use an allowed port, or a "
+            "receiver on another host."
+        )
+
+
+def check_webhook_events(events: object) -> None:
+    """A non-empty list of distinct event names from the webhook vocabulary."""
+    if not isinstance(events, list) or not events:
+        raise ValidationError("Give a non-empty list of event names.")
+    known = set(WebhookEvent.values)
+    unknown = [event for event in events if not isinstance(event, str) or event not in known]
+    if unknown:
+        shown = ", ".join(_shorten(repr(event)) for event in unknown[:5])
+        raise ValidationError(
+            f"Unknown event(s) {shown}; choose from {', '.join(WebhookEvent.values)}."
+        )
+    if len(set(events)) != len(events):
+        raise ValidationError("An event is listed twice.")
+
+
+def check_webhook_secret(secret: str) -> None:
+    check_single_line(secret)
+    if len(secret) > WEBHOOK_SECRET_CHARS_MAX:
+        raise ValidationError(f"The secret is longer than {WEBHOOK_SECRET_CHARS_MAX} characters.")
 
 
 def concurrent_users_problem(concurrent_users: int | None) -> str | None:

@@ -48,6 +48,7 @@ router.register("targets", views.TargetViewSet)
 router.register("endpoints", views.EndpointViewSet)
 router.register("sessions", views.LoadTestSessionViewSet)
 router.register("audit", views.AuditEntryViewSet)
+router.register("webhooks", views.WebhookViewSet)
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),

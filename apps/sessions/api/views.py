@@ -21,7 +21,7 @@ from apps.workers.inventory import live_workers
 
 from .. import history, services
 from ..choices import SessionStatus
-from ..models import AuditEntry, Endpoint, LoadTestSession, Target
+from ..models import AuditEntry, Endpoint, LoadTestSession, Target, Webhook
 from .charts import chart
 from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from .query_params import LongPages, parse_since
@@ -35,6 +35,7 @@ from .serializers import (
     StartedSessionSerializer,
     TargetSerializer,
     TimeSeriesPointSerializer,
+    WebhookSerializer,
 )
 from .snapshots import stats_snapshot
 
@@ -75,6 +76,33 @@ class EndpointViewSet(HistoryMixin, viewsets.ModelViewSet):
     filterset_fields = ["target", "method"]
     search_fields = ["name", "url", "description"]
     ordering_fields = ["name", "weight", "created_at"]
+
+
+class WebhookViewSet(viewsets.ModelViewSet):
+    """Webhooks: a session's (operator role) or global, for every session (admin role).
+
+    The secret is write-only; the URL's host, if load may be sent there, must pass the
+    allow-list like a target's. The README's Notifications section shows how to verify the
+    signature."""
+
+    queryset = Webhook.objects.select_related("session", "created_by")
+    serializer_class = WebhookSerializer
+    action_permissions = {"history": "view"}
+    filterset_fields = ["session", "enabled", "format"]
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at"]
+
+    def perform_destroy(self, webhook):
+        services.delete_webhook(webhook, user=self.request.user)
+
+    @extend_schema(responses=ConfigChangeSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        """Who changed which field of this webhook, when (the secret and the URL's path and
+        query as fingerprints only); ``services.save_webhook`` records it."""
+        changes = history.history_of(self.get_object())
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(ConfigChangeSerializer(page, many=True).data)
 
 
 class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
