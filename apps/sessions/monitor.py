@@ -13,7 +13,8 @@ per-second points and engine events, and then looks after the session:
 - shards waiting in the queue for want of a free worker process are reported in the
   session's ``status_detail`` and its events;
 - the session stops itself at the end of its duration, or when its errors per minute pass
-  ``max_errors_per_minute``;
+  ``max_errors_per_minute``, or when an ``abort`` threshold fails (``verdicts``);
+- its thresholds are judged on every tick and, on the complete figures, at the end;
 - its load is reduced while most requests find the target unavailable, and restored after;
 - it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
   capacity is missing), or if Redis lost its state, and records its terminal status once
@@ -67,7 +68,7 @@ from apps.workers.vocabulary import (
     ShardState,
 )
 
-from . import services
+from . import services, verdicts
 from .api.serializers import ErrorSampleSerializer
 from .api.snapshots import stats_snapshot
 from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, EndReason, EventKind, SessionStatus
@@ -176,6 +177,7 @@ def monitor_tick(session_id: int) -> bool:
         services.finish_session(session_id, reason, detail)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         _store_events(session, client)
+        verdicts.check_final(session_id)  # on the complete figures; marks them final
         publish_snapshot(session_id, client, live, {})
         forget_session(client, session_id)
         return False
@@ -191,6 +193,8 @@ def monitor_tick(session_id: int) -> bool:
         return False
     if not stopping:
         _enforce_limits(session, client, now)
+        session.refresh_from_db(fields=["status", "total_requests", "end_time"])
+        verdicts.check_live(session)
     return True
 
 

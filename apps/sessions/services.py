@@ -531,6 +531,15 @@ def finish_session(session_id: int, reason: EndReason, detail: str = "") -> bool
     return bool(updated)
 
 
+def record_threshold_results(session_id: int, results: list[dict], *, final: bool = False) -> None:
+    """Store each threshold's latest judgement (``apps.sessions.verdicts``); ``final`` marks
+    the figures complete (``results_final_at``), even for a session without thresholds."""
+    fields: dict[str, object] = {"threshold_results": results}
+    if final:
+        fields["results_final_at"] = timezone.now()
+    LoadTestSession.objects.filter(pk=session_id).update(**fields)
+
+
 def record_event(session_id: int, kind: str, message: str, *, at=None, hostname="", shard=None):
     return SessionEvent.objects.create(
         session_id=session_id,
