@@ -141,3 +141,11 @@ def test_a_bad_catalog_names_the_field_and_stores_nothing(tmp_path, settings, do
         import_endpoints(str(path))
     assert message in str(caught.value)
     assert not Target.objects.exists() and not Endpoint.objects.exists()
+
+
+def test_the_example_config_reads_against_the_demo_catalog(settings):
+    settings.ALLOWED_TARGET_HOSTS = ["localhost:5001"]
+    import_endpoints(str(EXAMPLES / "demo-endpoints.json"))
+    session = build_session(read_config(EXAMPLES / "ci-smoke.yaml"), None, [])
+    assert session.target.base_url == "http://localhost:5001"
+    assert len(session.thresholds) == 4 and session.thresholds[-1].endswith("abort")

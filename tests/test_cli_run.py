@@ -4,8 +4,10 @@ exit code says pass (0), fail (1) or bad input (2), and whose JUnit, JSON and CS
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -125,3 +127,44 @@ def test_bad_input_exits_2_naming_the_field_and_line(
     assert result.returncode == 2 and "cannot read it" in result.stderr
     assert not LoadTestSession.objects.exists()  # nothing was stored, no load was sent
     assert counting_server.total == 0
+
+
+def test_sigterm_stops_the_session_and_exits_2(
+    api, workers, counting_server, forget_redis_sessions, tmp_path
+):
+    """A cancelled CI job: the load stops with the command, and the run did not pass."""
+    make_target(api, counting_server)
+    config = write_config(tmp_path, counting_server.base_url, duration_minutes=5)
+    env = {**os.environ, **workers.env, "LOG_LEVEL": "WARNING"}
+    junit = tmp_path / "junit.xml"
+    command = [sys.executable, "manage.py", "loadtest", "run", "--config", str(config),
+               "--progress-interval", "0.5", "--junit", str(junit)]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        for line in process.stdout:
+            if line.startswith("running") and "requests 0 " not in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=90)
+    assert process.returncode == 2, stdout + stderr
+    assert "interrupted; stopping the session" in stderr
+    session = LoadTestSession.objects.get()
+    assert (session.status, session.end_reason) == ("stopped", "stopped_by_user")
+    sent = counting_server.total
+    assert sent > 0
+    time.sleep(1)
+    assert counting_server.total == sent  # no load after the command ended
+    assert ET.parse(junit).getroot().find("testsuite").find("testcase/error") is not None
+
+
+def test_a_user_without_the_operator_role_is_refused(api, workers, viewer, counting_server,
+                                                     tmp_path):  # fmt: skip
+    make_target(api, counting_server)
+    config = write_config(tmp_path, counting_server.base_url)
+    result = loadtest(workers, "run", "--config", str(config), "--user", viewer.username)
+    assert result.returncode == 2
+    assert "Your role does not allow you to create sessions" in result.stderr
+    result = loadtest(workers, "run", "--config", str(config), "--user", "nobody")
+    assert result.returncode == 2 and "--user: no active user 'nobody'." in result.stderr
+    assert not LoadTestSession.objects.exists()

@@ -195,10 +195,22 @@ def _first_message(errors) -> tuple[int | None, str]:
     return (int(found.group(1)) - 1 if found else None), message
 
 
+def _scoped_text(item: object) -> object:
+    if isinstance(item, dict) and len(item) == 1:
+        ((key, value),) = item.items()
+        if isinstance(key, str) and isinstance(value, str):
+            return f"{key}: {value}"
+    return item
+
+
 def build_session(config: ConfigFile, target_override: str | None, thresholds: list[str]):
     """An unsaved ``LoadTestSession`` from the file, with ``--target`` and ``--threshold``
     applied; a ``ConfigError`` naming the field (and line) for the first problem."""
     values = dict(config.values)
+    if isinstance(values.get("thresholds"), list):
+        # In YAML, an unquoted "- checkout: p95_ms < 500" is a one-key mapping: read it as
+        # the endpoint-scoped threshold it was meant to be.
+        values["thresholds"] = [_scoped_text(item) for item in values["thresholds"]]
     if target_override is not None:
         values["target"] = target_override
     if thresholds:

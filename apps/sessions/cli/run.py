@@ -204,6 +204,9 @@ class Run:
             self.say(text)
 
     def _stop_after_interrupt(self, user) -> None:
+        # A second Ctrl-C or SIGTERM ends the command at once (the stop is on its way).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         self.err.write("\nloadtest run: interrupted; stopping the session...\n")
         try:
             services.stop_session(self.session, user=user)
