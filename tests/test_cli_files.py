@@ -6,7 +6,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from apps.sessions.cli.catalog import CatalogError, import_endpoints
 from apps.sessions.cli.config_file import ConfigError, build_session, read_config
@@ -99,6 +99,9 @@ def test_export_config_writes_a_file_that_runs_the_same_session(tmp_path, api, c
     out = StringIO()
     call_command("loadtest", "export-config", str(session_id), stdout=out)
     assert f"target: {counting_server.base_url}" in out.getvalue()
+    with pytest.raises(CommandError, match="No session 999999") as caught:
+        call_command("loadtest", "export-config", "999999")
+    assert caught.value.returncode == 2
 
 
 def test_the_demo_catalog_imports_once_and_updates_by_name(tmp_path, settings):

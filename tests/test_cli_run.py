@@ -168,3 +168,18 @@ def test_a_user_without_the_operator_role_is_refused(api, workers, viewer, count
     result = loadtest(workers, "run", "--config", str(config), "--user", "nobody")
     assert result.returncode == 2 and "--user: no active user 'nobody'." in result.stderr
     assert not LoadTestSession.objects.exists()
+
+
+def test_abort_on_fail_stops_the_run_early_and_exits_1(
+    api, workers, counting_server, forget_redis_sessions, tmp_path
+):
+    make_target(api, counting_server)
+    config = write_config(tmp_path, counting_server.base_url, duration_minutes=5)
+    result = loadtest(workers, "run", "--config", str(config), "--threshold", "requests < 30",
+                      "--abort-on-fail", timeout_s=90)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  requests < 30 abort" in result.stdout
+    assert "(stopped the session)" in result.stdout
+    session = LoadTestSession.objects.get()
+    assert session.end_reason == "threshold_failed"
+    assert session.elapsed_seconds() < 30  # not its 5 minutes

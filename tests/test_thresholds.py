@@ -34,6 +34,15 @@ def test_the_api_refuses_bad_thresholds_naming_the_field_and_the_threshold(api, 
     assert shown["thresholds"] == ["ping: p95_ms < 500 abort"]
     assert shown["threshold_results"] == [] and shown["results_final_at"] is None
 
+    # A pending session's thresholds change like any field, with history; a running one's not.
+    url = f"/api/sessions/{session_id}/"
+    assert api.patch(url, {"thresholds": ["rps > 1"]}, format="json").status_code == 200
+    (change,) = api.get(f"{url}history/").json()["results"]
+    assert (change["field"], change["new_value"]) == ("thresholds", ["rps > 1"])
+    LoadTestSession.objects.filter(pk=session_id).update(status="running")
+    refused = api.patch(url, {"thresholds": ["rps > 2"]}, format="json")
+    assert refused.status_code == 409, refused.content
+
 
 @pytest.mark.integration
 def test_thresholds_are_judged_at_the_end(api, workers, counting_server, forget_redis_sessions):
@@ -94,6 +103,7 @@ def test_a_failing_abort_threshold_stops_the_session(
     )
     first, second = session.threshold_results
     assert (first["passed"], first["aborted"], first["final"]) == (False, True, True)
+    assert first["note"].startswith("failed live at ") and first["observed"] >= 30
     assert (second["passed"], second["aborted"]) == (True, False)
     # Stopped within a few ticks of the 30th request, far short of its 5 minutes.
     assert (session.end_time - session.start_time).total_seconds() < 20

@@ -107,15 +107,23 @@ def check_live(session: LoadTestSession) -> None:
 
 
 def check_final(session_id: int) -> None:
-    """The end's judgement, on the complete figures; a threshold that stopped the session
-    keeps its ``aborted`` mark."""
+    """The end's judgement, on the complete figures. A threshold that stopped the session has
+    failed, whatever the figures say once the load is gone: it keeps its ``aborted`` mark and
+    its failure, with the value that failed it in the note."""
     session = LoadTestSession.objects.get(pk=session_id)
     aborted = {
-        result["expression"] for result in session.threshold_results or [] if result["aborted"]
+        result["expression"]: result
+        for result in session.threshold_results or []
+        if result.get("aborted")
     }
     now = timezone.now().isoformat()
-    results = [
-        verdict.as_json(now, aborted=verdict.threshold.expression in aborted, final=True)
-        for verdict in judge_session(session, final=True)
-    ]
+    results = []
+    for verdict in judge_session(session, final=True):
+        result = verdict.as_json(now, final=True)
+        live = aborted.get(result["expression"])
+        if live is not None:
+            result["aborted"] = True
+            result["passed"] = False
+            result["note"] = f"failed live at {live['observed']:g}, which stopped the session"
+        results.append(result)
     services.record_threshold_results(session_id, results, final=True)

@@ -253,7 +253,10 @@ class Run:
         failed = [result for result in results if not result["passed"]]
         if problem:
             code = EXIT_ERROR
-        elif failed or session.end_reason == EndReason.ERROR_THRESHOLD:
+        elif failed or session.end_reason in (
+            EndReason.ERROR_THRESHOLD,
+            EndReason.THRESHOLD_FAILED,
+        ):
             code = EXIT_FAILED
         else:
             code = EXIT_PASSED
