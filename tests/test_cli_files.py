@@ -2,15 +2,18 @@
 exported and read back, and a target's catalog imported (the demo's example file)."""
 
 import json
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from apps.sessions.cli.catalog import CatalogError, import_endpoints
 from apps.sessions.cli.config_file import ConfigError, build_session, read_config
-from apps.sessions.models import ConfigChange, Endpoint, LoadTestSession, Target
+from apps.sessions.cli.run import Run, RunOptions
+from apps.sessions.models import ConfigChange, Endpoint, EndpointStats, LoadTestSession, Target
 
 from .sessions import create_session, make_target
 
@@ -152,3 +155,32 @@ def test_the_example_config_reads_against_the_demo_catalog(settings):
     session = build_session(read_config(EXAMPLES / "ci-smoke.yaml"), None, [])
     assert session.target.base_url == "http://localhost:5001"
     assert len(session.thresholds) == 4 and session.thresholds[-1].endswith("abort")
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_progress_is_a_bar_rewritten_in_place(api, counting_server):
+    session = LoadTestSession.objects.get(
+        pk=create_session(
+            api,
+            make_target(api, counting_server),
+            duration_minutes="1",
+            thresholds=["failures < 1"],
+        )
+    )
+    LoadTestSession.objects.filter(pk=session.pk).update(
+        status="running", load_started_at=timezone.now() - timedelta(seconds=15),
+        threshold_results=[{"passed": False}],
+    )  # fmt: skip
+    EndpointStats.objects.create(session=session, name="ping", method="GET", url="/", requests=300,
+                                 failures=3, p95_ms=12.5)  # fmt: skip
+    session.refresh_from_db()
+    terminal = Terminal()
+    Run(RunOptions(config="-"), terminal, StringIO())._progress(session)
+    text = terminal.getvalue()
+    assert text.startswith("\r[######                  ]  25% running")
+    assert "requests 300  failures 3 (1.0%)" in text and "p95 12.5 ms" in text
+    assert "thresholds 0 pass, 1 fail" in text and "\n" not in text

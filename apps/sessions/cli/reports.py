@@ -39,9 +39,10 @@ def summary(session: LoadTestSession) -> str:
     figures = session_figures(session)
     header = ("endpoint", "requests", "failures", "error %", "rps", "mean ms", "p50 ms",
               "p95 ms", "p99 ms", "max ms")  # fmt: skip
+    scopes = [(name, scoped) for name, scoped in figures.items() if name is not None]
+    scopes.append(("(all)", figures[None]))
     rows = []
-    for name, scoped in [*((n, f) for n, f in figures.items() if n is not None), ("(all)",
-                         figures[None])]:  # fmt: skip
+    for name, scoped in scopes:
         rate = scoped.observe("error_rate")
         rows.append(
             (

@@ -99,6 +99,8 @@ class Command(BaseCommand):
                     username=options["username"],
                     progress_interval_s=options["progress_interval"],
                 ),
+                # The raw streams: Django's OutputWrapper ends every write with a newline,
+                # which would break the progress bar's carriage returns.
                 out=self.stdout._out,
                 err=self.stderr._out,
             )
