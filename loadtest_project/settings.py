@@ -273,6 +273,9 @@ BACKOFF_MAX_S = env.float("BACKOFF_MAX_S", default=10.0)
 LOAD_REDUCTION_ERROR_RATE = env.float("LOAD_REDUCTION_ERROR_RATE", default=0.5)
 LOAD_REDUCTION_WINDOW_S = env.float("LOAD_REDUCTION_WINDOW_S", default=10.0)
 LOAD_REDUCTION_FACTOR = env.float("LOAD_REDUCTION_FACTOR", default=0.5)
+# A session's thresholds are judged live (and may abort it) only once their scope (the
+# session, or the endpoint) has this many requests; at the end they are always judged.
+THRESHOLD_MIN_REQUESTS = env.int("THRESHOLD_MIN_REQUESTS", default=100)
 # Resource guard: a shard sheds users while its worker process passes these (0: no ceiling).
 WORKER_MAX_RSS_MB = env.float("WORKER_MAX_RSS_MB", default=1024)
 WORKER_MAX_CPU_PERCENT = env.float("WORKER_MAX_CPU_PERCENT", default=0)

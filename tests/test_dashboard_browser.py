@@ -229,3 +229,23 @@ def test_latency_chart_fills_and_a_drag_zooms_through_the_chart_api(
     expect(reset).to_be_hidden()
     services.stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
+
+
+def test_threshold_verdicts_appear_live_and_final(
+    dashboard_web, chromium, workers, counting_server
+):
+    """The session page's threshold table follows the stream: judged once there are enough
+    requests, and final when the session ends."""
+    persona("tess", "viewer")
+    session_id = running_session(
+        counting_server, concurrent_users=2, request_interval_min=0.02, request_interval_max=0.05,
+        thresholds=["p95_ms < 60000", "requests > 1e9"],
+    ).pk  # fmt: skip
+    page = sign_in(chromium, dashboard_web, "tess", "tess-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session_id}/"))
+    rows = page.get_by_test_id("threshold-table").locator("tbody tr")
+    expect(rows.nth(0)).to_contain_text("pass", timeout=20_000)  # live, from the stream
+    expect(rows.nth(1)).to_contain_text("judged at the end")
+    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    expect(rows.nth(1)).to_contain_text("fail", timeout=20_000)
+    expect(rows.nth(1)).to_contain_text("final")

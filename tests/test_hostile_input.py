@@ -86,6 +86,20 @@ FIELD_EXTRAS = {
         '{"nope": 1}',
         json.dumps({f"n{i}": 1 for i in range(5000)}),
     ],
+    "thresholds": [
+        '["p95_ms < NaN"]',
+        '["p95_ms < 1e309"]',
+        "[1]",
+        "[null]",
+        "[[]]",
+        '{"p95_ms": 1}',
+        json.dumps(["x" * 2**20]),
+        json.dumps(["p95_ms < 1"] * 5000),
+        json.dumps(["\u202ep95_ms < 1"]),
+        json.dumps(["p95_ms < 1\nabort"]),
+        json.dumps(["nope: p95_ms < 1"]),
+        json.dumps(["p95_ms < \u0661"]),
+    ],
     "base_url": [json.dumps("http://localhost:6379/"), json.dumps("https://127.0.0.1:5432/")],
     "url": [json.dumps("http://localhost:6379/x"), json.dumps("/a\r\nHost: evil")],
 }
@@ -107,8 +121,13 @@ def kind_of(field: serializers.Field) -> str:
     raise AssertionError(f"No hostile values for {type(field).__name__}: add them to the sweep.")
 
 
+# What a kind's hostile values hold that is this field's right shape.
+FIELD_ACCEPTS = {"thresholds": {"[]"}}
+
+
 def hostile_values(name: str, field: serializers.Field) -> list[str]:
     values = [*HOSTILE_BY_KIND[kind_of(field)], *EVERY_KIND, *FIELD_EXTRAS.get(name, [])]
+    values = [value for value in values if value not in FIELD_ACCEPTS.get(name, ())]
     if any(check in field.validators for check in LINE_CHECKS):
         values += LINE_BREAKERS
     if not field.allow_null:

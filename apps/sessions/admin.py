@@ -15,7 +15,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import get_script_prefix, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from . import history, services
 from .choices import SessionStatus
@@ -201,7 +202,29 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         "total_requests",
         "total_failures",
         "stats_updated_at",
+        "threshold_verdicts",
     ]
+
+    @admin.display(description="threshold results")
+    def threshold_verdicts(self, session: LoadTestSession) -> str:
+        """Each threshold's judgement as a line a person reads: pass/fail, observed value."""
+        if not session.threshold_results:
+            return "-"
+        words = {True: "PASS", False: "FAIL", None: "not judged yet"}
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {} (observed {}){}{}",
+            (
+                (
+                    result["expression"],
+                    words[result["passed"]],
+                    "-" if result["observed"] is None else f"{result['observed']:g}",
+                    f"; {result['note']}" if result.get("note") else "",
+                    "; stopped the session" if result["aborted"] else "",
+                )
+                for result in session.threshold_results
+            ),
+        )
 
     @admin.display(description="dashboard")
     def dashboard(self, session: LoadTestSession) -> str:
@@ -224,7 +247,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             # one input per endpoint, rather than from the admin's raw JSON.)
             editable = {"id", "concurrent_users"} if is_live(obj) else {"id"}
             fields = [field.name for field in self.model._meta.fields if field.name not in editable]
-            return ["dashboard", *fields]
+            return ["dashboard", *fields, "threshold_verdicts"]
         return self.readonly_fields
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -57,6 +57,7 @@ class EndReason(models.TextChoices):
     STOPPED_BY_USER = "stopped_by_user", "Stopped by user"
     EMERGENCY_STOP = "emergency_stop", "Emergency stop"
     ERROR_THRESHOLD = "error_threshold", "Error threshold exceeded"
+    THRESHOLD_FAILED = "threshold_failed", "An abort threshold failed"
     WORKERS_LOST = "workers_lost", "Load workers lost"
     NO_CAPACITY = "no_capacity", "No free load worker"
     REDIS_LOST = "redis_lost", "Redis lost the session's state"
@@ -69,6 +70,7 @@ class EndReason(models.TextChoices):
             EndReason.STOPPED_BY_USER: SessionStatus.STOPPED,
             EndReason.EMERGENCY_STOP: SessionStatus.STOPPED,
             EndReason.ERROR_THRESHOLD: SessionStatus.STOPPED,
+            EndReason.THRESHOLD_FAILED: SessionStatus.STOPPED,
         }.get(self, SessionStatus.FAILED)
 
 
@@ -87,7 +89,8 @@ FAILURE_CLASS_CHOICES = [(failure.value, FAILURE_CLASS_LABELS[failure]) for fail
 class EventKind(models.TextChoices):
     """Things a session's operator should hear about while it runs: the engine's kinds (values
     from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
-    restored, a shard re-dispatched, waiting for workers, endpoint weights changed)."""
+    restored, a shard re-dispatched, waiting for workers, endpoint weights changed, a threshold
+    failed)."""
 
     USERS_CHANGED = "users_changed", "User count changed"
     WEIGHTS_CHANGED = "weights_changed", "Endpoint weights changed"
@@ -102,13 +105,14 @@ class EventKind(models.TextChoices):
     ENGINE_ERROR = EngineEventKind.ENGINE_ERROR.value, "Error in the load engine"
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
     WEBHOOK_FAILED = "webhook_failed", "Webhook delivery failed"
+    THRESHOLD_FAILED = "threshold_failed", "A threshold failed"
 
 
 class WebhookEvent(models.TextChoices):
     """What a webhook can be told about a session (the vocabulary a webhook subscribes to).
 
-    ``threshold_failed`` is emitted by the pass/fail thresholds of headless runs, not by the
-    monitor.
+    ``threshold_failed`` comes from the thresholds' judgement (apps/sessions/verdicts.py): live,
+    when an ``abort`` threshold stops the session, and at the end for those that failed then.
     """
 
     STARTED = "started", "Session started (its load began)"

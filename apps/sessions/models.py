@@ -132,6 +132,7 @@ class LoadTestSession(models.Model):
         "enable_logging",
         "target_rps",
         "ramp_up_seconds",
+        "thresholds",
     )
 
     session_name = models.CharField(max_length=200, validators=[validation.check_single_line])
@@ -165,6 +166,13 @@ class LoadTestSession(models.Model):
     ramp_up_seconds = models.FloatField(
         default=0.0, help_text="Users (or the rate) grow linearly to the target over this time."
     )
+    thresholds = models.JSONField(
+        default=list,
+        blank=True,
+        decoder=validation.BoundedJSONDecoder,
+        help_text='Pass/fail thresholds, e.g. ["p95_ms < 500", "checkout: error_rate < 0.01 '
+        'abort"] (see the README).',
+    )
 
     status = models.CharField(
         max_length=10, choices=SessionStatus.choices, default=SessionStatus.PENDING, db_index=True
@@ -194,6 +202,12 @@ class LoadTestSession(models.Model):
     total_requests = models.BigIntegerField(default=0)
     total_failures = models.BigIntegerField(default=0)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
+    # Each threshold's latest judgement (expression, scope, metric, observed, passed, note,
+    # evaluated_at, aborted, final), written by the monitor on every tick and once more at
+    # the end; ``results_final_at`` says when that last write (after the last statistics)
+    # happened, so a reader such as the CLI knows the figures are complete.
+    threshold_results = models.JSONField(default=list, blank=True, editable=False)
+    results_final_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -13,7 +13,8 @@ per-second points and engine events, and then looks after the session:
 - shards waiting in the queue for want of a free worker process are reported in the
   session's ``status_detail`` and its events;
 - the session stops itself at the end of its duration, or when its errors per minute pass
-  ``max_errors_per_minute``;
+  ``max_errors_per_minute``, or when an ``abort`` threshold fails (``verdicts``);
+- its thresholds are judged on every tick and, on the complete figures, at the end;
 - its load is reduced while most requests find the target unavailable, and restored after;
 - it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
   capacity is missing), or if Redis lost its state, and records its terminal status once
@@ -67,7 +68,7 @@ from apps.workers.vocabulary import (
     ShardState,
 )
 
-from . import services, webhooks
+from . import services, verdicts, webhooks
 from .api.serializers import ErrorSampleSerializer
 from .api.snapshots import stats_snapshot
 from .choices import (
@@ -183,8 +184,9 @@ def monitor_tick(session_id: int) -> bool:
         finished = services.finish_session(session_id, reason, detail, notify=False)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         _store_events(session, client)
+        verdicts.check_final(session_id)  # on the complete figures; marks them final
         if finished:
-            webhooks.notify_final(session_id)  # with the complete figures
+            webhooks.notify_final(session_id)  # with the complete figures and verdicts
         publish_snapshot(session_id, client, live, {})
         forget_session(client, session_id)
         return False
@@ -200,6 +202,8 @@ def monitor_tick(session_id: int) -> bool:
         return False
     if not stopping:
         _enforce_limits(session, client, now)
+        session.refresh_from_db(fields=["status", "total_requests", "end_time"])
+        verdicts.check_live(session)
     return True
 
 

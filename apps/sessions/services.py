@@ -110,6 +110,75 @@ def load_default_catalog(target: Target) -> int:
     return created
 
 
+CHANGE_CATALOG = ("loadtests.add_target", "loadtests.add_endpoint", "loadtests.change_endpoint")
+ENDPOINT_FILE_FIELDS = ("name", "url", "method", "weight", "timeout", "description", "headers",
+                        "body")  # fmt: skip
+
+
+def import_catalog(
+    target_fields: Mapping[str, object], endpoints: list, user=None, via: str = "cli"
+) -> tuple[Target, int, int]:
+    """Create or update a target (found by base URL, else made with ``target_fields``) and
+    its endpoints (by name), all or nothing, each checked as the admin and the API check it;
+    changes to existing endpoints go into the configuration history. Returns the target and
+    how many endpoints were created and updated.
+
+    Errors are keyed ``target`` or ``endpoints[N].field``: a file's reader can find them.
+    """
+    for permission in CHANGE_CATALOG:
+        require_permission(user, permission, "change the catalog of targets and endpoints")
+    with transaction.atomic():
+        base_url = target_fields.get("base_url")
+        target = (
+            Target.objects.filter(base_url=base_url).order_by("pk").first()
+            if isinstance(base_url, str)
+            else None
+        )
+        if target is None:
+            target = Target(
+                name=target_fields.get("name") or str(base_url)[:100],
+                base_url=base_url,
+                description=target_fields.get("description") or "",
+            )
+            try:
+                target.full_clean()
+            except ValidationError as exc:
+                raise ValidationError(
+                    {f"target.{name}": messages for name, messages in exc.message_dict.items()}
+                ) from exc
+            target.save()
+        created = updated = 0
+        for index, item in enumerate(endpoints):
+            where = f"endpoints[{index}]"
+            if not isinstance(item, Mapping):
+                raise ValidationError({where: ["Must be an object with name, url, method..."]})
+            unknown = sorted(str(key) for key in item if key not in ENDPOINT_FILE_FIELDS)
+            if unknown:
+                fields_text = ", ".join(ENDPOINT_FILE_FIELDS)
+                raise ValidationError(
+                    {f"{where}.{unknown[0]}": [f"Unknown field; the fields are {fields_text}."]}
+                )
+            fields = {CATALOG_TO_MODEL_FIELDS.get(key, key): value for key, value in item.items()}
+            endpoint = Endpoint.objects.filter(target=target, name=fields.get("name")).first()
+            before = history.snapshot(endpoint) if endpoint is not None else None
+            if endpoint is None:
+                endpoint = Endpoint(target=target)
+            for name, value in fields.items():
+                setattr(endpoint, name, value)
+            try:
+                endpoint.full_clean()
+            except ValidationError as exc:
+                raise ValidationError(
+                    {f"{where}.{name}": messages for name, messages in exc.message_dict.items()}
+                ) from exc
+            endpoint.save()
+            if before is None:
+                created += 1
+            else:
+                updated += bool(history.record_changes(endpoint, before, user=user, via=via))
+    return target, created, updated
+
+
 def find_default_target() -> Target | None:
     return Target.objects.filter(base_url=settings.TARGET_APP_URL).order_by("pk").first()
 
@@ -550,6 +619,15 @@ def finish_session(
         if notify:
             webhooks.notify_final(session_id)
     return bool(updated)
+
+
+def record_threshold_results(session_id: int, results: list[dict], *, final: bool = False) -> None:
+    """Store each threshold's latest judgement (``apps.sessions.verdicts``); ``final`` marks
+    the figures complete (``results_final_at``), even for a session without thresholds."""
+    fields: dict[str, object] = {"threshold_results": results}
+    if final:
+        fields["results_final_at"] = timezone.now()
+    LoadTestSession.objects.filter(pk=session_id).update(**fields)
 
 
 def record_event(session_id: int, kind: str, message: str, *, at=None, hostname="", shard=None):

@@ -24,6 +24,7 @@ from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
 from loadtest_project import allowlist
 
 from .choices import WebhookEvent
+from .thresholds import thresholds_problems
 
 INT32_MAX = 2**31 - 1  # PostgreSQL's integer column
 MAX_ERRORS_PER_MINUTE_MAX = INT32_MAX
@@ -422,6 +423,8 @@ def check_session_config(
 
     for message in endpoint_weights_problems(endpoint_weights, endpoint_default_weights):
         refuse("endpoint_weights", message)
+    for message in thresholds_problems(config.get("thresholds"), endpoint_default_weights):
+        refuse("thresholds", message)
     if errors:
         raise ValidationError(errors)
 

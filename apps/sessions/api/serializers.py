@@ -133,6 +133,17 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
         help_text="Open model: requests/s held whatever the target's latency; null: closed model.",
     )
     ramp_up_seconds = serializers.FloatField(default=0.0)
+    thresholds = serializers.JSONField(
+        default=list,
+        decoder=BoundedJSONDecoder,
+        help_text="Pass/fail thresholds, one text each: '[ENDPOINT:] METRIC OP NUMBER [abort]', "
+        "e.g. 'p95_ms < 500', 'checkout: error_rate < 0.01 abort' (see the README).",
+    )
+    threshold_results = serializers.JSONField(
+        read_only=True,
+        help_text="Each threshold's latest judgement: expression, scope, metric, observed, "
+        "passed (null: not judged yet), note, evaluated_at, aborted, final.",
+    )
     requests_per_second = serializers.SerializerMethodField()
     created_by = serializers.StringRelatedField()
     started_by = serializers.StringRelatedField()
@@ -157,6 +168,8 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "total_requests",
             "total_failures",
             "requests_per_second",
+            "threshold_results",
+            "results_final_at",
         ]
         read_only_fields = [
             "status",
@@ -169,6 +182,7 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "end_detail",
             "total_requests",
             "total_failures",
+            "results_final_at",
         ]
 
     def get_requests_per_second(self, session: LoadTestSession) -> float:

@@ -30,6 +30,8 @@ def stats_snapshot(session: LoadTestSession) -> dict:
         "updated_at": session.stats_updated_at,
         "not_sent": sum_counts(row.not_sent for row in endpoints),
         "endpoints": EndpointStatsSerializer(endpoints, many=True).data,
+        # Each threshold's latest verdict (the monitor's, as of its last pass).
+        "threshold_results": session.threshold_results or [],
         "recent_events": SessionEventSerializer(
             session.events.order_by("-at", "-pk")[:RECENT_EVENTS], many=True
         ).data,

@@ -30,7 +30,7 @@ _QUOTED_NAME = re.compile(r"'([^']*)'")
 
 
 def seed_defaults() -> dict[str, object]:
-    values: dict[str, object] = {"session_name": "", "enable_logging": True}
+    values: dict[str, object] = {"session_name": "", "enable_logging": True, "thresholds": ""}
     for name in NUMBER_FIELDS:
         default = _FIELDS[name].default
         values[name] = "" if default is None else default
@@ -71,6 +71,7 @@ class SessionForm:
         values = {name: getattr(session, name) for name in ("session_name", *NUMBER_FIELDS)}
         values["session_name"] = f"{session.session_name} (copy)"[:200]
         values["enable_logging"] = session.enable_logging
+        values["thresholds"] = "\n".join(session.thresholds or [])
         values["target_rps"] = "" if session.target_rps is None else session.target_rps
         form = cls.for_config(session.target, values, session.endpoint_weights or {})
         form.model = OPEN_MODEL if session.target_rps else CLOSED_MODEL
@@ -90,6 +91,7 @@ class SessionForm:
         values: dict[str, object] = {name: post.get(name, "").strip() for name in NUMBER_FIELDS}
         values["session_name"] = post.get("session_name", "")
         values["enable_logging"] = post.get("enable_logging") == "on"
+        values["thresholds"] = post.get("thresholds", "")
         form = cls.for_config(target, values, {})
         form.model = OPEN_MODEL if post.get("model") == OPEN_MODEL else CLOSED_MODEL
         for weight in form.weights:
@@ -116,6 +118,9 @@ class SessionForm:
         if self.target is not None:
             body["target"] = self.target.pk
         body["endpoint_weights"] = {w.endpoint.name: _number(w.value) for w in self.weights}
+        # One threshold per line; blank lines are spacing, not thresholds.
+        lines = str(self.values.get("thresholds") or "").splitlines()
+        body["thresholds"] = [line.strip() for line in lines if line.strip()]
         return body
 
     def save(self, request) -> LoadTestSession | None:

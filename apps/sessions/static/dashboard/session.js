@@ -193,6 +193,7 @@
     if (ended) setUsers(0);
     else if (live.users !== undefined) setUsers(live.users);
     renderEndpoints(endpoints, total);
+    renderThresholds(snapshot.threshold_results || []);
     renderEvents(snapshot.recent_events || []);
     if (snapshot.errors) renderErrors(snapshot.errors);
     if (snapshot.shards) renderShards(snapshot.shards);
@@ -215,6 +216,25 @@
     });
     if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: 8, class: "text-body-secondary" }, "No request yet.")));
     page.querySelector('[data-testid="endpoint-table"] tbody').replaceChildren(...rows);
+  }
+
+  function renderThresholds(results) {
+    const table = page.querySelector('[data-testid="threshold-table"] tbody');
+    if (!table || !results.length) return;  // none, or none judged yet: the page's rows stay
+    const badges = { true: ["success", "pass"], false: ["danger", "fail"], null: ["secondary", "not judged yet"] };
+    const rows = results.map((r) => {
+      const [color, word] = badges[r.passed];
+      const observed = r.observed == null ? "—"
+        : r.metric.endsWith("_ms") ? format.ms(r.observed)
+        : r.metric === "error_rate" ? format.percent(r.observed)
+        : r.metric === "rps" ? `${format.rate(r.observed)} /s` : format.count(r.observed);
+      return element("tr", {},
+        element("td", {}, element("code", {}, r.expression)),
+        element("td", {}, element("span", { class: `badge text-bg-${color}` }, word), r.aborted ? " stopped the session" : ""),
+        element("td", { class: "num" }, observed),
+        element("td", { class: "small" }, [r.note, r.final ? "final" : ""].filter(Boolean).join(" · ")));
+    });
+    table.replaceChildren(...rows);
   }
 
   function renderEvents(events) {

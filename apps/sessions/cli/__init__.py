@@ -1,0 +1,1 @@
+"""The headless command line (``manage.py loadtest``): config files, runs, reports, catalogs."""

@@ -1,0 +1,57 @@
+"""``loadtest import-endpoints FILE``: a target's catalog of endpoints from a JSON or YAML file.
+
+The file is ``{"target": {"name", "base_url", "description"}, "endpoints": [...]}`` (or just
+the list of endpoints, with ``--target``), each endpoint in the API's fields (``name``,
+``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``).
+``examples/demo-endpoints.json`` is the demo target's. Importing again updates endpoints by
+name (recorded in the configuration history) and adds new ones; none is deleted.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from .. import services
+from .config_file import ConfigError, read_document
+
+
+class CatalogError(Exception):
+    """The file is not a usable catalog; the message names the field."""
+
+
+def import_endpoints(path: str, base_url: str | None = None) -> str:
+    try:
+        document, _ = read_document(path)
+    except ConfigError as exc:
+        raise CatalogError(str(exc)) from exc
+    if isinstance(document, list):
+        document = {"endpoints": document}
+    if not isinstance(document, dict):
+        raise CatalogError(f"{path}: must be an object with 'target' and 'endpoints'.")
+    unknown = sorted(str(key) for key in document if key not in ("target", "endpoints"))
+    if unknown:
+        raise CatalogError(f"{path}: unknown field '{unknown[0][:60]}'; the fields are "
+                           "target, endpoints.")  # fmt: skip
+    target = document.get("target") or {}
+    if not isinstance(target, dict):
+        raise CatalogError(f"{path}: target: must be an object with name, base_url, description.")
+    if base_url is not None:
+        target = {**target, "base_url": base_url}
+    if not target.get("base_url"):
+        raise CatalogError(f"{path}: target.base_url: required (in the file or --target).")
+    endpoints = document.get("endpoints")
+    if not isinstance(endpoints, list) or not endpoints:
+        raise CatalogError(f"{path}: endpoints: must be a non-empty list.")
+    try:
+        found, created, updated = services.import_catalog(target, endpoints)
+    except ValidationError as exc:
+        problems = (
+            [f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items()]
+            if hasattr(exc, "error_dict")
+            else exc.messages
+        )
+        raise CatalogError(f"{path}: {problems[0]}") from exc
+    return (
+        f"Target {found.pk} '{found.name}' ({found.base_url}): {created} endpoint(s) added, "
+        f"{updated} updated, {found.endpoints.count()} in all."
+    )

@@ -1,0 +1,128 @@
+"""What a headless run leaves behind: the summary table it prints, a JUnit file for the CI's
+test report (one test case per threshold), and the results as JSON or CSV (the API's export).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from ..api.export import CSVRenderer, export_document, export_rows
+from ..models import LoadTestSession
+from ..verdicts import session_figures
+
+EXPORT_SUFFIXES = (".json", ".csv")
+OUTCOME_WORDS = {True: "PASS", False: "FAIL", None: "NOT JUDGED"}
+
+
+def _number(value, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def observed_text(result: dict) -> str:
+    observed = result["observed"]
+    if observed is None:
+        return result.get("note") or "nothing to judge on"
+    return f"{observed:.4g}" if result["metric"] == "error_rate" else f"{observed:,.4g}"
+
+
+def summary(session: LoadTestSession) -> str:
+    """The table a person reads at the end of a run: per endpoint and in all, then each
+    threshold's verdict."""
+    figures = session_figures(session)
+    header = ("endpoint", "requests", "failures", "error %", "rps", "mean ms", "p50 ms",
+              "p95 ms", "p99 ms", "max ms")  # fmt: skip
+    scopes = [(name, scoped) for name, scoped in figures.items() if name is not None]
+    scopes.append(("(all)", figures[None]))
+    rows = []
+    for name, scoped in scopes:
+        rate = scoped.observe("error_rate")
+        rows.append(
+            (
+                str(name)[:40],
+                _number(scoped.requests),
+                _number(scoped.failures),
+                _number(rate * 100 if rate is not None else None, 2),
+                _number(scoped.observe("rps")),
+                _number(scoped.mean_ms),
+                _number(scoped.p50_ms),
+                _number(scoped.p95_ms),
+                _number(scoped.p99_ms),
+                _number(scoped.max_ms),
+            )
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    out = [
+        f"Session {session.pk} '{session.session_name}': {session.status}, "
+        f"{session.get_end_reason_display() or 'no end reason'}"
+        + (f" ({session.end_detail})" if session.end_detail else "")
+        + f", {session.elapsed_seconds():.1f} s of load",
+        "",
+        line(header),
+        *(line(row) for row in rows),
+    ]
+    results = session.threshold_results or []
+    if results:
+        out += ["", "Thresholds:"]
+        width = max(len(result["expression"]) for result in results)
+        for result in results:
+            out.append(
+                f"  {OUTCOME_WORDS[result['passed']]:<4}  {result['expression']:<{width}}  "
+                f"observed {observed_text(result)}"
+                + ("  (stopped the session)" if result["aborted"] else "")
+            )
+    return "\n".join(out)
+
+
+def write_junit(path: Path, session: LoadTestSession, problem: str = "") -> None:
+    """One test case per threshold (failed: a <failure> with the observed value); a session
+    that could not run is one more test case, with an <error>."""
+    results = (session.threshold_results or []) if session is not None else []
+    suite = ET.Element("testsuite", name=f"loadtest session {getattr(session, 'pk', '-')}")
+    failures = errors = 0
+    elapsed = session.elapsed_seconds() if session is not None else 0.0
+    for result in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="loadtest.thresholds",
+            name=result["expression"],
+            time=f"{elapsed:.3f}",
+        )
+        if not result["passed"]:
+            failures += 1
+            message = f"{result['expression']}: observed {observed_text(result)}"
+            ET.SubElement(case, "failure", message=message, type="threshold").text = message
+    if problem:
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname="loadtest.session", name="session run")
+        ET.SubElement(case, "error", message=problem, type="session").text = problem
+    suite.set("tests", str(len(results) + (1 if problem else 0)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("time", f"{elapsed:.3f}")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_export(path: Path, session: LoadTestSession) -> None:
+    """The API's export: the whole session as JSON, or the per-endpoint table as CSV."""
+    if path.suffix.lower() == ".csv":
+        path.write_bytes(CSVRenderer().render(export_rows(session, "endpoints")))
+        return
+    document = export_document(session)
+    path.write_text(json.dumps(document, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False))
