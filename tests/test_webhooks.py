@@ -130,6 +130,31 @@ def test_the_error_ceiling_is_announced_with_its_reason(
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
+def test_failed_thresholds_are_announced_live_and_at_the_end(
+    api, workers, counting_server, receiver, forget_redis_sessions
+):
+    """An abort threshold that stops the session is told at once; one that fails only on the
+    final figures is told at the end, without repeating the first."""
+    target_id = make_target(api, counting_server)
+    session_id = create_session(api, target_id, concurrent_users=3, duration_minutes=5,
+                                thresholds=["requests < 30 abort", "rps > 5000"],
+                                **BRISK)  # fmt: skip
+    hook = new_webhook(api, url=f"{receiver.base_url}/thresholds", session=session_id,
+                       events=["threshold_failed"])  # fmt: skip
+    assert hook.status_code == 201, hook.json()
+    assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
+    assert wait_for_status(session_id, timeout_s=30).end_reason == "threshold_failed"
+
+    wait_until(lambda: len(receiver.requests()) >= 2, timeout_s=20)
+    time.sleep(1)  # nothing more may follow
+    details = [json.loads(r["body"])["detail"] for r in receiver.requests()]
+    assert len(details) == 2, details
+    assert details[0].startswith("requests < 30 abort failed (observed")
+    assert details[1].startswith("rps > 5000 failed (observed")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
 def test_a_receiver_failing_twice_gets_the_third_attempt(
     admin_api, workers, catalog_session, forget_redis_sessions
 ):
