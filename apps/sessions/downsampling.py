@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
-from .models import TimeSeriesPoint
+from .models import LoadTestSession, TimeSeriesPoint
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +214,11 @@ def _merge_chunk(session_id: int, resolution_s: int, start_s: int, end_s: int) -
     ``resolution_s`` (an earlier run's rolled-up point included) becomes one point per
     period that has a finer point; periods without one are left as they are."""
     with transaction.atomic():
+        # The session's row first, as ``delete_session`` takes it: a delete then waits for
+        # this chunk (and removes its points too), or has happened and there is nothing to do.
+        locked = LoadTestSession.objects.select_for_update().filter(pk=session_id)
+        if not list(locked.values_list("pk", flat=True)):
+            return 0, 0
         rows = list(
             TimeSeriesPoint.objects.select_for_update()
             .filter(
