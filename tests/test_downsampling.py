@@ -325,4 +325,3 @@ def test_cutoffs_never_roll_up_the_last_hour_even_with_zero_minute_days():
         (minute, minute_cutoff), (hour, hour_cutoff) = downsampling.cutoffs(now)
     assert (minute, hour) == (MINUTE_S, HOUR_S)
     assert minute_cutoff <= now.timestamp() - 3600 and hour_cutoff <= minute_cutoff
-
