@@ -1,7 +1,7 @@
 """The benchmark: our load path and Locust on the same local targets, in one run.
 
     python -m bench.run            # every figure, repeated; about 10 minutes
-    python -m bench.run --quick    # every figure once, short; under 2 minutes
+    python -m bench.run --quick    # every figure once, short; about 4 minutes
     python -m bench.run --smoke    # b, c and e against the counting target only (the tests)
 
 Prints a markdown table of figures, goals and ratios, with the median and min-max of repeated
@@ -73,14 +73,17 @@ class Plan:
     stops: int
     footprint_s: float
     viewers_s: float = 0  # how long the probe viewer measures the lag, per viewer count
+    # Figure k: simulated seconds between downsampler runs (beat's DOWNSAMPLE_INTERVAL_S).
+    downsample_interval_s: int = 300
     figures: set[str] = field(default_factory=set)
 
 
 FULL = Plan(repeats=3, throughput_s=10, open_s=20, closed_users=100, closed_s=60,
             latency_s=10, stops=5, footprint_s=240, viewers_s=20)  # fmt: skip
 QUICK = Plan(repeats=1, throughput_s=5, open_s=4, closed_users=300, closed_s=12, latency_s=4,
-             stops=1, footprint_s=20, viewers_s=8)  # fmt: skip
+             stops=1, footprint_s=20, viewers_s=8, downsample_interval_s=3600)  # fmt: skip
 VIEWERS = 200  # open dashboards of one session on one web process (figure j)
+SIMULATED_DAYS = 30  # figure k: a session running until stopped for a month
 
 
 class Bench:
@@ -285,6 +288,32 @@ class Bench:
                 "s", "< 2 s", large["lag_s"] < 2.0),
         ]  # fmt: skip
 
+    def downsampling(self) -> None:
+        from .downsampling import simulate
+
+        month = simulate(SIMULATED_DAYS, self.plan.downsample_interval_s)
+        by_resolution = month["by_resolution"]
+        # The bound: the last hour per second, TIMESERIES_MINUTE_DAYS per minute, the rest
+        # per hour, whatever the request rate.
+        bound = 3600 + 1440 * 7 + 24 * (SIMULATED_DAYS - 7)
+        every = f"every {month['interval_s']} simulated s"
+        self.rows += [
+            Row("k", f"time-series rows of one session after {SIMULATED_DAYS} days (simulated)",
+                [month["rows_kept"]], "rows", f"≤ {bound:,} (1 h per s, 7 d per min, per h)",
+                month["rows_kept"] <= bound,
+                note=f"{by_resolution[1]:,} per s + {by_resolution[60]:,} per min + "
+                f"{by_resolution[3600]:,} per h; without downsampling "
+                f"{month['rows_written']:,} rows "
+                f"({month['rows_written'] / month['rows_kept']:.0f}x more)"),
+            Row("k", "totals after downsampling equal the per-second totals",
+                [100.0 if month["totals_exact"] else 0.0], "%", "exact", month["totals_exact"],
+                note="requests and failures summed over all points, before and after"),
+            Row("k", f"downsampler run ({every}), median", [month["run_median_s"]], "s",
+                "max ≤ 1 s", month["run_max_s"] <= 1.0,
+                note=f"max {month['run_max_s']:.2f} s; {month['runs']:,} runs, "
+                f"{month['runs_total_s']:.0f} s in all for {SIMULATED_DAYS} days"),
+        ]  # fmt: skip
+
 
 def header(cpus, bench_tools: dict) -> list[str]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -326,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         plan = Plan(repeats=1, throughput_s=0, open_s=3, closed_users=40, closed_s=8,
                     latency_s=0, stops=0, footprint_s=0)  # fmt: skip
-    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghij")
+    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijk")
     if args.smoke:
         plan.figures = {"b", "c", "e"}
     if args.footprint_minutes:
@@ -376,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.control_plane()
             if bench.wants("e"):
                 bench.count_truth()
+            if bench.wants("k"):
+                bench.downsampling()
         tools = peers.versions() if needs_peers else {}
         if needs_peers:
             tools["nginx"] = Nginx(None).version()

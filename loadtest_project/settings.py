@@ -4,6 +4,7 @@ Every variable is listed with its default in ``.env.example`` and in the README.
 file at the project root is read when present, so a single machine needs no exports.
 """
 
+import math
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,19 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 DEBUG = env.bool("DEBUG", default=False)
+
+
+def _bounded_float(name: str, default: float, low: float, high: float, unit: str) -> float:
+    """A number from the environment within [low, high], or a stop that names the variable
+    (django-environ would turn "nan" or "ten" into an unexplained ValueError)."""
+    raw = env.str(name, default=str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN fails this too
+        raise ImproperlyConfigured(f"{name}={raw!r}: give {unit} from {low:g} to {high:g}.")
+    return value
 
 
 def _secret_key() -> str:
@@ -217,11 +231,20 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 # Beat drives every session's monitor, which moves statistics into the database and looks
 # after the session (see apps/sessions/monitor.py), every MONITOR_INTERVAL_S.
 MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
+# How often beat rolls old time-series points up and purges expired sessions.
+DOWNSAMPLE_INTERVAL_S = _bounded_float("DOWNSAMPLE_INTERVAL_S", 300, 1, 86400, "seconds")
 CELERY_BEAT_SCHEDULE = {
     "monitor-active-sessions": {
         "task": "apps.sessions.tasks.monitor_active_sessions",
         "schedule": MONITOR_INTERVAL_S,
         "options": {"expires": MONITOR_INTERVAL_S},
+    },
+    # Bounded growth for sessions that run for weeks (apps/sessions/downsampling.py): old
+    # per-second points rolled up, finished sessions past SESSION_RETENTION_DAYS purged.
+    "downsample-timeseries": {
+        "task": "apps.sessions.tasks.downsample_and_purge",
+        "schedule": DOWNSAMPLE_INTERVAL_S,
+        "options": {"expires": DOWNSAMPLE_INTERVAL_S},
     },
 }
 
@@ -284,6 +307,12 @@ SESSION_EVENTS_KEPT = env.int("SESSION_EVENTS_KEPT", default=500)
 ERROR_SAMPLES_KEPT = env.int("ERROR_SAMPLES_KEPT", default=200)
 # How many sampled requests a session with enable_logging keeps in its request log.
 REQUEST_LOG_KEPT = env.int("REQUEST_LOG_KEPT", default=1000)
+# A session's time series keeps per-second points for the last hour, per-minute points up
+# to this many days, per-hour points after that (apps/sessions/downsampling.py).
+TIMESERIES_MINUTE_DAYS = _bounded_float("TIMESERIES_MINUTE_DAYS", 7, 0, 3650, "days")
+# Finished sessions (and all their results) are deleted this many days after they ended;
+# 0 keeps them for ever.
+SESSION_RETENTION_DAYS = _bounded_float("SESSION_RETENTION_DAYS", 0, 0, 36500, "days (0: off)")
 
 # --- Notifications (webhooks) -------------------------------------------------------------
 # The service's address as its users reach it: webhook bodies link to a session's page here.

@@ -365,6 +365,7 @@ class TimeSeriesPointAdmin(admin.ModelAdmin):
     list_display = [
         "session",
         "timestamp",
+        "resolution_s",
         count_column("requests"),
         count_column("failures"),
         ms_column("mean_ms", sortable=False),

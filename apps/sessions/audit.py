@@ -67,3 +67,15 @@ def _admin_action(request) -> str:
     if not action:
         return ""
     return f"{action} {','.join(selected)}"[:200]
+
+
+def record_system(action: str, cause: str) -> AuditEntry:
+    """An entry for something the system did by itself (no request, no user): ``cause`` is
+    what made it act (a setting's name), ``action`` what it did."""
+    return AuditEntry.objects.create(
+        username="system",
+        method="SYSTEM",
+        path=cause[:500],
+        action=action[:200],
+        status_code=200,
+    )

@@ -313,12 +313,16 @@ class EndpointStats(models.Model):
 
 
 class TimeSeriesPoint(models.Model):
-    """Requests completed in one second of a session, for charts (one row per second)."""
+    """Requests completed in one period of a session, for charts: one row per second while
+    fresh, rolled up into one per minute and then per hour as it ages (``downsampling``)."""
 
     session = models.ForeignKey(
         LoadTestSession, on_delete=models.CASCADE, related_name="timeseries"
     )
-    timestamp = models.DateTimeField()
+    timestamp = models.DateTimeField()  # the period's start
+    # The period the point covers: 1 s as the monitor writes it, 60 or 3600 once downsampled.
+    # Counts are totals over the period; a rate divides by this.
+    resolution_s = models.PositiveIntegerField(default=1)
     requests = models.BigIntegerField(default=0)
     failures = models.BigIntegerField(default=0)
     # Failures that say the target is unavailable (network, timeout, 502/503/504): what the
@@ -342,6 +346,11 @@ class TimeSeriesPoint(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "timestamp"], name="unique_point"),
         ]
+        # The downsampler's question, "which sessions have fine points that are old?",
+        # answered from the index alone (the fine old points are few once rolled up).
+        indexes = [
+            models.Index(fields=["resolution_s", "timestamp", "session"], name="point_age"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.timestamp:%H:%M:%S} {self.requests} req"
@@ -349,6 +358,10 @@ class TimeSeriesPoint(models.Model):
     @property
     def mean_ms(self) -> float | None:
         return self.latency_sum_ms / self.requests if self.requests else None
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.resolution_s
 
 
 class SessionEvent(models.Model):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -29,10 +29,11 @@ from apps.workers import control, dispatch, inventory
 from apps.workers.plan import EndpointPlan, Plan
 from loadtest_project import celery_app
 
-from . import history, webhooks
+from . import audit, history, webhooks
 from .choices import (
     ACTIVE_STATUSES,
     SESSION_TRANSITIONS,
+    TERMINAL_STATUSES,
     EndReason,
     EventKind,
     SessionStatus,
@@ -455,6 +456,38 @@ def delete_session(session: LoadTestSession, user=None) -> None:
         session.delete()
 
 
+def purge_expired_sessions(now=None) -> list[int]:
+    """Delete the sessions that ended more than SESSION_RETENTION_DAYS ago, with all their
+    results (off when 0). A system action: logged and audited. Only finished sessions go,
+    through ``delete_session``, which refuses an active one under its lock whatever this
+    query saw. Returns the ids deleted."""
+    if not settings.SESSION_RETENTION_DAYS:
+        return []
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.SESSION_RETENTION_DAYS)
+    expired = LoadTestSession.objects.filter(
+        status__in=TERMINAL_STATUSES, end_time__lt=cutoff
+    ).order_by("end_time")
+    purged = []
+    for session in expired:
+        session_id = session.pk  # the delete clears it
+        try:
+            delete_session(session)
+        except SessionStateError:  # cannot happen to a terminal status; never purge it
+            continue
+        purged.append(session_id)
+    if purged:
+        logger.warning(
+            "SESSION_RETENTION_DAYS=%g: deleted sessions %s (ended before %s) and their results.",
+            settings.SESSION_RETENTION_DAYS,
+            purged,
+            cutoff.isoformat(timespec="seconds"),
+        )
+        audit.record_system(f"purged sessions {','.join(map(str, purged))}",
+                            "SESSION_RETENTION_DAYS")  # fmt: skip
+    return purged
+
+
 def clone_session(session: LoadTestSession, user=None) -> LoadTestSession:
     """A new pending session with the same configuration, to run the same test again."""
     copied = session.config()
@@ -631,7 +664,9 @@ def record_threshold_results(session_id: int, results: list[dict], *, final: boo
 
 
 def record_event(session_id: int, kind: str, message: str, *, at=None, hostname="", shard=None):
-    return SessionEvent.objects.create(
+    """Record an event; the session keeps its newest SESSION_EVENTS_KEPT, whichever path
+    wrote them (a load reduction flapping for weeks must not grow the table)."""
+    event = SessionEvent.objects.create(
         session_id=session_id,
         at=at or timezone.now(),
         kind=kind,
@@ -639,6 +674,8 @@ def record_event(session_id: int, kind: str, message: str, *, at=None, hostname=
         hostname=hostname,
         shard=shard,
     )
+    keep_newest(SessionEvent.objects.filter(session_id=session_id), settings.SESSION_EVENTS_KEPT)
+    return event
 
 
 def record_request_log(session_id: int, samples: list[dict]) -> None:

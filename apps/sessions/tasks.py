@@ -13,13 +13,12 @@ import logging
 
 from celery import shared_task
 
-from . import monitor, webhooks
-from .services import MONITOR_SESSION_TASK
+from . import downsampling, monitor, services, webhooks
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name=MONITOR_SESSION_TASK, send_events=False)
+@shared_task(name=services.MONITOR_SESSION_TASK, send_events=False)
 def monitor_session(session_id: int) -> None:
     """One monitor tick of a session (see ``monitor``)."""
     try:
@@ -44,3 +43,18 @@ def deliver_webhook(self, webhook_id: int, session_id: int, event: str, body: st
     delay_s = webhooks.deliver(webhook_id, session_id, event, body, self.request.retries)
     if delay_s is not None:
         raise self.retry(countdown=delay_s)
+
+
+@shared_task(name="apps.sessions.tasks.downsample_and_purge", send_events=False)
+def downsample_and_purge() -> None:
+    """Periodic (Celery beat, every DOWNSAMPLE_INTERVAL_S): roll old time-series points up
+    and purge sessions past SESSION_RETENTION_DAYS, so storage stays bounded however long
+    sessions run. Each half is retried by the next beat should it fail."""
+    try:
+        downsampling.downsample_all()
+    except Exception:
+        logger.exception("Time-series downsampling failed; the next run retries.")
+    try:
+        services.purge_expired_sessions()
+    except Exception:
+        logger.exception("Purging expired sessions failed; the next run retries.")

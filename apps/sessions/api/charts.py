@@ -1,4 +1,4 @@
-"""The dashboard's charts: a session's per-second points, bucketed on the server.
+"""The dashboard's charts: a session's time-series points, bucketed on the server.
 
 A day-long session has 86,400 points; a browser needs about as many as it has pixels. So
 ``GET /api/sessions/{id}/chart/`` divides the range asked for into at most ``points``
@@ -6,6 +6,11 @@ buckets of whole seconds and sends one value per bucket and figure, in columns (
 uPlot draws from): rates are averaged over the bucket, latency percentiles take the
 bucket's maximum (a spike stays visible when zoomed out), users the mean, and a bucket
 without data is null. Zooming in asks for a shorter range and so gets finer buckets.
+
+Points older than an hour cover a minute or an hour (``resolution_s``, see
+``downsampling``). Such a point's counts are spread evenly over the seconds it covers, so
+a bucket finer than the point shows the point's average rate, its percentiles and users
+apply to every bucket it overlaps, and a bucket half covered counts the half it holds.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import UTC, datetime
 from django.db import connection
 from rest_framework import serializers
 
+from ..downsampling import HOUR_S
 from ..models import LoadTestSession
 from .query_params import parse_time
 
@@ -29,14 +35,30 @@ MAX_POINTS = 2000
 @dataclass
 class _Bucket:
     seconds_with_data: int = 0
-    requests: int = 0
-    failures: int = 0
+    requests: float = 0
+    failures: float = 0
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
-    users_sum: int = 0
+    users_sum: float = 0
     users_seen: int = 0
-    failures_by_class: dict[str, int] = field(default_factory=dict)
+    failures_by_class: dict[str, float] = field(default_factory=dict)
+
+    def add(self, requests, failures, p50, p95, p99, users, by_class, seconds: int) -> None:
+        """Add ``seconds`` of data: counts already scaled to them, users their mean."""
+        self.seconds_with_data += seconds
+        self.requests += requests
+        self.failures += failures
+        self.p50_ms = _max(self.p50_ms, p50)
+        self.p95_ms = _max(self.p95_ms, p95)
+        self.p99_ms = _max(self.p99_ms, p99)
+        if users is not None:
+            self.users_sum += users * seconds
+            self.users_seen += seconds
+        for failure_class, failed in by_class.items():
+            self.failures_by_class[failure_class] = (
+                self.failures_by_class.get(failure_class, 0) + failed
+            )
 
 
 def parse_points(raw: str | None) -> int:
@@ -69,21 +91,13 @@ def chart(session: LoadTestSession, params) -> dict:
     bucket_s = max(1, math.ceil((to_s - from_s) / points))
     count = math.ceil((to_s - from_s) / bucket_s)
     buckets = [_Bucket() for _ in range(count)]
-    for second, requests, failures, p50, p95, p99, users, by_class in _rows(session, from_s, to_s):
-        bucket = buckets[(second - from_s) // bucket_s]
-        bucket.seconds_with_data += 1
-        bucket.requests += requests
-        bucket.failures += failures
-        bucket.p50_ms = _max(bucket.p50_ms, p50)
-        bucket.p95_ms = _max(bucket.p95_ms, p95)
-        bucket.p99_ms = _max(bucket.p99_ms, p99)
-        if users is not None:
-            bucket.users_sum += users
-            bucket.users_seen += 1
-        for failure_class, failed in by_class.items():
-            bucket.failures_by_class[failure_class] = (
-                bucket.failures_by_class.get(failure_class, 0) + failed
-            )
+    # A coarse point that starts before ``from`` may still cover part of the range.
+    for second, resolution_s, *figures in _rows(session, from_s - HOUR_S + 1, to_s):
+        if resolution_s <= 1:
+            if second >= from_s:
+                buckets[(second - from_s) // bucket_s].add(*figures, seconds=1)
+            continue
+        _spread(buckets, from_s, to_s, bucket_s, second, resolution_s, figures)
 
     def seconds_in(index: int) -> int:  # the last bucket may be cut short by ``to``
         return min(bucket_s, to_s - from_s - index * bucket_s)
@@ -118,9 +132,35 @@ def chart(session: LoadTestSession, params) -> dict:
     }
 
 
+def _spread(buckets, from_s: int, to_s: int, bucket_s: int, start_s: int, resolution_s: int,
+            figures) -> None:  # fmt: skip
+    """Add a point covering ``resolution_s`` seconds to each bucket it overlaps, its counts
+    in proportion to the overlap."""
+    requests, failures, p50, p95, p99, users, by_class = figures
+    first_s, end_s = max(start_s, from_s), min(start_s + resolution_s, to_s)
+    if end_s <= first_s:
+        return  # the point ends before the range
+    for index in range((first_s - from_s) // bucket_s, (end_s - 1 - from_s) // bucket_s + 1):
+        bucket_start_s = from_s + index * bucket_s
+        overlap_s = min(bucket_start_s + bucket_s, end_s) - max(bucket_start_s, first_s)
+        if overlap_s <= 0:
+            continue
+        share = overlap_s / resolution_s
+        buckets[index].add(
+            requests * share,
+            failures * share,
+            p50,
+            p95,
+            p99,
+            users,
+            {name: failed * share for name, failed in by_class.items()},
+            seconds=overlap_s,
+        )
+
+
 def _rows(session: LoadTestSession, from_s: int, to_s: int) -> Iterator[tuple]:
-    """The range's points as (epoch second, requests, failures, p50, p95, p99, users,
-    failures by class).
+    """The points starting in the range as (epoch second, resolution_s, requests, failures,
+    p50, p95, p99, users, failures by class).
 
     Read through the cursor, not the ORM: Django's per-row converters (a timestamp parsed
     and made aware, a JSON decoded, on every one of 86,400 rows) took most of a second;
@@ -134,6 +174,7 @@ def _rows(session: LoadTestSession, from_s: int, to_s: int) -> Iterator[tuple]:
         .order_by()
         .values_list(
             "timestamp",
+            "resolution_s",
             "requests",
             "failures",
             "p50_ms",

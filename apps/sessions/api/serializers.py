@@ -269,13 +269,19 @@ class SessionEventSerializer(serializers.ModelSerializer):
 
 
 class TimeSeriesPointSerializer(serializers.ModelSerializer):
+    """A point covers ``resolution_s`` seconds from ``timestamp`` (1, or 60 and 3600 once
+    downsampled): its counts are totals over that period, ``requests_per_s`` their rate."""
+
     mean_ms = serializers.FloatField(read_only=True)
+    requests_per_s = serializers.FloatField(read_only=True)
 
     class Meta:
         model = TimeSeriesPoint
         fields = [
             "timestamp",
+            "resolution_s",
             "requests",
+            "requests_per_s",
             "failures",
             "unavailable",
             "suppressed",
