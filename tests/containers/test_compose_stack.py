@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -397,6 +398,23 @@ def test_a_killed_worker_s_load_is_back_within_15_s(stack: Stack) -> None:
     stack.wait_healthy()
 
 
+def test_the_readme_ci_recipe_runs_headless_in_the_web_container(stack: Stack) -> None:
+    """`manage.py loadtest run` in the web container, as the README's CI recipe runs it: the
+    example config against the demo target, its thresholds judged, exit 0 and a JUnit file."""
+    command = [
+        *stack.compose, "-p", stack.project, "exec", "-T", "web",
+        "python", "manage.py", "loadtest", "run", "--config", "examples/ci-smoke.yaml",
+        "--target", "http://app:5000", "--junit", "/tmp/loadtest.xml", "--quiet",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=stack.folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    web = stack.containers("web")[0]["Id"]
+    suite = ElementTree.fromstring(docker("exec", web, "cat", "/tmp/loadtest.xml"))
+    cases = suite.findall(".//testcase")
+    assert len(cases) == 4  # the example's four thresholds
+    assert not suite.findall(".//failure") and not suite.findall(".//error")
+
+
 def test_down_and_up_keeps_sessions_targets_and_results(stack: Stack) -> None:
     sessions = stack.api("GET", "/api/sessions/").json()["results"]
     targets = stack.api("GET", "/api/targets/").json()["results"]
@@ -404,7 +422,7 @@ def test_down_and_up_keeps_sessions_targets_and_results(stack: Stack) -> None:
         item["id"]: stack.api("GET", f"/api/sessions/{item['id']}/stats/").json()
         for item in sessions
     }
-    assert len(sessions) == 3
+    assert len(sessions) == 4  # the three tests' sessions and the CI recipe's
     stack.run("down", "--timeout", "30")
     assert stack.containers(every=True) == []
     # Up again with the other Compose (Debian's 1.29 when present): the same file, the same
