@@ -59,6 +59,7 @@ class EndReason(models.TextChoices):
     ERROR_THRESHOLD = "error_threshold", "Error threshold exceeded"
     WORKERS_LOST = "workers_lost", "Load workers lost"
     NO_CAPACITY = "no_capacity", "No free load worker"
+    # Redis lost the session's state and it could not be rebuilt (see ``recovery``).
     REDIS_LOST = "redis_lost", "Redis lost the session's state"
     FAILURE = "failure", "Failure"
 
@@ -87,7 +88,8 @@ FAILURE_CLASS_CHOICES = [(failure.value, FAILURE_CLASS_LABELS[failure]) for fail
 class EventKind(models.TextChoices):
     """Things a session's operator should hear about while it runs: the engine's kinds (values
     from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
-    restored, a shard re-dispatched, waiting for workers, endpoint weights changed)."""
+    restored, a shard re-dispatched, waiting for workers, endpoint weights changed, the session's
+    Redis state rebuilt after Redis lost it)."""
 
     USERS_CHANGED = "users_changed", "User count changed"
     WEIGHTS_CHANGED = "weights_changed", "Endpoint weights changed"
@@ -101,6 +103,7 @@ class EventKind(models.TextChoices):
     SHARD_SUPERSEDED = EngineEventKind.SHARD_SUPERSEDED.value, "Superseded shard stopped"
     ENGINE_ERROR = EngineEventKind.ENGINE_ERROR.value, "Error in the load engine"
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
+    REDIS_STATE_REBUILT = "redis_state_rebuilt", "Redis state rebuilt (counts may lack some)"
 
 
 class HttpMethod(models.TextChoices):

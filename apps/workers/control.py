@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import overload
@@ -424,6 +424,54 @@ def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
         pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
         pipe.hset(keys.control, mapping={"state": ControlState.RUNNING, "factor": "1"})
         pipe.expire(keys.control, ORPHAN_TTL_S)
+        pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)
+        pipe.execute()
+
+
+def republish_session(
+    client: redis.Redis,
+    session_id: int,
+    plan: Plan,
+    *,
+    shard_count: int,
+    generation_floor: int,
+    load_started_at: float | None,
+    weights: Sequence[float] | None,
+    stats: Mapping[str, int],
+) -> None:
+    """Publish again a running session whose state Redis lost (a restart without persistence,
+    a failover, a flush), from what the control plane kept: its plan, when its load started,
+    its live endpoint weights and its counters so far.
+
+    Unlike ``publish_session`` it leaves the monitor's lock alone (the tick doing this holds
+    it). Each of the ``shard_count`` shards is assigned ``generation_floor`` with no users, so
+    that ``reassign`` queues it as the next generation: the floor must be above any generation
+    a shard of the lost state had, so that such a shard, should it reach this Redis later
+    (it was partitioned), finds itself superseded and stops. The live snapshots' ids continue
+    from the same floor, so a dashboard that reconnects with its last event id is not left
+    waiting for the new numbering to catch up.
+    """
+    keys = SessionKeys(session_id)
+    control = {"state": ControlState.RUNNING, "factor": "1"}
+    if load_started_at is not None:
+        control[LOAD_STARTED_FIELD] = repr(load_started_at)
+    if weights is not None:
+        control[WEIGHTS_FIELD] = json.dumps([float(weight) for weight in weights])
+    stale = [key for key in keys.all(range(shard_count)) if key != keys.monitor]
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(*stale)
+        pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
+        pipe.hset(keys.control, mapping=control)
+        pipe.expire(keys.control, ORPHAN_TTL_S)
+        if stats:
+            pipe.hset(keys.stats, mapping=dict(stats))
+            pipe.expire(keys.stats, ORPHAN_TTL_S)
+        pipe.hset(
+            keys.assign,
+            mapping={str(index): f"{generation_floor}:0:0.0" for index in range(shard_count)},
+        )
+        pipe.expire(keys.assign, ORPHAN_TTL_S)
+        pipe.set(keys.snapshot_seq, generation_floor, ex=ORPHAN_TTL_S)
         pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)
         pipe.execute()
 
