@@ -7,8 +7,10 @@ The end-to-end run (real workers, Redis restarted empty mid-session) is in
 
 import json
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from django.utils import timezone
 
 from apps.sessions import recovery
@@ -28,9 +30,9 @@ from apps.workers.control import (
     publish_session,
     read_assignments,
     reassign,
-    request_stop,
 )
 from apps.workers.stats import EndpointTotals, parse_stats_hash, stats_hash_fields
+from loadtest_project import celery_app
 
 from .engine import plan_for
 
@@ -126,26 +128,45 @@ def running_session(db, redis_client, forget_redis_sessions):
     return LoadTestSession.objects.get(pk=session.pk)
 
 
+@pytest.fixture(autouse=True)
+def unconsumed_broker(redis_url):
+    """Shards the rebuild queues here go to a broker no worker consumes (another database of
+    the same Redis): in a full run the load workers are up, and a shard they started would
+    add its own counts to the ones these tests check."""
+    url = urlunsplit(urlsplit(redis_url)._replace(path="/15"))
+    previous = celery_app.conf.broker_url
+    client = redis.Redis.from_url(url)
+    _use_broker(url)
+    try:
+        yield client
+    finally:
+        _use_broker(previous)
+        client.flushdb()
+        client.close()
+
+
+def _use_broker(url: str) -> None:
+    """Point this process's Celery publisher at ``url`` (its pools were made for the previous
+    one; dropped, not closed, as in ``test_redis_down``)."""
+    celery_app.conf.broker_url = url
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 def lose_redis_state(redis_client, session):
     keys = SessionKeys(session.pk)
     redis_client.delete(*keys.all([0, 1]))
 
 
-def stop_any_worker_that_picks_up(redis_client, session):
-    """These tests run beside real workers in a full run: shards queued here exit at once."""
-    request_stop(redis_client, session.pk)
-
-
 @pytest.mark.django_db
 def test_lost_state_is_rebuilt_from_the_database_and_counts_add_up(
-    running_session, redis_client, settings
+    running_session, redis_client, settings, unconsumed_broker
 ):
     settings.LOAD_SHARD_USERS = 5
     keys = SessionKeys(running_session.pk)
     lose_redis_state(redis_client, running_session)
 
     assert monitor_tick(running_session.pk) is True
-    stop_any_worker_that_picks_up(redis_client, running_session)
 
     session = LoadTestSession.objects.get(pk=running_session.pk)
     assert session.status == "running"  # it carries on
@@ -163,6 +184,7 @@ def test_lost_state_is_rebuilt_from_the_database_and_counts_add_up(
         assert assignment.users == 5
         assert 40_000 < assignment.generation <= floor + 1  # above generation 1 of the lost state
     assert set(redis_client.hvals(keys.shards)) == {b"queued"}
+    assert unconsumed_broker.llen("load") == 2  # and their tasks sent to the load queue
     assert int(redis_client.get(keys.snapshot_seq)) > 40_000
 
     event = SessionEvent.objects.get(session=session, kind="redis_state_rebuilt")
@@ -202,7 +224,6 @@ def test_rebuild_keeps_users_and_weights_changed_while_it_ran(
     lose_redis_state(redis_client, running_session)
 
     assert monitor_tick(running_session.pk) is True
-    stop_any_worker_that_picks_up(redis_client, running_session)
 
     keys = SessionKeys(running_session.pk)
     assert json.loads(redis_client.hget(keys.control, WEIGHTS_FIELD)) == [0.0, 2.0]
