@@ -123,11 +123,11 @@ def test_session_runs_on_to_completed_through_a_redis_restart_without_persistenc
         api, counting_server, concurrent_users=users, duration_minutes="0.5", **BRISK
     )
     first = wait_until(lambda: heartbeat(redis_client, session_id), timeout_s=15)
-    wait_until(lambda: counting_server.total > 40, timeout_s=15)
-    wait_until(lambda: LoadTestSession.objects.get(pk=session_id).total_requests > 0, 10)
+    wait_until(lambda: LoadTestSession.objects.get(pk=session_id).total_requests > 100, 15)
     # The counts' last save before the loss, read early: the real one may be later, which
     # only makes the bound below more generous.
-    saved_at = LoadTestSession.objects.get(pk=session_id).stats_updated_at.timestamp()
+    saved = LoadTestSession.objects.get(pk=session_id)
+    saved_at, saved_total = saved.stats_updated_at.timestamp(), saved.total_requests
 
     redis_server.restart_empty(down_s=1.0)  # an empty Redis answers when this returns
     answering_at = time.time()
@@ -163,4 +163,8 @@ def test_session_runs_on_to_completed_through_a_redis_restart_without_persistenc
     print(f"load back after {back_s:.1f} s; lost {lost} requests (bound {bound:.0f}, "
           f"estimated {estimate}); total {session.total_requests}")  # fmt: skip
     assert 0 <= lost <= bound
-    assert session.total_requests > received  # the saved totals were kept, the new ones added
+    # The event's estimate (the recent rate over the time since the last save) covers the
+    # time until the rebuild, after the shard stopped: it errs on the high side.
+    assert estimate >= lost / 3
+    # The totals saved before the loss were kept and the new generation's added to them.
+    assert session.total_requests >= saved_total + counting_server.total - received

@@ -152,14 +152,16 @@ def _lack(session: LoadTestSession, now: datetime) -> str:
 
 
 def _recent_rate_rps(session: LoadTestSession, started: datetime, saved_at: datetime) -> float:
-    """Requests per second over the last RATE_WINDOW_S the database has."""
-    span_s = min(RATE_WINDOW_S, (saved_at - started).total_seconds())
+    """Requests per second over the last RATE_WINDOW_S the database has.
+
+    A point holds the second that begins at its timestamp, so the window starts on a whole
+    second, or when the load started if that is later (nothing was sent before)."""
+    window_start = (saved_at - timedelta(seconds=RATE_WINDOW_S)).replace(microsecond=0)
+    span_s = (saved_at - max(window_start, started)).total_seconds()
     if span_s <= 0:
         return 0.0
     requests = TimeSeriesPoint.objects.filter(
-        session=session,
-        timestamp__gt=saved_at - timedelta(seconds=span_s),
-        timestamp__lte=saved_at,
+        session=session, timestamp__gte=window_start, timestamp__lte=saved_at
     ).aggregate(requests=Sum("requests"))["requests"]
     return (requests or 0) / span_s
 
