@@ -100,16 +100,15 @@ def rebuild_session(
     client = get_redis()
     shares = dict(enumerate(shard_shares(users, target_rps)))
     mark_dispatched(client, session_id)
-    republish_session(
+    dispatched = republish_session(
         client,
         session_id,
         plan,
-        shard_count=len(shares),
+        shares=shares,
         generation_floor=generation_floor,
         load_started_at=load_started_at,
         weights=weights,
         stats=stats,
     )
-    dispatched = reassign(client, session_id, shares)
     _send_shards(session_id, dispatched)
     return dispatched
