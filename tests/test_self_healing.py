@@ -1,10 +1,11 @@
 """Self-healing: shards of a killed worker move to the others, a superseded shard that comes
-back stops itself, and a Redis restart never leaves a session stuck."""
+back stops itself, and a session runs on through a Redis restart that lost its state."""
 
 import json
 import time
 
 import pytest
+from redis.exceptions import RedisError
 
 from apps.sessions.models import LoadTestSession
 from apps.workers.control import HEARTBEATS_KEY, SessionKeys
@@ -104,29 +105,66 @@ def test_superseded_shard_that_comes_back_stops_itself(
     assert session.total_requests == counting_server.total
 
 
-def test_redis_restart_mid_session_never_leaves_it_running(
-    api, workers, counting_server, forget_redis_sessions, redis_server
+def _heartbeat_or_none(redis_client, session_id):
+    """The shard's heartbeat; None while this process's client reconnects to Redis."""
+    try:
+        return heartbeat(redis_client, session_id)
+    except (RedisError, OSError):
+        return None
+
+
+def test_session_runs_on_to_completed_through_a_redis_restart_without_persistence(
+    api, workers, counting_server, forget_redis_sessions, redis_server, redis_client
 ):
     if redis_server is None:
         pytest.skip("TEST_REDIS_URL names an outside Redis, which this test cannot restart")
-    session_id = start_load(api, counting_server, concurrent_users=3, duration_minutes="0", **BRISK)
-    wait_until(lambda: counting_server.total > 20, timeout_s=15)
-
-    redis_server.restart_empty(down_s=1.0)
-    session = wait_for_status(session_id, timeout_s=30)
-
-    assert session.status == "failed"
-    assert session.end_reason == "redis_lost"
-    assert "Redis lost" in session.end_detail
-    stopped_receiving = counting_server.total
-    time.sleep(1.5)
-    assert counting_server.total == stopped_receiving  # and its shards stopped
-
-    # Workers, beat and this process reconnected: a new session runs normally.
-    received = counting_server.total
+    users = 3
     session_id = start_load(
-        api, counting_server, concurrent_users=3, duration_minutes="0.05", **BRISK
+        api, counting_server, concurrent_users=users, duration_minutes="0.5", **BRISK
     )
-    session = wait_for_status(session_id, timeout_s=30)
-    assert session.status == "completed", session.end_detail
-    assert session.total_requests == counting_server.total - received > 0
+    first = wait_until(lambda: heartbeat(redis_client, session_id), timeout_s=15)
+    wait_until(lambda: LoadTestSession.objects.get(pk=session_id).total_requests > 100, 15)
+    # The counts' last save before the loss, read early: the real one may be later, which
+    # only makes the bound below more generous.
+    saved = LoadTestSession.objects.get(pk=session_id)
+    saved_at, saved_total = saved.stats_updated_at.timestamp(), saved.total_requests
+
+    redis_server.restart_empty(down_s=1.0)  # an empty Redis answers when this returns
+    answering_at = time.time()
+
+    # The monitor rebuilt the session and its shard runs again, as a new generation.
+    rebuilt = wait_until(
+        lambda: (
+            (beat := _heartbeat_or_none(redis_client, session_id))
+            and beat["generation"] > first["generation"]
+            and beat["users"] == users
+            and beat
+        ),
+        timeout_s=30,
+    )
+    back_s = time.time() - answering_at
+    received = counting_server.total
+    wait_until(lambda: counting_server.total > received + 20, timeout_s=10)  # load goes on
+    assert back_s < 15, f"load back {back_s:.1f} s after Redis answered"
+    assert [b["generation"] for b in session_beats(redis_client, session_id)] == [
+        rebuilt["generation"]
+    ]  # one shard sends: the lost generation stopped
+    assert LoadTestSession.objects.get(pk=session_id).status == "running"
+
+    session = wait_for_status(session_id, timeout_s=60)
+    assert (session.status, session.end_reason) == ("completed", "completed"), session.end_detail
+    event = session.events.get(kind="redis_state_rebuilt")
+    estimate = int(event.message.split("may lack about ")[1].split()[0])
+    # What is lost: the requests counted after the last save until the old shard stopped,
+    # which it does within a poll of finding Redis empty. Each user sends at most one
+    # request per 0.05 s of think time.
+    lost = counting_server.total - session.total_requests
+    bound = users / BRISK["request_interval_min"] * (answering_at - saved_at + 2.0)
+    print(f"load back after {back_s:.1f} s; lost {lost} requests (bound {bound:.0f}, "
+          f"estimated {estimate}); total {session.total_requests}")  # fmt: skip
+    assert 0 <= lost <= bound
+    # The event's estimate (the recent rate over the time since the last save) covers the
+    # time until the rebuild, after the shard stopped: it errs on the high side.
+    assert estimate >= lost / 3
+    # The totals saved before the loss were kept and the new generation's added to them.
+    assert session.total_requests >= saved_total + counting_server.total - received

@@ -60,6 +60,7 @@ class EndReason(models.TextChoices):
     THRESHOLD_FAILED = "threshold_failed", "An abort threshold failed"
     WORKERS_LOST = "workers_lost", "Load workers lost"
     NO_CAPACITY = "no_capacity", "No free load worker"
+    # Redis lost the session's state and it could not be rebuilt (see ``recovery``).
     REDIS_LOST = "redis_lost", "Redis lost the session's state"
     FAILURE = "failure", "Failure"
 
@@ -90,7 +91,7 @@ class EventKind(models.TextChoices):
     """Things a session's operator should hear about while it runs: the engine's kinds (values
     from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
     restored, a shard re-dispatched, waiting for workers, endpoint weights changed, a threshold
-    failed)."""
+    failed, the session's Redis state rebuilt after Redis lost it)."""
 
     USERS_CHANGED = "users_changed", "User count changed"
     WEIGHTS_CHANGED = "weights_changed", "Endpoint weights changed"
@@ -106,6 +107,7 @@ class EventKind(models.TextChoices):
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
     WEBHOOK_FAILED = "webhook_failed", "Webhook delivery failed"
     THRESHOLD_FAILED = "threshold_failed", "A threshold failed"
+    REDIS_STATE_REBUILT = "redis_state_rebuilt", "Redis state rebuilt (counts may lack some)"
 
 
 class WebhookEvent(models.TextChoices):

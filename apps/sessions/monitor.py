@@ -16,9 +16,10 @@ per-second points and engine events, and then looks after the session:
   ``max_errors_per_minute``, or when an ``abort`` threshold fails (``verdicts``);
 - its thresholds are judged on every tick and, on the complete figures, at the end;
 - its load is reduced while most requests find the target unavailable, and restored after;
+- a session whose Redis state is gone (Redis restarted without persistence, failed over,
+  flushed) is rebuilt from the database and its shards queued again (see ``recovery``);
 - it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
-  capacity is missing), or if Redis lost its state, and records its terminal status once
-  every shard has finished.
+  capacity is missing), and records its terminal status once every shard has finished.
 Database writes per tick depend on the number of endpoints, never on shards or requests.
 """
 
@@ -86,6 +87,7 @@ from .models import (
     SessionEvent,
     TimeSeriesPoint,
 )
+from .recovery import recover_lost_state
 
 logger = logging.getLogger(__name__)
 
@@ -133,17 +135,10 @@ def monitor_tick(session_id: int) -> bool:
     if session is None or session.status not in ACTIVE_STATUSES or not session.plan:
         return False
     if not client.exists(keys.plan):
-        # Redis restarted without persistence (or was flushed): the shards have stopped for
-        # want of a control state, and what they flushed since the last tick is gone.
-        request_stop(client, session_id)
-        services.finish_session(
-            session_id,
-            EndReason.REDIS_LOST,
-            "Redis lost this session's state (restarted without persistence?); its shards "
-            "stopped. Counts are those saved up to the monitor's last pass.",
-        )
-        forget_session(client, session_id)
-        return False
+        # Redis restarted without persistence, failed over or was flushed: the shards have
+        # stopped for want of a control state, and what they flushed since the last tick is
+        # gone. The database has the rest: the session is rebuilt from it and goes on.
+        return recover_lost_state(session, client)
 
     load_started_at = read_load_started_at(client, session_id)
     if load_started_at is not None and session.load_started_at is None:

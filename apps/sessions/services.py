@@ -813,8 +813,7 @@ def change_weights(
                 ]
             }
         )
-    # An endpoint deleted from the catalog since the start gets no more requests.
-    plan_weights = [weights.get(endpoint.name, 0.0) for endpoint in plan.endpoints]
+    plan_weights = _weights_by_plan_position(weights, plan)
     if not any(weight > 0 for weight in plan_weights):
         raise ValidationError(
             {"endpoint_weights": ["At least one endpoint of the running plan needs weight."]}
@@ -837,6 +836,32 @@ def change_weights(
     )
     logger.info("Session %s: endpoint weights %s by %s.", session.pk, mix, user or "system")
     return session
+
+
+def _weights_by_plan_position(weights: Mapping[str, float], plan: Plan) -> list[float]:
+    """One weight per endpoint of the plan, by position, as the shards read them. An
+    endpoint deleted from the catalog since the start gets no more requests."""
+    return [weights.get(endpoint.name, 0.0) for endpoint in plan.endpoints]
+
+
+def live_endpoint_weights(session: LoadTestSession) -> list[float] | None:
+    """The endpoint weights a running session's shards use, by plan position, if they were
+    changed while it ran (``change_weights``); None while the plan's own weights hold.
+
+    What the monitor publishes again when Redis lost the session's state: the configuration
+    history says whether the weights changed after the start, the row says what to.
+    """
+    changed_live = (
+        history.history_of(session)
+        .filter(field="endpoint_weights", changed_at__gte=session.start_time)
+        .exists()
+    )
+    if not changed_live:
+        return None
+    default_weights = dict(session.target.endpoints.values_list("name", "weight"))
+    weights = effective_weights(default_weights, session.endpoint_weights)
+    plan_weights = _weights_by_plan_position(weights, session.read_plan())
+    return plan_weights if any(weight > 0 for weight in plan_weights) else None
 
 
 def emergency_stop(user=None) -> list[int]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import overload
@@ -428,6 +428,58 @@ def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
         pipe.execute()
 
 
+def republish_session(
+    client: redis.Redis,
+    session_id: int,
+    plan: Plan,
+    *,
+    shares: dict[int, tuple[int, float]],
+    generation_floor: int,
+    load_started_at: float | None,
+    weights: Sequence[float] | None,
+    stats: Mapping[str, int],
+) -> list[tuple[int, int]]:
+    """Publish again a running session whose state Redis lost (a restart without persistence,
+    a failover, a flush), from what the control plane kept: its plan, when its load started,
+    its live endpoint weights and its counters so far.
+
+    Unlike ``publish_session`` it leaves the monitor's lock alone (the tick doing this holds
+    it). Each shard of ``shares`` is first assigned ``generation_floor`` with no users, so
+    that ``reassign`` queues it as the next generation: the floor must be above any generation
+    a shard of the lost state had, so that such a shard, should it reach this Redis later
+    (it was partitioned), finds itself superseded and stops. The live snapshots' ids continue
+    from the same floor, so a dashboard that reconnects with its last event id is not left
+    waiting for the new numbering to catch up.
+
+    One transaction, the shards' ``reassign`` (``shares``: index -> users, rps) included: a
+    monitor never sees the plan back without the shards' states. Returns (index, generation)
+    of the shards to dispatch.
+    """
+    keys = SessionKeys(session_id)
+    control = {"state": ControlState.RUNNING, "factor": "1"}
+    if load_started_at is not None:
+        control[LOAD_STARTED_FIELD] = repr(load_started_at)
+    if weights is not None:
+        control[WEIGHTS_FIELD] = json.dumps([float(weight) for weight in weights])
+    stale = [key for key in keys.all(shares) if key != keys.monitor]
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(*stale)
+        pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
+        pipe.hset(keys.control, mapping=control)
+        pipe.expire(keys.control, ORPHAN_TTL_S)
+        if stats:
+            pipe.hset(keys.stats, mapping=dict(stats))
+            pipe.expire(keys.stats, ORPHAN_TTL_S)
+        pipe.hset(
+            keys.assign, mapping={str(index): f"{generation_floor}:0:0.0" for index in shares}
+        )
+        pipe.set(keys.snapshot_seq, generation_floor, ex=ORPHAN_TTL_S)
+        pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)
+        pipe.eval(REASSIGN_SCRIPT, 3, *_reassign_keys_and_args(session_id, shares))
+        *_, dispatched = pipe.execute()
+    return _dispatched(dispatched)
+
+
 def mark_dispatched(client: redis.Redis, session_id: int) -> None:
     """Record that the control plane sent load out for this session (until it is forgotten).
 
@@ -445,14 +497,24 @@ def reassign(
     client: redis.Redis, session_id: int, shares: dict[int, tuple[int, float]]
 ) -> list[tuple[int, int]]:
     """Set each shard's (users, rps); returns (index, generation) of shards to dispatch."""
+    raw = client.eval(REASSIGN_SCRIPT, 3, *_reassign_keys_and_args(session_id, shares))
+    return _dispatched(raw)
+
+
+def _reassign_keys_and_args(session_id: int, shares: dict[int, tuple[int, float]]) -> list:
     keys = SessionKeys(session_id)
     requeueable = " ".join(sorted(shard_states_leading_to(ShardState.QUEUED)))
-    args: list = [ShardState.QUEUED, requeueable, ORPHAN_TTL_S]
+    args: list = [keys.assign, keys.shards, keys.queued_at, ShardState.QUEUED, requeueable]
+    args.append(ORPHAN_TTL_S)
     for index, (users, rps) in sorted(shares.items()):
         args.extend((str(index), f"{users}:{rps!r}"))
-    dispatched = client.eval(REASSIGN_SCRIPT, 3, keys.assign, keys.shards, keys.queued_at, *args)
+    return args
+
+
+def _dispatched(raw: list) -> list[tuple[int, int]]:
+    """REASSIGN_SCRIPT's answer: (index, generation) of each shard queued."""
     result = []
-    for item in dispatched:
+    for item in raw:
         shard, generation = decode(item).split(":")
         result.append((int(shard), int(generation)))
     return result

@@ -1,13 +1,15 @@
 """Turning a session into queued work: its shards, on the `load` queue.
 
 Every change of who runs what goes through ``control.reassign``: the first dispatch, a live
-change of the user count, and the re-dispatch of a shard whose worker was lost. It keeps each
+change of the user count, the re-dispatch of a shard whose worker was lost, and the rebuild of
+a session whose Redis state was lost. It keeps each
 shard's generation, so a superseded shard can tell it must stop.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 from django.conf import settings
 
@@ -17,6 +19,7 @@ from .control import (
     publish_session,
     read_assignments,
     reassign,
+    republish_session,
 )
 from .plan import Plan
 from .tasks import run_shard
@@ -76,5 +79,36 @@ def redispatch_shards(session_id: int, shard_indices: list[int]) -> list[tuple[i
         if index in current and current[index].users > 0
     }
     dispatched = reassign(client, session_id, shares) if shares else []
+    _send_shards(session_id, dispatched)
+    return dispatched
+
+
+def rebuild_session(
+    session_id: int,
+    plan: Plan,
+    users: int,
+    target_rps: float | None,
+    *,
+    generation_floor: int,
+    load_started_at: float | None,
+    weights: Sequence[float] | None,
+    stats: Mapping[str, int],
+) -> list[tuple[int, int]]:
+    """Publish a session whose Redis state was lost again and queue all its shards, each as
+    a generation above ``generation_floor``; returns (index, generation) of the shards queued.
+    See ``control.republish_session``."""
+    client = get_redis()
+    shares = dict(enumerate(shard_shares(users, target_rps)))
+    mark_dispatched(client, session_id)
+    dispatched = republish_session(
+        client,
+        session_id,
+        plan,
+        shares=shares,
+        generation_floor=generation_floor,
+        load_started_at=load_started_at,
+        weights=weights,
+        stats=stats,
+    )
     _send_shards(session_id, dispatched)
     return dispatched

@@ -17,6 +17,7 @@ This module is the only place that knows those field names.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .histogram import bucket_index, percentiles_ms
@@ -212,6 +213,30 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
         elif kind == "max":
             entry.max_us = value
     return dict(totals)
+
+
+def stats_hash_fields(totals: Mapping[int, EndpointTotals]) -> dict[str, int]:
+    """The ``stats`` hash that ``parse_stats_hash`` reads back as ``totals``: what a session's
+    counters are seeded with when its Redis state is rebuilt from the database, so that the
+    shards' increments add to the totals saved before rather than start again from zero."""
+    fields: dict[str, int] = {}
+    for index, entry in totals.items():
+        prefix = f"{index}:"
+        if entry.requests:
+            fields[prefix + "n"] = entry.requests
+        for failure, count in entry.failures_by_class.items():
+            fields[f"{prefix}f:{failure}"] = count
+        for reason, count in entry.not_sent.items():
+            fields[f"{prefix}s:{reason}"] = count
+        if entry.latency_sum_us:
+            fields[prefix + "sum"] = entry.latency_sum_us
+        for bucket, count in entry.histogram.items():
+            fields[f"{prefix}h:{bucket}"] = count
+        if entry.min_us is not None:
+            fields[prefix + "min"] = entry.min_us
+        if entry.max_us is not None:
+            fields[prefix + "max"] = entry.max_us
+    return fields
 
 
 @dataclass
