@@ -110,6 +110,8 @@ def test_no_checks_runs_only_the_suite_and_check_runs_only_the_checks(tmp_path):
     assert not (project / "suite-ran").exists()
 
 
-def test_ci_runs_the_test_command_with_its_checks():
+def test_ci_runs_the_test_command_with_its_checks_then_the_container_test():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "scripts/dev.py test" in ci and "--no-checks" not in ci
+    runs = [line.strip() for line in ci.splitlines() if "scripts/dev.py test" in line]
+    assert runs[0] == "python3 scripts/dev.py test"  # the README's command, checks included
+    assert runs[1:] == ["exec python3 scripts/dev.py test --no-checks -m containers"]
