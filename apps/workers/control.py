@@ -47,6 +47,7 @@ from typing import overload
 
 import redis
 from django.conf import settings
+from redis.typing import EncodableT, FieldT
 
 from .plan import Plan
 from .vocabulary import ControlState, ShardState, shard_states_leading_to
@@ -456,7 +457,7 @@ def republish_session(
     of the shards to dispatch.
     """
     keys = SessionKeys(session_id)
-    control = {"state": ControlState.RUNNING, "factor": "1"}
+    control: dict[FieldT, EncodableT] = {"state": ControlState.RUNNING, "factor": "1"}
     if load_started_at is not None:
         control[LOAD_STARTED_FIELD] = repr(load_started_at)
     if weights is not None:
@@ -468,7 +469,8 @@ def republish_session(
         pipe.hset(keys.control, mapping=control)
         pipe.expire(keys.control, ORPHAN_TTL_S)
         if stats:
-            pipe.hset(keys.stats, mapping=dict(stats))
+            counters: dict[FieldT, EncodableT] = {field: value for field, value in stats.items()}
+            pipe.hset(keys.stats, mapping=counters)
             pipe.expire(keys.stats, ORPHAN_TTL_S)
         pipe.hset(
             keys.assign, mapping={str(index): f"{generation_floor}:0:0.0" for index in shares}
