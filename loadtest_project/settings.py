@@ -4,6 +4,7 @@ Every variable is listed with its default in ``.env.example`` and in the README.
 file at the project root is read when present, so a single machine needs no exports.
 """
 
+import math
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -88,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_celery_beat",
     "apps.sessions.apps.LoadSessionsConfig",
     "apps.workers.apps.WorkersConfig",
     "apps.ops.apps.OpsConfig",
@@ -217,11 +219,18 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 # Beat drives every session's monitor, which moves statistics into the database and looks
 # after the session (see apps/sessions/monitor.py), every MONITOR_INTERVAL_S.
 MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
+# Beat keeps its schedule in the database (django-celery-beat), where the schedules of load
+# live too; this entry is copied there each time beat starts. loadtest_project.beat stores a
+# fractional interval (0.5 s) exactly, which the stock scheduler would truncate to 0 seconds.
+# https://django-celery-beat.readthedocs.io/en/latest/
+CELERY_BEAT_SCHEDULER = "loadtest_project.beat:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "monitor-active-sessions": {
         "task": "apps.sessions.tasks.monitor_active_sessions",
         "schedule": MONITOR_INTERVAL_S,
-        "options": {"expires": MONITOR_INTERVAL_S},
+        # Whole seconds only in the database: a tick not taken within a second is dropped
+        # (the next one comes anyway).
+        "options": {"expire_seconds": max(1, math.ceil(MONITOR_INTERVAL_S))},
     },
 }
 

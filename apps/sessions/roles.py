@@ -1,7 +1,7 @@
 """Who may do what: three roles, as Django groups with model permissions.
 
 - viewer:   read everything about targets, endpoints, sessions and their results;
-- operator: viewer + create, edit, delete, start, stop and resize sessions;
+- operator: viewer + create, edit, delete, start, stop and resize sessions, and schedule them;
 - admin:    operator + the catalog (targets, endpoints), the emergency stop, the audit log,
             and user management.
 Superusers have every permission. The groups are created by a migration (0002_roles, with its
@@ -20,12 +20,16 @@ _VIEW = [
     "loadtests.view_sessionevent",
     "loadtests.view_errorsample",
     "loadtests.view_configchange",
+    "loadtests.view_schedule",
 ]
 _OPERATE = [
     "loadtests.add_loadtestsession",
     "loadtests.change_loadtestsession",
     "loadtests.delete_loadtestsession",
     "loadtests.operate_loadtestsession",
+    "loadtests.add_schedule",
+    "loadtests.change_schedule",
+    "loadtests.delete_schedule",
 ]
 _ADMINISTER = [
     "loadtests.add_target",

@@ -13,8 +13,8 @@ import logging
 
 from celery import shared_task
 
-from . import monitor
-from .services import MONITOR_SESSION_TASK
+from . import monitor, services
+from .services import MONITOR_SESSION_TASK, RUN_SCHEDULE_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +34,9 @@ def monitor_session(session_id: int) -> None:
 def monitor_active_sessions() -> None:
     """Periodic (Celery beat): a monitor tick for every active session."""
     monitor.monitor_active_sessions()
+
+
+@shared_task(name=RUN_SCHEDULE_TASK)
+def run_schedule(schedule_id: int) -> None:
+    """Periodic (Celery beat, one PeriodicTask per schedule): one firing of a schedule."""
+    services.run_schedule(schedule_id)
