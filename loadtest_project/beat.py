@@ -36,6 +36,14 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
 
     Entry = ModelEntry
 
+    def schedule_changed(self) -> bool:
+        # The stock check compares the change marker's time with the last one seen, and
+        # misses the first change after the marker's row was deleted (a flushed database):
+        # no time, then a time, reads as "unchanged" and a new schedule would never fire.
+        before = self._last_timestamp
+        changed = super().schedule_changed()
+        return changed or (before is None and self._last_timestamp is not None)
+
     def all_as_schedule(self):
         schedule = super().all_as_schedule()
         for name, fields in self.app.conf.beat_schedule.items():

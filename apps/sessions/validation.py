@@ -431,8 +431,11 @@ def check_weekdays(days) -> None:
 
 def check_time_zone(name: str) -> None:
     try:
+        # IANA names are short ASCII; anything else would reach the file system as a path.
+        if not name.isascii() or len(name) > 64:
+            raise ValueError(name)
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
         raise ValidationError(
             f"Unknown time zone {name[:80]!r} (an IANA name, e.g. Europe/Paris)."
         ) from exc
