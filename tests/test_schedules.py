@@ -4,6 +4,7 @@ called directly here; tests/test_schedule_runs.py has beat fire them for real)."
 from datetime import UTC, datetime, time
 
 import pytest
+from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
 from apps.sessions import services
@@ -189,3 +190,17 @@ def test_a_run_is_cut_to_end_with_its_window(operator, template, redis_client):
     schedule.refresh_from_db()
     assert schedule.last_run_at == MONDAY_NOON
     assert client_for(operator).get(f"/api/schedules/{schedule.pk}/").json()["runs"] == [run.pk]
+
+
+def test_the_dashboard_lists_schedules_with_controls_for_operators_only(operator, viewer, template):
+    schedule = make_schedule(operator, template)
+    Schedule.objects.filter(pk=schedule.pk).update(skipped_runs=7)
+    for user, controls in ((operator, True), (viewer, False)):
+        browser = Client()
+        browser.force_login(user)
+        page = browser.get("/schedules/").content.decode()
+        assert "every 5 s" in page and f"#{template} nightly" in page and ">7<" in page
+        assert ("data-toggle" in page) is controls
+        assert ("data-delete" in page) is controls
+        assert 'href="/schedules/"' in page  # the navigation links the page
+    assert Client().get("/schedules/").status_code == 302  # to the sign-in
