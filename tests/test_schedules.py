@@ -44,6 +44,7 @@ def test_an_operator_creates_a_schedule_and_beat_gets_its_periodic_task(api, ope
     assert task.args == f"[{body['id']}]"
     assert task.queue == "control"
     assert (task.interval.every, task.interval.period) == (60, "seconds")
+    assert task.expire_seconds == 60
     assert task.enabled
 
     changed = api.patch(

@@ -815,6 +815,9 @@ def _sync_periodic_task(schedule: Schedule) -> None:
     task.args = json.dumps([schedule.pk])
     task.queue = "control"
     task.enabled = schedule.enabled
+    # A firing the control worker has not taken before the next one is due is dropped, not
+    # piled up behind an outage (the next firing comes anyway).
+    task.expire_seconds = schedule.interval_seconds
     task.description = f"Schedule {schedule.pk}: {schedule.name}"[:200]
     for name, value in fields.items():
         setattr(task, name, value)
