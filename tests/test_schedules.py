@@ -205,3 +205,15 @@ def test_the_dashboard_lists_schedules_with_controls_for_operators_only(operator
         assert ("data-delete" in page) is controls
         assert 'href="/schedules/"' in page  # the navigation links the page
     assert Client().get("/schedules/").status_code == 302  # to the sign-in
+
+
+def test_a_run_that_cannot_start_is_withdrawn_and_the_reason_kept(
+    operator, template, settings, redis_client
+):
+    settings.MAX_TOTAL_USERS = 1  # the template asks for 2
+    schedule = make_schedule(operator, template)
+    assert services.run_schedule(schedule.pk, now=MONDAY_NOON) is None
+    schedule.refresh_from_db()
+    assert "A run could not start" in schedule.last_message
+    assert "MAX_TOTAL_USERS" in schedule.last_message
+    assert not schedule.runs.exists()  # nothing pending holds off the next firing

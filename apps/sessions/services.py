@@ -898,8 +898,12 @@ def run_schedule(schedule_id: int, now: datetime | None = None) -> LoadTestSessi
     try:
         return start_session(run, user=owner)
     except (PermissionDenied, ValidationError, SessionStateError, EngineUnavailable) as exc:
-        _stop(run, None, EndReason.FAILURE, f"The schedule could not start it: {_words(exc)}")
-        _note_schedule(schedule_id, f"Session {run.pk} not started: {_words(exc)}")
+        # A run that never started is withdrawn (a pending one would hold off every later
+        # firing as "still running"); the schedule says why.
+        run.refresh_from_db(fields=["status"])
+        if run.status == SessionStatus.PENDING:
+            delete_session(run)
+        _note_schedule(schedule_id, f"A run could not start: {_words(exc)}")
         return None
 
 
