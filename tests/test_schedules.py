@@ -217,3 +217,29 @@ def test_a_run_that_cannot_start_is_withdrawn_and_the_reason_kept(
     assert "A run could not start" in schedule.last_message
     assert "MAX_TOTAL_USERS" in schedule.last_message
     assert not schedule.runs.exists()  # nothing pending holds off the next firing
+
+
+def test_the_admin_creates_a_schedule_through_the_services(administrator, template):
+    administrator.is_staff = True  # as `manage.py role ... admin` makes an admin
+    administrator.save()
+    browser = Client()
+    browser.force_login(administrator)
+    form = {
+        "name": "from the admin",
+        "template": template,
+        "interval_seconds": "",
+        "crontab": "*/5 * * * *",
+        "window_days": "[]",
+        "time_zone": "UTC",
+        "enabled": "on",
+    }
+    answer = browser.post("/admin/loadtests/schedule/add/", form)
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    schedule = Schedule.objects.get(name="from the admin")
+    assert schedule.created_by == administrator
+    assert schedule.periodic_task.crontab.minute == "*/5"
+
+    refused = browser.post("/admin/loadtests/schedule/add/", {**form, "name": "bad", "crontab": ""})
+    assert refused.status_code == 200
+    assert "exactly one" in refused.content.decode()
+    assert not Schedule.objects.filter(name="bad").exists()
