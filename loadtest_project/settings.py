@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_celery_beat",
     "apps.sessions.apps.LoadSessionsConfig",
     "apps.workers.apps.WorkersConfig",
     "apps.ops.apps.OpsConfig",
@@ -233,18 +234,25 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
 # How often beat rolls old time-series points up and purges expired sessions.
 DOWNSAMPLE_INTERVAL_S = _bounded_float("DOWNSAMPLE_INTERVAL_S", 300, 1, 86400, "seconds")
+# Beat keeps its schedule in the database (django-celery-beat), where the schedules of load
+# live too; this entry is copied there each time beat starts. loadtest_project.beat stores a
+# fractional interval (0.5 s) exactly, which the stock scheduler would truncate to 0 seconds.
+# https://django-celery-beat.readthedocs.io/en/latest/
+CELERY_BEAT_SCHEDULER = "loadtest_project.beat:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "monitor-active-sessions": {
         "task": "apps.sessions.tasks.monitor_active_sessions",
         "schedule": MONITOR_INTERVAL_S,
-        "options": {"expires": MONITOR_INTERVAL_S},
+        # Whole seconds only in the database: a tick not taken within a second is dropped
+        # (the next one comes anyway).
+        "options": {"expire_seconds": max(1, math.ceil(MONITOR_INTERVAL_S))},
     },
     # Bounded growth for sessions that run for weeks (apps/sessions/downsampling.py): old
     # per-second points rolled up, finished sessions past SESSION_RETENTION_DAYS purged.
     "downsample-timeseries": {
         "task": "apps.sessions.tasks.downsample_and_purge",
         "schedule": DOWNSAMPLE_INTERVAL_S,
-        "options": {"expires": DOWNSAMPLE_INTERVAL_S},
+        "options": {"expire_seconds": max(1, math.ceil(DOWNSAMPLE_INTERVAL_S))},
     },
 }
 

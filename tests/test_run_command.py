@@ -205,7 +205,7 @@ def test_a_crashed_child_is_restarted_and_the_session_goes_on(stack, counting_se
     for name, marker in (
         ("web", "uvicorn"),
         ("control", "-Q control"),
-        ("beat", "beat -s"),
+        ("beat", "beat --scheduler"),
         ("redis", "redis-server"),
     ):
         victim = stack.child(marker)

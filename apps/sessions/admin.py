@@ -28,6 +28,7 @@ from .models import (
     ErrorSample,
     LoadTestSession,
     RequestLogEntry,
+    Schedule,
     SessionEvent,
     Target,
     TimeSeriesPoint,
@@ -336,6 +337,44 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{session}: {refusal(exc)}", messages.ERROR)
             else:
                 self.message_user(request, f"{session}: {verb}.", messages.SUCCESS)
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """Schedules of load; saved and deleted through the services, which keep beat's
+    PeriodicTask in step (django-celery-beat's own pages show those, read them there)."""
+
+    list_display = [
+        "name",
+        "template",
+        "interval_seconds",
+        "crontab",
+        "enabled",
+        "last_run_at",
+        "last_skipped_at",
+        "skipped_runs",
+    ]
+    list_filter = ["enabled"]
+    search_fields = ["name"]
+    raw_id_fields = ["template"]
+    readonly_fields = [
+        "created_by",
+        "created_at",
+        "last_run_at",
+        "last_skipped_at",
+        "skipped_runs",
+        "last_message",
+    ]
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.save_schedule(obj, user=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_schedule(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for schedule in queryset:
+            services.delete_schedule(schedule, user=request.user)
 
 
 @admin.register(EndpointStats)

@@ -27,6 +27,7 @@ from .choices import (
     SessionStatus,
     WebhookFormat,
 )
+from .windows import Window
 
 
 class Target(models.Model):
@@ -208,6 +209,15 @@ class LoadTestSession(models.Model):
     # happened, so a reader such as the CLI knows the figures are complete.
     threshold_results = models.JSONField(default=list, blank=True, editable=False)
     results_final_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The schedule that started this run, if any (apps/sessions/services.py run_schedule).
+    schedule = models.ForeignKey(
+        "Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -564,3 +574,96 @@ class AuditEntry(models.Model):
         return (
             f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or 'anonymous'} {self.method} {self.path}"
         )
+
+
+class Schedule(models.Model):
+    """Load run on a timetable: a copy of a template session, started on an interval or a
+    crontab, only inside an optional window, never while its previous run is still active.
+
+    Beat fires it through a PeriodicTask of django-celery-beat that the services keep in step
+    with this row (``periodic_task``); each firing either starts an ordinary session linked
+    here (``runs``) or records why it did not (``last_skipped_at``, ``last_message``).
+    """
+
+    name = models.CharField(max_length=200, unique=True, validators=[validation.check_single_line])
+    template = models.ForeignKey(
+        LoadTestSession,
+        on_delete=models.PROTECT,
+        related_name="template_of",
+        help_text="Each run copies this session's configuration (target, users, pacing, ...).",
+    )
+    interval_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(validation.SCHEDULE_INTERVAL_S_MAX)],
+        help_text="Start a run every this many seconds; or give a crontab instead.",
+    )
+    crontab = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validation.check_crontab],
+        help_text='Five fields, minute hour day-of-month month day-of-week ("0 9 * * 1-5"), '
+        "in the schedule's time zone.",
+    )
+    window_days = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validation.check_weekdays],
+        help_text="Days a run may start (0 Monday ... 6 Sunday); empty: every day.",
+    )
+    window_start = models.TimeField(null=True, blank=True)
+    window_end = models.TimeField(
+        null=True, blank=True, help_text="Before the start: the window ends the next day."
+    )
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validation.check_time_zone]
+    )
+    run_duration_minutes = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Each run's duration; empty: the template's. A run never outlasts the window.",
+    )
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Runs start with this user's permissions.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="+",
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_skipped_at = models.DateTimeField(null=True, blank=True, editable=False)
+    skipped_runs = models.PositiveIntegerField(default=0, editable=False)
+    last_message = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def window(self) -> Window:
+        return Window(self.window_days or (), self.window_start, self.window_end, self.time_zone)
+
+    def clean(self) -> None:
+        if bool(self.interval_seconds) == bool(self.crontab):
+            raise ValidationError(
+                {"interval_seconds": "Give either interval_seconds or crontab (exactly one)."}
+            )
+        if (self.window_start is None) != (self.window_end is None):
+            raise ValidationError(
+                {"window_end": "Give both window_start and window_end, or neither."}
+            )

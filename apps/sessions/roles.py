@@ -1,8 +1,9 @@
 """Who may do what: three roles, as Django groups with model permissions.
 
 - viewer:   read everything about targets, endpoints, sessions and their results;
-- operator: viewer + create, edit, delete, start, stop and resize sessions, and manage the
-            sessions' webhooks (a webhook URL may itself be a credential, so viewers see none);
+- operator: viewer + create, edit, delete, start, stop and resize sessions, schedule them,
+            and manage the sessions' webhooks (a webhook URL may itself be a credential, so
+            viewers see none);
 - admin:    operator + the catalog (targets, endpoints), global webhooks (for every session),
             the emergency stop, the audit log, and user management.
 Superusers have every permission. The groups are created by a migration (0002_roles, with its
@@ -21,6 +22,7 @@ _VIEW = [
     "loadtests.view_sessionevent",
     "loadtests.view_errorsample",
     "loadtests.view_configchange",
+    "loadtests.view_schedule",
 ]
 _OPERATE = [
     "loadtests.add_loadtestsession",
@@ -31,6 +33,9 @@ _OPERATE = [
     "loadtests.add_webhook",
     "loadtests.change_webhook",
     "loadtests.delete_webhook",
+    "loadtests.add_schedule",
+    "loadtests.change_schedule",
+    "loadtests.delete_schedule",
 ]
 _ADMINISTER = [
     "loadtests.add_target",

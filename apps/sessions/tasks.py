@@ -58,3 +58,9 @@ def downsample_and_purge() -> None:
         services.purge_expired_sessions()
     except Exception:
         logger.exception("Purging expired sessions failed; the next run retries.")
+
+
+@shared_task(name=services.RUN_SCHEDULE_TASK)
+def run_schedule(schedule_id: int) -> None:
+    """Periodic (Celery beat, one PeriodicTask per schedule): one firing of a schedule."""
+    services.run_schedule(schedule_id)

@@ -16,7 +16,9 @@ from decimal import Decimal
 from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from celery.schedules import crontab as celery_crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -469,3 +471,42 @@ def effective_weights(
     """Each endpoint's own weight unless the session overrides it by name (0 leaves it out)."""
     overrides = overrides or {}
     return {name: float(overrides.get(name, weight)) for name, weight in default_weights.items()}
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+SCHEDULE_INTERVAL_S_MAX = 366 * 86_400  # a year: beyond, a crontab says it better
+
+
+def check_crontab(spec: str) -> None:
+    """Five crontab fields that Celery's own parser accepts."""
+    check_single_line(spec)
+    fields = spec.split()
+    if len(fields) != 5:
+        raise ValidationError(
+            "A crontab has five fields: minute hour day-of-month month day-of-week "
+            '(for example "0 9 * * 1-5").'
+        )
+    try:
+        celery_crontab(*fields)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValidationError(f"Not a valid crontab: {exc}") from exc
+
+
+def check_weekdays(days) -> None:
+    if not isinstance(days, list) or any(type(day) is not int or not 0 <= day <= 6 for day in days):
+        raise ValidationError("A list of weekdays, 0 (Monday) to 6 (Sunday).")
+    if len(set(days)) != len(days):
+        raise ValidationError("Each weekday at most once.")
+
+
+def check_time_zone(name: str) -> None:
+    try:
+        # IANA names are short ASCII; anything else would reach the file system as a path.
+        if not name.isascii() or len(name) > 64:
+            raise ValueError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
+        raise ValidationError(
+            f"Unknown time zone {name[:80]!r} (an IANA name, e.g. Europe/Paris)."
+        ) from exc

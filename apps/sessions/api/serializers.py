@@ -15,6 +15,7 @@ from ..models import (
     ErrorSample,
     LoadTestSession,
     RequestLogEntry,
+    Schedule,
     SessionEvent,
     Target,
     TimeSeriesPoint,
@@ -411,3 +412,61 @@ class WebhookSerializer(serializers.ModelSerializer):
         for name, value in validated_data.items():
             setattr(webhook, name, value)
         return services.save_webhook(webhook, user=self.context["request"].user, via="api")
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    """A schedule of load; beat's PeriodicTask behind it is the services' business."""
+
+    # An integer id, not anything Django can turn into one (1.5 would silently be 1).
+    template = serializers.PrimaryKeyRelatedField(
+        queryset=LoadTestSession.objects.all(),
+        pk_field=serializers.IntegerField(),
+        help_text="The session whose configuration each run copies.",
+    )
+    window_days = serializers.JSONField(default=list, decoder=BoundedJSONDecoder)
+    created_by = serializers.StringRelatedField()
+    runs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "id",
+            "name",
+            "template",
+            "interval_seconds",
+            "crontab",
+            "window_days",
+            "window_start",
+            "window_end",
+            "time_zone",
+            "run_duration_minutes",
+            "enabled",
+            "created_by",
+            "created_at",
+            "last_run_at",
+            "last_skipped_at",
+            "skipped_runs",
+            "last_message",
+            "runs",
+        ]
+        read_only_fields = [
+            "created_at",
+            "last_run_at",
+            "last_skipped_at",
+            "skipped_runs",
+            "last_message",
+        ]
+
+    def get_runs(self, schedule: Schedule) -> list[int]:
+        """The ids of the newest runs (sessions), newest first."""
+        return list(schedule.runs.order_by("-pk").values_list("pk", flat=True)[:20])
+
+    # Saved through the services, as in the admin: the same checks, owner and PeriodicTask.
+    def create(self, validated_data):
+        user = self.context["request"].user
+        return services.save_schedule(Schedule(**validated_data), user=user)
+
+    def update(self, schedule, validated_data):
+        for name, value in validated_data.items():
+            setattr(schedule, name, value)
+        return services.save_schedule(schedule, user=self.context["request"].user)

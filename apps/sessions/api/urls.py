@@ -47,6 +47,7 @@ router = Router()
 router.register("targets", views.TargetViewSet)
 router.register("endpoints", views.EndpointViewSet)
 router.register("sessions", views.LoadTestSessionViewSet)
+router.register("schedules", views.ScheduleViewSet)
 router.register("audit", views.AuditEntryViewSet)
 router.register("webhooks", views.WebhookViewSet)
 

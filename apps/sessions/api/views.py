@@ -21,7 +21,7 @@ from apps.workers.inventory import live_workers
 
 from .. import history, services
 from ..choices import SessionStatus
-from ..models import AuditEntry, Endpoint, LoadTestSession, Target, Webhook
+from ..models import AuditEntry, Endpoint, LoadTestSession, Schedule, Target, Webhook
 from .charts import chart
 from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from .query_params import LongPages, parse_since
@@ -32,6 +32,7 @@ from .serializers import (
     ErrorSampleSerializer,
     LoadTestSessionSerializer,
     RequestLogEntrySerializer,
+    ScheduleSerializer,
     StartedSessionSerializer,
     TargetSerializer,
     TimeSeriesPointSerializer,
@@ -103,6 +104,21 @@ class WebhookViewSet(viewsets.ModelViewSet):
         changes = history.history_of(self.get_object())
         page = self.paginate_queryset(changes)
         return self.get_paginated_response(ConfigChangeSerializer(page, many=True).data)
+
+
+class ScheduleViewSet(viewsets.ModelViewSet):
+    """Schedules of load: a template session run on an interval or a crontab, inside an
+    optional window, never overlapping itself (a firing while the previous run is active is
+    skipped and counted). Each run is an ordinary session (``runs``)."""
+
+    queryset = Schedule.objects.select_related("created_by", "template")
+    serializer_class = ScheduleSerializer
+    filterset_fields = ["enabled", "template"]
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at", "last_run_at"]
+
+    def perform_destroy(self, schedule):
+        services.delete_schedule(schedule, user=self.request.user)
 
 
 class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):

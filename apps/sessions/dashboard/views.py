@@ -18,7 +18,7 @@ from apps.workers.inventory import live_workers
 from .. import history, services
 from ..api.snapshots import stats_snapshot
 from ..choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
-from ..models import LoadTestSession, Target
+from ..models import LoadTestSession, Schedule, Target
 from .forms import SessionForm
 
 VIEW_SESSIONS = "loadtests.view_loadtestsession"
@@ -111,6 +111,20 @@ def session_new(request):
         form = SessionForm.blank(_chosen_target(request.GET.get("target")))
     context = {"form": form, "targets": Target.objects.order_by("name"), "can": _can(request)}
     return render(request, "dashboard/session_form.html", context, status=_form_status(form))
+
+
+@login_required
+def schedules(request):
+    """The schedules of load; enabling, disabling and deleting go through the API."""
+    services.require_permission(request.user, "loadtests.view_schedule", "view schedules")
+    context = {
+        "schedules": Schedule.objects.select_related("template", "created_by"),
+        "can_change": request.user.has_perm(services.CHANGE_SCHEDULES),
+        "can_delete": request.user.has_perm(services.DELETE_SCHEDULES),
+        "can": _can(request),
+        **_links(),
+    }
+    return render(request, "dashboard/schedules.html", context)
 
 
 @login_required
