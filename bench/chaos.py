@@ -163,7 +163,8 @@ class ChaosSoak:
             time.sleep(2 * SAMPLE_S)  # the last samples
         for index, fault in enumerate(done):
             at = started + fault.at_s
-            until = started + done[index + 1].at_s if index + 1 < len(done) else time.monotonic()
+            # Up to the next fault, or the session's last second: its end is no fault's doing.
+            until = started + (done[index + 1].at_s if index + 1 < len(done) else soak_s - 1)
             fault.back_s, fault.lowest_rps = recovery(sampler.rates(at, until), at, RATE)
         worker_kills = sum(1 for f in done if f.kind == "load worker")
         redis_losses = sum(1 for f in done if f.kind == "redis")
