@@ -360,8 +360,13 @@ def header(cpus, bench_tools: dict) -> list[str]:
                if generator is not None else "not pinned (one core)")  # fmt: skip
     return [
         f"- machine: {platform.machine()}, nproc {os.cpu_count()}, {pinning}",
-        f"- Python {platform.python_version()}, commit {commit or 'unknown'}, "
-        + ", ".join(f"{name} {version}" for name, version in bench_tools.items()),
+        ", ".join(
+            [
+                f"- Python {platform.python_version()}",
+                f"commit {commit or 'unknown'}",
+                *(f"{name} {version}" for name, version in bench_tools.items()),
+            ]
+        ),
     ]
 
 
