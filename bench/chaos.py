@@ -39,7 +39,7 @@ BACK_FOR_S = 1.0  # the rate must stay at 90% this long to count as back
 class Fault:
     kind: str
     at_s: float  # since the session started
-    replaced_s: float = 0.0  # kill → the replacement answers (ping, HTTP, PING)
+    replaced_s: float | None = None  # kill → the replacement answers (ping, HTTP, PING)
     back_s: float | None = None  # kill → the rate back at 90%; 0 if it never fell
     lowest_rps: float = 0.0
     detail: str = ""
@@ -157,8 +157,9 @@ class ChaosSoak:
                 kind = FAULTS[number % len(FAULTS)]
                 killed = time.monotonic()
                 detail = self.inject(kind, session.pk)
-                done.append(Fault(kind, killed - started, time.monotonic() - killed,
-                                  detail=detail))  # fmt: skip
+                # Beat answers no ping: its replacement is started, not waited for.
+                replaced = None if kind == "beat" else time.monotonic() - killed
+                done.append(Fault(kind, killed - started, replaced, detail=detail))
             ended = self.stack._finished(session.pk, timeout_s=soak_s + 120)
             time.sleep(2 * SAMPLE_S)  # the last samples
         for index, fault in enumerate(done):

@@ -336,8 +336,10 @@ class Bench:
                 if fault.kind != "redis" else f"fault at {fault.at_s:.0f} s: Redis restarted "
                 "empty", [] if back is None else [back], "s to 90% rate",
                 "≤ 15 s", back is not None and back <= 15,
-                f"{fault.detail + '; ' if fault.detail else ''}replacement answered after "
-                f"{fault.replaced_s:.1f} s; lowest rate {fault.lowest_rps:.0f} req/s"))  # fmt: skip
+                f"{fault.detail + '; ' if fault.detail else ''}"
+                + ("replacement started (no ping to wait for)" if fault.replaced_s is None
+                   else f"replacement answered after {fault.replaced_s:.1f} s")
+                + f"; lowest rate {fault.lowest_rps:.0f} req/s"))  # fmt: skip
         lost = soak["target"] - soak["ours"]
         self.rows += [
             Row("l", f"soak of {plan.chaos_s / 60:g} min at {RATE:g} req/s (open model): "
