@@ -9,10 +9,10 @@ run:  ## install and run the whole service (web, workers, beat, Flower, demo tar
 test:  ## install the test tools and run the whole suite against real Redis and workers
 	$(PYTHON) scripts/dev.py test
 
-bench:  ## our load path vs Locust on local nginx and a counting target (about 10 minutes)
+bench:  ## our load path vs Locust on local nginx and a counting target, and the chaos soak (about 22 minutes)
 	$(PYTHON) scripts/dev.py bench --output bench/results/latest.md
 
-bench-quick:  ## every figure once, under 2 minutes
+bench-quick:  ## every figure once, about 8 minutes (the chaos soak 4)
 	$(PYTHON) scripts/dev.py bench --quick
 
 lint:  ## the test command's static checks alone: ruff (lint, format check) and mypy

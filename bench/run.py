@@ -1,7 +1,8 @@
 """The benchmark: our load path and Locust on the same local targets, in one run.
 
-    python -m bench.run            # every figure, repeated; about 10 minutes
-    python -m bench.run --quick    # every figure once, short; about 4 minutes
+    python -m bench.run            # every figure, repeated; about 20 minutes
+    python -m bench.run --quick    # every figure once, short; about 8 minutes
+    python -m bench.run --quick --only l   # the chaos soak alone, 3 faults; about 4 minutes
     python -m bench.run --smoke    # b, c and e against the counting target only (the tests)
 
 Prints a markdown table of figures, goals and ratios, with the median and min-max of repeated
@@ -75,13 +76,18 @@ class Plan:
     viewers_s: float = 0  # how long the probe viewer measures the lag, per viewer count
     # Figure k: simulated seconds between downsampler runs (beat's DOWNSAMPLE_INTERVAL_S).
     downsample_interval_s: int = 300
+    # Figure l: the chaos soak's session length, a fault every so often, how many faults.
+    chaos_s: float = 600
+    chaos_every_s: float = 60
+    chaos_faults: int = 9
     figures: set[str] = field(default_factory=set)
 
 
 FULL = Plan(repeats=3, throughput_s=10, open_s=20, closed_users=100, closed_s=60,
             latency_s=10, stops=5, footprint_s=240, viewers_s=20)  # fmt: skip
 QUICK = Plan(repeats=1, throughput_s=5, open_s=4, closed_users=300, closed_s=12, latency_s=4,
-             stops=1, footprint_s=20, viewers_s=8, downsample_interval_s=3600)  # fmt: skip
+             stops=1, footprint_s=20, viewers_s=8, downsample_interval_s=3600, chaos_s=180,
+             chaos_every_s=45, chaos_faults=3)  # fmt: skip
 VIEWERS = 200  # open dashboards of one session on one web process (figure j)
 SIMULATED_DAYS = 30  # figure k: a session running until stopped for a month
 
@@ -314,6 +320,39 @@ class Bench:
                 f"{month['runs_total_s']:.0f} s in all for {SIMULATED_DAYS} days"),
         ]  # fmt: skip
 
+    def chaos(self, counting: CountingTarget, embedded_redis: EmbeddedRedis) -> None:
+        from .chaos import RATE, ChaosSoak
+        from .stack import Stack
+
+        plan = self.plan
+        with Stack(workers=2, web=True) as stack:
+            soak = ChaosSoak(stack, counting, embedded_redis).run(
+                plan.chaos_s, plan.chaos_every_s, plan.chaos_faults
+            )
+        for fault in soak["faults"]:
+            back = fault.back_s
+            self.rows.append(Row(
+                "l", f"fault at {fault.at_s:.0f} s: SIGKILL {fault.kind}"
+                if fault.kind != "redis" else f"fault at {fault.at_s:.0f} s: Redis restarted "
+                "empty", [] if back is None else [back], "s to 90% rate",
+                "≤ 15 s", back is not None and back <= 15,
+                f"{fault.detail + '; ' if fault.detail else ''}"
+                + ("replacement started (no ping to wait for)" if fault.replaced_s is None
+                   else f"replacement answered after {fault.replaced_s:.1f} s")
+                + f"; lowest rate {fault.lowest_rps:.0f} req/s"))  # fmt: skip
+        lost = soak["target"] - soak["ours"]
+        self.rows += [
+            Row("l", f"soak of {plan.chaos_s / 60:g} min at {RATE:g} req/s (open model): "
+                "final status", [], "", "completed",
+                (soak["status"], soak["end_reason"]) == ("completed", "completed"),
+                f"{soak['status']} / {soak['end_reason']} after {soak['seconds']:.0f} s"),
+            Row("l", f"requests the target received ({soak['target']:,}) - the session's "
+                f"total ({soak['ours']:,})", [lost], "requests",
+                f"0 ≤ lost ≤ {soak['bound']:,.0f} (README bound)",
+                0 <= lost <= soak["bound"],
+                f"{lost / max(soak['target'], 1) * 100:.2f}% of the traffic"),
+        ]  # fmt: skip
+
 
 def header(cpus, bench_tools: dict) -> list[str]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -323,8 +362,13 @@ def header(cpus, bench_tools: dict) -> list[str]:
                if generator is not None else "not pinned (one core)")  # fmt: skip
     return [
         f"- machine: {platform.machine()}, nproc {os.cpu_count()}, {pinning}",
-        f"- Python {platform.python_version()}, commit {commit or 'unknown'}, "
-        + ", ".join(f"{name} {version}" for name, version in bench_tools.items()),
+        ", ".join(
+            [
+                f"- Python {platform.python_version()}",
+                f"commit {commit or 'unknown'}",
+                *(f"{name} {version}" for name, version in bench_tools.items()),
+            ]
+        ),
     ]
 
 
@@ -355,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         plan = Plan(repeats=1, throughput_s=0, open_s=3, closed_users=40, closed_s=8,
                     latency_s=0, stops=0, footprint_s=0)  # fmt: skip
-    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijk")
+    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijkl")
     if args.smoke:
         plan.figures = {"b", "c", "e"}
     if args.footprint_minutes:
@@ -403,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.viewers(counting)
             if bench.wants("i"):
                 bench.control_plane()
+            if bench.wants("l"):
+                bench.chaos(counting, redis)
             if bench.wants("e"):
                 bench.count_truth()
             if bench.wants("k"):
