@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from itertools import accumulate
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab as celery_crontab
@@ -173,16 +173,21 @@ def _refuse_off_list(host: str, port: int, what: str) -> None:
     )
 
 
-def check_target_url(url: str) -> None:
-    """A target base URL: http(s), a host and port on the allow-list, no credentials."""
+def _split_url(url: str) -> tuple[SplitResult, int | None]:
+    """The URL's parts and port, or the reason it is not one URL on one line."""
     check_single_line(url)
     if url != url.strip():
         raise ValidationError("The URL starts or ends with a space.")
     try:
         parts = urlsplit(url)
-        port = parts.port
+        return parts, parts.port
     except ValueError as exc:
         raise ValidationError(f"Not a valid URL: {exc}.") from exc
+
+
+def check_target_url(url: str) -> None:
+    """A target base URL: http(s), a host and port on the allow-list, no credentials."""
+    parts, port = _split_url(url)
     if parts.scheme not in ("http", "https"):
         raise ValidationError("Only http:// and https:// URLs can be load-tested.")
     if parts.username is not None or parts.password is not None:
@@ -242,16 +247,9 @@ def check_webhook_url(url: str, target_hosts: Iterable[str] = ()) -> None:
     be sent to (named on ALLOWED_TARGET_HOSTS, or the host of a target in ``target_hosts``),
     a host and port on the allow-list like any target: a webhook must not become a way to
     send requests where load may not go. Other hosts (hooks.slack.com) are fine."""
-    check_single_line(url)
-    if url != url.strip():
-        raise ValidationError("The URL starts or ends with a space.")
     if len(url) > WEBHOOK_URL_CHARS_MAX:
         raise ValidationError(f"The URL is longer than {WEBHOOK_URL_CHARS_MAX} characters.")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValidationError(f"Not a valid URL: {exc}.") from exc
+    parts, port = _split_url(url)
     if parts.scheme not in ("http", "https"):
         raise ValidationError("A webhook URL must start with http:// or https://.")
     if parts.username is not None or parts.password is not None:
