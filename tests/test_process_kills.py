@@ -48,7 +48,11 @@ def test_kills_of_control_beat_and_web_leave_the_counts_exact(stack, counting_se
     wait_until(lambda: counting_server.total > 20, timeout_s=30)
     started = time.monotonic()
 
-    for name, marker in (("control", "-Q control"), ("beat", "beat --scheduler"), ("web", "uvicorn")):
+    for name, marker in (
+        ("control", "-Q control"),
+        ("beat", "beat --scheduler"),
+        ("web", "uvicorn"),
+    ):
         victim = stack.child(marker)
         victim.kill()  # kill -9, possibly in the middle of a monitor tick or a request
         stack.wait_for_output(f"{name} exited with code -9; restarting in 1 s", timeout_s=10)
