@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -126,6 +127,42 @@ def names_host(entries: Iterable[str], host: str | None) -> bool:
         return False
     host = normalize_host(host)
     return any(_names(entry, host) for entry in entries)
+
+
+def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as a number stands for, in any spelling the resolver
+    accepts (``127.1``, ``2130706433``, ``0x7f.0.0.1``, ``[::ffff:127.0.0.1]``); None for a name."""
+    host = normalize_host(host)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_this_machine(host: str) -> bool:
+    """Loopback and "any" addresses in every spelling, localhost, and this machine's names:
+    all reach the services of the machine they are used on."""
+    host = normalize_host(host)
+    address = address_of(host)
+    if address is not None:
+        return address.is_loopback or address.is_unspecified
+    names = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    return host == "localhost" or host.endswith(".localhost") or host in names
+
+
+def same_host(first: str, second: str) -> bool:
+    """Do two host names reach the same machine, as far as can be told without DNS?"""
+    first, second = normalize_host(first), normalize_host(second)
+    if first == second or (is_this_machine(first) and is_this_machine(second)):
+        return True
+    first_address, second_address = address_of(first), address_of(second)
+    return first_address is not None and first_address == second_address
 
 
 def _names(entry: str, host: str) -> bool:

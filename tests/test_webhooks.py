@@ -290,6 +290,15 @@ def test_only_enabled_webhooks_of_the_session_or_global_that_asked_are_notified(
         ("http://LOCALHOST.:5432/", "allow-list"),
         ("http://db.internal.example:5432/", "allow-list"),  # a listed domain's subdomain
         ("http://shop.test:9000/", "allow-list"),  # an existing target's host
+        # Other spellings of localhost, found by a new-user pass: the same machine.
+        ("http://127.1:8999/hook", "allow-list"),
+        ("http://0.0.0.0:8999/hook", "allow-list"),
+        ("http://2130706433:8999/hook", "allow-list"),
+        ("http://0x7f.0.0.1:8999/hook", "allow-list"),
+        ("http://127.0.0.2:8999/hook", "allow-list"),
+        ("http://[::1]:6379/", "allow-list"),
+        ("http://[::ffff:127.0.0.1]:6379/", "allow-list"),
+        (f"http://{socket.gethostname()}:8999/hook", "allow-list"),
     ],
 )
 def test_forbidden_and_hostile_urls_are_refused_naming_the_field(admin_api, url, words):
@@ -308,7 +317,8 @@ def test_forbidden_and_hostile_urls_are_refused_naming_the_field(admin_api, url,
     [
         "https://hooks.slack.com/services/T000/B000/XXXX",
         "http://localhost:5001/hooks/loadtest",  # allowed like a target
-        "http://[::1]:9000/hook",
+        "http://receiver.example:9000/hook",  # a host load never goes to
+        "http://10.1.2.3:9000/hook",
     ],
 )
 def test_allowed_urls(admin_api, url):

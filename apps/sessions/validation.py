@@ -265,7 +265,12 @@ def check_webhook_url(url: str, target_hosts: Iterable[str] = ()) -> None:
     port = port or allowlist.DEFAULT_PORTS[parts.scheme]
     host = allowlist.normalize_host(parts.hostname)
     load_hosts = {allowlist.normalize_host(name) for name in target_hosts if name}
-    load_host = host in load_hosts or allowlist.names_host(settings.ALLOWED_TARGET_HOSTS, host)
+    load_hosts |= {allowlist.parse_entry(entry).host for entry in settings.ALLOWED_TARGET_HOSTS}
+    # Another spelling of a load host (127.1, 0.0.0.0, [::1], this machine's name for
+    # localhost) is that host too: compared by address, not by string.
+    load_host = allowlist.names_host(settings.ALLOWED_TARGET_HOSTS, host) or any(
+        allowlist.same_host(host, name) for name in load_hosts
+    )
     if load_host and not is_allowed(host, port, parts.scheme):
         shown = f"[{host}]" if ":" in host else host
         allowed = ", ".join(settings.ALLOWED_TARGET_HOSTS)
