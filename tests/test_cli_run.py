@@ -107,7 +107,7 @@ def test_a_failing_threshold_exits_1_with_the_failure_in_junit(
     suite = ET.parse(junit).getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
     (failure,) = list(suite.iter("failure"))
-    assert failure.get("message").startswith("requests > 1e+09: observed ")
+    assert failure.get("message").startswith("requests > 1000000000: observed ")
 
 
 def test_bad_input_exits_2_naming_the_field_and_line(

@@ -219,7 +219,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
                 (
                     result["expression"],
                     words[result["passed"]],
-                    "-" if result["observed"] is None else f"{result['observed']:g}",
+                    "-" if result["observed"] is None else f"{result['observed']:.15g}",
                     f"; {result['note']}" if result.get("note") else "",
                     "; stopped the session" if result["aborted"] else "",
                 )

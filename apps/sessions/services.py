@@ -1089,7 +1089,8 @@ def run_schedule(schedule_id: int, now: datetime | None = None) -> LoadTestSessi
             _note_schedule(schedule_id, "Not started: the schedule's owner no longer exists.")
             return None
         config = schedule.template.config()
-        config["session_name"] = f"{schedule.name} {now:%Y-%m-%d %H:%M}"[:200]
+        # To the second: runs of a schedule firing more than once a minute stay distinct.
+        config["session_name"] = f"{schedule.name} {now:%Y-%m-%d %H:%M:%S}"[:200]
         duration = schedule.run_duration_minutes or config["duration_minutes"]
         if schedule.window_start is not None:
             # A run never outlasts its window; 0 (until stopped) ends with the window too.

@@ -72,7 +72,8 @@ class Threshold:
 
     @property
     def expression(self) -> str:
-        text = f"{self.metric} {self.operator} {self.value:g}"
+        # Up to 15 significant digits: 1234567 stays 1234567 (":g" would show 1.23457e+06).
+        text = f"{self.metric} {self.operator} {self.value:.15g}"
         if self.scope is not None:
             text = f"{self.scope}: {text}"
         return f"{text} abort" if self.abort else text

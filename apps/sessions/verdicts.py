@@ -100,7 +100,7 @@ def check_live(session: LoadTestSession) -> None:
     )
     if aborting:
         detail = "; ".join(
-            f"{v.threshold.expression} failed (observed {v.observed:g})" for v in failed
+            f"{v.threshold.expression} failed (observed {v.observed:.15g})" for v in failed
         )
         services.record_event(session.pk, EventKind.THRESHOLD_FAILED, detail)
         services.stop_session(session, reason=EndReason.THRESHOLD_FAILED, detail=detail)
@@ -125,7 +125,7 @@ def check_final(session_id: int) -> None:
         if live is not None:
             result["aborted"] = True
             result["passed"] = False
-            result["note"] = f"failed live at {live['observed']:g}, which stopped the session"
+            result["note"] = f"failed live at {live['observed']:.15g}, which stopped the session"
         results.append(result)
     services.record_threshold_results(session_id, results, final=True)
     # Those that failed only now (an aborting one was announced when it stopped the session).
