@@ -40,6 +40,17 @@ def test_flower_lists_the_shards_and_hardly_any_monitor_ticks(
             group, redis_url, tmp_path, FLOWER_BASIC_AUTH=":".join(credentials)
         )
         wait_until_answering(process, url, tmp_path / "flower.log")
+
+        def online(prefix: str) -> bool:
+            listed = requests.get(f"{url}workers?json=1", auth=credentials, timeout=10).json()
+            return any(
+                worker["hostname"].startswith(prefix) and worker["status"]
+                for worker in listed["data"]
+            )
+
+        # Flower answers HTTP before its event receiver listens: a shard started before that
+        # would never be listed. A load worker seen online (its heartbeat events) says it does.
+        wait_until(lambda: online("load-test"), timeout_s=20)
         session_id = start_load(
             api, counting_server, concurrent_users=3, duration_minutes=0, **BRISK
         )
@@ -57,14 +68,7 @@ def test_flower_lists_the_shards_and_hardly_any_monitor_ticks(
 
         # The control worker runs the ticks without announcing them, but is still online in
         # Flower: its heartbeats are worker events, not task events.
-        def control_worker_online() -> bool:
-            listed = requests.get(f"{url}workers?json=1", auth=credentials, timeout=10).json()
-            return any(
-                worker["hostname"].startswith("control-test@") and worker["status"]
-                for worker in listed["data"]
-            )
-
-        wait_until(control_worker_online, timeout_s=10)
+        wait_until(lambda: online("control-test@"), timeout_s=10)
         api.post(f"/api/sessions/{session_id}/stop/")
         wait_for_status(session_id, timeout_s=20)
     finally:
