@@ -129,6 +129,17 @@ ENDPOINT_FILE_FIELDS = ("name", "url", "method", "weight", "timeout", "descripti
                         "body")  # fmt: skip
 
 
+def _full_clean_under(instance, prefix: str) -> None:
+    """``full_clean``, its field errors named under ``prefix`` (``target.name``,
+    ``endpoints[2].weight``) so that a catalog file's error points at its entry."""
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(
+            {f"{prefix}.{name}": messages for name, messages in exc.message_dict.items()}
+        ) from exc
+
+
 def import_catalog(
     target_fields: Mapping[str, object], endpoints: list, user=None, via: str = "cli"
 ) -> tuple[Target, int, int]:
@@ -154,12 +165,7 @@ def import_catalog(
                 base_url=base_url,
                 description=target_fields.get("description") or "",
             )
-            try:
-                target.full_clean()
-            except ValidationError as exc:
-                raise ValidationError(
-                    {f"target.{name}": messages for name, messages in exc.message_dict.items()}
-                ) from exc
+            _full_clean_under(target, "target")
             target.save()
         created = updated = 0
         for index, item in enumerate(endpoints):
@@ -179,12 +185,7 @@ def import_catalog(
                 endpoint = Endpoint(target=target)
             for name, value in fields.items():
                 setattr(endpoint, name, value)
-            try:
-                endpoint.full_clean()
-            except ValidationError as exc:
-                raise ValidationError(
-                    {f"{where}.{name}": messages for name, messages in exc.message_dict.items()}
-                ) from exc
+            _full_clean_under(endpoint, where)
             endpoint.save()
             if before is None:
                 created += 1
