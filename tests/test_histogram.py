@@ -10,6 +10,7 @@ from apps.workers.histogram import (
     bucket_bounds,
     bucket_index,
     bucket_midpoint_us,
+    percentile_curve,
     percentiles_ms,
 )
 
@@ -204,3 +205,23 @@ def test_quantiles_may_be_given_unsorted_and_repeated():
 def test_zero_count_buckets_are_ignored():
     counts = {10: 1, 20: 0, 30: 1}
     assert percentiles_ms(counts, [0.5, 1.0]) == {0.5: 0.010, 1.0: 0.030}
+
+
+def test_percentile_curve_reads_the_databases_string_keys_and_rises_to_the_exact_maximum():
+    latencies_us = [1_000 * value for value in range(1, 1001)]  # 1 ms .. 1000 ms, uniform
+    counts: dict[str, int] = {}
+    for value in latencies_us:
+        key = str(bucket_index(value))
+        counts[key] = counts.get(key, 0) + 1
+    curve = percentile_curve(counts, min_us=1_000, max_us=1_000_000)
+    by_quantile = dict(curve)
+    assert by_quantile[0.0] == 1.0 and by_quantile[1.0] == 1000.0
+    assert by_quantile[0.5] == pytest.approx(500, rel=0.005)
+    assert by_quantile[0.99] == pytest.approx(990, rel=0.005)
+    values = [value for _, value in curve]
+    assert values == sorted(values)
+
+
+def test_percentile_curve_of_an_empty_histogram_is_empty():
+    assert percentile_curve({}) == []
+    assert percentile_curve({"12": 0}) == []

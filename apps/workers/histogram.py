@@ -86,3 +86,38 @@ def _ceil(value: float) -> int:
     if abs(value - rounded) < 1e-9:
         return int(rounded)
     return int(value) + (value > int(value))
+
+
+# The quantiles a distribution chart plots: evenly through the body, then ever closer to 1,
+# where latency problems live (the "percentile spectrum" of HDR histograms).
+CURVE_QUANTILES: tuple[float, ...] = (
+    *(step / 20 for step in range(0, 19)),  # 0, 0.05 .. 0.90
+    0.95,
+    0.975,
+    0.99,
+    0.995,
+    0.999,
+    0.9995,
+    0.9999,
+    1.0,
+)
+
+
+def percentile_curve(
+    counts: Mapping[int, int] | Mapping[str, int],
+    *,
+    min_us: int | None = None,
+    max_us: int | None = None,
+    quantiles: Iterable[float] = CURVE_QUANTILES,
+) -> list[tuple[float, float]]:
+    """(quantile, latency ms) pairs of a stored histogram, for a distribution chart.
+
+    Accepts the database's form (bucket index as a string) as well as the engine's, so any
+    percentile of a finished run can be read back from its rows; empty when nothing was
+    recorded.
+    """
+    buckets = {int(index): int(count) for index, count in counts.items() if int(count) > 0}
+    if not buckets:
+        return []
+    values = percentiles_ms(buckets, quantiles, min_us=min_us, max_us=max_us)
+    return [(q, value) for q, value in values.items() if value is not None]
