@@ -811,3 +811,33 @@ def test_interim_1xx_answer_is_skipped_for_the_final_one(interim):
 def test_prepare_refuses_a_method_that_is_not_a_token(method):
     with pytest.raises(ValueError):
         prepare(method, "http://127.0.0.1/")
+
+
+def test_connections_idle_past_the_limit_are_closed_when_the_pool_is_next_used(monkeypatch):
+    """After a burst the pool shrinks back: the connections nobody used for IDLE_CONNECTION_S
+    are closed (the server sees them end), the one in use stays."""
+    monkeypatch.setattr("apps.workers.http.IDLE_CONNECTION_S", 0.3)
+
+    async def main():
+        client = HttpClient()
+        try:
+            async with RawServer() as server:
+                burst = [
+                    client.send(prepare("GET", server.url(f"/{n}")), TIMEOUT_S) for n in range(3)
+                ]
+                await asyncio.gather(*burst)
+                assert len(server.connections) == 3
+                await asyncio.sleep(0.5)
+                await client.send(prepare("GET", server.url("/after")), TIMEOUT_S)
+                used = [c for c in server.connections if len(c.requests) == 2]
+                unused = [c for c in server.connections if len(c.requests) == 1]
+                assert len(used) == 1 and len(unused) == 2
+                for connection in unused:
+                    await wait_for_eof(connection)
+                assert not used[0].eof.is_set()
+                await client.send(prepare("GET", server.url("/again")), TIMEOUT_S)
+                assert len(server.connections) == 3  # the kept one served it
+        finally:
+            client.close()
+
+    run(main())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -41,6 +41,9 @@ _PATH_SAFE = "/!$&'()*+,;=:@-._~%"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 BODY_PREFIX_BYTES = 256  # kept from each response, for the error log
+# A kept-alive connection unused for this long is closed: the pool shrinks back to what the
+# load needs now (a closed model's users all connect at once at the start, then need a few).
+IDLE_CONNECTION_S = 10.0
 USER_AGENT = "loadtest-service/1.0"
 
 
@@ -131,6 +134,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = True
         self._got_bytes = False
         self._is_head = False
+        self.idle_since = 0.0  # loop time when it last went back to the pool
         self._reset_answer()
 
     def _reset_answer(self) -> None:
@@ -257,10 +261,16 @@ class _Connection(asyncio.Protocol):
 
 class HttpClient:
     """Connections per (scheme, host, port), kept alive between requests; one per request in
-    flight, so a shard opens as many as it has users busy at once."""
+    flight, so a shard opens as many as it has users busy at once.
+
+    The idle ones form a stack per host: the most recently used is taken first, so the oldest
+    sit at the bottom and are closed once idle for IDLE_CONNECTION_S. After a burst (20,000
+    users starting together) the pool, its sockets and their buffers shrink back to the few
+    the steady load uses.
+    """
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = defaultdict(list)
+        self._idle: dict[tuple[str, str, int], deque[_Connection]] = defaultdict(deque)
         self._ssl = ssl_context or ssl.create_default_context()
 
     async def send(self, request: PreparedRequest, timeout_s: float) -> Response:
@@ -313,7 +323,12 @@ class HttpClient:
         finally:
             timer.cancel()
         if connection.reusable:
-            self._idle[request.pool_key].append(connection)
+            idle = self._idle[request.pool_key]
+            now = loop.time()
+            connection.idle_since = now
+            idle.append(connection)
+            while idle[0].idle_since < now - IDLE_CONNECTION_S:
+                idle.popleft().close()
         else:
             connection.close()
         return response

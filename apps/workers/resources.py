@@ -8,6 +8,7 @@ has been comfortably below its ceilings for a while, keeps it honest and alive.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 import psutil
@@ -75,3 +76,21 @@ class ResourceGuard:
             self._over = 0
             self._under = 0
         return GuardDecision(self.factor, False)
+
+
+def raise_open_files_limit() -> int:
+    """Lift this process's soft limit on open files to its hard limit; returns the limit.
+
+    Every user in flight holds a socket: a closed model's users all send at once at the start
+    (without a ramp), so 20,000 users need 20,000 sockets for a moment. Distributions ship a
+    soft limit of 1,024 under a far higher hard one, which any process may take for itself.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted
+        except (ValueError, OSError):
+            return soft
+    return soft

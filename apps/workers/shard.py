@@ -58,7 +58,7 @@ from .control import (
 )
 from .http import HttpClient, PreparedRequest, prepare
 from .plan import EndpointPlan, Plan
-from .resources import ResourceGuard
+from .resources import ResourceGuard, raise_open_files_limit
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
@@ -165,6 +165,7 @@ class ShardRunner:
 
     async def run(self) -> StopReason:
         """Returns why the shard stopped."""
+        raise_open_files_limit()
         self.redis = aioredis.Redis.from_url(
             self.redis_url,
             socket_timeout=REDIS_SOCKET_TIMEOUT_S,
