@@ -68,7 +68,10 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    # A deep accept queue: thousands of users connecting in one second must not overflow it
+    # (an overflow drops the SYN and the client waits a second or more to try again).
     web.run_app(build_app(Counter()), host="127.0.0.1", port=args.port, access_log=None,
+                backlog=4096,
                 print=lambda *_: print(f"counting target on {args.port}", flush=True))  # fmt: skip
 
 

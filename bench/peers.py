@@ -51,8 +51,11 @@ def run_wrk(url: str, connections: int, seconds: float, cpu: int | None) -> dict
         int(m.group(1)): _ms(float(m.group(2)), m.group(3))
         for m in re.finditer(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
     }
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    return {"requests": requests, "p50_ms": percentiles[50], "p99_ms": percentiles[99]}
+    sent = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s)", output)
+    requests = int(sent.group(1))
+    elapsed_s = _ms(float(sent.group(2)), sent.group(3)) / 1000
+    return {"requests": requests, "rps": requests / elapsed_s,
+            "p50_ms": percentiles[50], "p99_ms": percentiles[99]}  # fmt: skip
 
 
 def _ms(value: float, unit: str) -> float:

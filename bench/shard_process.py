@@ -36,6 +36,7 @@ def main(spec: dict) -> dict:
         request_interval_max=spec.get("think_max", 0.0),
         target_rps=spec.get("rps"),
         duration_s=spec["seconds"],
+        ramp_up_s=spec.get("ramp_s", 0.0),
     )  # fmt: skip
     publish_session(client, session_id, plan)
     reassign(client, session_id, {0: (spec["users"], float(spec.get("rps") or 0.0))})
@@ -60,6 +61,7 @@ def main(spec: dict) -> dict:
                 next_at = next(checkpoints, None)
         return await task
 
+    rss_at_start = process.memory_info().rss  # Django, the engine and Redis: before any user
     started = time.monotonic()
     run_event_loop(run_with_samples())
     elapsed = time.monotonic() - started
@@ -74,6 +76,7 @@ def main(spec: dict) -> dict:
         "p99_ms": percentiles.get(0.99),
         "elapsed_s": elapsed,
         "rss_samples": rss_samples,
+        "rss_at_start": rss_at_start,
     }
 
 
