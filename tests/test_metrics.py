@@ -321,3 +321,26 @@ def test_wrong_tokens_lock_the_address_out_even_for_the_right_token(caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "guess-" not in logged
     assert TOKEN not in logged
+
+
+# --- the run command's token ----------------------------------------------------------------------
+
+
+def test_the_run_command_generates_a_token_once_unless_a_guard_is_chosen(settings, tmp_path):
+    import stat
+
+    from apps.ops.management.commands.prepare import metrics_token_file
+
+    settings.DATA_DIR = tmp_path
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_ADDRESSES = "", ()
+    path = metrics_token_file()
+    assert path == tmp_path / "metrics_token"
+    token = path.read_text()
+    assert len(token) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert metrics_token_file() == path and path.read_text() == token  # kept
+    settings.METRICS_TOKEN = TOKEN
+    assert metrics_token_file() is None
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_ADDRESSES = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert metrics_token_file() is None
