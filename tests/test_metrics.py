@@ -3,7 +3,12 @@ a token and/or an address list, with a lockout on wrong tokens."""
 
 import ipaddress
 import logging
+import os
+import stat
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.test import Client, override_settings
@@ -327,8 +332,6 @@ def test_wrong_tokens_lock_the_address_out_even_for_the_right_token(caplog):
 
 
 def test_the_run_command_generates_a_token_once_unless_a_guard_is_chosen(settings, tmp_path):
-    import stat
-
     from apps.ops.management.commands.prepare import metrics_token_file
 
     settings.DATA_DIR = tmp_path
@@ -344,3 +347,39 @@ def test_the_run_command_generates_a_token_once_unless_a_guard_is_chosen(setting
     settings.METRICS_TOKEN = ""
     settings.METRICS_ALLOWED_ADDRESSES = (ipaddress.ip_network("10.0.0.0/8"),)
     assert metrics_token_file() is None
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "message"),
+    [
+        (
+            "METRICS_ALLOWED_ADDRESSES",
+            "10.0.0.0/8,intranet",
+            "METRICS_ALLOWED_ADDRESSES: 'intranet'",
+        ),
+        ("METRICS_TOKEN", "short", "METRICS_TOKEN must be at least 16"),
+        ("METRICS_TOKEN", "sixteen-chars-plus-\u00e9", "METRICS_TOKEN must be at least 16"),
+        ("METRICS_TOKEN_FILE", "/nonexistent/metrics_token", "METRICS_TOKEN_FILE=/nonexistent"),
+        ("METRICS_FINISHED_WINDOW_S", "nan", "METRICS_FINISHED_WINDOW_S='nan'"),
+        ("METRICS_MAX_SESSIONS", "0", "METRICS_MAX_SESSIONS='0'"),
+    ],
+)
+def test_bad_metrics_settings_stop_the_process_naming_the_variable(
+    tmp_path, variable, raw, message
+):
+
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "SECRET_KEY": "x" * 50, variable: raw}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
