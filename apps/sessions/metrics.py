@@ -66,6 +66,7 @@ SESSION_LABELS = ("session_id", "session_name", "target")
 ENDPOINT_LABELS = (*SESSION_LABELS, "endpoint")
 # Why a planned request was not sent (EndpointStats.not_sent): always reported, 0 included.
 NOT_SENT_REASONS = ("missed", "suppressed")
+FAILURE_CLASSES = tuple(failure_class.value for failure_class in FailureClass)
 
 
 def reported_sessions() -> list[LoadTestSession]:
@@ -144,9 +145,11 @@ def endpoint_families(
         endpoint_labels = [*labels[row.session_id], row.name]
         created = started.get(row.session_id)
         requests.add_metric(endpoint_labels, row.requests, created=created)
-        for failure_class in FailureClass:
-            count = row.failures_by_class.get(failure_class.value, 0)
-            failures.add_metric([*endpoint_labels, failure_class.value], count, created=created)
+        # Every class the engine knows, 0 included (a series that appears only with its first
+        # failure would hide that first failure from rate()), and any other stored one.
+        for failure_class in sorted({*FAILURE_CLASSES, *row.failures_by_class}):
+            count = row.failures_by_class.get(failure_class, 0)
+            failures.add_metric([*endpoint_labels, failure_class], count, created=created)
         for reason in NOT_SENT_REASONS:
             not_sent.add_metric(
                 [*endpoint_labels, reason], row.not_sent.get(reason, 0), created=created
