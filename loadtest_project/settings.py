@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from loadtest_project.allowlist import parse_allow_list
+from loadtest_project.networks import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -440,6 +441,44 @@ AXES_CLIENT_IP_CALLABLE = "loadtest_project.client_address.client_address"
 # lock ends a fixed time after the last counted failure, which the answer can tell.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "apps.sessions.lockout.lockout_response"
+
+
+# --- Prometheus (/metrics) -------------------------------------------------------------------
+# /metrics answers only when at least one guard is set (otherwise 404: off). With a token, a
+# scrape must send "Authorization: Bearer <METRICS_TOKEN>" (METRICS_TOKEN_FILE: read from a
+# file); with an address list, it must come from one of these IPs or networks (CIDR), as
+# loadtest_project.client_address sees it. With both, both. Bad tokens lock an address out
+# like failed sign-ins do (LOGIN_FAILURE_LIMIT within LOGIN_LOCKOUT_MINUTES).
+def _metrics_token() -> str:
+    token = env.str("METRICS_TOKEN", default="").strip()
+    token_file = env.str("METRICS_TOKEN_FILE", default="")
+    if not token and token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"METRICS_TOKEN_FILE={token_file} cannot be read: {exc.strerror}."
+            ) from exc
+    if token and (len(token) < 16 or not token.isascii() or not token.isprintable()):
+        raise ImproperlyConfigured(
+            "METRICS_TOKEN must be at least 16 printable ASCII characters, e.g. the output of "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
+    return token
+
+
+METRICS_TOKEN = _metrics_token()
+METRICS_ALLOWED_ADDRESSES = parse_networks(
+    "METRICS_ALLOWED_ADDRESSES", env.list("METRICS_ALLOWED_ADDRESSES", default=[])
+)
+# Finished sessions stay on /metrics this long after their end, so that the scrapes after
+# the end see their final counts.
+METRICS_FINISHED_WINDOW_S = _bounded_float(
+    "METRICS_FINISHED_WINDOW_S", 900.0, 0.0, 7 * 86400.0, "seconds"
+)
+# The most sessions one scrape reports (active ones first, then the latest finished): label
+# cardinality, and so the size of a scrape, stays bounded whatever runs.
+METRICS_MAX_SESSIONS = int(_bounded_float("METRICS_MAX_SESSIONS", 20, 1, 1000, "a count"))
 
 # --- Logging --------------------------------------------------------------------------------
 # Every process (web, load workers, control worker, beat) logs through this configuration:

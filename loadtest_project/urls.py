@@ -1,4 +1,4 @@
-"""Top-level routes: the dashboard, the sign-in pages, the admin and the REST API."""
+"""Top-level routes: the dashboard, the sign-in pages, the admin, the REST API and /metrics."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 from django.urls import include, path
 
 from apps.sessions.dashboard.urls import account_urlpatterns
+from apps.sessions.metrics import metrics_view
 
 
 def bad_request(request, exception):
@@ -34,4 +35,6 @@ urlpatterns = [
     path("api/", include("apps.sessions.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("favicon.ico", no_favicon),
+    # Prometheus scrapes /metrics by default; off until METRICS_TOKEN or an address list is set.
+    path("metrics", metrics_view, name="metrics"),
 ]

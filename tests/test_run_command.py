@@ -172,6 +172,15 @@ def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
         assert requests.get(flower, auth=(flower_user, flower_password), timeout=10).ok
         refused = requests.get(flower, auth=("admin", "run-command-test"), timeout=10)
         assert refused.status_code == 401
+        # /metrics is on, behind a token generated into the data folder (named, not shown).
+        token_file = re.search(r"Metrics .* token in (\S+)>", stack.output()).group(1)
+        assert requests.get(f"{web}/metrics", timeout=10).status_code == 401
+        metrics_token = Path(token_file).read_text().strip()
+        assert metrics_token not in stack.output()
+        scraped = requests.get(f"{web}/metrics", timeout=10,
+                               headers={"Authorization": f"Bearer {metrics_token}"})  # fmt: skip
+        assert scraped.status_code == 200
+        assert "loadtest_workers 2.0" in scraped.text
         app = requests.get(f"http://127.0.0.1:{ports['APP_PORT']}/health", timeout=10)
         assert app.json() == {"status": "ok"}
 

@@ -10,7 +10,9 @@ Counts add up across shards and flushes, which is what lets Redis aggregate a se
 plain HINCRBY and the monitor derive exact-to-the-bucket percentiles from the sum.
 """
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 
 PRECISION_BITS = 8
 _LINEAR_LIMIT = 1 << PRECISION_BITS  # values below this have a bucket of their own
@@ -33,6 +35,26 @@ def bucket_bounds(index: int) -> tuple[int, int]:
     shift = offset // _HALF + 1
     mantissa = offset % _HALF + _HALF
     return mantissa << shift, (mantissa + 1) << shift
+
+
+def cumulative_counts(
+    counts: Mapping[int, int] | Mapping[str, int], limits_us: Iterable[int]
+) -> list[int]:
+    """How many recorded values are at most each limit (ascending limits, microseconds).
+
+    A bucket counts toward a limit only when every value it can hold is at most the limit,
+    so the counts are never more than the truth: values in the bucket that straddles a limit
+    (at most 1/128 of the limit wide) are counted at the next one. Accepts the database's
+    form of the counts (bucket index as a string) as well as the engine's.
+    """
+    limits = sorted(limits_us)
+    per_limit = [0] * len(limits)
+    for index, count in counts.items():
+        largest_value = bucket_bounds(int(index))[1] - 1
+        slot = bisect_left(limits, largest_value)
+        if slot < len(limits):
+            per_limit[slot] += int(count)
+    return list(accumulate(per_limit))
 
 
 def bucket_midpoint_us(index: int) -> float:

@@ -110,6 +110,18 @@ def flower_basic_auth() -> str:
     return saved.read_text().strip()
 
 
+def metrics_token_file() -> Path | None:
+    """For one machine: a METRICS_TOKEN generated once into DATA_DIR/metrics_token, so that
+    /metrics is on and guarded. None when the operator chose a guard (METRICS_TOKEN,
+    METRICS_TOKEN_FILE or METRICS_ALLOWED_ADDRESSES): theirs stands as it is."""
+    if settings.METRICS_TOKEN or settings.METRICS_ALLOWED_ADDRESSES:
+        return None
+    saved = settings.DATA_DIR / "metrics_token"
+    if not saved.exists():
+        write_secret(saved, secrets.token_urlsafe(32))
+    return saved
+
+
 def write_secret(path: Path, text: str) -> None:
     """Write ``text`` to a file only its owner can read, from the first byte on."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -39,7 +39,16 @@ from loadtest_project.procfile import (
     wait_for_celery_nodes,
 )
 
-from .prepare import flower_basic_auth, prepare_service
+from .prepare import flower_basic_auth, metrics_token_file, prepare_service
+
+
+def _metrics_access(token_file) -> str:
+    """How to scrape /metrics, in the banner: the token's file, never the token."""
+    if token_file is not None:
+        return f"header 'Authorization: Bearer <the token in {token_file}>'"
+    if settings.METRICS_TOKEN:
+        return "header 'Authorization: Bearer <METRICS_TOKEN>'"
+    return "from METRICS_ALLOWED_ADDRESSES only"
 
 
 def _shown_host(bind_host: str) -> str:
@@ -103,6 +112,7 @@ class Command(BaseCommand):
         try:
             username, password, token = self._prepare_database(ports.get("app"))
             flower_auth = flower_basic_auth()
+            metrics_token = metrics_token_file()
             env = {
                 "REDIS_URL": redis_url,
                 "DATA_DIR": str(settings.DATA_DIR),
@@ -112,6 +122,7 @@ class Command(BaseCommand):
                 "FLOWER_URL": os.environ.get("FLOWER_URL")
                 or f"http://{flower_host}:{ports['flower']}/",
                 "HOST": host,
+                **({"METRICS_TOKEN_FILE": str(metrics_token)} if metrics_token else {}),
             }
             self._start_processes(group, env, ports, options["workers"])
             node_host = socket.gethostname()  # what Celery's %h expands to
@@ -120,7 +131,7 @@ class Command(BaseCommand):
             ]
             self._wait_ready(group, shown_host, flower_host, ports, nodes)
             self._banner(shown_host, flower_host, ports, (username, password), flower_auth, token,
-                         redis_url, redis_server)  # fmt: skip
+                         redis_url, redis_server, metrics_token)  # fmt: skip
             self._supervise(group, redis_server)
         finally:
             self.stdout.write("Stopping every process (workers flush their statistics)...")
@@ -200,7 +211,16 @@ class Command(BaseCommand):
             raise CommandError(f"Celery workers did not answer within 60 s: {sorted(missing)}.")
 
     def _banner(
-        self, host, flower_host, ports, admin, flower_auth, token, redis_url, redis_server
+        self,
+        host,
+        flower_host,
+        ports,
+        admin,
+        flower_auth,
+        token,
+        redis_url,
+        redis_server,
+        metrics_token,
     ) -> None:
         web = f"http://{host}:{ports['web']}"
         username, password = admin
@@ -215,6 +235,7 @@ class Command(BaseCommand):
             f"  Flower       http://{flower_host}:{ports['flower']}/   "
             f"user {flower_user!r}, password {flower_password}",
         ]
+        lines.append(f"  Metrics      {web}/metrics       {_metrics_access(metrics_token)}")
         if "app" in ports:
             lines.append(f"  Demo target  http://{host}:{ports['app']}/   (the default target)")
         kind = "embedded" if redis_server is not None else "from REDIS_URL"
