@@ -56,6 +56,7 @@ ABSOLUTE_FLOORS: dict[str, float] = {
     "p99_ms": 1.0,
 }
 SAME_WITHIN = 0.005
+UNITS = {"rps": "/s", "error_rate": "", "p50_ms": " ms", "p95_ms": " ms", "p99_ms": " ms"}
 BETTER, WORSE, SAME = "better", "worse", "same"
 # The statuses of a run whose figures are complete and may serve as a baseline.
 FINISHED_STATUSES = (SessionStatus.COMPLETED, SessionStatus.STOPPED)
@@ -244,6 +245,11 @@ def regression_entry(endpoint: str | None, metric: str, reference: Figures,
     before, after = reference[metric], row["figures"][metric]
     scope = endpoint if endpoint is not None else "all endpoints"
     relative = "" if change["relative"] is None else f" ({change['relative']:+.1%})"
+    unit = UNITS[metric]
+    if metric == "error_rate":
+        before_text, after_text = f"{before:.2%}", f"{after:.2%}"
+    else:
+        before_text, after_text = f"{before:,.1f}{unit}", f"{after:,.1f}{unit}"
     return {
         "endpoint": endpoint,
         "metric": metric,
@@ -251,7 +257,7 @@ def regression_entry(endpoint: str | None, metric: str, reference: Figures,
         "value": after,
         "absolute": change["absolute"],
         "relative": change["relative"],
-        "text": f"{scope}: {metric} {before:g} -> {after:g}{relative}",
+        "text": f"{scope}: {metric} {before_text} -> {after_text}{relative}",
     }
 
 

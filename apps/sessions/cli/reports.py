@@ -16,6 +16,8 @@ from ..models import LoadTestSession
 from ..verdicts import session_figures
 
 EXPORT_SUFFIXES = (".json", ".csv")
+HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",
+            "p99_ms": "p99 ms"}  # fmt: skip
 OUTCOME_WORDS = {True: "PASS", False: "FAIL", None: "NOT JUDGED"}
 
 
@@ -91,7 +93,7 @@ def summary(session: LoadTestSession) -> str:
 def baseline_table(against: dict) -> str:
     """A run's figures against its baseline's, scope by scope: each value with its change
     in percent (``!`` where it regressed), then the regressions in words."""
-    header = ("endpoint", "requests", *METRICS)
+    header = ("endpoint", "requests", *(HEADINGS[metric] for metric in METRICS))
     rows = []
     for scope in against["endpoints"]:
         figures = scope["figures"]
@@ -113,16 +115,18 @@ def baseline_table(against: dict) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         f"Against baseline #{against['baseline']} '{against['baseline_name']}' (regression: "
-        f"worse by more than {against['margin_pct']:g} %; error % is per cent of requests):",
+        f"worse by more than {against['margin_pct']:g} %, ! marks one):",
         "",
     ]
     for cells in [header, *rows]:
         first = cells[0].ljust(widths[0])
         rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
         lines.append("  ".join([first, *rest]))
-    notes = sorted({scope["note"] for scope in against["endpoints"]
-                    if scope["note"] and scope["deltas"] is not None})  # fmt: skip
-    lines += [f"({note})" for note in notes]
+    lines += [
+        f"{'(all)' if scope['endpoint'] is None else scope['endpoint']}: {scope['note']}"
+        for scope in against["endpoints"]
+        if scope["note"]
+    ]
     if against["regressions"]:
         lines += ["", "Regressions:", *(f"  {entry['text']}" for entry in against["regressions"])]
     else:
