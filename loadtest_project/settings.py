@@ -308,6 +308,10 @@ LOAD_REDUCTION_FACTOR = env.float("LOAD_REDUCTION_FACTOR", default=0.5)
 # A session's thresholds are judged live (and may abort it) only once their scope (the
 # session, or the endpoint) has this many requests; at the end they are always judged.
 THRESHOLD_MIN_REQUESTS = env.int("THRESHOLD_MIN_REQUESTS", default=100)
+# A later session on a target with a baseline is a regression when a figure (p50/p95/p99,
+# error rate, requests/s) is worse than the baseline's by more than this many percent
+# (a target may set its own); see apps/sessions/comparison.py for the absolute floors.
+REGRESSION_MARGIN_PCT = _bounded_float("REGRESSION_MARGIN_PCT", 10, 0, 1000, "percent")
 # Resource guard: a shard sheds users while its worker process passes these (0: no ceiling).
 WORKER_MAX_RSS_MB = env.float("WORKER_MAX_RSS_MB", default=1024)
 WORKER_MAX_CPU_PERCENT = env.float("WORKER_MAX_CPU_PERCENT", default=0)

@@ -101,13 +101,29 @@ class EndpointInline(admin.TabularInline):
 
 @admin.register(Target)
 class TargetAdmin(HistoryAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "base_url", "endpoint_count", "updated_at"]
+    list_display = ["name", "base_url", "endpoint_count", "baseline_session", "updated_at"]
     search_fields = ["name", "base_url"]
     inlines = [EndpointInline]
+    # The baseline is set from a session (its action, the API, the dashboard), cleared here.
+    readonly_fields = ["baseline_session"]
+    actions = ["clear_baselines"]
 
     @admin.display(description="endpoints")
     def endpoint_count(self, target: Target) -> int:
         return target.endpoints.count()
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm(services.OPERATE_SESSIONS)
+
+    @admin.action(permissions=["operate"], description="Clear the baseline of selected targets")
+    def clear_baselines(self, request, queryset) -> None:
+        for target in queryset:
+            try:
+                services.clear_baseline(target, user=request.user, via="admin")
+            except PermissionDenied as exc:
+                self.message_user(request, f"{target}: {refusal(exc)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{target}: no baseline now.", messages.SUCCESS)
 
 
 @admin.register(Endpoint)
@@ -185,7 +201,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "end_reason", "target"]
     search_fields = ["session_name"]
-    actions = ["start_sessions", "stop_sessions", "delete_selected"]
+    actions = ["start_sessions", "stop_sessions", "mark_baseline", "delete_selected"]
     inlines = [EndpointStatsInline, SessionEventInline]
     readonly_fields = [
         "dashboard",
@@ -328,6 +344,28 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     @admin.action(permissions=["operate"], description="Stop selected sessions")
     def stop_sessions(self, request, queryset) -> None:
         self._apply(request, queryset, services.stop_session, "asked to stop")
+
+    @admin.action(permissions=["operate"], description="Mark as its target's baseline")
+    def mark_baseline(self, request, queryset) -> None:
+        """One finished session per target: a target has a single baseline."""
+        by_target: dict[int, list[LoadTestSession]] = {}
+        for session in queryset.select_related("target"):
+            by_target.setdefault(session.target_id, []).append(session)
+        for sessions in by_target.values():
+            if len(sessions) > 1:
+                ids = ", ".join(f"#{session.pk}" for session in sessions)
+                self.message_user(
+                    request,
+                    f"{sessions[0].target.name}: choose one session as its baseline, not {ids}.",
+                    messages.ERROR,
+                )
+                continue
+            self._apply(
+                request,
+                sessions,
+                lambda session, user: services.set_baseline(session, user=user, via="admin"),
+                "marked as its target's baseline",
+            )
 
     def _apply(self, request, queryset, service, verb: str) -> None:
         for session in queryset:

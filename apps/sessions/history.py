@@ -35,7 +35,10 @@ TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
             "body",
         ),
     ),
-    Target: ("target", ("name", "base_url", "description")),
+    Target: (
+        "target",
+        ("name", "base_url", "description", "baseline_session", "regression_margin_pct"),
+    ),
     Webhook: ("webhook", ("name", "url", "secret", "events", "format", "session", "enabled")),
 }
 

@@ -43,6 +43,28 @@ class Target(models.Model):
     description = models.TextField(
         blank=True, max_length=validation.DESCRIPTION_CHARS_MAX, validators=[validation.check_text]
     )
+    # The finished run later runs on this target are compared with (apps/sessions/
+    # comparison.py); set and cleared only through services.set_baseline / clear_baseline.
+    baseline_session = models.ForeignKey(
+        "LoadTestSession",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    regression_margin_pct = models.FloatField(
+        "regression margin (%)",
+        null=True,
+        blank=True,
+        validators=[
+            validation.check_finite,
+            MinValueValidator(0.0),
+            MaxValueValidator(validation.REGRESSION_MARGIN_PCT_MAX),
+        ],
+        help_text="A figure worse than the baseline's by more than this is a regression; "
+        "empty: REGRESSION_MARGIN_PCT.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -51,6 +73,12 @@ class Target(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.base_url})"
+
+    def margin_pct(self) -> float:
+        """The regression margin of this target: its own, or the setting's."""
+        if self.regression_margin_pct is not None:
+            return self.regression_margin_pct
+        return float(settings.REGRESSION_MARGIN_PCT)
 
 
 class Endpoint(models.Model):

@@ -25,15 +25,22 @@ from .thresholds import Figures, Verdict, judge, parse_thresholds
 QUANTILES = {0.5: "p50_ms", 0.9: "p90_ms", 0.95: "p95_ms", 0.99: "p99_ms"}
 
 
-def _figures(rows: Iterable[EndpointStats], elapsed_s: float) -> Figures:
-    """One scope's figures from its endpoints' rows: their histograms merged, so that the
-    session's percentiles are those of all its requests, not an average of percentiles."""
-    rows = list(rows)
-    requests = sum(row.requests for row in rows)
+def merged_histogram(rows: Iterable[EndpointStats]) -> dict[int, int]:
+    """The endpoints' latency histograms added up (bucket index -> count): the scope's own
+    distribution, from which any percentile follows."""
     histogram: dict[int, int] = {}
     for row in rows:
         for bucket, count in (row.histogram or {}).items():
             histogram[int(bucket)] = histogram.get(int(bucket), 0) + count
+    return histogram
+
+
+def scope_figures(rows: Iterable[EndpointStats], elapsed_s: float) -> Figures:
+    """One scope's figures from its endpoints' rows: their histograms merged, so that the
+    session's percentiles are those of all its requests, not an average of percentiles."""
+    rows = list(rows)
+    requests = sum(row.requests for row in rows)
+    histogram = merged_histogram(rows)
     timed = [row for row in rows if row.mean_ms is not None and row.requests]
     timed_requests = sum(row.requests for row in timed)
     mean_ms = (
@@ -68,9 +75,9 @@ def session_figures(session: LoadTestSession) -> dict[str | None, Figures]:
     """Figures by scope: None for the whole session, then each endpoint by name."""
     rows = list(session.endpoint_stats.all())
     elapsed_s = session.elapsed_seconds()
-    figures: dict[str | None, Figures] = {None: _figures(rows, elapsed_s)}
+    figures: dict[str | None, Figures] = {None: scope_figures(rows, elapsed_s)}
     for row in rows:
-        figures[row.name] = _figures([row], elapsed_s)
+        figures[row.name] = scope_figures([row], elapsed_s)
     return figures
 
 

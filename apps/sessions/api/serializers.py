@@ -7,6 +7,7 @@ from apps.workers.secrets import REDACTED, mask_headers_by_name
 
 from .. import services
 from ..choices import WebhookEvent
+from ..comparison import against_baseline
 from ..models import (
     AuditEntry,
     ConfigChange,
@@ -40,7 +41,18 @@ class TargetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Target
-        fields = ["id", "name", "base_url", "description", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "base_url",
+            "description",
+            "baseline_session",
+            "regression_margin_pct",
+            "created_at",
+            "updated_at",
+        ]
+        # Set through POST/DELETE /api/sessions/{id}/baseline/ (services.set_baseline).
+        read_only_fields = ["baseline_session"]
 
     def validate(self, attrs):
         if not attrs.get("name") and "base_url" in attrs:
@@ -188,6 +200,14 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
 
     def get_requests_per_second(self, session: LoadTestSession) -> float:
         return round(session.requests_per_second(), 2)
+
+    def to_representation(self, session):
+        data = super().to_representation(session)
+        # One session's page: its deltas against its target's baseline. Not in lists, where
+        # it would read every listed session's results.
+        if self.context.get("with_baseline"):
+            data["baseline_comparison"] = against_baseline(session)
+        return data
 
     def validate(self, attrs):
         if self.instance is not None:

@@ -56,6 +56,7 @@ urlpatterns = [
     path("emergency-stop/", views.EmergencyStopView.as_view(), name="emergency-stop"),
     path("workers/", views.WorkersView.as_view(), name="workers"),
     path("sessions/<int:pk>/events/", streams.session_events, name="session-events"),
+    path("sessions/compare/", views.CompareView.as_view(), name="session-compare"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include(router.urls)),

@@ -19,9 +19,10 @@ from rest_framework.views import APIView
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
 
-from .. import history, services
+from .. import comparison, history, services
 from ..choices import SessionStatus
 from ..models import AuditEntry, Endpoint, LoadTestSession, Schedule, Target, Webhook
+from . import comparison_params
 from .charts import chart
 from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from .query_params import LongPages, parse_since
@@ -144,10 +145,16 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         "requests": "view",
         "export": "view",
         "history": "view",
+        "distribution": "view",
+        "baseline": "operate",
     }
     filterset_fields = ["status", "target", "end_reason", "created_by"]
     search_fields = ["session_name"]
     ordering_fields = ["created_at", "start_time", "end_time", "total_requests", "status"]
+
+    def get_serializer_context(self):
+        # Only one session's answer carries its deltas against the baseline (not lists).
+        return {**super().get_serializer_context(), "with_baseline": self.action == "retrieve"}
 
     def perform_update(self, serializer):
         serializer.save()  # services.update_session records the history
@@ -287,6 +294,70 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         else:
             data, name = export_document(session), f"session-{session.pk}.json"
         return Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "q",
+                OpenApiTypes.STR,
+                description="Quantiles from 0 to 1, comma-separated (e.g. 0.999,0.9999): the "
+                f"latency at each as well (at most {comparison_params.QUANTILES_MAX}).",
+            ),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def distribution(self, request, pk=None):
+        """The latency distribution from the stored histograms: a percentile curve (quantile,
+        ms) for all endpoints and for each, and with ``q`` the latency at any quantile."""
+        session = self.get_object()
+        quantiles = comparison_params.parse_quantiles(request.query_params.get("q"))
+        return Response(
+            {"session": session.pk, "endpoints": comparison.distribution(session, quantiles)}
+        )
+
+    @extend_schema(request=None, responses={200: TargetSerializer})
+    @action(detail=True, methods=["post", "delete"])
+    def baseline(self, request, pk=None):
+        """POST: make this finished (completed or stopped) session its target's baseline;
+        DELETE: the target has no baseline any more (409 unless this session is it)."""
+        session = self.get_object()
+        if request.method == "POST":
+            target = services.set_baseline(session, user=request.user, via="api")
+        else:
+            target = session.target
+            if target.baseline_session_id != session.pk:
+                raise services.SessionStateError(
+                    f"Session {session.pk} is not the baseline of target '{target.name}' "
+                    + (
+                        f"(session {target.baseline_session_id} is)."
+                        if target.baseline_session_id
+                        else "(it has none)."
+                    )
+                )
+            target = services.clear_baseline(target, user=request.user, via="api")
+        return Response(TargetSerializer(target, context=self.get_serializer_context()).data)
+
+
+class CompareView(APIView):
+    """Sessions side by side (``?ids=1,2,3``, 2 to 10): per endpoint and in all, requests/s,
+    error rate (in all and by failure class), p50/p95/p99, each with absolute and relative
+    deltas against the first session, better/worse, and which figures regressed beyond the
+    margin (``margin_pct``, default the first session's target's)."""
+
+    required_permission = "loadtests.view_loadtestsession"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("ids", OpenApiTypes.STR, required=True, description="e.g. 1,2,3"),
+            OpenApiParameter("margin_pct", OpenApiTypes.NUMBER, description="0 to 1000."),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        sessions = comparison_params.parse_sessions(request.query_params.get("ids"))
+        margin_pct = comparison_params.parse_margin(request.query_params.get("margin_pct"))
+        return Response(comparison.compare(sessions, margin_pct=margin_pct))
 
 
 class AuditEntryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

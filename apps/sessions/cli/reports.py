@@ -11,10 +11,13 @@ from pathlib import Path
 from django.core.serializers.json import DjangoJSONEncoder
 
 from ..api.export import CSVRenderer, export_document, export_rows
+from ..comparison import METRICS
 from ..models import LoadTestSession
 from ..verdicts import session_figures
 
 EXPORT_SUFFIXES = (".json", ".csv")
+HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",
+            "p99_ms": "p99 ms"}  # fmt: skip
 OUTCOME_WORDS = {True: "PASS", False: "FAIL", None: "NOT JUDGED"}
 
 
@@ -85,6 +88,50 @@ def summary(session: LoadTestSession) -> str:
                 + ("  (stopped the session)" if result["aborted"] else "")
             )
     return "\n".join(out)
+
+
+def baseline_table(against: dict) -> str:
+    """A run's figures against its baseline's, scope by scope: each value with its change
+    in percent (``!`` where it regressed), then the regressions in words."""
+    header = ("endpoint", "requests", *(HEADINGS[metric] for metric in METRICS))
+    rows = []
+    for scope in against["endpoints"]:
+        figures = scope["figures"]
+        name = "(all)" if scope["endpoint"] is None else str(scope["endpoint"])[:40]
+        cells = [name, _number(figures["requests"]) if figures else "-"]
+        for metric in METRICS:
+            value = figures[metric] if figures else None
+            text = _number(value * 100 if metric == "error_rate" and value is not None
+                           else value, 2 if metric == "error_rate" else 1)  # fmt: skip
+            change = (scope["deltas"] or {}).get(metric)
+            if change and change["relative"] is not None:
+                text += f" ({change['relative']:+.1%})"
+            elif change and change["absolute"]:
+                text += " (from 0)"
+            if metric in scope["regressed"]:
+                text += " !"
+            cells.append(text)
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"Against baseline #{against['baseline']} '{against['baseline_name']}' (regression: "
+        f"worse by more than {against['margin_pct']:g} %, ! marks one):",
+        "",
+    ]
+    for cells in [header, *rows]:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join([first, *rest]))
+    lines += [
+        f"{'(all)' if scope['endpoint'] is None else scope['endpoint']}: {scope['note']}"
+        for scope in against["endpoints"]
+        if scope["note"]
+    ]
+    if against["regressions"]:
+        lines += ["", "Regressions:", *(f"  {entry['text']}" for entry in against["regressions"])]
+    else:
+        lines += ["", "No regression against the baseline."]
+    return "\n".join(lines)
 
 
 def write_junit(path: Path, session: LoadTestSession, problem: str = "") -> None:

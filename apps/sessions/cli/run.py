@@ -8,9 +8,14 @@ checked exactly as the API checks it. The run then waits on the database row, wh
 monitor keeps current, and reads the thresholds' final judgement once the monitor has marked
 the figures complete (``results_final_at``).
 
-Exit codes: 0 every threshold passed; 1 a threshold failed (or the session's error brake,
-``max_errors_per_minute``, stopped it); 2 bad input, or the session could not run to its end
-(failed, stopped by someone, never started).
+With ``--baseline`` the finished run is then compared with its target's baseline (or, with
+``--baseline ID``, with that session), the deltas printed, and a regression (a figure worse
+by more than the margin, ``apps/sessions/comparison.py``) fails the run; a target without a
+baseline is said so and does not.
+
+Exit codes: 0 every threshold passed (and no regression); 1 a threshold failed, the session's
+error brake (``max_errors_per_minute``) stopped it, or it regressed against the baseline; 2 bad
+input, or the session could not run to its end (failed, stopped by someone, never started).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from .. import services
+from .. import comparison, services
 from ..choices import ACTIVE_STATUSES, EndReason, SessionStatus
 from ..models import LoadTestSession
 from ..verdicts import session_figures
@@ -41,6 +46,7 @@ FINAL_WAIT_S = 60.0
 # it (no control worker or no beat): the monitor would have failed it by then.
 NO_MONITOR_GRACE_S = 30.0
 BAR_WIDTH = 24
+BASELINE_OF_TARGET = "target"
 
 
 class Interrupted(Exception):
@@ -58,6 +64,8 @@ class RunOptions:
     quiet: bool = False
     username: str | None = None
     progress_interval_s: float = 5.0
+    # "target": the target's baseline; a session id: that session; None: no comparison.
+    baseline: str | None = None
 
 
 class Run:
@@ -69,6 +77,7 @@ class Run:
         self.err = err
         self.tty = out.isatty()
         self.session: LoadTestSession | None = None
+        self.baseline: LoadTestSession | None = None
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -83,6 +92,7 @@ class Run:
         try:
             outputs = self._check_outputs()
             user = self._user()
+            self.baseline = self._given_baseline()
             config = read_config(self.options.config)
             thresholds = list(self.options.thresholds)
             session = build_session(config, self.options.target, thresholds)
@@ -140,6 +150,24 @@ class Run:
             if not path.parent.is_dir():
                 raise ConfigError(f"{path}: its directory {path.parent} does not exist.")
         return paths[: len(self.options.exports)]
+
+    def _given_baseline(self) -> LoadTestSession | None:
+        """``--baseline ID``: a finished session, checked before any load is sent."""
+        raw = self.options.baseline
+        if raw is None or raw == BASELINE_OF_TARGET:
+            return None
+        if not (raw.isascii() and raw.isdigit()):
+            raise ConfigError(f"--baseline {raw[:40]}: give a session id, or nothing for the "
+                              "target's baseline.")  # fmt: skip
+        baseline = LoadTestSession.objects.select_related("target").filter(pk=int(raw)).first()
+        if baseline is None:
+            raise ConfigError(f"--baseline {raw}: no such session.")
+        if not comparison.is_finished(baseline):
+            raise ConfigError(
+                f"--baseline {raw}: the session is {baseline.status}; compare with a completed "
+                "or stopped one."
+            )
+        return baseline
 
     def _user(self):
         if self.options.username is None:
@@ -265,18 +293,50 @@ class Run:
         if self.options.junit is not None:
             reports.write_junit(Path(self.options.junit), session, problem)
         self.say(reports.summary(session))
+        against = None if problem else self._against_baseline(session)
+        regressed = bool(against and against["regression"])
+        if regressed and code == EXIT_PASSED:
+            code = EXIT_FAILED
         if problem:
             self.err.write(f"loadtest run: {problem}.\n")
         if code == EXIT_FAILED:
-            why = (
-                f"{len(failed)} of {len(results)} thresholds failed"
-                if failed
-                else "max_errors_per_minute stopped the session"
-            )
-            self.say(f"\nResult: FAIL, {why} (exit 1).")
+            reasons = []
+            if failed:
+                reasons.append(f"{len(failed)} of {len(results)} thresholds failed")
+            elif session.end_reason in (EndReason.ERROR_THRESHOLD, EndReason.THRESHOLD_FAILED):
+                reasons.append("max_errors_per_minute stopped the session")
+            if regressed and against is not None:
+                reasons.append(f"a regression against baseline #{against['baseline']}")
+            self.say(f"\nResult: FAIL, {' and '.join(reasons)} (exit 1).")
         elif code == EXIT_PASSED:
-            self.say(f"\nResult: PASS, all {len(results)} thresholds passed (exit 0).")
+            self.say(
+                f"\nResult: PASS, all {len(results)} thresholds passed"
+                + (" and no regression against the baseline" if against is not None else "")
+                + " (exit 0)."
+            )
         return code
+
+    def _against_baseline(self, session: LoadTestSession) -> dict | None:
+        """With ``--baseline``: print the deltas; the comparison, or None when there is
+        nothing to compare with (said so)."""
+        if self.options.baseline is None:
+            return None
+        baseline = self.baseline
+        if baseline is None:
+            session.target.refresh_from_db()
+            baseline = session.target.baseline_session
+        if baseline is None:
+            self.say(
+                f"\nNo baseline: target '{session.target.name}' has none, so there is nothing "
+                "to compare with (mark a finished session as its baseline: POST "
+                "/api/sessions/ID/baseline/, or give --baseline ID)."
+            )
+            return None
+        against = comparison.against_baseline(session, baseline)
+        if against is None:  # the session did not finish (its problem is reported)
+            return None
+        self.say("\n" + reports.baseline_table(against))
+        return against
 
 
 def _interrupt(signum, frame) -> None:

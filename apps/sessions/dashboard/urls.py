@@ -12,6 +12,7 @@ urlpatterns = [
     path("sessions/new/", views.session_new, name="session-new"),
     path("sessions/<int:pk>/", views.session_detail, name="session"),
     path("workers/", views.workers, name="workers"),
+    path("compare/", views.compare, name="compare"),
     path("schedules/", views.schedules, name="schedules"),
 ]
 

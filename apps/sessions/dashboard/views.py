@@ -11,14 +11,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from redis.exceptions import RedisError
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
 
-from .. import history, services
+from .. import comparison, history, services
+from ..api import comparison_params
 from ..api.snapshots import stats_snapshot
 from ..choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
 from ..models import LoadTestSession, Schedule, Target
+from . import tables
 from .forms import SessionForm
 
 VIEW_SESSIONS = "loadtests.view_loadtestsession"
@@ -79,8 +82,14 @@ def session_detail(request, pk: int):
     session = get_object_or_404(LoadTestSession.objects.select_related("target"), pk=pk)
     endpoints = list(session.target.endpoints.order_by("name"))
     weights = {e.name: (session.endpoint_weights or {}).get(e.name, e.weight) for e in endpoints}
+    against = comparison.against_baseline(session)
     context = {
         "session": session,
+        "baseline_id": session.target.baseline_session_id,
+        "against_baseline": against,
+        "baseline_rows": tables.baseline_rows(against) if against else [],
+        "columns": tables.COLUMNS,
+        "may_be_baseline": comparison.is_finished(session) and session.total_requests > 0,
         "snapshot": stats_snapshot(session),
         "weights": weights,
         "errors": session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN],
@@ -90,6 +99,40 @@ def session_detail(request, pk: int):
         **_links(),
     }
     return render(request, "dashboard/session_detail.html", context)
+
+
+@login_required
+def compare(request):
+    """Sessions side by side (``?ids=1,2,3``): the comparison table, rendered here, and the
+    overlaid charts and distributions, which compare.js draws from the API."""
+    _require_viewer(request)
+    # ``?ids=1,2`` as the API takes it, or ``?ids=1&ids=2`` as the overview's checkboxes send.
+    ids = ",".join(request.GET.getlist("ids"))
+    context: dict = {"can": _can(request), **_links()}
+    try:
+        sessions = comparison_params.parse_sessions(ids)
+        margin_pct = comparison_params.parse_margin(request.GET.get("margin_pct"))
+    except DRFValidationError as exc:
+        context["problem"] = "; ".join(
+            f"{name}: {' '.join(str(m) for m in messages)}" for name, messages in exc.detail.items()
+        )
+        return render(request, "dashboard/compare.html", context, status=400)
+    result = comparison.compare(sessions, margin_pct=margin_pct)
+    context.update(
+        result=result,
+        columns=tables.COLUMNS,
+        rows=tables.comparison_rows(result),
+        chart_sessions=[
+            {"id": s.pk, "name": f"#{s.pk} {s.session_name}", "start": _epoch(s)} for s in sessions
+        ],
+    )
+    return render(request, "dashboard/compare.html", context)
+
+
+def _epoch(session: LoadTestSession) -> float | None:
+    """When the session's load started, in epoch seconds: its charts' zero."""
+    start = session.load_started_at or session.start_time
+    return start.timestamp() if start else None
 
 
 @login_required

@@ -60,6 +60,14 @@ class Command(BaseCommand):
             "--user", dest="username", help="Act as this user (needs the operator role)."
         )
         run_parser.add_argument(
+            "--baseline",
+            nargs="?",
+            const="target",
+            metavar="ID",
+            help="After the run, compare it with its target's baseline (or with session ID), "
+            "print the deltas and exit 1 on a regression; without a baseline, say so.",
+        )
+        run_parser.add_argument(
             "--progress-interval",
             type=float,
             default=5.0,
@@ -98,6 +106,7 @@ class Command(BaseCommand):
                     quiet=options["quiet"],
                     username=options["username"],
                     progress_interval_s=options["progress_interval"],
+                    baseline=options["baseline"],
                 ),
                 # The raw streams: Django's OutputWrapper ends every write with a newline,
                 # which would break the progress bar's carriage returns.

@@ -320,6 +320,16 @@
     return act("PATCH", `${base}/`, { endpoint_weights: weights }, "Weights applied.");
   });
 
+  // The baseline buttons change the target, and so what this page shows: reload it.
+  onClick("baseline-set", async () => {
+    const answer = await act("POST", `${base}/baseline/`, undefined, "Marked as the target's baseline.");
+    if (answer.ok) window.location.reload();
+  });
+  onClick("baseline-clear", async () => {
+    const answer = await act("DELETE", `${base}/baseline/`, undefined, "The target has no baseline now.");
+    if (answer.ok) window.location.reload();
+  });
+
   // --- start ----------------------------------------------------------------------------
   const initial = JSON.parse(document.getElementById("initial-snapshot").textContent);
   render(initial);
