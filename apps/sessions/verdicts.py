@@ -25,15 +25,21 @@ from .thresholds import Figures, Verdict, judge, parse_thresholds
 QUANTILES = {0.5: "p50_ms", 0.9: "p90_ms", 0.95: "p95_ms", 0.99: "p99_ms"}
 
 
+def merged_histogram(rows: Iterable[EndpointStats]) -> dict[int, int]:
+    """The endpoints' latency histograms added up: the histogram of all their requests."""
+    histogram: dict[int, int] = {}
+    for row in rows:
+        for bucket, count in (row.histogram or {}).items():
+            histogram[int(bucket)] = histogram.get(int(bucket), 0) + count
+    return histogram
+
+
 def _figures(rows: Iterable[EndpointStats], elapsed_s: float) -> Figures:
     """One scope's figures from its endpoints' rows: their histograms merged, so that the
     session's percentiles are those of all its requests, not an average of percentiles."""
     rows = list(rows)
     requests = sum(row.requests for row in rows)
-    histogram: dict[int, int] = {}
-    for row in rows:
-        for bucket, count in (row.histogram or {}).items():
-            histogram[int(bucket)] = histogram.get(int(bucket), 0) + count
+    histogram = merged_histogram(rows)
     timed = [row for row in rows if row.mean_ms is not None and row.requests]
     timed_requests = sum(row.requests for row in timed)
     mean_ms = (
@@ -62,6 +68,12 @@ def _figures(rows: Iterable[EndpointStats], elapsed_s: float) -> Figures:
         max_ms=max(maxima) if maxima else None,
         **percentiles,
     )
+
+
+def whole_session_figures(session: LoadTestSession) -> Figures:
+    """The whole session's figures alone (a row of the history list): from its endpoint
+    rows, prefetched by the caller or read here."""
+    return _figures(session.endpoint_stats.all(), session.elapsed_seconds())
 
 
 def session_figures(session: LoadTestSession) -> dict[str | None, Figures]:
