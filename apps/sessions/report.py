@@ -11,9 +11,11 @@ quote a secret (URLs, bodies, error and event messages) is masked by value, as t
 
 from __future__ import annotations
 
+import json
 import platform
 import tomllib
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,11 +98,19 @@ def _endpoint_json(row: EndpointStats, figures: Figures, secrets: set[str]) -> d
     }
 
 
+def _shown(value: object) -> str:
+    """A configuration value as a config file would write it (JSON), not as Python's repr."""
+    if isinstance(value, Decimal):
+        value = float(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _configuration(session: LoadTestSession, secrets: set[str]) -> dict:
     """What ran: the LoadTestConfig and the frozen plan's endpoints, secrets masked (header
     values are never shown, whatever their name)."""
-    config = {name: getattr(session, name) for name in session.CONFIG_FIELDS if name != "target"}
-    config["duration_minutes"] = float(session.duration_minutes)
+    config = {
+        name: _shown(getattr(session, name)) for name in session.CONFIG_FIELDS if name != "target"
+    }
     plan = session.read_plan()
     endpoints = [
         {
