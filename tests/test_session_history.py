@@ -13,6 +13,8 @@ from apps.sessions.validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags
 from apps.workers.histogram import bucket_index
 
 from .admin_page import inline_management
+from .conftest import wait_until
+from .sessions import BRISK, start_load, wait_for_status
 
 pytestmark = pytest.mark.django_db
 
@@ -301,3 +303,32 @@ def test_admin_edits_tags_of_an_ended_session_only(superuser_client, runs):
     refused = client.post(url, {"tags": "a b", **inline_management(page)})
     assert refused.status_code == 200
     assert "letters and digits" in refused.content.decode()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_list_figures_match_a_real_run_on_the_workers(
+    api, workers, counting_server, forget_redis_sessions
+):
+    counting_server.statuses["/broken"] = 500
+    session_id = start_load(
+        api, counting_server, (("ping", "/ping", 3.0), ("broken", "/broken", 1.0)),
+        concurrent_users=3, duration_minutes="0.05", thresholds=["requests > 0"],
+        tags=["real-run"], **BRISK,
+    )  # fmt: skip
+    wait_for_status(session_id)
+    wait_until(
+        lambda: LoadTestSession.objects.filter(pk=session_id, results_final_at__isnull=False)
+        .exists(),
+        timeout_s=30,
+    )  # fmt: skip
+    (row,) = api.get("/api/sessions/", {"tag": "real-run"}).json()["results"]
+    sent, failed = counting_server.total, counting_server.count("/broken")
+    assert row["id"] == session_id and row["status"] == "completed"
+    assert row["total_requests"] == sent > 10
+    assert 2.0 <= row["duration_s"] <= 15.0  # 3 s of load, generously bounded
+    assert row["users"] == 3
+    assert row["rps"] == pytest.approx(sent / row["duration_s"], rel=0.02)
+    assert row["error_rate"] == pytest.approx(failed / sent, abs=1e-6)
+    assert 0 < failed < sent
+    assert row["p95_ms"] is not None and 0 < row["p95_ms"] < 5000
