@@ -217,6 +217,8 @@ def test_each_filter_and_combinations(viewer_api, runs):
         ({"tag": "x" * 100_000}, "tag"),
         ({"tag": ",".join(f"t{i}" for i in range(11))}, "tag"),
         ({"name": "n" * 1000}, "name"),
+        ({"name": "a\x00b"}, "name"),
+        ({"name": "\u202eevil"}, "name"),
         ({"started_after": "yesterday"}, "started_after"),
         ({"started_before": "2026-13-45"}, "started_before"),
         ({"created_after": "NaN"}, "created_after"),

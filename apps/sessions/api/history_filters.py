@@ -19,7 +19,7 @@ from rest_framework.filters import BaseFilterBackend
 
 from ..choices import SessionStatus
 from ..models import LoadTestSession
-from ..validation import TAGS_MAX, clean_tags
+from ..validation import TAGS_MAX, check_single_line, clean_tags
 from .query_params import parse_time
 
 # Time filters: parameter -> the lookup it applies.
@@ -77,6 +77,10 @@ def filter_sessions(sessions: QuerySet[LoadTestSession], params: Mapping) -> Que
     name = str(params.get("name") or "").strip()
     if len(name) > NAME_CHARS_MAX:
         raise serializers.ValidationError({"name": f"At most {NAME_CHARS_MAX} characters."})
+    try:
+        check_single_line(name)  # a NUL, say, which PostgreSQL refuses in any query
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"name": exc.messages}) from exc
     if name:
         sessions = sessions.filter(session_name__icontains=name)
     for parameter, lookup in TIME_FILTERS.items():
