@@ -33,3 +33,16 @@ def assert_admin_login_served(
         served = requests.get(base_url + stylesheet, timeout=5)
         assert served.status_code == 200, stylesheet
         assert served.headers["Content-Type"].startswith("text/css")
+
+
+def inline_management(page) -> dict[str, str]:
+    """The inline formsets' management fields as the change page rendered them."""
+    data = {}
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for name in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS", "MAX_NUM_FORMS"):
+            data[f"{management.prefix}-{name}"] = str(management[name].value())
+        for form in formset.formset.initial_forms:
+            data[f"{form.prefix}-id"] = str(form.instance.pk)
+            data[f"{form.prefix}-session"] = str(form.instance.session_id)
+    return data

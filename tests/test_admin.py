@@ -19,6 +19,7 @@ from apps.sessions.models import (
     TimeSeriesPoint,
 )
 
+from .admin_page import inline_management
 from .conftest import wait_until
 from .sessions import wait_for_status
 
@@ -136,13 +137,19 @@ def test_counts_have_thousands_separators_and_milliseconds_one_decimal(admin_cli
 
 
 @pytest.mark.parametrize("status", ["stopping", "completed", "stopped", "failed"])
-def test_a_session_that_can_no_longer_change_opens_read_only(admin_client, status):
+def test_a_session_that_can_no_longer_change_shows_its_configuration_read_only(
+    admin_client, status
+):
+    """Only its tags stay editable (labels, not configuration): a forged field is ignored."""
     session = finished_session(status, concurrent_users=5)
     page = admin_client.get(change_page(session)).content.decode()
-    assert 'name="_save"' not in page and 'name="_continue"' not in page
-    assert "Close" in page
-    refused = admin_client.post(change_page(session), {"concurrent_users": 50})
-    assert refused.status_code == 403
+    assert 'name="concurrent_users"' not in page and 'name="session_name"' not in page
+    assert 'name="tags"' in page and 'name="_save"' in page
+    page = admin_client.get(change_page(session))
+    forged = admin_client.post(
+        change_page(session), {"concurrent_users": 50, "tags": "", **inline_management(page)}
+    )
+    assert forged.status_code == 302
     assert LoadTestSession.objects.get(pk=session.pk).concurrent_users == 5
 
 

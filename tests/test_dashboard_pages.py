@@ -216,3 +216,32 @@ def test_favicon_is_an_empty_answer_not_a_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 204
     assert response.content == b""
+
+
+def test_the_form_stores_tags_refuses_bad_ones_beside_the_field_and_clone_prefills_them(
+    operator, target
+):
+    client = browser_for(operator)
+    refused = client.post("/sessions/new/", form_body(target, tags="nightly, two words"))
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    assert 'id="err_tags"' in page and "letters and digits" in page
+    assert not LoadTestSession.objects.exists()
+    saved = client.post("/sessions/new/", form_body(target, tags=" Nightly, release-2.4 "))
+    assert saved.status_code == 302
+    session = LoadTestSession.objects.get()
+    assert session.tags == ["nightly", "release-2.4"]
+    clone = client.get(f"/sessions/new/?clone={session.pk}").content.decode()
+    assert 'value="nightly, release-2.4"' in clone
+
+
+def test_the_sessions_page_filters_and_refuses_a_bad_filter_by_name(viewer, session):
+    client = browser_for(viewer)
+    row = f'data-session="{session.pk}"'
+    listed = client.get("/sessions/", {"status": "pending"})
+    assert listed.status_code == 200 and row in listed.content.decode()
+    assert row not in client.get("/sessions/", {"status": "failed"}).content.decode()
+    bad = client.get("/sessions/", {"started_before": "soon"})
+    assert bad.status_code == 400 and "started_before" in bad.content.decode()
+    assert client.get("/sessions/", {"page": "x"}).status_code == 200  # the first page
+    assert 'href="/sessions/"' in client.get("/").content.decode()  # linked from the overview

@@ -61,6 +61,18 @@ LINE_CHECKS = {
 }
 # Beyond the kind's values: what only this field can get wrong.
 FIELD_EXTRAS = {
+    "tags": [
+        json.dumps([f"t{i}" for i in range(11)]),
+        json.dumps(["x" * 2**20]),
+        json.dumps(["two words"]),
+        json.dumps(["</script><script>alert(1)</script>"]),
+        json.dumps(["a\u200bb"]),
+        json.dumps(["\u202eabc"]),
+        json.dumps(["Prod", "prod"]),
+        json.dumps([""]),
+        json.dumps([1]),
+        json.dumps([{"a": 1}]),
+    ],
     "headers": [
         json.dumps({f"X-H{i}": "v" for i in range(5000)}),
         json.dumps({"X-Big": "v" * 2**20}),
@@ -122,7 +134,7 @@ def kind_of(field: serializers.Field) -> str:
 
 
 # What a kind's hostile values hold that is this field's right shape.
-FIELD_ACCEPTS = {"thresholds": {"[]"}}
+FIELD_ACCEPTS = {"thresholds": {"[]"}, "tags": {"[]"}}
 
 
 def hostile_values(name: str, field: serializers.Field) -> list[str]:

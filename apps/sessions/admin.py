@@ -13,6 +13,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.forms.models import construct_instance
 from django.http import HttpResponseRedirect
 from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html, format_html_join
@@ -34,6 +35,7 @@ from .models import (
     TimeSeriesPoint,
     Webhook,
 )
+from .validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags, tags_from_text
 from .webhooks import describe_url
 
 
@@ -182,8 +184,43 @@ def is_live(session: LoadTestSession) -> bool:
     return session.status in (SessionStatus.STARTING, SessionStatus.RUNNING)
 
 
+class SessionAdminForm(forms.ModelForm):
+    """Tags as one comma-separated line rather than raw JSON."""
+
+    tags = forms.CharField(
+        required=False,
+        max_length=TAGS_MAX * (TAG_CHARS_MAX + 2),
+        help_text="Comma-separated labels (letters, digits, - _ . :), e.g. nightly, checkout; "
+        "they can change at any status.",
+    )
+
+    class Meta:
+        model = LoadTestSession
+        fields = "__all__"  # noqa: DJ007 (the admin narrows them to its fieldsets)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self) -> list[str]:
+        return clean_tags(tags_from_text(self.cleaned_data.get("tags") or ""))
+
+    def _post_clean(self) -> None:
+        """A started session's configuration is read-only here and not judged again (its
+        target's endpoints may have changed since it ran): its tags are checked above and
+        its users by ``services.change_users``."""
+        if self.instance.pk is None or self.instance.status == SessionStatus.PENDING:
+            super()._post_clean()
+            return
+        self.instance = construct_instance(
+            self, self.instance, self._meta.fields, self._meta.exclude
+        )
+
+
 @admin.register(LoadTestSession)
 class LoadTestSessionAdmin(admin.ModelAdmin):
+    form = SessionAdminForm
     list_display = [
         "id",
         "session_name",
@@ -262,17 +299,11 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             # A session's configuration is what ran; while it runs, only its load changes.
             # (Its endpoint weights change live from the API and the dashboard, which show
             # one input per endpoint, rather than from the admin's raw JSON.)
-            editable = {"id", "concurrent_users"} if is_live(obj) else {"id"}
+            # Tags are labels, not configuration: they change at any status.
+            editable = {"id", "concurrent_users", "tags"} if is_live(obj) else {"id", "tags"}
             fields = [field.name for field in self.model._meta.fields if field.name not in editable]
             return ["dashboard", *fields, "threshold_verdicts"]
         return self.readonly_fields
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        """A session that can no longer change (stopping or ended) opens read-only: no Save
-        buttons over fields that are all read-only, only Close (and Delete, once ended)."""
-        if obj is not None and obj.status != SessionStatus.PENDING and not is_live(obj):
-            return False
-        return super().has_change_permission(request, obj)
 
     def has_operate_permission(self, request) -> bool:
         """Who sees and may run the start and stop actions (operator and admin roles)."""
@@ -428,7 +459,16 @@ class EndpointStatsAdmin(admin.ModelAdmin):
         ms_column("max_ms"),
         "updated_at",
     ]
-    list_filter = ["session"]
+    # One session's rows, or one target's: never every session's rows mixed with no way to
+    # tell them apart (the session column names each row's run).
+    list_filter = [
+        ("session__target", admin.RelatedOnlyFieldListFilter),
+        "session__status",
+        ("session", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["session"]
+    search_fields = ["name", "session__session_name"]
+    ordering = ["-session__created_at", "name"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -162,6 +162,7 @@ class LoadTestSession(models.Model):
         "target_rps",
         "ramp_up_seconds",
         "thresholds",
+        "tags",
     )
 
     session_name = models.CharField(max_length=200, validators=[validation.check_single_line])
@@ -201,6 +202,17 @@ class LoadTestSession(models.Model):
         decoder=validation.BoundedJSONDecoder,
         help_text='Pass/fail thresholds, e.g. ["p95_ms < 500", "checkout: error_rate < 0.01 '
         'abort"] (see the README).',
+    )
+
+    # Labels to find runs by ("nightly", "release-2.4"), not configuration of the load: they
+    # may change at any status (``services.update_session``).
+    tags = models.JSONField(
+        default=list,
+        blank=True,
+        decoder=validation.BoundedJSONDecoder,
+        validators=[validation.check_tags],
+        help_text=f"Up to {validation.TAGS_MAX} labels of letters, digits and - _ . : "
+        f"(at most {validation.TAG_CHARS_MAX} characters each), e.g. nightly, checkout.",
     )
 
     status = models.CharField(

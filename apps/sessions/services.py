@@ -55,6 +55,7 @@ from .validation import (
     check_endpoint_url,
     check_host_header,
     check_target_url,
+    clean_tags,
     effective_weights,
     endpoint_weights_problems,
 )
@@ -387,13 +388,24 @@ def create_session(session: LoadTestSession, user=None) -> LoadTestSession:
     if session.target_id is None:
         session.target = default_target()
     session.created_by = user if user is not None and user.is_authenticated else None
+    session.tags = _clean_tags(session.tags)
     session.full_clean()
     session.save()
     return session
 
 
+def _clean_tags(tags: object) -> list[str]:
+    """Tags as stored (``validation.clean_tags``), a refusal keyed by the field."""
+    try:
+        return clean_tags(tags)
+    except ValidationError as exc:
+        raise ValidationError({"tags": exc.messages}) from exc
+
+
 # What may change while a session runs: the load and its mix, live. Everything else is what ran.
 LIVE_FIELDS = frozenset({"concurrent_users", "endpoint_weights"})
+# What may change at any status: labels to find a run by, not what it ran with.
+LABEL_FIELDS = frozenset({"tags"})
 
 
 def update_session(
@@ -405,24 +417,23 @@ def update_session(
     Starting or running: ``endpoint_weights`` and ``concurrent_users`` only, applied live
     (``change_weights``, ``change_users``).
     Stopping or ended: nothing; its configuration is what ran.
+    At any status: ``tags``, labels rather than configuration (recorded in the history all
+    the same), so a finished run can still be filed under a release or an incident. They
+    change only once every other change is known to be allowed.
     """
     require_permission(user, CHANGE_SESSIONS, "change sessions")
-    if session.status in (SessionStatus.STARTING, SessionStatus.RUNNING):
-        others = sorted(set(changes) - LIVE_FIELDS)
-        if others:
-            raise SessionStateError(
-                "Only concurrent_users and endpoint_weights can change while a session runs "
-                f"(not {', '.join(others)})."
-            )
-        if "endpoint_weights" in changes:
-            session = change_weights(session, changes["endpoint_weights"], user=user, via=via)
-        if "concurrent_users" in changes:
-            return change_users(session, changes["concurrent_users"], user=user, via=via)
-        return session
+    if "tags" in changes:
+        changes = {**changes, "tags": _clean_tags(changes["tags"])}
     if session.status != SessionStatus.PENDING:
-        raise SessionStateError(
-            f"Session {session.pk} is {session.status}; its configuration is final."
-        )
+        rest = {name: value for name, value in changes.items() if name not in LABEL_FIELDS}
+        _check_changeable(session, rest)
+        if len(rest) < len(changes):
+            session = _change_labels(session, changes, user=user, via=via)
+        if "endpoint_weights" in rest:
+            session = change_weights(session, rest["endpoint_weights"], user=user, via=via)
+        if "concurrent_users" in rest:
+            session = change_users(session, rest["concurrent_users"], user=user, via=via)
+        return session
     unknown = set(changes) - set(LoadTestSession.CONFIG_FIELDS)
     if unknown:
         raise ValueError(f"Not configuration fields: {sorted(unknown)}")
@@ -441,6 +452,37 @@ def update_session(
                 f"Session {session.pk} has started meanwhile; its configuration is what runs."
             )
         session.refresh_from_db()  # the history compares values as stored (0.5 is 0.5000)
+        history.record_changes(session, before, user=user, via=via)
+    return session
+
+
+def _check_changeable(session: LoadTestSession, changes: Mapping[str, object]) -> None:
+    """Refuse, before anything is written, the changes a started session's status forbids."""
+    if not changes:
+        return
+    labels = "Its tags can change at any status."
+    if session.status in (SessionStatus.STARTING, SessionStatus.RUNNING):
+        others = sorted(set(changes) - LIVE_FIELDS)
+        if others:
+            raise SessionStateError(
+                "Only concurrent_users and endpoint_weights can change while a session runs "
+                f"(not {', '.join(others)}). {labels}"
+            )
+    else:
+        raise SessionStateError(
+            f"Session {session.pk} is {session.status}; its configuration is final. {labels}"
+        )
+
+
+def _change_labels(
+    session: LoadTestSession, changes: Mapping[str, object], user=None, via: str = "api"
+) -> LoadTestSession:
+    """Write the label fields at whatever status, with their history."""
+    labels = {name: changes[name] for name in LABEL_FIELDS if name in changes}
+    before = history.snapshot(session)
+    with transaction.atomic():
+        LoadTestSession.objects.filter(pk=session.pk).update(**labels)
+        session.refresh_from_db()
         history.record_changes(session, before, user=user, via=via)
     return session
 

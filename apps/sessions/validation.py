@@ -514,3 +514,54 @@ def check_time_zone(name: str) -> None:
         raise ValidationError(
             f"Unknown time zone {name[:80]!r} (an IANA name, e.g. Europe/Paris)."
         ) from exc
+
+
+# --- tags ---------------------------------------------------------------------------------
+
+TAGS_MAX = 10
+TAG_CHARS_MAX = 32
+# Letters and digits of any script, and - _ . : inside; no spaces, quotes, slashes or commas,
+# so a tag reads the same in a URL's query, a comma-separated form field and a CSV cell.
+_TAG = re.compile(r"[^\W_](?:[\w.:-]*[^\W_])?")
+
+
+def clean_tags(tags: object) -> list[str]:
+    """Session tags as stored: each NFKC-normalised (full-width letters become plain ones),
+    stripped and lower-cased, so one label is never two; the list's order kept. Anything else
+    (too many, too long, a space or symbol, the same tag twice) is refused by name."""
+    if tags is None or tags == "":
+        return []
+    if not isinstance(tags, list | tuple):
+        raise ValidationError('Give a list of short labels, e.g. ["nightly", "checkout"].')
+    if len(tags) > TAGS_MAX:
+        raise ValidationError(f"At most {TAGS_MAX} tags (got {len(tags)}).")
+    cleaned: list[str] = []
+    for position, tag in enumerate(tags, start=1):
+        if not isinstance(tag, str):
+            raise ValidationError(f"Tag {position}: must be text, not {type(tag).__name__}.")
+        tag = unicodedata.normalize("NFKC", tag).strip().lower()
+        if not tag:
+            raise ValidationError(f"Tag {position}: is empty.")
+        if len(tag) > TAG_CHARS_MAX:
+            raise ValidationError(
+                f"Tag {position} ('{_shorten(tag, 20)}'): at most {TAG_CHARS_MAX} characters."
+            )
+        if not _TAG.fullmatch(tag):
+            raise ValidationError(
+                f"Tag {position} ('{_shorten(tag, 40)}'): letters and digits, with - _ . : "
+                "between them; no spaces or other symbols."
+            )
+        if tag in cleaned:
+            raise ValidationError(f"Tag '{tag}' is given twice.")
+        cleaned.append(tag)
+    return cleaned
+
+
+def check_tags(tags: object) -> None:
+    """The model's check (``services`` store the cleaned list)."""
+    clean_tags(tags)
+
+
+def tags_from_text(text: str) -> list[str]:
+    """A form's comma-separated tags ("nightly, checkout") as a list, for ``clean_tags``."""
+    return [part for part in (piece.strip() for piece in text.split(",")) if part]

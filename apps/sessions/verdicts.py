@@ -71,6 +71,12 @@ def scope_figures(rows: Iterable[EndpointStats], elapsed_s: float) -> Figures:
     )
 
 
+def whole_session_figures(session: LoadTestSession) -> Figures:
+    """The whole session's figures alone (a row of the history list): from its endpoint
+    rows, prefetched by the caller or read here."""
+    return scope_figures(session.endpoint_stats.all(), session.elapsed_seconds())
+
+
 def session_figures(session: LoadTestSession) -> dict[str | None, Figures]:
     """Figures by scope: None for the whole session, then each endpoint by name."""
     rows = list(session.endpoint_stats.all())

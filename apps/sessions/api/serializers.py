@@ -23,7 +23,9 @@ from ..models import (
     Webhook,
     target_hosts,
 )
+from ..thresholds import Figures
 from ..validation import (
+    TAGS_MAX,
     TIMEOUT_S_MAX,
     TIMEOUT_S_MIN,
     BoundedJSONDecoder,
@@ -33,7 +35,9 @@ from ..validation import (
     check_single_line,
     check_webhook_secret,
     check_webhook_url,
+    clean_tags,
 )
+from ..verdicts import whole_session_figures
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -157,7 +161,25 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
         help_text="Each threshold's latest judgement: expression, scope, metric, observed, "
         "passed (null: not judged yet), note, evaluated_at, aborted, final.",
     )
+    tags = serializers.JSONField(
+        default=list,
+        decoder=BoundedJSONDecoder,
+        help_text=f'Up to {TAGS_MAX} labels (letters, digits, - _ . :), e.g. ["nightly"]; '
+        "they can change at any status.",
+    )
     requests_per_second = serializers.SerializerMethodField()
+    # The history list's figures for the whole run: its endpoints' histograms merged.
+    duration_s = serializers.SerializerMethodField(help_text="Seconds of load so far.")
+    users = serializers.IntegerField(
+        source="concurrent_users", read_only=True, help_text="Virtual users (as last set)."
+    )
+    rps = serializers.SerializerMethodField(help_text="Requests/s over the whole run.")
+    error_rate = serializers.SerializerMethodField(
+        help_text="Failures / requests over the whole run (null before any request)."
+    )
+    p95_ms = serializers.SerializerMethodField(
+        help_text="95th percentile latency of all endpoints' requests together."
+    )
     created_by = serializers.StringRelatedField()
     started_by = serializers.StringRelatedField()
     stopped_by = serializers.StringRelatedField()
@@ -181,6 +203,11 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "total_requests",
             "total_failures",
             "requests_per_second",
+            "duration_s",
+            "users",
+            "rps",
+            "error_rate",
+            "p95_ms",
             "threshold_results",
             "results_final_at",
         ]
@@ -208,6 +235,34 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
         if self.context.get("with_baseline"):
             data["baseline_comparison"] = against_baseline(session)
         return data
+
+    def _whole(self, session: LoadTestSession) -> Figures:
+        """Computed once per session and response (four fields read it)."""
+        cached = getattr(session, "_whole_figures", None)
+        if cached is None:
+            cached = session._whole_figures = whole_session_figures(session)
+        return cached
+
+    def get_duration_s(self, session: LoadTestSession) -> float:
+        return round(session.elapsed_seconds(), 3)
+
+    def get_rps(self, session: LoadTestSession) -> float | None:
+        rate = self._whole(session).observe("rps")
+        return None if rate is None else round(rate, 2)
+
+    def get_error_rate(self, session: LoadTestSession) -> float | None:
+        rate = self._whole(session).observe("error_rate")
+        return None if rate is None else round(rate, 6)
+
+    def get_p95_ms(self, session: LoadTestSession) -> float | None:
+        p95_ms = self._whole(session).p95_ms
+        return None if p95_ms is None else round(p95_ms, 3)
+
+    def validate_tags(self, tags):
+        try:
+            return clean_tags(tags)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
 
     def validate(self, attrs):
         if self.instance is not None:

@@ -7,13 +7,15 @@ in the history.
 
 from collections.abc import Mapping
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from redis.exceptions import RedisError
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.workers.control import get_redis
@@ -22,9 +24,11 @@ from apps.workers.inventory import live_workers
 from .. import comparison, history, services
 from ..choices import SessionStatus
 from ..models import AuditEntry, Endpoint, LoadTestSession, Schedule, Target, Webhook
+from ..report import render_report, report_filename
 from . import comparison_params
 from .charts import chart
 from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
+from .history_filters import SessionHistoryFilter
 from .query_params import LongPages, parse_since
 from .serializers import (
     AuditEntrySerializer,
@@ -40,6 +44,29 @@ from .serializers import (
     WebhookSerializer,
 )
 from .snapshots import stats_snapshot
+
+HISTORY_PARAMETERS = [
+    OpenApiParameter("target", OpenApiTypes.STR, description="Target id(s), comma-separated."),
+    OpenApiParameter("status", OpenApiTypes.STR, description="Status(es), comma-separated."),
+    OpenApiParameter("tag", OpenApiTypes.STR, description="Carries every tag given."),
+    OpenApiParameter("name", OpenApiTypes.STR, description="Name contains (any case)."),
+    *(
+        OpenApiParameter(name, OpenApiTypes.DATETIME, description="ISO 8601 or epoch s.")
+        for name in ("started_after", "started_before", "created_after", "created_before")
+    ),
+]
+
+
+class HTMLReportRenderer(BaseRenderer):
+    """Lets ``?format=html`` and ``Accept: text/html`` reach the report action; the action
+    answers with its own HttpResponse, and an error (404, 403) as plain text."""
+
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return str(data).encode(self.charset)
 
 
 class HistoryMixin:
@@ -122,6 +149,13 @@ class ScheduleViewSet(viewsets.ModelViewSet):
         services.delete_schedule(schedule, user=self.request.user)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=HISTORY_PARAMETERS,
+        description="Sessions, newest first, each with its whole-run figures (duration_s, "
+        "users, rps, error_rate, p95_ms); filter by target, status, tag, name and time.",
+    )
+)
 class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     """Load-test sessions: create from a LoadTestConfig, start, stop, read results.
 
@@ -130,9 +164,10 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     session that is not running can be deleted.
     """
 
+    # The endpoints' rows come with the page: each row's summary figures merge them.
     queryset = LoadTestSession.objects.select_related(
         "target", "created_by", "started_by", "stopped_by"
-    )
+    ).prefetch_related("endpoint_stats")
     serializer_class = LoadTestSessionSerializer
     action_permissions = {
         "start": "operate",
@@ -144,11 +179,14 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         "errors": "view",
         "requests": "view",
         "export": "view",
+        "report": "view",
         "history": "view",
         "distribution": "view",
         "baseline": "operate",
     }
-    filterset_fields = ["status", "target", "end_reason", "created_by"]
+    filter_backends = [SessionHistoryFilter, *api_settings.DEFAULT_FILTER_BACKENDS]
+    # target, status, tag, name and the time filters: history_filters.py.
+    filterset_fields = ["end_reason", "created_by"]
     search_fields = ["session_name"]
     ordering_fields = ["created_at", "start_time", "end_time", "total_requests", "status"]
 
@@ -294,6 +332,19 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         else:
             data, name = export_document(session), f"session-{session.pk}.json"
         return Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @extend_schema(responses={(200, "text/html"): str})
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, HTMLReportRenderer])
+    def report(self, request, pk=None):
+        """The session's report: one self-contained HTML file (summary, thresholds, charts,
+        endpoints, errors, configuration with secrets masked, environment) that opens
+        offline in any browser."""
+        session = self.get_object()
+        return HttpResponse(
+            render_report(session),
+            content_type="text/html; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{report_filename(session)}"'},
+        )
 
     @extend_schema(
         parameters=[

@@ -18,6 +18,7 @@ from ..verdicts import session_figures
 EXPORT_SUFFIXES = (".json", ".csv")
 HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",
             "p99_ms": "p99 ms"}  # fmt: skip
+REPORT_SUFFIXES = (".html", ".htm")
 OUTCOME_WORDS = {True: "PASS", False: "FAIL", None: "NOT JUDGED"}
 
 
@@ -173,3 +174,12 @@ def write_export(path: Path, session: LoadTestSession) -> None:
         return
     document = export_document(session)
     path.write_text(json.dumps(document, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False))
+
+
+def check_report_path(path: Path) -> str:
+    """Why the HTML report cannot be written at ``path``; "" when it can."""
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        return f"--report {path}: must end in .html."
+    if not path.parent.is_dir():
+        return f"{path}: its directory {path.parent} does not exist."
+    return ""

@@ -34,6 +34,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from .. import comparison, services
 from ..choices import ACTIVE_STATUSES, EndReason, SessionStatus
 from ..models import LoadTestSession
+from ..report import write_report
 from ..verdicts import session_figures
 from . import reports
 from .config_file import ConfigError, build_session, read_config
@@ -61,6 +62,7 @@ class RunOptions:
     abort_on_fail: bool = False
     exports: list[str] = field(default_factory=list)
     junit: str | None = None
+    report: str | None = None
     quiet: bool = False
     username: str | None = None
     progress_interval_s: float = 5.0
@@ -146,6 +148,10 @@ class Run:
                 raise ConfigError(f"--export {path}: must end in .json or .csv.")
         if self.options.junit is not None:
             paths.append(Path(self.options.junit))
+        if self.options.report is not None:
+            problem = reports.check_report_path(Path(self.options.report))
+            if problem:
+                raise ConfigError(problem)
         for path in paths:
             if not path.parent.is_dir():
                 raise ConfigError(f"{path}: its directory {path.parent} does not exist.")
@@ -292,6 +298,8 @@ class Run:
             reports.write_export(path, session)
         if self.options.junit is not None:
             reports.write_junit(Path(self.options.junit), session, problem)
+        if self.options.report is not None:
+            write_report(Path(self.options.report), session)
         self.say(reports.summary(session))
         against = None if problem else self._against_baseline(session)
         regressed = bool(against and against["regression"])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..api.serializers import LoadTestSessionSerializer
 from ..models import Endpoint, LoadTestSession, Target
+from ..validation import tags_from_text
 
 # The seed's defaults, as the serializer applies them (one place: its fields).
 _FIELDS = LoadTestSessionSerializer().fields
@@ -30,7 +31,12 @@ _QUOTED_NAME = re.compile(r"'([^']*)'")
 
 
 def seed_defaults() -> dict[str, object]:
-    values: dict[str, object] = {"session_name": "", "enable_logging": True, "thresholds": ""}
+    values: dict[str, object] = {
+        "session_name": "",
+        "enable_logging": True,
+        "thresholds": "",
+        "tags": "",
+    }
     for name in NUMBER_FIELDS:
         default = _FIELDS[name].default
         values[name] = "" if default is None else default
@@ -72,6 +78,7 @@ class SessionForm:
         values["session_name"] = f"{session.session_name} (copy)"[:200]
         values["enable_logging"] = session.enable_logging
         values["thresholds"] = "\n".join(session.thresholds or [])
+        values["tags"] = ", ".join(session.tags or [])
         values["target_rps"] = "" if session.target_rps is None else session.target_rps
         form = cls.for_config(session.target, values, session.endpoint_weights or {})
         form.model = OPEN_MODEL if session.target_rps else CLOSED_MODEL
@@ -92,6 +99,7 @@ class SessionForm:
         values["session_name"] = post.get("session_name", "")
         values["enable_logging"] = post.get("enable_logging") == "on"
         values["thresholds"] = post.get("thresholds", "")
+        values["tags"] = post.get("tags", "")
         form = cls.for_config(target, values, {})
         form.model = OPEN_MODEL if post.get("model") == OPEN_MODEL else CLOSED_MODEL
         for weight in form.weights:
@@ -121,6 +129,7 @@ class SessionForm:
         # One threshold per line; blank lines are spacing, not thresholds.
         lines = str(self.values.get("thresholds") or "").splitlines()
         body["thresholds"] = [line.strip() for line in lines if line.strip()]
+        body["tags"] = tags_from_text(str(self.values.get("tags") or ""))
         return body
 
     def save(self, request) -> LoadTestSession | None:

@@ -9,6 +9,7 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("sessions/", views.session_list, name="sessions"),
     path("sessions/new/", views.session_new, name="session-new"),
     path("sessions/<int:pk>/", views.session_detail, name="session"),
     path("workers/", views.workers, name="workers"),

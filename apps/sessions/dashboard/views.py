@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from redis.exceptions import RedisError
@@ -18,9 +19,12 @@ from apps.workers.inventory import live_workers
 
 from .. import comparison, history, services
 from ..api import comparison_params
+from ..api.history_filters import filter_sessions
 from ..api.snapshots import stats_snapshot
 from ..choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
 from ..models import LoadTestSession, Schedule, Target
+from ..thresholds import Figures
+from ..verdicts import whole_session_figures
 from . import tables
 from .forms import SessionForm
 
@@ -28,6 +32,7 @@ VIEW_SESSIONS = "loadtests.view_loadtestsession"
 RECENT_FINISHED = 20
 HISTORY_SHOWN = 50
 ERRORS_SHOWN = 20
+SESSIONS_PER_PAGE = 50
 
 
 def _require_viewer(request) -> None:
@@ -74,6 +79,51 @@ def overview(request):
         **_links(),
     }
     return render(request, "dashboard/overview.html", context)
+
+
+@login_required
+def session_list(request):
+    """Past (and present) sessions, filtered as ``GET /api/sessions/`` filters them, each
+    with its whole-run figures; rows can be picked to compare."""
+    _require_viewer(request)
+    sessions = LoadTestSession.objects.select_related("target").prefetch_related("endpoint_stats")
+    errors: dict[str, list[str]] = {}
+    try:
+        sessions = filter_sessions(sessions, request.GET)
+    except DRFValidationError as exc:
+        errors = {
+            name: [str(m) for m in (messages if isinstance(messages, list) else [messages])]
+            for name, messages in exc.detail.items()
+        }
+        sessions = sessions.none()
+    page = Paginator(sessions.order_by("-created_at", "-pk"), SESSIONS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    rows = [(session, _summary(whole_session_figures(session))) for session in page]
+    context = {
+        "page": page,
+        "rows": rows,
+        "errors": errors,
+        "targets": Target.objects.order_by("name"),
+        "statuses": SessionStatus.choices,
+        "chosen": {
+            "target": request.GET.getlist("target"),
+            "status": request.GET.getlist("status"),
+        },
+        "can": _can(request),
+        **_links(),
+    }
+    return render(request, "dashboard/sessions.html", context, status=400 if errors else 200)
+
+
+def _summary(figures: Figures) -> dict[str, float | int | None]:
+    """A history row's figures, as the API's list gives them."""
+    return {
+        "requests": figures.requests,
+        "rps": figures.observe("rps"),
+        "error_rate": figures.observe("error_rate"),
+        "p95_ms": figures.p95_ms,
+    }
 
 
 @login_required

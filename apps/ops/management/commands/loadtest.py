@@ -4,6 +4,7 @@
   thresholds, print progress and a summary, write JUnit/JSON/CSV; exit 0 pass, 1 fail, 2 bad
   input or the session could not run;
 - ``export-config SESSION_ID``: write a session's configuration as such a file;
+- ``report SESSION_ID --output FILE.html``: write a session's self-contained HTML report;
 - ``import-endpoints FILE``: load a target's catalog of endpoints.
 
 Each subcommand is a thin shell over a module of ``apps.sessions.cli``.
@@ -12,13 +13,16 @@ Each subcommand is a thin shell over a module of ``apps.sessions.cli``.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.sessions.cli import catalog
 from apps.sessions.cli.config_file import export_config
+from apps.sessions.cli.reports import check_report_path
 from apps.sessions.cli.run import RunOptions, run
 from apps.sessions.models import LoadTestSession
+from apps.sessions.report import write_report
 
 
 class Command(BaseCommand):
@@ -55,6 +59,9 @@ class Command(BaseCommand):
             help="Write the results: the whole session as JSON, or the per-endpoint table as CSV.",
         )
         run_parser.add_argument("--junit", metavar="OUT.xml", help="One test case per threshold.")
+        run_parser.add_argument(
+            "--report", metavar="OUT.html", help="Write the HTML report (opens offline)."
+        )
         run_parser.add_argument("--quiet", action="store_true", help="Print only errors.")
         run_parser.add_argument(
             "--user", dest="username", help="Act as this user (needs the operator role)."
@@ -82,6 +89,11 @@ class Command(BaseCommand):
             "--format", choices=["yaml", "json"], default="yaml", help="Default: yaml."
         )
         export_parser.add_argument("--output", "-o", help="A file (default: standard output).")
+        report_parser = commands.add_parser(
+            "report", help="Write a session's HTML report (one self-contained file)."
+        )
+        report_parser.add_argument("session_id", type=int)
+        report_parser.add_argument("--output", "-o", required=True, metavar="OUT.html")
         import_parser = commands.add_parser(
             "import-endpoints", help="Load a target and its endpoints from a catalog file."
         )
@@ -103,6 +115,7 @@ class Command(BaseCommand):
                     abort_on_fail=options["abort_on_fail"],
                     exports=options["exports"],
                     junit=options["junit"],
+                    report=options["report"],
                     quiet=options["quiet"],
                     username=options["username"],
                     progress_interval_s=options["progress_interval"],
@@ -124,6 +137,17 @@ class Command(BaseCommand):
                     file.write(text)
             else:
                 self.stdout.write(text, ending="")
+            return
+        if subcommand == "report":
+            session = LoadTestSession.objects.filter(pk=options["session_id"]).first()
+            if session is None:
+                raise CommandError(f"No session {options['session_id']}.", returncode=2)
+            path = Path(options["output"])
+            problem = check_report_path(path)
+            if problem:
+                raise CommandError(problem, returncode=2)
+            write_report(path, session)
+            self.stdout.write(f"Wrote {path} (session {session.pk}).")
             return
         try:
             report = catalog.import_endpoints(options["file"], options["target"])

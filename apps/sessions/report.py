@@ -1,0 +1,228 @@
+"""A session's report: one self-contained HTML file a person can keep, mail or attach to a
+ticket, and open offline in any browser (``GET /api/sessions/<id>/report/``, the session
+page's Download report, ``manage.py loadtest run --report`` and ``loadtest report``).
+
+Everything is inside the file: the styles, uPlot (with its licence) and the data, as JSON in
+a ``<script type="application/json">`` that the template's ``json_script`` escapes, so a
+session named ``</script><script>...`` stays text. Endpoint headers, bodies and query strings
+may hold credentials: the configuration shows header names only, and every text that could
+quote a secret (URLs, bodies, error and event messages) is masked by value, as the export is.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tomllib
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import celery
+import django
+import rest_framework
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.workers.histogram import percentile_curve
+from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
+
+from .api.charts import chart
+from .api.snapshots import sum_counts
+from .models import EndpointStats, LoadTestSession
+from .thresholds import Figures
+from .verdicts import merged_histogram, session_figures
+
+VENDOR = Path(__file__).resolve().parent / "static" / "dashboard" / "vendor" / "uplot"
+PYPROJECT = Path(settings.BASE_DIR) / "pyproject.toml"
+ERRORS_SHOWN = 50
+EVENTS_SHOWN = 100
+BODY_CHARS_SHOWN = 2000
+CHART_POINTS = 1000
+
+
+@lru_cache(maxsize=1)
+def _uplot() -> dict[str, str]:
+    """uPlot's script, styles and licence, read once per process."""
+    return {
+        "js": (VENDOR / "uPlot.iife.min.js").read_text(encoding="utf-8"),
+        "css": (VENDOR / "uPlot.min.css").read_text(encoding="utf-8"),
+        "license": (VENDOR / "LICENSE").read_text(encoding="utf-8").replace("*/", "* /"),
+    }
+
+
+@lru_cache(maxsize=1)
+def service_version() -> str:
+    try:
+        return tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def report_filename(session: LoadTestSession) -> str:
+    """``session-12-nightly-checkout.html``: ASCII only, so every browser and shell keeps it."""
+    slug = slugify(session.session_name)[:60].strip("-")
+    return f"session-{session.pk}{'-' + slug if slug else ''}.html"
+
+
+def _time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _figures_json(figures: Figures) -> dict:
+    return {
+        "requests": figures.requests,
+        "failures": figures.failures,
+        "error_rate": figures.observe("error_rate"),
+        "rps": figures.observe("rps"),
+        "mean_ms": figures.mean_ms,
+        "p50_ms": figures.p50_ms,
+        "p90_ms": figures.p90_ms,
+        "p95_ms": figures.p95_ms,
+        "p99_ms": figures.p99_ms,
+        "max_ms": figures.max_ms,
+    }
+
+
+def _endpoint_json(row: EndpointStats, figures: Figures, secrets: set[str]) -> dict:
+    return {
+        "name": row.name,
+        "method": row.method,
+        "url": mask_secrets(row.url, secrets),
+        **_figures_json(figures),
+        "failures_by_class": row.failures_by_class or {},
+        "not_sent": row.not_sent or {},
+    }
+
+
+def _shown(value: object) -> str:
+    """A configuration value as a config file would write it (JSON), not as Python's repr."""
+    if isinstance(value, Decimal):
+        value = float(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _configuration(session: LoadTestSession, secrets: set[str]) -> dict:
+    """What ran: the LoadTestConfig and the frozen plan's endpoints, secrets masked (header
+    values are never shown, whatever their name)."""
+    config = {
+        name: _shown(getattr(session, name)) for name in session.CONFIG_FIELDS if name != "target"
+    }
+    plan = session.read_plan()
+    endpoints = [
+        {
+            "name": endpoint.name,
+            "method": endpoint.method,
+            "url": mask_secrets(endpoint.url, secrets),
+            "weight": endpoint.weight,
+            "timeout_s": endpoint.timeout_s,
+            "headers": {name: REDACTED for name in endpoint.headers},
+            "body": mask_secrets(endpoint.body[:BODY_CHARS_SHOWN], secrets, cut_short=True),
+        }
+        for endpoint in (plan.endpoints if plan is not None else ())
+    ]
+    return {
+        "target": {"name": session.target.name, "base_url": session.target.base_url},
+        "session": config,
+        "endpoints": endpoints,
+    }
+
+
+def _workers(session: LoadTestSession) -> list[str]:
+    """The hosts that ran the load, as its events, error samples and request log name them
+    (their heartbeats live in Redis only while they run)."""
+    hosts: set[str] = set()
+    for related in (session.events, session.error_samples, session.request_log):
+        hosts.update(related.exclude(hostname="").values_list("hostname", flat=True).distinct())
+    return sorted(hosts)
+
+
+def report_data(session: LoadTestSession) -> dict:
+    """Everything the report shows, JSON-ready."""
+    secrets = plan_secrets(session.read_plan())
+    rows = list(session.endpoint_stats.order_by("name"))
+    figures = session_figures(session)
+    whole = figures[None]
+    minima = [row.min_ms for row in rows if row.min_ms is not None]
+    maxima = [row.max_ms for row in rows if row.max_ms is not None]
+    curve = percentile_curve(
+        merged_histogram(rows),
+        min_us=int(min(minima) * 1000) if minima else None,
+        max_us=int(max(maxima) * 1000) if maxima else None,
+    )
+    errors = [
+        {
+            "at": _time(sample.at),
+            "endpoint": sample.endpoint,
+            "failure_class": sample.failure_class,
+            "status": sample.status,
+            "message": mask_secrets(sample.message, secrets, cut_short=True),
+            "hostname": sample.hostname,
+        }
+        for sample in session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN]
+    ]
+    events = [
+        {
+            "at": _time(event.at),
+            "kind": event.kind,
+            "message": mask_secrets(event.message, secrets, cut_short=True),
+            "hostname": event.hostname,
+        }
+        for event in session.events.order_by("at", "pk")[:EVENTS_SHOWN]
+    ]
+    return {
+        "session": {
+            "id": session.pk,
+            "name": session.session_name,
+            "tags": session.tags or [],
+            "status": session.status,
+            "end_reason": session.get_end_reason_display() if session.end_reason else "",
+            "end_detail": mask_secrets(session.end_detail, secrets),
+            "created_at": _time(session.created_at),
+            "started_at": _time(session.start_time),
+            "load_started_at": _time(session.load_started_at),
+            "ended_at": _time(session.end_time),
+            "duration_s": round(session.elapsed_seconds(), 3),
+            "users": session.concurrent_users,
+            "pacing": session.pacing,
+            "target_rps": session.target_rps,
+            "total_requests": session.total_requests,
+            "total_failures": session.total_failures,
+            "not_sent": sum_counts(row.not_sent for row in rows),
+        },
+        "whole": _figures_json(whole),
+        "thresholds": session.threshold_results or [],
+        "endpoints": [_endpoint_json(row, figures[row.name], secrets) for row in rows],
+        "failures_by_class": sum_counts(row.failures_by_class or {} for row in rows),
+        "errors": errors,
+        "events": events,
+        "chart": chart(session, {"points": str(CHART_POINTS)}),
+        "distribution": [[round(q * 100, 4), ms] for q, ms in curve],
+        "configuration": _configuration(session, secrets),
+        "environment": {
+            "service_version": service_version(),
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "celery": celery.__version__,
+            "djangorestframework": rest_framework.VERSION,
+            "time_zone": settings.TIME_ZONE,
+            "workers": _workers(session),
+            "generated_at": _time(timezone.now()),
+        },
+    }
+
+
+def render_report(session: LoadTestSession) -> str:
+    """The report as one HTML document (a str)."""
+    data = report_data(session)
+    return render_to_string(
+        "reports/session_report.html",
+        {"data": data, "session": data["session"], "uplot": _uplot()},
+    )
+
+
+def write_report(path: Path, session: LoadTestSession) -> None:
+    path.write_text(render_report(session), encoding="utf-8")
