@@ -36,6 +36,8 @@ def main(spec: dict) -> dict:
         request_interval_max=spec.get("think_max", 0.0),
         target_rps=spec.get("rps"),
         duration_s=spec["seconds"],
+        session_header=spec.get("session_header", ""),
+        traceparent=spec.get("traceparent", False),
     )  # fmt: skip
     publish_session(client, session_id, plan)
     reassign(client, session_id, {0: (spec["users"], float(spec.get("rps") or 0.0))})
