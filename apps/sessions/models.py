@@ -134,6 +134,8 @@ class LoadTestSession(models.Model):
         "target_rps",
         "ramp_up_seconds",
         "thresholds",
+        "send_session_header",
+        "send_traceparent",
     )
 
     session_name = models.CharField(max_length=200, validators=[validation.check_single_line])
@@ -173,6 +175,18 @@ class LoadTestSession(models.Model):
         decoder=validation.BoundedJSONDecoder,
         help_text='Pass/fail thresholds, e.g. ["p95_ms < 500", "checkout: error_rate < 0.01 '
         'abort"] (see the README).',
+    )
+
+    # What the target's APM sees (see README, "The APM beside the load").
+    send_session_header = models.BooleanField(
+        default=True,
+        help_text="Every request names the session in a header (SESSION_HEADER_NAME: its id), "
+        "so the target's traces and logs can be filtered by session.",
+    )
+    send_traceparent = models.BooleanField(
+        default=False,
+        help_text="Every request carries a fresh W3C traceparent; sampled errors and the "
+        "request log keep its trace id.",
     )
 
     status = models.CharField(
@@ -411,6 +425,9 @@ class ErrorSample(models.Model):
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField()
     hostname = models.CharField(max_length=200, blank=True)
+    trace_id = models.CharField(
+        max_length=32, blank=True, help_text="The request's W3C trace id (send_traceparent)."
+    )
 
     class Meta:
         ordering = ["session", "-at", "-pk"]
@@ -440,6 +457,9 @@ class RequestLogEntry(models.Model):
     failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES, blank=True)
     latency_ms = models.FloatField()
     hostname = models.CharField(max_length=200, blank=True)
+    trace_id = models.CharField(
+        max_length=32, blank=True, help_text="The request's W3C trace id (send_traceparent)."
+    )
 
     class Meta:
         ordering = ["session", "-at", "-pk"]
