@@ -129,7 +129,10 @@ def test_a_session_marks_its_start_and_end_and_sends_summaries(
     assert (event["sessionName"], event["target"], event["users"]) == (
         "checkout soak", counting_server.base_url, 4,
     )  # fmt: skip
-    assert event["rps"] > 0 and 0 <= event["errorRate"] <= 1 and event["intervalSeconds"] == 1
+    assert event["rps"] > 0 and 0 <= event["errorRate"] <= 1 and event["intervalSeconds"] > 0
+    # Consecutive events count what happened between them: together, the totals.
+    events = _events(stand_in, session_id)
+    assert sum(e["requests"] for e in events) == events[-1]["totalRequests"]
     assert event["p95Ms"] > 0
     assert event["requests"] <= event["totalRequests"] <= session.total_requests
     assert stand_in.refused == []

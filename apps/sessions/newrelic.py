@@ -24,17 +24,17 @@ import gzip
 import json
 import logging
 import time
-from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db.models import Sum
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from apps.workers.control import KEY_PREFIX, get_redis
 from loadtest_project import celery_app
 
 from .choices import ACTIVE_STATUSES, EndReason, EventKind
-from .models import LoadTestSession, SessionEvent, TimeSeriesPoint
+from .models import LoadTestSession, SessionEvent
 from .webhooks import describe_url, event_due, session_summary, session_url
 
 logger = logging.getLogger(__name__)
@@ -177,27 +177,33 @@ def send_marker(session_id: int, phase: str) -> None:
 # --- summary events --------------------------------------------------------------------------
 
 
-def summary_event(session: LoadTestSession, since, interval_s: float) -> dict:
-    """One ``LoadTestSummary`` event: the session, and its figures over the last interval
-    (requests, failures, rate, error rate) beside its totals and p95 so far."""
+def summary_event(session: LoadTestSession, previous: tuple[int, int, float] | None) -> dict:
+    """One ``LoadTestSummary`` event: the session, its figures since ``previous`` (the
+    requests, failures and time of the last event New Relic took; None: since the load
+    started), and its totals and p95 so far. Counted from the totals, not from the latest
+    time-series points: those trail the monitor, and nothing is lost if an event is."""
     summary = session_summary(session)
-    window = TimeSeriesPoint.objects.filter(session=session, timestamp__gte=since).aggregate(
-        requests=Sum("requests"), failures=Sum("failures")
+    now = time.time()
+    requests_before, failures_before, since = previous or (
+        0,
+        0,
+        session.load_started_at.timestamp(),
     )
-    requests_done = window["requests"] or 0
-    failures = window["failures"] or 0
+    requests_done = max(session.total_requests - requests_before, 0)
+    failures = max(session.total_failures - failures_before, 0)
+    seconds = max(now - since, 0.001)
     event = {
         "eventType": SUMMARY_EVENT_TYPE,
-        "timestamp": int(time.time()),
+        "timestamp": int(now),
         "sessionId": session.pk,
         "sessionName": session.session_name,
         "status": session.status,
         "target": session.target.base_url,
         "users": session.concurrent_users,
-        "intervalSeconds": interval_s,
+        "intervalSeconds": round(seconds, 3),
         "requests": requests_done,
         "failures": failures,
-        "rps": round(requests_done / interval_s, 3),
+        "rps": round(requests_done / seconds, 3),
         "errorRate": round(failures / requests_done, 6) if requests_done else 0.0,
         "totalRequests": summary["total_requests"],
         "totalFailures": summary["total_failures"],
@@ -226,8 +232,6 @@ def send_summaries() -> int:
     Returns how many events New Relic took."""
     if not events_enabled():
         return 0
-    interval_s = settings.NEW_RELIC_EVENT_INTERVAL_S
-    since = timezone.now() - timedelta(seconds=interval_s)
     sessions = list(
         LoadTestSession.objects.select_related("target").filter(
             status__in=ACTIVE_STATUSES, load_started_at__isnull=False
@@ -235,13 +239,41 @@ def send_summaries() -> int:
     )
     if not sessions:
         return 0
-    events = [summary_event(session, since, interval_s) for session in sessions]
+    events = [summary_event(session, _last_summary(session.pk)) for session in sessions]
     error = post_events(events)
-    if error is None:
-        return len(events)
-    for session in sessions:
-        _record_failure(session.pk, f"Summary events: {error}", rate_limited=True)
-    return 0
+    if error is not None:
+        for session in sessions:
+            _record_failure(session.pk, f"Summary events: {error}", rate_limited=True)
+        return 0
+    for session, event in zip(sessions, events, strict=True):
+        _remember_summary(session.pk, event["totalRequests"], event["totalFailures"])
+    return len(events)
+
+
+def _summary_key(session_id: int) -> str:
+    return f"{KEY_PREFIX}:newrelic:{session_id}:last_summary"
+
+
+def _last_summary(session_id: int) -> tuple[int, int, float] | None:
+    """The totals and time of the session's last event New Relic took (None: none yet, or
+    Redis cannot say: the next event then counts from the load's start)."""
+    try:
+        raw = get_redis().get(_summary_key(session_id))
+        if raw is None:
+            return None
+        requests_done, failures, at = raw.decode().split()
+        return int(requests_done), int(failures), float(at)
+    except (RedisError, ValueError):
+        return None
+
+
+def _remember_summary(session_id: int, requests_done: int, failures: int) -> None:
+    ttl_s = max(3600, int(10 * settings.NEW_RELIC_EVENT_INTERVAL_S))
+    try:
+        get_redis().set(_summary_key(session_id), f"{requests_done} {failures} {time.time()!r}",
+                        ex=ttl_s)  # fmt: skip
+    except RedisError:
+        logger.warning("Session %s: could not note the last New Relic summary.", session_id)
 
 
 # --- shared ----------------------------------------------------------------------------------
