@@ -24,6 +24,7 @@ from apps.workers.http import TRACEPARENT_LENGTH, prepare
 
 from .conftest import wait_until
 from .sessions import BRISK, create_session, make_target, start_load, wait_for_status
+from .test_dashboard_pages import browser_for, form_body
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01\Z")
@@ -187,3 +188,23 @@ def test_the_apm_fields_are_config_cloned_and_exported(api):
     assert "send_session_header: false" in exported and "send_traceparent: true" in exported
     refused = api.post("/api/sessions/", {**body, "send_traceparent": "maybe"}, format="json")
     assert refused.status_code == 400 and "send_traceparent" in refused.json()
+
+
+@pytest.mark.django_db
+@override_settings(SESSION_HEADER_NAME="X-Perf-Run")
+def test_the_dashboard_form_sets_shows_and_clones_the_apm_fields(operator):
+    target = Target.objects.create(name="shop", base_url="http://127.0.0.1:5001")
+    Endpoint.objects.create(target=target, name="fast", url="/fast")
+    browser = browser_for(operator)
+    page = browser.get(f"/sessions/new/?target={target.pk}").content.decode()
+    assert 'name="send_session_header" id="id_send_session_header" checked' in page
+    assert 'name="send_traceparent" id="id_send_traceparent">' in page  # off by default
+    assert "<code>X-Perf-Run: &lt;id&gt;</code>" in page
+    # A check box left unchecked is not posted: the header off, the traceparent on.
+    body = form_body(target, send_traceparent="on")
+    assert browser.post("/sessions/new/", body).status_code == 302
+    session = LoadTestSession.objects.get()
+    assert (session.send_session_header, session.send_traceparent) == (False, True)
+    clone = browser.get(f"/sessions/new/?clone={session.pk}").content.decode()
+    assert 'name="send_session_header" id="id_send_session_header">' in clone
+    assert 'name="send_traceparent" id="id_send_traceparent" checked' in clone

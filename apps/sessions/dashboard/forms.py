@@ -33,8 +33,8 @@ _QUOTED_NAME = re.compile(r"'([^']*)'")
 
 def seed_defaults() -> dict[str, object]:
     values: dict[str, object] = {"session_name": "", "thresholds": ""}
-    for name in BOOLEAN_FIELDS:
-        values[name] = _FIELDS[name].default
+    for name in BOOLEAN_FIELDS:  # the model's defaults (the serializer's fields take them)
+        values[name] = LoadTestSession._meta.get_field(name).default
     for name in NUMBER_FIELDS:
         default = _FIELDS[name].default
         values[name] = "" if default is None else default
