@@ -129,18 +129,33 @@ class Bench:
     # --- figures ---------------------------------------------------------------------------------
 
     def throughput(self, nginx: Nginx) -> None:
-        ours, locust, wrk = [], [], []
+        ours, traced, locust, wrk = [], [], [], []
         for _ in range(self.plan.repeats):
             seconds = self.plan.throughput_s
             ours.append(self.ours(url=nginx.url, users=50, seconds=seconds)["requests"] / seconds)
+            # The APM's extras: the session's header (in the prepared bytes) and a fresh
+            # traceparent spliced into them per request.
+            apm = {"session_header": "X-Load-Test-Session", "traceparent": True}
+            outcome = self.ours(url=nginx.url, users=50, seconds=seconds, **apm)
+            traced.append(outcome["requests"] / seconds)
             locust.append(peers.run_locust(nginx.url, 50, seconds, self.generator_cpu)["rps"])
             # wrk (C, one thread, 50 connections) on the same core: the practical limit of one
             # core against this nginx, so our figure reads as a share of what is possible.
             wrk.append(peers.run_wrk(nginx.url, 50, seconds, self.generator_cpu)["rps"])
         ratio = statistics.median(ours) / statistics.median(locust)
         share = statistics.median(ours) / statistics.median(wrk)
+        traced_ratio = statistics.median(traced) / statistics.median(ours)
         self.rows += [
             Row("a", "one worker process, 50 users, no think time, vs nginx", ours, "req/s"),
+            Row("a", "same with the session header and a traceparent per request", traced, "req/s"),
+            Row(
+                "a",
+                "ratio traceparent / fixed request",
+                [traced_ratio],
+                "x",
+                "≥ 0.9x",
+                traced_ratio >= 0.9,
+            ),
             Row("a", "Locust FastHttpUser, 1 process, 50 users", locust, "req/s"),
             Row("a", "wrk, 1 thread, 50 connections (one core's practical limit)", wrk, "req/s"),
             Row("a", "ratio ours / Locust", [ratio], "x", "≥ 1.5x", ratio >= 1.5),

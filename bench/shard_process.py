@@ -37,6 +37,8 @@ def main(spec: dict) -> dict:
         target_rps=spec.get("rps"),
         duration_s=spec["seconds"],
         ramp_up_s=spec.get("ramp_s", 0.0),
+        session_header=spec.get("session_header", ""),
+        traceparent=spec.get("traceparent", False),
     )  # fmt: skip
     publish_session(client, session_id, plan)
     reassign(client, session_id, {0: (spec["users"], float(spec.get("rps") or 0.0))})

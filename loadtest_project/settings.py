@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.workers.http import ENGINE_HEADERS, TRACEPARENT
+from apps.workers.http import TOKEN as HTTP_TOKEN
 from loadtest_project.allowlist import parse_allow_list
 from loadtest_project.networks import parse_networks
 
@@ -339,6 +341,57 @@ WEBHOOK_RETRY_BASE_S = env.float("WEBHOOK_RETRY_BASE_S", default=10.0)
 # A failed attempt that will be retried is recorded as a session event at most this often per
 # webhook and session; the last failure always is.
 WEBHOOK_FAILURE_EVENT_INTERVAL_S = env.float("WEBHOOK_FAILURE_EVENT_INTERVAL_S", default=60.0)
+
+# --- The APM beside the load (README: "The APM beside the load") --------------------------
+# The header every request of a session carries, naming it (its id), unless the session
+# turns it off (send_session_header).
+SESSION_HEADER_NAME = env.str("SESSION_HEADER_NAME", default="X-Load-Test-Session")
+if not HTTP_TOKEN.match(SESSION_HEADER_NAME) or SESSION_HEADER_NAME.lower() in (
+    *ENGINE_HEADERS,
+    "host",
+    TRACEPARENT,
+):
+    raise ImproperlyConfigured(
+        f"SESSION_HEADER_NAME={SESSION_HEADER_NAME!r} is not a header name a request may carry: "
+        "give an HTTP token (letters, digits and !#$%&'*+-.^_`|~, no space or colon), not "
+        "Host, Content-Length, Transfer-Encoding, Upgrade or traceparent."
+    )
+# New Relic, off unless NEW_RELIC_API_KEY (a user key, for NerdGraph) and NEW_RELIC_ENTITY_GUID
+# are set: change-tracking markers at a session's start and end on that entity, and, with an
+# account id and a license (or insert) key for the Event API, a LoadTestSummary event per
+# session every NEW_RELIC_EVENT_INTERVAL_S (apps/sessions/newrelic.py).
+NEW_RELIC_API_KEY = env.str("NEW_RELIC_API_KEY", default="")
+NEW_RELIC_ENTITY_GUID = env.str("NEW_RELIC_ENTITY_GUID", default="").strip()
+NEW_RELIC_ACCOUNT_ID = env.str("NEW_RELIC_ACCOUNT_ID", default="").strip()
+NEW_RELIC_LICENSE_KEY = env.str("NEW_RELIC_LICENSE_KEY", default="")
+NEW_RELIC_INSERT_KEY = env.str("NEW_RELIC_INSERT_KEY", default="")
+NEW_RELIC_REGION = env.str("NEW_RELIC_REGION", default="us").strip().lower()
+if NEW_RELIC_REGION not in ("us", "eu"):
+    raise ImproperlyConfigured(f"NEW_RELIC_REGION={NEW_RELIC_REGION!r}: give us or eu.")
+if NEW_RELIC_ACCOUNT_ID and not NEW_RELIC_ACCOUNT_ID.isdigit():
+    raise ImproperlyConfigured(
+        f"NEW_RELIC_ACCOUNT_ID={NEW_RELIC_ACCOUNT_ID!r}: give the account's number."
+    )
+_NEW_RELIC_HOSTS = {
+    "us": ("https://api.newrelic.com", "https://insights-collector.newrelic.com"),
+    "eu": ("https://api.eu.newrelic.com", "https://insights-collector.eu01.nr-data.net"),
+}[NEW_RELIC_REGION]
+NEW_RELIC_GRAPHQL_URL = env.str("NEW_RELIC_GRAPHQL_URL", default=f"{_NEW_RELIC_HOSTS[0]}/graphql")
+NEW_RELIC_EVENTS_URL = env.str(
+    "NEW_RELIC_EVENTS_URL",
+    default=f"{_NEW_RELIC_HOSTS[1]}/v1/accounts/{NEW_RELIC_ACCOUNT_ID}/events",
+)
+NEW_RELIC_EVENT_INTERVAL_S = _bounded_float("NEW_RELIC_EVENT_INTERVAL_S", 60, 1, 3600, "seconds")
+NEW_RELIC_TIMEOUT_S = _bounded_float("NEW_RELIC_TIMEOUT_S", 5, 0.1, 60, "seconds")
+# A failure to reach New Relic is recorded as a session event at most this often per session.
+NEW_RELIC_FAILURE_EVENT_INTERVAL_S = _bounded_float(
+    "NEW_RELIC_FAILURE_EVENT_INTERVAL_S", 300, 0, 86400, "seconds"
+)
+CELERY_BEAT_SCHEDULE["newrelic-summaries"] = {
+    "task": "apps.sessions.tasks.send_newrelic_summaries",
+    "schedule": NEW_RELIC_EVENT_INTERVAL_S,
+    "options": {"expire_seconds": max(1, math.ceil(NEW_RELIC_EVENT_INTERVAL_S))},
+}
 
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

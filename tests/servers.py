@@ -7,6 +7,9 @@ its counts at any moment while real worker processes send it load.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
+import re
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +22,8 @@ class CountingServer:
 
     ``delay_s`` delays every answer; ``statuses`` maps a path to the status it answers with;
     ``redirects`` maps a path to where it redirects; paths in ``echoes`` answer with the
-    request itself (body, query, headers), as some error pages do.
+    request itself (body, query, headers), as some error pages do. Each header named in
+    ``watched`` has its value (None: absent) kept for every request, in arrival order.
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -29,6 +33,7 @@ class CountingServer:
         self.statuses: dict[str, int] = {}
         self.redirects: dict[str, str] = {}  # path -> Location of a 302
         self.echoes: set[str] = set()
+        self.watched: dict[str, list[str | None]] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -47,9 +52,22 @@ class CountingServer:
         with self._lock:
             return self.counts[path]
 
+    def watch(self, *names: str) -> None:
+        """Keep the value of these headers for every request from now on."""
+        with self._lock:
+            for name in names:
+                self.watched[name] = []
+
+    def seen(self, name: str) -> tuple[int, list[str | None]]:
+        """The requests counted so far and the watched header's values (counted together)."""
+        with self._lock:
+            return sum(self.counts.values()), list(self.watched[name])
+
     async def _handle(self, request: web.Request) -> web.Response:
         with self._lock:
             self.counts[request.path] += 1
+            for name, values in self.watched.items():
+                values.append(request.headers.get(name))
         if request.path in self.echoes:
             echoed = "".join(f"{name}: {value}\n" for name, value in request.headers.items())
             text = f"{await request.text()}\n{request.query_string}\n{echoed}"
@@ -127,6 +145,145 @@ class WebhookReceiver:
             return [item for item in self.received if path is None or item["path"] == path]
 
     def start(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class NewRelicStandIn:
+    """New Relic's NerdGraph and Event API on 127.0.0.1, checking what it is sent as the real
+    ones would: method, path, key header, content type, a GraphQL body naming the marker
+    mutation with the entity's GUID, version and description, an Event API body that is a
+    gzipped JSON array of events with an eventType and numeric figures.
+
+    Well-formed requests are kept (``markers``: the deployment inputs; ``events``) and
+    answered as New Relic does; anything else is kept in ``refused`` with why, and answered
+    with 400 (401 for a wrong key). ``fail_with`` makes every answer that status instead.
+    """
+
+    NUMERIC = ("sessionId", "users", "requests", "failures", "rps", "errorRate", "p95Ms",
+               "totalRequests", "totalFailures", "intervalSeconds", "timestamp")  # fmt: skip
+
+    def __init__(self, *, api_key: str, license_key: str, account_id: str, entity_guid: str):
+        self.api_key, self.license_key = api_key, license_key
+        self.account_id, self.entity_guid = account_id, entity_guid
+        self.markers: list[dict] = []
+        self.events: list[dict] = []
+        self.refused: list[str] = []
+        self.fail_with: int | None = None
+        self._lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = stand_in._handle(self.path, self.headers, body)
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                with stand_in._lock:
+                    stand_in.refused.append(f"GET {self.path}")
+                self.send_response(405)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def graphql_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/accounts/{self.account_id}/events"
+
+    def _handle(self, path: str, headers, body: bytes) -> tuple[int, dict]:
+        with self._lock:
+            if self.fail_with is not None:
+                return self.fail_with, {"error": "stand-in told to fail"}
+            if path == "/graphql":
+                problem, status = self._check_marker(headers, body)
+            elif path == f"/v1/accounts/{self.account_id}/events":
+                problem, status = self._check_events(headers, body)
+            else:
+                problem, status = f"unknown path {path}", 404
+            if problem:
+                self.refused.append(problem)
+                return status, {"error": problem}
+            if path == "/graphql":
+                guid = self.markers[-1]["entityGuid"]
+                deployment = {"deploymentId": f"d-{len(self.markers)}", "entityGuid": guid}
+                return 200, {"data": {"changeTrackingCreateDeployment": deployment}}
+            return 200, {"success": True, "uuid": f"u-{len(self.events)}"}
+
+    def _check_marker(self, headers, body: bytes) -> tuple[str, int]:
+        if headers.get("API-Key") != self.api_key:
+            return "graphql: wrong or missing API-Key", 401
+        if headers.get("Content-Type") != "application/json":
+            return f"graphql: content type {headers.get('Content-Type')!r}", 400
+        try:
+            document = json.loads(body)
+            query, deployment = document["query"], document["variables"]["deployment"]
+        except (ValueError, KeyError, TypeError):
+            return "graphql: not a JSON {query, variables: {deployment}} body", 400
+        if not re.match(r"^\s*mutation\b", query) or "changeTrackingCreateDeployment(" not in query:
+            return "graphql: not the changeTrackingCreateDeployment mutation", 400
+        if "$deployment: ChangeTrackingDeploymentInput!" not in query:
+            return "graphql: the deployment variable is not declared", 400
+        if deployment.get("entityGuid") != self.entity_guid:
+            return "graphql: wrong entityGuid", 400
+        for name in ("version", "description", "user"):
+            if not isinstance(deployment.get(name), str) or not deployment[name]:
+                return f"graphql: {name} missing", 400
+        if not isinstance(deployment.get("timestamp"), int):
+            return "graphql: timestamp is not epoch milliseconds", 400
+        self.markers.append(deployment)
+        return "", 200
+
+    def _check_events(self, headers, body: bytes) -> tuple[str, int]:
+        if headers.get("Api-Key") != self.license_key:
+            return "events: wrong or missing Api-Key", 401
+        if headers.get("Content-Type") != "application/json":
+            return f"events: content type {headers.get('Content-Type')!r}", 400
+        if headers.get("Content-Encoding") == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except OSError:
+                return "events: not gzip", 400
+        try:
+            events = json.loads(body)
+        except ValueError:
+            return "events: not JSON", 400
+        if not isinstance(events, list) or not events:
+            return "events: not a JSON array of events", 400
+        for event in events:
+            if not isinstance(event, dict) or not isinstance(event.get("eventType"), str):
+                return "events: an event without eventType", 400
+            numeric = self.NUMERIC if event["eventType"] == "LoadTestSummary" else ("timestamp",)
+            for name in numeric:
+                if name == "p95Ms" and name not in event:
+                    continue  # no answer yet, no percentile
+                value = event.get(name)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    return f"events: {name} is not a number ({value!r})", 400
+        self.events.extend(events)
+        return "", 200
+
+    def start(self) -> NewRelicStandIn:
         self._thread.start()
         return self
 

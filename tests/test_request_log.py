@@ -80,7 +80,7 @@ def test_a_logged_session_keeps_a_bounded_sample_of_its_requests(
     rows = list(csv.DictReader(io.StringIO(download.content.decode())))
     assert len(rows) == KEPT
     assert list(rows[0]) == ["at", "endpoint", "method", "path", "status", "failure_class",
-                             "latency_ms", "hostname"]  # fmt: skip
+                             "latency_ms", "hostname", "trace_id"]  # fmt: skip
     assert rows[0]["at"] <= rows[-1]["at"]  # a download reads oldest first
     document = viewer_api.get(url, {"format": "json"}).json()
     assert len(document["requests"]) == KEPT

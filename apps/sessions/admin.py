@@ -528,6 +528,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 class ErrorSampleAdmin(ReadOnlyAdmin):
     list_display = ["at", "session", "endpoint", "failure_class", "status", "message"]
     list_filter = ["failure_class", "session"]
+    search_fields = ["message", "trace_id"]
 
 
 @admin.register(SessionEvent)
@@ -545,7 +546,7 @@ class RequestLogEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "session", "endpoint", "method", "path", "status", "failure_class",
                     ms_column("latency_ms"), "hostname"]  # fmt: skip
     list_filter = ["session", "failure_class", "endpoint"]
-    search_fields = ["endpoint", "path"]
+    search_fields = ["endpoint", "path", "trace_id"]
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("loadtests.view_loadtestsession")

@@ -106,6 +106,7 @@ class EventKind(models.TextChoices):
     ENGINE_ERROR = EngineEventKind.ENGINE_ERROR.value, "Error in the load engine"
     WAITING_FOR_WORKERS = "waiting_for_workers", "Waiting for a free load worker"
     WEBHOOK_FAILED = "webhook_failed", "Webhook delivery failed"
+    NEWRELIC_FAILED = "newrelic_failed", "New Relic unreachable or refused"
     THRESHOLD_FAILED = "threshold_failed", "A threshold failed"
     REDIS_STATE_REBUILT = "redis_state_rebuilt", "Redis state rebuilt (counts may lack some)"
 

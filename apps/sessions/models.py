@@ -163,6 +163,8 @@ class LoadTestSession(models.Model):
         "ramp_up_seconds",
         "thresholds",
         "tags",
+        "send_session_header",
+        "send_traceparent",
     )
 
     session_name = models.CharField(max_length=200, validators=[validation.check_single_line])
@@ -213,6 +215,17 @@ class LoadTestSession(models.Model):
         validators=[validation.check_tags],
         help_text=f"Up to {validation.TAGS_MAX} labels of letters, digits and - _ . : "
         f"(at most {validation.TAG_CHARS_MAX} characters each), e.g. nightly, checkout.",
+    )
+    # What the target's APM sees (see README, "The APM beside the load").
+    send_session_header = models.BooleanField(
+        default=True,
+        help_text="Every request names the session in a header (SESSION_HEADER_NAME: its id), "
+        "so the target's traces and logs can be filtered by session.",
+    )
+    send_traceparent = models.BooleanField(
+        default=False,
+        help_text="Every request carries a fresh W3C traceparent; sampled errors and the "
+        "request log keep its trace id.",
     )
 
     status = models.CharField(
@@ -451,6 +464,9 @@ class ErrorSample(models.Model):
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField()
     hostname = models.CharField(max_length=200, blank=True)
+    trace_id = models.CharField(
+        max_length=32, blank=True, help_text="The request's W3C trace id (send_traceparent)."
+    )
 
     class Meta:
         ordering = ["session", "-at", "-pk"]
@@ -480,6 +496,9 @@ class RequestLogEntry(models.Model):
     failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES, blank=True)
     latency_ms = models.FloatField()
     hostname = models.CharField(max_length=200, blank=True)
+    trace_id = models.CharField(
+        max_length=32, blank=True, help_text="The request's W3C trace id (send_traceparent)."
+    )
 
     class Meta:
         ordering = ["session", "-at", "-pk"]

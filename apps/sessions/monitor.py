@@ -69,7 +69,7 @@ from apps.workers.vocabulary import (
     ShardState,
 )
 
-from . import services, verdicts, webhooks
+from . import newrelic, services, verdicts, webhooks
 from .api.serializers import ErrorSampleSerializer
 from .api.snapshots import stats_snapshot
 from .choices import (
@@ -182,6 +182,7 @@ def monitor_tick(session_id: int) -> bool:
         verdicts.check_final(session_id)  # on the complete figures; marks them final
         if finished:
             webhooks.notify_final(session_id)  # with the complete figures and verdicts
+            newrelic.queue_marker(session_id, newrelic.END)
         publish_snapshot(session_id, client, live, {})
         forget_session(client, session_id)
         return False
@@ -634,6 +635,7 @@ def _store_events(session: LoadTestSession, client) -> None:
                     status=data.get("status"),
                     message=data["message"],
                     hostname=data.get("hostname", ""),
+                    trace_id=str(data.get("trace_id") or "")[:32],
                 )
             )
         else:

@@ -31,7 +31,7 @@ from apps.workers import control, dispatch, inventory
 from apps.workers.plan import EndpointPlan, Plan
 from loadtest_project import celery_app
 
-from . import audit, history, webhooks
+from . import audit, history, newrelic, webhooks
 from .choices import (
     ACTIVE_STATUSES,
     SESSION_TRANSITIONS,
@@ -279,6 +279,8 @@ def build_plan(session: LoadTestSession) -> Plan:
         ramp_up_s=session.ramp_up_seconds,
         duration_s=None if session.runs_until_stopped else float(session.duration_minutes) * 60,
         request_log=session.enable_logging,
+        session_header=settings.SESSION_HEADER_NAME if session.send_session_header else "",
+        traceparent=session.send_traceparent,
     )
 
 
@@ -658,6 +660,7 @@ def mark_running(session_id: int, load_started_at) -> bool:
     moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
     if moved:
         webhooks.notify(session_id, WebhookEvent.STARTED)
+        newrelic.queue_marker(session_id, newrelic.START)
     return moved
 
 
@@ -707,6 +710,7 @@ def finish_session(
         )
         if notify:
             webhooks.notify_final(session_id)
+            newrelic.queue_marker(session_id, newrelic.END)
     return bool(updated)
 
 
@@ -753,6 +757,7 @@ def record_request_log(session_id: int, samples: list[dict]) -> None:
             failure_class=sample["failure_class"],
             latency_ms=sample["latency_ms"],
             hostname=fitted("hostname", sample["hostname"]),
+            trace_id=fitted("trace_id", sample.get("trace_id", "")),
         )
         for sample in samples
     ]

@@ -13,7 +13,7 @@ import logging
 
 from celery import shared_task
 
-from . import downsampling, monitor, services, webhooks
+from . import downsampling, monitor, newrelic, services, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +64,16 @@ def downsample_and_purge() -> None:
 def run_schedule(schedule_id: int) -> None:
     """Periodic (Celery beat, one PeriodicTask per schedule): one firing of a schedule."""
     services.run_schedule(schedule_id)
+
+
+@shared_task(name=newrelic.MARKER_TASK, send_events=False)
+def send_newrelic_marker(session_id: int, phase: str) -> None:
+    """A session's start or end marker on the New Relic entity (see ``newrelic``)."""
+    newrelic.send_marker(session_id, phase)
+
+
+@shared_task(name="apps.sessions.tasks.send_newrelic_summaries", send_events=False)
+def send_newrelic_summaries() -> None:
+    """Periodic (Celery beat, every NEW_RELIC_EVENT_INTERVAL_S): a LoadTestSummary event per
+    active session, when New Relic's Event API is configured."""
+    newrelic.send_summaries()

@@ -282,11 +282,19 @@ def _failure_event_due(webhook_id: int, session_id: int) -> bool:
     """At most one event per WEBHOOK_FAILURE_EVENT_INTERVAL_S for the retried failures of a
     webhook and session: a receiver that is down for an hour must not bury the session's
     other events."""
-    interval_s = settings.WEBHOOK_FAILURE_EVENT_INTERVAL_S
+    return event_due(
+        f"webhook:{webhook_id}:{session_id}:failure_event",
+        settings.WEBHOOK_FAILURE_EVENT_INTERVAL_S,
+    )
+
+
+def event_due(name: str, interval_s: float) -> bool:
+    """Whether the event ``name`` may be recorded now: once per ``interval_s`` at most, across
+    processes (a Redis key that lives that long); always when Redis cannot tell."""
     if interval_s <= 0:
         return True
-    key = f"{KEY_PREFIX}:webhook:{webhook_id}:{session_id}:failure_event"
     try:
+        key = f"{KEY_PREFIX}:{name}"
         return bool(get_redis().set(key, 1, nx=True, px=int(interval_s * 1000)))
     except RedisError:
         return True

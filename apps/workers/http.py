@@ -16,11 +16,12 @@ HTTP/2, proxies, cookies.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import ssl
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 from urllib.parse import quote, urlsplit
 
@@ -45,6 +46,11 @@ BODY_PREFIX_BYTES = 256  # kept from each response, for the error log
 # load needs now (a closed model's users all connect at once at the start, then need a few).
 IDLE_CONNECTION_S = 10.0
 USER_AGENT = "loadtest-service/1.0"
+# W3C Trace Context: "00-<32 hex trace-id>-<16 hex parent-id>-01" (version 00, sampled).
+TRACEPARENT = "traceparent"
+TRACEPARENT_LENGTH = 55
+_SPAN_ID_MASK = (1 << 64) - 1
+_NONZERO_IDS = (1 << 64) | 1  # the lowest bit of the trace id and of the span id
 
 
 class ProtocolError(ConnectionError):
@@ -60,10 +66,33 @@ class PreparedRequest:
     port: int
     raw: bytes
     is_head: bool
+    # With a traceparent: the bytes before and after its value, which ``traced`` joins
+    # around a fresh one (the rest of the request is never encoded again).
+    traced_head: bytes | None = None
+    traced_tail: bytes = b""
 
     @property
     def pool_key(self) -> tuple[str, str, int]:
         return self.scheme, self.host, self.port
+
+    def traced(self) -> bytes:
+        """The request's bytes with a fresh traceparent (new trace and span ids). One draw of
+        192 random bits and one bytes format: this runs per request. Random, not
+        cryptographic: ids must be unique, not secret. The lowest bit of each id is set, so
+        neither is ever zero, which the specification calls invalid."""
+        ids = random.getrandbits(192) | _NONZERO_IDS
+        return b"%s00-%032x-%016x-01%s" % (
+            self.traced_head,
+            ids >> 64,
+            ids & _SPAN_ID_MASK,
+            self.traced_tail,
+        )
+
+    def trace_id(self, traced: bytes) -> str:
+        """The trace id in bytes ``traced`` made (for a sampled error or request)."""
+        assert self.traced_head is not None, "prepared with traceparent=True"
+        start = len(self.traced_head) + 3
+        return traced[start : start + 32].decode()
 
 
 def request_target(path: str, query: str) -> str:
@@ -75,10 +104,23 @@ def request_target(path: str, query: str) -> str:
 
 
 def prepare(
-    method: str, url: str, headers: Mapping[str, str] | None = None, body: str = ""
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    body: str = "",
+    *,
+    default_headers: Mapping[str, str] | None = None,
+    traceparent: bool = False,
 ) -> PreparedRequest:
     """The request's bytes; ValueError if HTTP/1.1 cannot carry it. Messages never quote a
-    header value (it may be a credential)."""
+    header value (it may be a credential).
+
+    ``default_headers`` (the session's header) come before the endpoint's own ``headers``,
+    which win over one of the same name: an endpoint that sets it means it. With
+    ``traceparent``, the last header is a traceparent whose value ``traced`` fills in per
+    request; an endpoint's own traceparent is replaced, as a fixed one would make every
+    request the same trace.
+    """
     if not TOKEN.match(method):
         raise ValueError(f"Not an HTTP method: {method!r}")
     parts = urlsplit(url)
@@ -94,7 +136,7 @@ def prepare(
     payload = body.encode() if body else b""
     lines = {"host": ("Host", host_header), "user-agent": ("User-Agent", USER_AGENT),
              "accept": ("Accept", "*/*")}  # fmt: skip
-    for name, value in (headers or {}).items():
+    for name, value in [*(default_headers or {}).items(), *(headers or {}).items()]:
         if not TOKEN.match(name):
             raise ValueError(f"{name!r} is not a header name (an HTTP token).")
         if name.lower() in ENGINE_HEADERS:
@@ -107,11 +149,17 @@ def prepare(
         lines[name.lower()] = (name, value)
     if payload or method.upper() in ("POST", "PUT", "PATCH"):
         lines["content-length"] = ("Content-Length", str(len(payload)))
+    if traceparent:
+        lines.pop(TRACEPARENT, None)
     head = f"{method.upper()} {target} HTTP/1.1\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in lines.values()
     )
     raw = (head + "\r\n").encode("latin-1") + payload
-    return PreparedRequest(scheme, parts.hostname, port, raw, method.upper() == "HEAD")
+    request = PreparedRequest(scheme, parts.hostname, port, raw, method.upper() == "HEAD")
+    if not traceparent:
+        return request
+    traced_head = (head + f"{TRACEPARENT}: ").encode("latin-1")
+    return replace(request, traced_head=traced_head, traced_tail=b"\r\n\r\n" + payload)
 
 
 @dataclass
@@ -223,7 +271,7 @@ class _Connection(asyncio.Protocol):
 
     # --- use ----------------------------------------------------------------------------------
 
-    def send(self, request: PreparedRequest) -> asyncio.Future[Response]:
+    def send(self, request: PreparedRequest, raw: bytes) -> asyncio.Future[Response]:
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._parser = httptools.HttpResponseParser(self)
@@ -232,7 +280,7 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self._is_head = request.is_head
         assert self.transport is not None, "connection_made() comes before any send()"
-        self.transport.write(request.raw)
+        self.transport.write(raw)
         return self._waiter
 
     @property
@@ -273,8 +321,11 @@ class HttpClient:
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = defaultdict(deque)
         self._ssl = ssl_context or ssl.create_default_context()
 
-    async def send(self, request: PreparedRequest, timeout_s: float) -> Response:
-        """Send ``request`` and read its whole answer within ``timeout_s`` (else TimeoutError).
+    async def send(
+        self, request: PreparedRequest, timeout_s: float, raw: bytes | None = None
+    ) -> Response:
+        """Send ``request`` (as ``raw``, when given: its bytes with a traceparent) and read its
+        whole answer within ``timeout_s`` (else TimeoutError).
 
         A request written to a kept-alive connection the server had already closed gets no
         answer at all; it is sent again, once, on a new connection (the server never saw it,
@@ -282,17 +333,18 @@ class HttpClient:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        raw = request.raw if raw is None else raw
         connection = self._take_idle(request.pool_key)
         if connection is not None:
             try:
-                return await self._exchange(connection, request, deadline)
+                return await self._exchange(connection, request, raw, deadline)
             except TimeoutError:
                 raise  # the server may be working on it: never send it twice
             except OSError:
                 if connection.got_bytes:
                     raise
         connection = await self._connect(request, deadline)
-        return await self._exchange(connection, request, deadline)
+        return await self._exchange(connection, request, raw, deadline)
 
     async def _connect(self, request: PreparedRequest, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -310,10 +362,10 @@ class HttpClient:
         return connection
 
     async def _exchange(
-        self, connection: _Connection, request: PreparedRequest, deadline: float
+        self, connection: _Connection, request: PreparedRequest, raw: bytes, deadline: float
     ) -> Response:
         loop = asyncio.get_running_loop()
-        answer = connection.send(request)
+        answer = connection.send(request, raw)
         timer = loop.call_at(deadline, _expire, answer, connection)
         try:
             response = await answer

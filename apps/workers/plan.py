@@ -53,6 +53,10 @@ class Plan:
     duration_s: float | None = None
     request_log: bool = False  # the session's enable_logging
     session_id: int | None = None
+    # For the target's APM: the header naming the session on every request ("": none) and
+    # whether each request carries a fresh W3C traceparent (see ``http.prepare``).
+    session_header: str = ""
+    traceparent: bool = False
     version: int = PLAN_VERSION
 
     @property

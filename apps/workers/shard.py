@@ -224,7 +224,14 @@ class ShardRunner:
         self, plan: Plan, assignment: Assignment, factor: bytes | None, raw_weights: bytes | None
     ) -> None:
         self.endpoints = plan.endpoints
-        self.requests = [self._prepare(endpoint) for endpoint in self.endpoints]
+        # The session's header, the same on every request, is in the prepared bytes; a
+        # traceparent is spliced into them per request (``PreparedRequest.traced``).
+        self.traceparent = plan.traceparent
+        session_headers = {plan.session_header: str(self.session_id)} if plan.session_header else {}
+        self.requests = [
+            self._prepare(endpoint, session_headers, plan.traceparent)
+            for endpoint in self.endpoints
+        ]
         self._use_weights(raw_weights)
         self.interval_min = plan.request_interval_min
         self.interval_max = plan.request_interval_max
@@ -269,11 +276,20 @@ class ShardRunner:
             self.deadline = float(load_started_at) + self.duration_s
 
     @staticmethod
-    def _prepare(endpoint: EndpointPlan) -> PreparedRequest | ValueError:
+    def _prepare(
+        endpoint: EndpointPlan, session_headers: dict[str, str], traceparent: bool
+    ) -> PreparedRequest | ValueError:
         """The endpoint's request bytes, built once; or why they cannot be (every pick of the
         endpoint then fails as an ``application`` error, reported once a minute)."""
         try:
-            return prepare(endpoint.method, endpoint.url, endpoint.headers, endpoint.body)
+            return prepare(
+                endpoint.method,
+                endpoint.url,
+                endpoint.headers,
+                endpoint.body,
+                default_headers=session_headers,
+                traceparent=traceparent,
+            )
         except ValueError as exc:
             return exc
 
@@ -412,11 +428,16 @@ class ShardRunner:
         unavailable = False
         status: int | None = None
         detail = ""
+        traced: bytes | None = None
+        request = self.requests[index]
         try:
-            request = self.requests[index]
             if isinstance(request, Exception):
                 raise request  # this endpoint's request could not even be built
-            response = await self.http.send(request, endpoint.timeout_s)
+            if self.traceparent:
+                traced = request.traced()
+                response = await self.http.send(request, endpoint.timeout_s, traced)
+            else:
+                response = await self.http.send(request, endpoint.timeout_s)
             status = response.status
             failure = classify_status(status)
             unavailable = status in UNAVAILABLE_STATUSES
@@ -441,10 +462,13 @@ class ShardRunner:
         origin = intended_at if intended_at is not None else started
         latency_us = int((time.perf_counter() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
+        trace_id = ""
+        if traced is not None and (failure is not None or self.request_log):
+            trace_id = request.trace_id(traced)  # type: ignore[union-attr]  # traced: prepared
         if failure is not None:
-            self._sample_error(index, failure, status, detail)
+            self._sample_error(index, failure, status, detail, trace_id)
         if self.request_log:
-            self._sample_request(index, status, failure, latency_us)
+            self._sample_request(index, status, failure, latency_us, trace_id)
         change = self.breakers[index].record(unavailable, admission)
         if change == CircuitBreaker.OPEN and admission != PROBE:
             self._event(EngineEventKind.BREAKER_OPENED,
@@ -458,11 +482,14 @@ class ShardRunner:
             )
         return unavailable
 
-    def _sample_error(self, index: int, failure: str, status: int | None, detail: str) -> None:
+    def _sample_error(
+        self, index: int, failure: str, status: int | None, detail: str, trace_id: str
+    ) -> None:
         """Keep a few failures per endpoint and class each flush for the session's error log:
         enough to see what fails and how, bounded however many requests fail. A target may
         echo the request back, so the endpoint's secrets are masked by value before the
-        sample leaves the worker (the body's start may end inside one: ``cut_short``)."""
+        sample leaves the worker (the body's start may end inside one: ``cut_short``). The
+        trace id (with traceparent on) finds the failing request in the target's APM."""
         if not self._take_sample((index, failure), ERROR_SAMPLES_PER_FLUSH):
             return
         endpoint = self.endpoints[index]
@@ -473,10 +500,11 @@ class ShardRunner:
             endpoint=endpoint.name,
             failure_class=str(failure),
             status=status,
+            trace_id=trace_id,
         )
 
     def _sample_request(
-        self, index: int, status: int | None, failure: str | None, latency_us: int
+        self, index: int, status: int | None, failure: str | None, latency_us: int, trace_id: str
     ) -> None:
         """The session's request log: the first few requests per endpoint each flush, what
         was sent and how it went (never headers or bodies)."""
@@ -493,6 +521,7 @@ class ShardRunner:
                 "failure_class": str(failure or ""),
                 "latency_ms": latency_us / 1000,
                 "hostname": self.hostname,
+                "trace_id": trace_id,
             }
         )
 

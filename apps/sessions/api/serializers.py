@@ -373,14 +373,14 @@ class TimeSeriesPointSerializer(serializers.ModelSerializer):
 class ErrorSampleSerializer(serializers.ModelSerializer):
     class Meta:
         model = ErrorSample
-        fields = ["at", "endpoint", "failure_class", "status", "message", "hostname"]
+        fields = ["at", "endpoint", "failure_class", "status", "message", "hostname", "trace_id"]
 
 
 class RequestLogEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = RequestLogEntry
         fields = ["at", "endpoint", "method", "path", "status", "failure_class", "latency_ms",
-                  "hostname"]  # fmt: skip
+                  "hostname", "trace_id"]  # fmt: skip
 
 
 class ConfigChangeSerializer(serializers.ModelSerializer):

@@ -26,17 +26,16 @@ NUMBER_FIELDS = (
     "target_rps",
     "ramp_up_seconds",
 )
+# Check boxes: a form posts only the checked ones.
+BOOLEAN_FIELDS = ("enable_logging", "send_session_header", "send_traceparent")
 OPEN_MODEL, CLOSED_MODEL = "open", "closed"
 _QUOTED_NAME = re.compile(r"'([^']*)'")
 
 
 def seed_defaults() -> dict[str, object]:
-    values: dict[str, object] = {
-        "session_name": "",
-        "enable_logging": True,
-        "thresholds": "",
-        "tags": "",
-    }
+    values: dict[str, object] = {"session_name": "", "thresholds": "", "tags": ""}
+    for name in BOOLEAN_FIELDS:  # the model's defaults (the serializer's fields take them)
+        values[name] = LoadTestSession._meta.get_field(name).default
     for name in NUMBER_FIELDS:
         default = _FIELDS[name].default
         values[name] = "" if default is None else default
@@ -76,7 +75,8 @@ class SessionForm:
         """Prefilled with ``session``'s configuration (named "... (copy)")."""
         values = {name: getattr(session, name) for name in ("session_name", *NUMBER_FIELDS)}
         values["session_name"] = f"{session.session_name} (copy)"[:200]
-        values["enable_logging"] = session.enable_logging
+        for name in BOOLEAN_FIELDS:
+            values[name] = getattr(session, name)
         values["thresholds"] = "\n".join(session.thresholds or [])
         values["tags"] = ", ".join(session.tags or [])
         values["target_rps"] = "" if session.target_rps is None else session.target_rps
@@ -97,7 +97,8 @@ class SessionForm:
     def from_post(cls, target: Target | None, post) -> SessionForm:
         values: dict[str, object] = {name: post.get(name, "").strip() for name in NUMBER_FIELDS}
         values["session_name"] = post.get("session_name", "")
-        values["enable_logging"] = post.get("enable_logging") == "on"
+        for name in BOOLEAN_FIELDS:
+            values[name] = post.get(name) == "on"
         values["thresholds"] = post.get("thresholds", "")
         values["tags"] = post.get("tags", "")
         form = cls.for_config(target, values, {})
@@ -108,7 +109,7 @@ class SessionForm:
 
     def api_body(self) -> dict[str, object]:
         """The LoadTestConfig body, as a client of ``POST /api/sessions/`` would send it."""
-        body = {name: self.values[name] for name in ("session_name", "enable_logging")}
+        body = {name: self.values[name] for name in ("session_name", *BOOLEAN_FIELDS)}
         for name in NUMBER_FIELDS:
             if self.values[name] != "":
                 body[name] = self.values[name]

@@ -202,7 +202,12 @@ def session_new(request):
         form = SessionForm.clone_of(source)
     else:
         form = SessionForm.blank(_chosen_target(request.GET.get("target")))
-    context = {"form": form, "targets": Target.objects.order_by("name"), "can": _can(request)}
+    context = {
+        "form": form,
+        "targets": Target.objects.order_by("name"),
+        "can": _can(request),
+        "session_header_name": settings.SESSION_HEADER_NAME,
+    }
     return render(request, "dashboard/session_form.html", context, status=_form_status(form))
 
 
