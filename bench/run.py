@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         plan = Plan(repeats=1, throughput_s=0, open_s=3, closed_users=40, closed_s=8,
                     latency_s=0, stops=0, footprint_s=0)  # fmt: skip
-    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijkln")
+    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijklmn")
     if args.smoke:
         plan.figures = {"b", "c", "e"}
     if args.footprint_minutes:
