@@ -164,7 +164,8 @@ class Bench:
         self.rows += [
             Row("n", "one worker process, 50 users, a JSON answer, no checks", plain, "req/s"),
             Row("n", "same, 2 checks (body_contains + json_path_equals)", checked, "req/s"),
-            Row("n", "ratio with checks / without", [ratio], "x", "≥ 0.8x", ratio >= 0.8),
+            # No goal: the figure says what two checks cost (mostly parsing the JSON body).
+            Row("n", "ratio with checks / without", [ratio], "x"),
         ]
 
     def open_model(self, counting: CountingTarget) -> None:
