@@ -433,9 +433,7 @@ class ShardRunner:
             rules = self.rules[index]
             if rules.expected[status]:
                 if rules.checks:
-                    elapsed_ms = (
-                        time.perf_counter() - (started if intended_at is None else intended_at)
-                    ) * 1000
+                    elapsed_ms = (time.perf_counter() - origin) * 1000
                     failed = rules.first_failure(response, elapsed_ms)
                     if failed is not None:
                         failure = FailureClass.APPLICATION
