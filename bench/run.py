@@ -162,6 +162,27 @@ class Bench:
             Row("a", "ours as a share of wrk", [share * 100], "%"),
         ]
 
+    def checks_cost(self, nginx: Nginx) -> None:
+        """Figure n: what response checks cost the hot loop. The same JSON answer, read by
+        an endpoint without checks and by one with two that read its body."""
+        checks = [{"type": "body_contains", "value": '"ok"'},
+                  {"type": "json_path_equals", "path": "$.items[0].id", "value": 7}]  # fmt: skip
+        url, seconds = nginx.url + "json", self.plan.throughput_s
+        plain, checked = [], []
+        for _ in range(self.plan.repeats):
+            plain.append(self.ours(url=url, users=50, seconds=seconds)["requests"] / seconds)
+            outcome = self.ours(url=url, users=50, seconds=seconds, checks=checks)
+            if outcome["failures"]:
+                raise RuntimeError(f"figure n: the checks failed {outcome['failures']} answers")
+            checked.append(outcome["requests"] / seconds)
+        ratio = statistics.median(checked) / statistics.median(plain)
+        self.rows += [
+            Row("n", "one worker process, 50 users, a JSON answer, no checks", plain, "req/s"),
+            Row("n", "same, 2 checks (body_contains + json_path_equals)", checked, "req/s"),
+            # No goal: the figure says what two checks cost (mostly parsing the JSON body).
+            Row("n", "ratio with checks / without", [ratio], "x"),
+        ]
+
     def open_model(self, counting: CountingTarget) -> None:
         for rate in (200, 1000):
             errors = []
@@ -473,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         plan = Plan(repeats=1, throughput_s=0, open_s=3, closed_users=40, closed_s=8,
                     latency_s=0, stops=0, footprint_s=0)  # fmt: skip
-    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijklm")
+    plan.figures = set(args.only.split(",")) if args.only else set("abcdefghijklmn")
     if args.smoke:
         plan.figures = {"b", "c", "e"}
     if args.footprint_minutes:
@@ -482,10 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     if plan.figures & {"m"}:
         open_files_for_many_users()
 
-    needs_peers = bool(plan.figures & {"a", "d", "h"})
+    needs_peers = bool(plan.figures & {"a", "d", "h", "n"})
     missing = ensure_tools() if needs_peers else []
     if missing:
-        print(f"Cannot run figures a, d, h without {', '.join(missing)}.", file=sys.stderr)
+        print(f"Cannot run figures a, d, h, n without {', '.join(missing)}.", file=sys.stderr)
         return 2
 
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir, EmbeddedRedis() as redis:
@@ -515,10 +536,12 @@ def main(argv: list[str] | None = None) -> int:
                 bench.latency(counting)
             if plan.figures & {"f", "g"}:
                 bench.full_stack(counting)
-            if needs_peers and plan.figures & {"a", "h"}:
+            if needs_peers and plan.figures & {"a", "h", "n"}:
                 with Nginx(cpus[1]) as nginx:
                     if bench.wants("a"):
                         bench.throughput(nginx)
+                    if bench.wants("n"):
+                        bench.checks_cost(nginx)
                     if bench.wants("h"):
                         bench.footprint_rss(nginx)
             if bench.wants("j"):

@@ -31,7 +31,7 @@ def main(spec: dict) -> dict:
     session_id = spec.get("session_id") or 700_000 + os.getpid()
     plan = Plan(
         endpoints=(EndpointPlan(name="root", method="GET", url=spec["url"], timeout_s=30,
-                                weight=1.0),),
+                                weight=1.0, checks=tuple(spec.get("checks", ()))),),
         request_interval_min=spec.get("think_min", 0.0),
         request_interval_max=spec.get("think_max", 0.0),
         target_rps=spec.get("rps"),

@@ -34,6 +34,10 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location / {{ return 200 "ok\\n"; }}
+    location /json {{
+      default_type application/json;
+      return 200 '{{"status": "ok", "items": [{{"id": 7}}]}}';
+    }}
   }}
 }}
 """

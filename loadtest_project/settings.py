@@ -287,6 +287,10 @@ CONTROL_POLL_INTERVAL_S = env.float("CONTROL_POLL_INTERVAL_S", default=0.1)
 STOP_GRACE_S = env.float("STOP_GRACE_S", default=5.0)
 # A shard heartbeat older than this means its worker is gone.
 HEARTBEAT_TTL_S = env.float("HEARTBEAT_TTL_S", default=10.0)
+# Bytes of a response body a shard keeps for an endpoint whose checks read the body
+# (body_contains, json_path_*): the rest is counted, not kept. Endpoints without such
+# checks keep 256 bytes, for the error log.
+CHECK_BODY_LIMIT = env.int("CHECK_BODY_LIMIT", default=2**20)
 # A session whose shards no load worker has picked up after this long fails with a reason.
 SHARD_START_TIMEOUT_S = env.float("SHARD_START_TIMEOUT_S", default=60.0)
 

@@ -23,7 +23,9 @@ class CountingServer:
     ``delay_s`` delays every answer; ``statuses`` maps a path to the status it answers with;
     ``redirects`` maps a path to where it redirects; paths in ``echoes`` answer with the
     request itself (body, query, headers), as some error pages do. Each header named in
-    ``watched`` has its value (None: absent) kept for every request, in arrival order.
+    ``watched`` has its value (None: absent) kept for every request, in arrival order;
+    ``bodies`` maps a path to the text it answers with (JSON if it parses as JSON),
+    ``headers`` to extra headers, and ``delays`` to its own delay (instead of ``delay_s``).
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -34,6 +36,9 @@ class CountingServer:
         self.redirects: dict[str, str] = {}  # path -> Location of a 302
         self.echoes: set[str] = set()
         self.watched: dict[str, list[str | None]] = {}
+        self.bodies: dict[str, str] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        self.delays: dict[str, float] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -72,11 +77,18 @@ class CountingServer:
             echoed = "".join(f"{name}: {value}\n" for name, value in request.headers.items())
             text = f"{await request.text()}\n{request.query_string}\n{echoed}"
             return web.Response(status=self.statuses.get(request.path, 200), text=text)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+        delay_s = self.delays.get(request.path, self.delay_s)
+        if delay_s:
+            await asyncio.sleep(delay_s)
         if request.path in self.redirects:
             return web.Response(status=302, headers={"Location": self.redirects[request.path]})
-        return web.Response(status=self.statuses.get(request.path, 200), text="ok")
+        text = self.bodies.get(request.path, "ok")
+        return web.Response(
+            status=self.statuses.get(request.path, 200),
+            text=text,
+            content_type="application/json" if text.startswith(("{", "[")) else "text/plain",
+            headers=self.headers.get(request.path),
+        )
 
     async def _start(self) -> None:
         app = web.Application()

@@ -35,7 +35,8 @@ def finished(db):
     )  # fmt: skip
     EndpointStats.objects.create(
         session=session, name="slow", method="GET", url="http://127.0.0.1:5001/performance/slow",
-        requests=30, failures=2, failures_by_class={"http_5xx": 2}, not_sent={"missed": 1},
+        requests=30, failures=3, failures_by_class={"http_5xx": 2, "application": 1},
+        not_sent={"missed": 1}, check_failures={"says ok": 1},
         p50_ms=12.5, p95_ms=40.0, p99_ms=55.0, max_ms=61.0, min_ms=3.0, mean_ms=15.0,
     )  # fmt: skip
     for second in range(3):
@@ -76,6 +77,7 @@ def test_export_json_has_everything(viewer_api, finished):
     document = response.json()
     assert document["session"]["session_name"] == "nightly"
     assert document["stats"]["total_requests"] == 30
+    assert document["stats"]["endpoints"][0]["check_failures"] == {"says ok": 1}
     assert len(document["timeseries"]) == 3
     assert document["errors"][0]["status"] == 503
 
@@ -91,6 +93,7 @@ def test_export_csv_tables(viewer_api, finished):
         "slow", "30", "2", "1",
     )  # fmt: skip
     assert row["p95_ms"] == "40.0"
+    assert (row["failures_application"], row["check_failures"]) == ("1", '{"says ok": 1}')
     series = viewer_api.get(url, {"format": "csv", "table": "timeseries"})
     assert len(list(csv.DictReader(io.StringIO(series.content.decode())))) == 3
     assert viewer_api.get(url, {"format": "csv", "table": "nope"}).status_code == 400

@@ -113,6 +113,35 @@ FIELD_EXTRAS = {
         json.dumps(["p95_ms < \u0661"]),
     ],
     "base_url": [json.dumps("http://localhost:6379/"), json.dumps("https://127.0.0.1:5432/")],
+    "expected_statuses": [
+        json.dumps(spec)
+        for spec in (
+            "600",
+            "99",
+            "404,200",
+            "2OO",
+            "",
+            "200-",
+            "\uff12\uff10\uff10",
+            "200," * 100,
+            "1e3",
+            "-1",
+        )
+    ],
+    "checks": [
+        '[{"type": "max_ms", "value": NaN}]',
+        '[{"type": "max_ms", "value": 1e309}]',
+        '[{"type": "json_path_equals", "path": "$.a", "value": NaN}]',
+        '[{"type": "eval", "value": "x"}]',
+        '[{"type": "json_path_exists", "path": "$..a[?(@.x)]"}]',
+        '[{"type": "body_contains", "value": "x", "extra": 1}]',
+        json.dumps([{"type": "body_contains", "value": "x" * 2**20}]),
+        json.dumps([{"type": "max_ms", "value": 1}] * 5000),
+        json.dumps([{"type": "max_ms", "value": 1, "name": "\u202eevil"}]),
+        json.dumps([{"type": "header_present", "header": "a\r\nb"}]),
+        "[" * 60 + "]" * 60,
+        '{"type": "max_ms", "value": 1}',
+    ],
     "url": [json.dumps("http://localhost:6379/x"), json.dumps("/a\r\nHost: evil")],
 }
 
@@ -134,7 +163,7 @@ def kind_of(field: serializers.Field) -> str:
 
 
 # What a kind's hostile values hold that is this field's right shape.
-FIELD_ACCEPTS = {"thresholds": {"[]"}, "tags": {"[]"}}
+FIELD_ACCEPTS = {"thresholds": {"[]"}, "tags": {"[]"}, "checks": {"[]"}}
 
 
 def hostile_values(name: str, field: serializers.Field) -> list[str]:
@@ -403,13 +432,17 @@ ADMIN_CASES = {
     "endpoint": (
         Endpoint,
         {"name": "new", "url": "/new", "method": "GET", "weight": 1, "timeout_s": 5,
-         "description": "", "headers": "{}", "body": ""},
+         "description": "", "headers": "{}", "body": "", "expected_statuses": "200-399",
+         "checks": "[]"},
         [("headers", DEEP), ("headers", json.dumps({"X-Snow": "\u2603"})),
          ("headers", json.dumps({"Host": "evil.example"})),
          ("headers", json.dumps({f"X-H{i}": "v" for i in range(51)})),
          ("weight", "1e308"), ("weight", "NaN"), ("timeout_s", str(10**19)),
          ("url", "/a\u2028b"), ("url", "http://localhost:6379/"), ("body", "x" * (2**20 + 1)),
-         ("description", "d" * 2001), ("name", "\u202eevil")],
+         ("description", "d" * 2001), ("name", "\u202eevil"),
+         ("expected_statuses", "404,200"), ("expected_statuses", "600"),
+         ("checks", '[{"type": "max_ms", "value": NaN}]'), ("checks", DEEP),
+         ("checks", '[{"type": "body_contains"}]'), ("checks", '{"type": "max_ms"}')],
     ),
     "target": (
         Target,

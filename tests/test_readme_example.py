@@ -1,6 +1,7 @@
 """The README's first load test runs as it says: its session, read out of README.md, runs
 against the real demo target (the Procfile's `app` line) on the real workers to its full
-duration, and the demo's deliberate failures come back classified."""
+duration, and the demo's deliberate error statuses, expected by its catalog, count as
+successes."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def demo_target_url(tmp_path_factory) -> Iterator[str]:
         group.stop_all(grace_s=5)
 
 
-def test_readme_first_example_runs_its_full_duration_with_classified_failures(
+def test_readme_first_example_runs_its_full_duration_with_expected_statuses(
     api, workers, demo_target_url, settings, forget_redis_sessions
 ):
     settings.TARGET_APP_URL = demo_target_url  # the run command points it at the demo app
@@ -77,9 +78,10 @@ def test_readme_first_example_runs_its_full_duration_with_classified_failures(
     stats = api.get(f"/api/sessions/{session_id}/stats/").json()
     endpoints = {entry["name"]: entry for entry in stats["endpoints"]}
     assert "slow" not in endpoints  # weight 0 leaves it out
-    failures = endpoints["error"]["failures_by_class"]
-    # The demo's error endpoint answers 500 (mostly unhandled exceptions) and some 4xx.
-    assert failures.get("http_5xx", 0) > 0 and failures.get("http_4xx", 0) > 0, failures
+    # The demo's error endpoint answers 500 (mostly unhandled exceptions) and some 4xx on
+    # purpose; its catalog entry expects those statuses.
+    assert endpoints["error"]["requests"] > 0
+    assert endpoints["error"]["failures_by_class"] == {}, endpoints["error"]
     assert stats["total_failures"] == sum(
         sum(entry["failures_by_class"].values()) for entry in endpoints.values()
     )

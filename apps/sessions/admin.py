@@ -144,6 +144,7 @@ class EndpointStatsInline(admin.TabularInline):
         count_column("requests"),
         count_column("failures"),
         "failures_by_class",
+        "check_failures",
         ms_column("p50_ms"),
         ms_column("p95_ms"),
         ms_column("p99_ms"),

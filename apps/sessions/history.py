@@ -33,6 +33,8 @@ TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
             "description",
             "headers",
             "body",
+            "expected_statuses",
+            "checks",
         ),
     ),
     Target: (

@@ -5,6 +5,7 @@ endpoint (counters and a fixed-size latency histogram) and one time-series point
 however many requests are sent.
 """
 
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from apps.workers.checks import DEFAULT_EXPECTED_STATUSES, STATUSES_CHARS_MAX, normalise_statuses
 from apps.workers.plan import Plan
 
 from . import validation
@@ -115,6 +117,21 @@ class Endpoint(models.Model):
     )
     headers = models.JSONField(default=dict, blank=True, decoder=validation.BoundedJSONDecoder)
     body = models.TextField(blank=True, validators=[validation.check_body])
+    expected_statuses = models.CharField(
+        max_length=STATUSES_CHARS_MAX,
+        default=DEFAULT_EXPECTED_STATUSES,
+        validators=[validation.check_expected_statuses],
+        help_text="Statuses that count as successes, like 200-399 or 200-299,404 or 500,503.",
+    )
+    checks = models.JSONField(
+        default=list,
+        blank=True,
+        decoder=validation.BoundedJSONDecoder,
+        validators=[validation.check_response_checks],
+        help_text='Response checks, a JSON list, e.g. [{"type": "body_contains", "value": '
+        '"ok"}, {"type": "json_path_equals", "path": "$.status", "value": "ok"}]. See the '
+        'README, "Checks and expected statuses".',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +150,8 @@ class Endpoint(models.Model):
         return self.url
 
     def clean(self) -> None:
+        with contextlib.suppress(ValueError):  # the field's validator has said why
+            self.expected_statuses = normalise_statuses(self.expected_statuses)
         try:
             validation.check_headers(self.headers)
             if self.target_id is not None:
@@ -353,6 +372,9 @@ class EndpointStats(models.Model):
     # the intended time) and "suppressed" (its circuit breaker was open). Never sent, so never
     # part of `requests`.
     not_sent = models.JSONField(default=dict)
+    # Answers that failed a response check, by the check's name (each also counts as an
+    # ``application`` failure in ``failures_by_class``).
+    check_failures = models.JSONField(default=dict, blank=True)
     min_ms = models.FloatField(null=True)
     max_ms = models.FloatField(null=True)
     mean_ms = models.FloatField(null=True)

@@ -532,6 +532,7 @@ def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
                     "failures": entry.failures,
                     "failures_by_class": entry.failures_by_class,
                     "not_sent": entry.not_sent,
+                    "check_failures": entry.check_failures,
                     "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
                     "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
                     "mean_ms": entry.mean_ms(),

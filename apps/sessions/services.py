@@ -127,7 +127,7 @@ def load_default_catalog(target: Target) -> int:
 
 CHANGE_CATALOG = ("loadtests.add_target", "loadtests.add_endpoint", "loadtests.change_endpoint")
 ENDPOINT_FILE_FIELDS = ("name", "url", "method", "weight", "timeout", "description", "headers",
-                        "body")  # fmt: skip
+                        "body", "expected_statuses", "checks")  # fmt: skip
 
 
 def _full_clean_under(instance, prefix: str) -> None:
@@ -262,6 +262,8 @@ def build_plan(session: LoadTestSession) -> Plan:
                 headers=endpoint.headers,
                 body=endpoint.body,
                 endpoint_id=endpoint.pk,
+                expected_statuses=endpoint.expected_statuses,
+                checks=tuple(endpoint.checks or ()),
             )
         )
     if not endpoints:

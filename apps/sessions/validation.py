@@ -22,6 +22,7 @@ from celery.schedules import crontab as celery_crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.workers.checks import parse_checks, parse_statuses
 from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
 from loadtest_project import allowlist
 
@@ -92,6 +93,22 @@ def check_body(body: str) -> None:
 
 def _shorten(text: str, chars: int = 60) -> str:
     return text if len(text) <= chars else f"{text[:chars]}..."
+
+
+def check_expected_statuses(spec: str) -> None:
+    """An endpoint's expected statuses, as ``checks.parse_statuses`` reads them."""
+    try:
+        parse_statuses(spec)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def check_response_checks(checks: object) -> None:
+    """An endpoint's response checks, as a shard will compile them (``checks``)."""
+    try:
+        parse_checks(checks)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 def check_finite(value: float) -> None:

@@ -8,9 +8,10 @@ harder than Locust does. Parsing is httptools (llhttp, the parser of Node.js and
 
 What it does: HTTP/1.1 over TCP or TLS (certificates verified), one request at a time per
 connection, connections kept alive and reused per host, a per-request timeout, the status,
-the reason and the first bytes of the body kept, and no redirect ever followed (a load test
-must not leave its allow-list). What it does not: compression (it asks for none),
-HTTP/2, proxies, cookies.
+the reason and the first bytes of the body kept (the whole body up to a limit, and the
+header names, for an endpoint whose checks read them: ``checks``), and no redirect ever
+followed (a load test must not leave its allow-list). What it does not: compression (it
+asks for none), HTTP/2, proxies, cookies.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class PreparedRequest:
     # around a fresh one (the rest of the request is never encoded again).
     traced_head: bytes | None = None
     traced_tail: bytes = b""
+    # How much of the answer to keep: the body's first bytes (more for an endpoint whose
+    # checks read it), and its header names only when a check looks for one.
+    body_limit: int = BODY_PREFIX_BYTES
+    keep_header_names: bool = False
 
     @property
     def pool_key(self) -> tuple[str, str, int]:
@@ -168,6 +173,7 @@ class Response:
     reason: str
     body_prefix: bytes
     body_bytes: int
+    header_names: frozenset[bytes] | None = None  # lowercase; kept if the request asked
 
 
 class _Connection(asyncio.Protocol):
@@ -183,6 +189,8 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self._is_head = False
         self.idle_since = 0.0  # loop time when it last went back to the pool
+        self._body_limit = BODY_PREFIX_BYTES
+        self._header_names: set[bytes] | None = None
         self._reset_answer()
 
     def _reset_answer(self) -> None:
@@ -192,6 +200,8 @@ class _Connection(asyncio.Protocol):
         self._body_bytes = 0
         self._got_response = False
         self._framed = False
+        if self._header_names is not None:
+            self._header_names = set()
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -233,6 +243,8 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
+        if self._header_names is not None:
+            self._header_names.add(name)
         if name == b"connection" and value.lower() == b"close":
             self._keep_alive = False
         elif name in (b"content-length", b"transfer-encoding"):
@@ -245,8 +257,8 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        if len(self._body_prefix) < BODY_PREFIX_BYTES:
-            self._body_prefix += body[: BODY_PREFIX_BYTES - len(self._body_prefix)]
+        if len(self._body_prefix) < self._body_limit:
+            self._body_prefix += body[: self._body_limit - len(self._body_prefix)]
 
     def on_message_complete(self) -> None:
         waiter, parser = self._waiter, self._parser
@@ -266,6 +278,7 @@ class _Connection(asyncio.Protocol):
                 self._reason.decode("latin-1", "replace"),
                 bytes(self._body_prefix),
                 self._body_bytes,
+                None if self._header_names is None else frozenset(self._header_names),
             )
         )
 
@@ -275,6 +288,8 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._parser = httptools.HttpResponseParser(self)
+        self._body_limit = request.body_limit
+        self._header_names = set() if request.keep_header_names else None
         self._reset_answer()
         self._keep_alive = True
         self._got_bytes = False

@@ -37,6 +37,10 @@ class EndpointPlan:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str = ""
     endpoint_id: int | None = None  # the catalog row, if any (it may be deleted later)
+    # What a right answer is (see ``checks``): statuses counted as successes, and response
+    # checks as the catalog holds them (JSON-ready; compiled by each shard).
+    expected_statuses: str = "200-399"
+    checks: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,12 @@ class Plan:
         """The plan as JSON-ready data (a dict of plain values)."""
         data = asdict(self)
         data["endpoints"] = [
-            {**endpoint, "headers": dict(endpoint["headers"])} for endpoint in data["endpoints"]
+            {
+                **endpoint,
+                "headers": dict(endpoint["headers"]),
+                "checks": [dict(check) for check in endpoint["checks"]],
+            }
+            for endpoint in data["endpoints"]
         ]
         return data
 
@@ -83,7 +92,10 @@ class Plan:
                 f"{PLAN_VERSION} (and older ones). Run the web, control and load workers from "
                 "the same release."
             )
-        endpoints = tuple(EndpointPlan(**endpoint) for endpoint in data["endpoints"])
+        endpoints = tuple(
+            EndpointPlan(**{**endpoint, "checks": tuple(endpoint.get("checks") or ())})
+            for endpoint in data["endpoints"]
+        )
         return cls(**{**data, "endpoints": endpoints})
 
 

@@ -31,7 +31,7 @@ import os
 import random
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 
 from . import pacing
 from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
+from .checks import DEFAULT_CHECK_BODY_LIMIT, ResponseRules, unexpected_status_class
 from .control import (
     CLAIM_LOAD_START_SCRIPT,
     EMERGENCY_KEY,
@@ -101,14 +102,7 @@ class ShardSettings:
     backoff_max_s: float = 10.0
     max_rss_mb: float = 0.0
     max_cpu_percent: float = 0.0
-
-
-def classify_status(status: int) -> FailureClass | None:
-    if status >= 500:
-        return FailureClass.HTTP_5XX
-    if status >= 400:
-        return FailureClass.HTTP_4XX
-    return None
+    check_body_limit: int = DEFAULT_CHECK_BODY_LIMIT
 
 
 class _VirtualUser:
@@ -228,9 +222,15 @@ class ShardRunner:
         # traceparent is spliced into them per request (``PreparedRequest.traced``).
         self.traceparent = plan.traceparent
         session_headers = {plan.session_header: str(self.session_id)} if plan.session_header else {}
-        self.requests = [
-            self._prepare(endpoint, session_headers, plan.traceparent)
+        self.rules = [
+            ResponseRules(
+                endpoint.expected_statuses, list(endpoint.checks), self.settings.check_body_limit
+            )
             for endpoint in self.endpoints
+        ]
+        self.requests = [
+            self._prepare(endpoint, rules, session_headers, plan.traceparent)
+            for endpoint, rules in zip(self.endpoints, self.rules, strict=True)
         ]
         self._use_weights(raw_weights)
         self.interval_min = plan.request_interval_min
@@ -277,12 +277,16 @@ class ShardRunner:
 
     @staticmethod
     def _prepare(
-        endpoint: EndpointPlan, session_headers: dict[str, str], traceparent: bool
+        endpoint: EndpointPlan,
+        rules: ResponseRules,
+        session_headers: dict[str, str],
+        traceparent: bool,
     ) -> PreparedRequest | ValueError:
         """The endpoint's request bytes, built once; or why they cannot be (every pick of the
-        endpoint then fails as an ``application`` error, reported once a minute)."""
+        endpoint then fails as an ``application`` error, reported once a minute). An endpoint
+        whose checks read the body or headers asks the client to keep them."""
         try:
-            return prepare(
+            request = prepare(
                 endpoint.method,
                 endpoint.url,
                 endpoint.headers,
@@ -292,6 +296,13 @@ class ShardRunner:
             )
         except ValueError as exc:
             return exc
+        if rules.body_limit > request.body_limit or rules.needs_headers:
+            request = replace(
+                request,
+                body_limit=max(request.body_limit, rules.body_limit),
+                keep_header_names=rules.needs_headers,
+            )
+        return request
 
     # --- how much load -----------------------------------------------------------------------
 
@@ -424,6 +435,7 @@ class ShardRunner:
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds, cached per
         # loop iteration, which would blur every sub-millisecond latency.
         started = time.perf_counter()
+        origin = intended_at if intended_at is not None else started
         failure: str | None = None
         unavailable = False
         status: int | None = None
@@ -439,9 +451,18 @@ class ShardRunner:
             else:
                 response = await self.http.send(request, endpoint.timeout_s)
             status = response.status
-            failure = classify_status(status)
-            unavailable = status in UNAVAILABLE_STATUSES
-            if failure is not None:
+            rules = self.rules[index]
+            if rules.expected[status]:
+                if rules.checks:
+                    elapsed_ms = (time.perf_counter() - origin) * 1000
+                    failed = rules.first_failure(response, elapsed_ms)
+                    if failed is not None:
+                        failure = FailureClass.APPLICATION
+                        self.stats.record_check_failure(index, failed[0])
+                        detail = f"HTTP {status}: check {failed[0]!r} failed: {failed[1]}"
+            else:
+                failure = unexpected_status_class(status)
+                unavailable = status in UNAVAILABLE_STATUSES
                 text = response.body_prefix[:ERROR_BODY_CHARS].decode(errors="replace").strip()
                 detail = f"HTTP {status} {response.reason}: {text}".strip()
         except asyncio.CancelledError:
@@ -459,7 +480,6 @@ class ShardRunner:
             failure = FailureClass.APPLICATION
             detail = f"{type(exc).__name__}: {exc}"
             self._report_engine_error(endpoint, exc)
-        origin = intended_at if intended_at is not None else started
         latency_us = int((time.perf_counter() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
         trace_id = ""

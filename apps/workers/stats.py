@@ -7,7 +7,8 @@ of endpoints and histogram buckets, never by the number of requests.
 The Redis side is two hashes per session, both only ever incremented by shards:
 - ``stats`` (cumulative): ``{e}:n`` requests, ``{e}:f:{class}`` failures, ``{e}:s:{why}``
   requests not sent (``missed``, ``suppressed``), ``{e}:sum`` latency sum in µs,
-  ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, where ``{e}`` is the
+  ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, ``{e}:c:{check}``
+  answers that failed a response check (by the check's name), where ``{e}`` is the
   endpoint's position in the session plan;
 - ``series``: ``{epoch second}:n`` / ``:f`` / ``:u`` (unavailable) / ``:x`` (suppressed) /
   ``:sum``, drained by the monitor into points.
@@ -52,12 +53,14 @@ class StatsDelta:
 
 class _EndpointCounters:
     __slots__ = (
-        "buckets", "failures", "latency_sum_us", "max_us", "min_us", "not_sent", "requests"
+        "buckets", "checks", "failures", "latency_sum_us", "max_us", "min_us", "not_sent",
+        "requests"
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.requests = 0
         self.failures: dict[str, int] = defaultdict(int)
+        self.checks: dict[str, int] = defaultdict(int)
         self.not_sent: dict[str, int] = defaultdict(int)
         self.latency_sum_us = 0
         self.min_us: int | None = None
@@ -110,6 +113,11 @@ class ShardStats:
                 counters.max_us = latency_us
             point[3] += latency_us
 
+    def record_check_failure(self, endpoint: int, check: str) -> None:
+        """An answer failed the response check named ``check`` (it is also ``record``-ed,
+        as an ``application`` failure: this says which check)."""
+        self._endpoints[endpoint].checks[check] += 1
+
     def record_not_sent(self, endpoint: int, reason: str, second: int) -> None:
         """A request that was due but not sent (``missed`` or ``suppressed``). Suppressed ones
         also count per second: the load reduction reads them as the target being down."""
@@ -139,6 +147,8 @@ class ShardStats:
             delta.increments[prefix + "n"] = counters.requests
             for failure, count in counters.failures.items():
                 delta.increments[f"{prefix}f:{failure}"] = count
+            for check, count in counters.checks.items():
+                delta.increments[f"{prefix}c:{check}"] = count
             if counters.min_us is not None and counters.max_us is not None:  # set together
                 delta.increments[prefix + "sum"] = counters.latency_sum_us
                 delta.minima[prefix + "min"] = counters.min_us
@@ -172,6 +182,7 @@ class EndpointTotals:
     min_us: int | None = None
     max_us: int | None = None
     histogram: dict[int, int] = field(default_factory=dict)
+    check_failures: dict[str, int] = field(default_factory=dict)  # check name -> answers
 
     @property
     def failures(self) -> int:
@@ -204,6 +215,8 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
             entry.failures_by_class[detail] = value
         elif kind == "s":
             entry.not_sent[detail] = value
+        elif kind == "c":
+            entry.check_failures[detail] = value
         elif kind == "sum":
             entry.latency_sum_us = value
         elif kind == "h":
@@ -228,6 +241,8 @@ def stats_hash_fields(totals: Mapping[int, EndpointTotals]) -> dict[str, int]:
             fields[f"{prefix}f:{failure}"] = count
         for reason, count in entry.not_sent.items():
             fields[f"{prefix}s:{reason}"] = count
+        for check, count in entry.check_failures.items():
+            fields[f"{prefix}c:{check}"] = count
         if entry.latency_sum_us:
             fields[prefix + "sum"] = entry.latency_sum_us
         for bucket, count in entry.histogram.items():

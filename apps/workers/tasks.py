@@ -32,6 +32,7 @@ def shard_settings() -> ShardSettings:
         backoff_max_s=settings.BACKOFF_MAX_S,
         max_rss_mb=settings.WORKER_MAX_RSS_MB,
         max_cpu_percent=settings.WORKER_MAX_CPU_PERCENT,
+        check_body_limit=settings.CHECK_BODY_LIMIT,
     )
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 
 from rest_framework.renderers import BaseRenderer
 
@@ -70,6 +71,8 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
         row.update({f"failures_{name}": stats.failures_by_class.get(name, 0)
                     for name in FailureClass})  # fmt: skip
         row.update({name: stats.not_sent.get(name, 0) for name in (MISSED, SUPPRESSED)})
+        # Check name -> answers that failed it: names are the user's, so one JSON cell.
+        row["check_failures"] = json.dumps(stats.check_failures or {}, ensure_ascii=False)
         row.update({column: getattr(stats, column) for column in LATENCY_COLUMNS})
         rows.append(row)
     return rows

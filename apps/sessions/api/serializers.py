@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from apps.workers.checks import normalise_statuses, parse_checks
 from apps.workers.secrets import REDACTED, mask_headers_by_name
 
 from .. import services
@@ -92,9 +93,25 @@ class EndpointSerializer(serializers.ModelSerializer):
             "description",
             "headers",
             "body",
+            "expected_statuses",
+            "checks",
             "created_at",
             "updated_at",
         ]
+
+    def validate_expected_statuses(self, spec):
+        """Stored normalised (``200-299,300-399`` becomes ``200-399``)."""
+        try:
+            return normalise_statuses(spec)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_checks(self, checks):
+        try:
+            parse_checks(checks)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return checks
 
     def validate_headers(self, headers):
         try:
@@ -327,6 +344,7 @@ class EndpointStatsSerializer(serializers.ModelSerializer):
             "failures",
             "failures_by_class",
             "not_sent",
+            "check_failures",
             "min_ms",
             "mean_ms",
             "p50_ms",

@@ -204,6 +204,15 @@
     document.querySelector('[data-testid="live-users"]').textContent = format.count(users);
   }
 
+  // Which response checks failed (each is also an application failure): one line per
+  // endpoint under its failures, empty when none did.
+  function checkFailures(e) {
+    const checks = Object.entries(e.check_failures || {});
+    if (!checks.length) return "";
+    const text = checks.map(([name, n]) => `${name} ${format.count(n)}`).join(", ");
+    return element("div", { class: "text-body-secondary", "data-testid": "check-failures" }, `checks failed: ${text}`);
+  }
+
   function renderEndpoints(endpoints, total) {
     const rows = endpoints.map((e) => {
       const classes = Object.entries(e.failures_by_class || {}).map(([name, n]) => `${name} ${format.count(n)}`).join(", ");
@@ -211,7 +220,7 @@
         element("td", {}, element("span", { class: "text-body-secondary small me-1" }, e.method), e.name),
         element("td", { class: "num" }, format.count(e.requests)),
         element("td", { class: "num" }, format.percent(total ? e.requests / total : null)),
-        element("td", { class: "small" }, e.failures ? `${format.count(e.failures)} (${classes})` : "0"),
+        element("td", { class: "small" }, e.failures ? `${format.count(e.failures)} (${classes})` : "0", checkFailures(e)),
         ...["p50_ms", "p95_ms", "p99_ms", "max_ms"].map((k) => element("td", { class: "num" }, format.ms(e[k]))));
     });
     if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: 8, class: "text-body-secondary" }, "No request yet.")));
