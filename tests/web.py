@@ -6,10 +6,13 @@ ASGI path, the client address as the server passes it on. Tests reach it with ``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,16 +26,30 @@ SERVER_START_TIMEOUT_S = 20.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_collected_static: Path | None = None
+
+
 def collect_static(data_dir: Path) -> None:
-    """Collect the static files into ``data_dir``'s static folder: with DEBUG off the web
-    process serves pages only with them (and their manifest) in place."""
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env={**os.environ, "DATA_DIR": str(data_dir)},
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-    )
+    """Give ``data_dir`` a static folder: with DEBUG off the web process serves pages only
+    with the collected files (and their manifest) in place.
+
+    Collecting compresses a thousand files (about a minute of CPU, several on a busy
+    machine), and every module with a web process needs the same result: the first call
+    collects into a folder kept for the test run, the others link to it.
+    """
+    global _collected_static
+    if _collected_static is None:
+        cache = Path(tempfile.mkdtemp(prefix="loadtest-test-static-"))
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            env={**os.environ, "DATA_DIR": str(cache), "STATIC_ROOT": str(cache / "static")},
+            cwd=ROOT,
+            check=True,
+            timeout=600,
+        )
+        _collected_static = cache / "static"
+    (data_dir / "static").symlink_to(_collected_static, target_is_directory=True)
 
 
 class WebServer:
