@@ -161,3 +161,30 @@ def test_dashboard_compare_page_refuses_bad_ids_with_400(target, viewer):
     # The overview's checkboxes send ids=1&ids=2.
     ok = client.get(f"/compare/?ids={first.pk}&ids={second.pk}")
     assert ok.status_code == 200 and b'data-testid="compare-table"' in ok.content
+
+
+def test_a_run_too_short_to_judge_has_no_verdict_not_a_pass(target, viewer, settings):
+    """Fewer than THRESHOLD_MIN_REQUESTS requests in a run: nothing is judged, and every
+    surface says "not judged" instead of a green "no regression" (a CI gate must not pass
+    on a run that proves nothing)."""
+    from apps.sessions import comparison
+    from apps.sessions.cli.reports import baseline_table
+
+    settings.THRESHOLD_MIN_REQUESTS = 100
+    baseline = finished_session(target, "baseline", endpoints=FAST)
+    short = finished_session(target, "short", endpoints={"ping": ([90.0] * 40, {})})
+    target.baseline_session = baseline
+    target.save()
+    against = comparison.against_baseline(short)
+    assert against["judged"] is False and against["regression"] is False
+    table = baseline_table(against)
+    assert "Not judged against the baseline: fewer than 100 requests" in table
+    assert "No regression against the baseline." not in table
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(f"/sessions/{short.pk}/").content.decode()
+    assert 'data-testid="baseline-verdict">not judged' in page
+    compared = client.get(f"/compare/?ids={baseline.pk},{short.pk}").content.decode()
+    assert f'data-testid="regression-{short.pk}">not judged' in compared
+    judged = finished_session(target, "long", endpoints=FAST)
+    assert comparison.against_baseline(judged)["judged"] is True

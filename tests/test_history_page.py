@@ -84,5 +84,6 @@ def test_the_history_filters_and_sends_the_picked_rows_to_compare(dashboard_web,
     screenshot(page, "session-history")
     compare.click()
     page.wait_for_url(re.compile(r"/compare/\?ids="))
-    assert page.url.endswith(f"/compare/?ids={other.pk},{nightly.pk}")
+    oldest, newest = sorted([other.pk, nightly.pk])  # the oldest is the reference
+    assert page.url.endswith(f"/compare/?ids={oldest},{newest}")
     page.context.close()

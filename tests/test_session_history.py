@@ -194,7 +194,9 @@ def test_each_filter_and_combinations(viewer_api, runs):
     assert get(search="release") == {release}
     assert get(started_after="2026-03-03") == {release, blog, pending}  # from midnight UTC
     assert get(started_after="2026-03-03T00:00:00Z") == {release, blog, pending}
-    assert get(started_before="2026-03-03") == {nightly}
+    assert get(started_before="2026-03-03T00:00:00Z") == {nightly}
+    assert get(started_before="2026-03-03") == {nightly, release}  # a date alone: its whole day
+    assert get(started_after="2026-03-03", started_before="2026-03-03") == {release}
     assert get(created_after=str((T0 + timedelta(days=4)).timestamp())) == {blog, pending}
     assert get(created_before="2026-03-06T12:00:01+00:00") == {nightly, release, blog}
     # Combined: every filter narrows.

@@ -205,6 +205,9 @@ def compare(
         )
     scopes = []
     regressions: dict[int, list[dict[str, Any]]] = {session.pk: [] for session in sessions}
+    # A session none of whose scopes could be judged (too few requests) has no verdict: "no
+    # regression" would read as a pass that nothing supports.
+    judged: dict[int, bool] = {session.pk: False for session in sessions}
     for name in names:
         rows = []
         for session in sessions:
@@ -216,6 +219,7 @@ def compare(
             else:
                 row.update(compare_scope(reference_scopes.get(name), figures, margin_pct,
                                          min_requests))  # fmt: skip
+                judged[session.pk] = judged[session.pk] or row["judged"]
                 for metric in row["regressed"]:
                     regressions[session.pk].append(
                         regression_entry(name, metric, reference_scopes[name], row)
@@ -232,6 +236,7 @@ def compare(
                 "is_reference": session.pk == reference.pk,
                 "regression": bool(regressions[session.pk]),
                 "regressions": regressions[session.pk],
+                "judged": judged[session.pk],
             }
             for session in sessions
         ],
@@ -301,6 +306,7 @@ def against_baseline(
         "min_requests": result["min_requests"],
         "regression": summary["regression"],
         "regressions": summary["regressions"],
+        "judged": summary["judged"],
         "endpoints": [
             {
                 "endpoint": scope["endpoint"],

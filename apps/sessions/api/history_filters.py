@@ -9,7 +9,9 @@ parameter, never a filter silently ignored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
@@ -29,6 +31,7 @@ TIME_FILTERS = {
     "created_after": "created_at__gte",
     "created_before": "created_at__lt",
 }
+_PLAIN_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")  # a day, as a date picker sends it
 VALUES_MAX = 50  # of one parameter: a list of ids, not a way to make a huge query
 NAME_CHARS_MAX = 200
 
@@ -84,7 +87,12 @@ def filter_sessions(sessions: QuerySet[LoadTestSession], params: Mapping) -> Que
     if name:
         sessions = sessions.filter(session_name__icontains=name)
     for parameter, lookup in TIME_FILTERS.items():
-        when = parse_time(params.get(parameter), parameter)
+        raw = params.get(parameter)
+        when = parse_time(raw, parameter)
+        if when is not None and parameter.endswith("_before") and _PLAIN_DATE.match(str(raw)):
+            # "Started before 2026-11-30" from a date picker means up to the end of that day:
+            # from and before the same day find that day's runs.
+            when += timedelta(days=1)
         if when is not None:
             sessions = sessions.filter(**{lookup: when})
     return sessions

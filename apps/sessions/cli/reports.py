@@ -130,6 +130,9 @@ def baseline_table(against: dict) -> str:
     ]
     if against["regressions"]:
         lines += ["", "Regressions:", *(f"  {entry['text']}" for entry in against["regressions"])]
+    elif not against["judged"]:
+        lines += ["", f"Not judged against the baseline: fewer than {against['min_requests']} "
+                      "requests in one of the runs (run longer or with more users)."]  # fmt: skip
     else:
         lines += ["", "No regression against the baseline."]
     return "\n".join(lines)

@@ -14,8 +14,9 @@ by more than the margin, ``apps/sessions/comparison.py``) fails the run; a targe
 baseline is said so and does not.
 
 Exit codes: 0 every threshold passed (and no regression); 1 a threshold failed, the session's
-error brake (``max_errors_per_minute``) stopped it, or it regressed against the baseline; 2 bad
-input, or the session could not run to its end (failed, stopped by someone, never started).
+error brake (``max_errors_per_minute``) stopped it, it regressed against the baseline, or
+nothing could be judged against the baseline (too few requests); 2 bad input, or the session
+could not run to its end (failed, stopped by someone, never started).
 """
 
 from __future__ import annotations
@@ -303,7 +304,10 @@ class Run:
         self.say(reports.summary(session))
         against = None if problem else self._against_baseline(session)
         regressed = bool(against and against["regression"])
-        if regressed and code == EXIT_PASSED:
+        # Like a threshold that could not be judged, a baseline comparison that judged nothing
+        # fails the run: a CI gate must not pass on a run too short to say anything.
+        unjudged = bool(against and not against["judged"])
+        if (regressed or unjudged) and code == EXIT_PASSED:
             code = EXIT_FAILED
         if problem:
             self.err.write(f"loadtest run: {problem}.\n")
@@ -315,6 +319,9 @@ class Run:
                 reasons.append("max_errors_per_minute stopped the session")
             if regressed and against is not None:
                 reasons.append(f"a regression against baseline #{against['baseline']}")
+            elif unjudged and against is not None:
+                reasons.append(f"nothing judged against baseline #{against['baseline']} (too few "
+                               "requests)")  # fmt: skip
             self.say(f"\nResult: FAIL, {' and '.join(reasons)} (exit 1).")
         elif code == EXIT_PASSED:
             self.say(

@@ -1,5 +1,6 @@
-// The Sessions page: the rows ticked go to the comparison page as ?ids=1,2 (newest first,
-// as listed). Filtering is a plain GET form: the server does it, as the API does.
+// The Sessions page: the rows ticked go to the comparison page as ?ids=1,2, oldest first: the
+// first is the reference the others' deltas are against, and a later run is read against an
+// earlier one. Filtering is a plain GET form: the server does it, as the API does.
 "use strict";
 
 (() => {
@@ -7,7 +8,7 @@
   const boxes = () => [...document.querySelectorAll("#session-history [data-compare]")];
 
   function chosen() {
-    return boxes().filter((box) => box.checked).map((box) => box.value);
+    return boxes().filter((box) => box.checked).map((box) => Number(box.value)).sort((a, b) => a - b);
   }
 
   function update() {

@@ -47,3 +47,16 @@
   refresh();
   setInterval(refresh, REFRESH_MS);
 })();
+
+// "Compare selected": the list is newest first, the comparison's first id is its reference;
+// send the ticked sessions oldest first, so that a later run is read against an earlier one.
+(() => {
+  const form = document.getElementById("compare-form");
+  if (!form) return;
+  form.addEventListener("submit", (event) => {
+    const ids = [...form.querySelectorAll("input[name=ids]:checked")]
+      .map((box) => Number(box.value)).sort((a, b) => a - b);
+    event.preventDefault();
+    window.location.assign(`${form.action}?ids=${ids.join(",")}`);
+  });
+})();
