@@ -170,3 +170,12 @@ def test_quantiles_are_parsed_once_each():
     assert math.isclose(comparison_params.parse_margin("12.5"), 12.5)
     with pytest.raises(ValidationError):
         comparison_params.parse_quantiles(",".join(["0.5"] * 21))
+
+
+def test_small_rates_keep_the_decimals_that_tell_them_apart():
+    from apps.sessions.dashboard.tables import change_text, value_text
+
+    assert value_text("rps", 1234.56) == "1,234.6/s"
+    assert value_text("rps", 0.2345) == "0.23/s"
+    assert change_text("rps", {"absolute": -0.034, "relative": -0.225}) == "-0.034/s (-22.5 %)"
+    assert change_text("rps", {"absolute": 0.0, "relative": 0.0}) == "+0.0/s (+0.0 %)"

@@ -26,8 +26,14 @@ def value_text(metric: str, value: float | None) -> str:
     if metric == "error_rate":
         return f"{value * 100:.2f} %"
     if metric == "rps":
-        return f"{value:,.1f}/s"
+        return f"{_rate(value)}/s"
     return f"{value:,.1f} ms"
+
+
+def _rate(value: float, sign: str = "") -> str:
+    """Requests/s with the decimals a small rate needs (0.25/s, not 0.2/s or 0.0/s)."""
+    decimals = 1 if abs(value) >= 10 or value == 0 else 2 if abs(value) >= 0.1 else 3
+    return f"{value:{sign},.{decimals}f}"
 
 
 def change_text(metric: str, change: dict[str, Any]) -> str:
@@ -36,7 +42,7 @@ def change_text(metric: str, change: dict[str, Any]) -> str:
     if metric == "error_rate":
         text = f"{absolute * 100:+.2f} pp"
     elif metric == "rps":
-        text = f"{absolute:+,.1f}/s"
+        text = f"{_rate(absolute, '+')}/s"
     else:
         text = f"{absolute:+,.1f} ms"
     relative = change["relative"]
