@@ -264,7 +264,8 @@ def test_an_operator_runs_a_session_from_the_admin_and_changes_its_users_live(
     run_action(client, "start_sessions", session)
     wait_for_status(session.pk, {"running"}, timeout_s=15)
     form = client.get(change_page(session)).context["adminform"].form
-    assert list(form.fields) == ["concurrent_users"]  # the rest is what runs
+    # The rest is what runs; tags are labels, editable at any status.
+    assert list(form.fields) == ["concurrent_users", "tags"]
     changed = client.post(change_page(session), inline_management_forms(concurrent_users=4))
     assert changed.status_code == 302
     users = sum(a.users for a in read_assignments(redis_client, session.pk).values())

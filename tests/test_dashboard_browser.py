@@ -49,7 +49,7 @@ def test_operator_creates_starts_watches_resizes_and_stops_a_session(
     page = sign_in(chromium, dashboard_web, "olga", "olga-pw-42")
 
     page.goto(dashboard_web.url(f"/sessions/new/?target={target.pk}"))
-    page.get_by_label("Name").fill("from the browser")
+    page.get_by_label("Name", exact=True).fill("from the browser")
     page.get_by_label("Users").fill("2")
     page.get_by_label("Think time min (s)").fill("0.05")
     page.get_by_label("Think time max (s)").fill("0.1")

@@ -61,7 +61,7 @@ class RunStack:
         self.process: subprocess.Popen | None = None
         self.runs = 0
 
-    def start(self, timeout_s: float = 150) -> None:
+    def start(self, timeout_s: float = 300) -> None:
         self.runs += 1
         self.log_path = self.tmp_path / f"runstack-{self.runs}.log"
         with open(self.log_path, "wb") as log:
