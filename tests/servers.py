@@ -13,6 +13,7 @@ import re
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from aiohttp import web
 
@@ -118,7 +119,25 @@ class CountingServer:
         self._thread.join(timeout=10)
 
 
-class WebhookReceiver:
+class _ThreadedServer:
+    """A stdlib HTTP server on 127.0.0.1 (a free port) in a daemon thread: ``start``/``stop``."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class WebhookReceiver(_ThreadedServer):
     """A webhook receiver on 127.0.0.1: keeps every request it gets (path, headers, raw
     body) and answers with the next status of ``statuses`` (200 once they run out)."""
 
@@ -144,9 +163,7 @@ class WebhookReceiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serve(Handler)
 
     @property
     def base_url(self) -> str:
@@ -156,17 +173,8 @@ class WebhookReceiver:
         with self._lock:
             return [item for item in self.received if path is None or item["path"] == path]
 
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-
-class NewRelicStandIn:
+class NewRelicStandIn(_ThreadedServer):
     """New Relic's NerdGraph and Event API on 127.0.0.1, checking what it is sent as the real
     ones would: method, path, key header, content type, a GraphQL body naming the marker
     mutation with the entity's GUID, version and description, an Event API body that is a
@@ -211,9 +219,7 @@ class NewRelicStandIn:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serve(Handler)
 
     @property
     def graphql_url(self) -> str:
@@ -294,12 +300,3 @@ class NewRelicStandIn:
                     return f"events: {name} is not a number ({value!r})", 400
         self.events.extend(events)
         return "", 200
-
-    def start(self) -> NewRelicStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
