@@ -41,6 +41,42 @@ class EndpointPlan:
     # checks as the catalog holds them (JSON-ready; compiled by each shard).
     expected_statuses: str = "200-399"
     checks: tuple[Mapping[str, Any], ...] = ()
+    # A step of a flow (the flow's position in ``Plan.flows``) rather than a request picked
+    # by weight on its own: its weight is 0 and its name says flow and step.
+    flow: int | None = None
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step of a flow: the request at ``endpoint`` (a position in ``Plan.endpoints``), the
+    values to extract from its answer for the later steps (JSON-ready, as the catalog holds
+    them: see ``extraction``), and the think time after it."""
+
+    endpoint: int
+    think_time_s: float = 0.0
+    extract: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    """An ordered list of steps a virtual user runs as one iteration, picked by weight beside
+    the single endpoints."""
+
+    name: str
+    weight: float
+    steps: tuple[StepPlan, ...]
+    flow_id: int | None = None  # the catalog row, if any
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """The target's data feed, shipped whole with the plan: rows of strings, one per CSV line,
+    handed to users ``sequential``-ly, at ``random`` or one ``per_user`` (see ``feeds``)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    mode: str = "sequential"
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,11 +97,22 @@ class Plan:
     # whether each request carries a fresh W3C traceparent (see ``http.prepare``).
     session_header: str = ""
     traceparent: bool = False
+    # Multi-step flows (their steps are in ``endpoints``, with ``flow`` set) and the
+    # target's data feed, if any.
+    flows: tuple[FlowPlan, ...] = ()
+    feed: FeedPlan | None = None
     version: int = PLAN_VERSION
 
     @property
     def open_model(self) -> bool:
         return bool(self.target_rps)
+
+    def pick_weights(self) -> list[float]:
+        """What a user picks from, by weight: every endpoint (a flow's steps have weight 0),
+        then every flow. Live weights (``control.set_endpoint_weights``) have this shape."""
+        return [endpoint.weight for endpoint in self.endpoints] + [
+            flow.weight for flow in self.flows
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON-ready data (a dict of plain values)."""
@@ -78,6 +125,22 @@ class Plan:
             }
             for endpoint in data["endpoints"]
         ]
+        data["flows"] = [
+            {
+                **flow,
+                "steps": [
+                    {**step, "extract": [dict(item) for item in step["extract"]]}
+                    for step in flow["steps"]
+                ],
+            }
+            for flow in data["flows"]
+        ]
+        if data["feed"] is not None:
+            data["feed"] = {
+                **data["feed"],
+                "columns": list(data["feed"]["columns"]),
+                "rows": [list(row) for row in data["feed"]["rows"]],
+            }
         return data
 
     @classmethod
@@ -96,7 +159,31 @@ class Plan:
             EndpointPlan(**{**endpoint, "checks": tuple(endpoint.get("checks") or ())})
             for endpoint in data["endpoints"]
         )
-        return cls(**{**data, "endpoints": endpoints})
+        flows = tuple(
+            FlowPlan(
+                **{
+                    **flow,
+                    "steps": tuple(
+                        StepPlan(**{**step, "extract": tuple(step.get("extract") or ())})
+                        for step in flow["steps"]
+                    ),
+                }
+            )
+            for flow in data.get("flows") or ()
+        )
+        raw_feed = data.get("feed")
+        feed = (
+            FeedPlan(
+                **{
+                    **raw_feed,
+                    "columns": tuple(raw_feed["columns"]),
+                    "rows": tuple(tuple(row) for row in raw_feed["rows"]),
+                }
+            )
+            if raw_feed
+            else None
+        )
+        return cls(**{**data, "endpoints": endpoints, "flows": flows, "feed": feed})
 
 
 def _from_unversioned(data: Mapping[str, Any]) -> dict[str, Any]:

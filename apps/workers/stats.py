@@ -9,7 +9,11 @@ The Redis side is two hashes per session, both only ever incremented by shards:
   requests not sent (``missed``, ``suppressed``), ``{e}:sum`` latency sum in µs,
   ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, ``{e}:c:{check}``
   answers that failed a response check (by the check's name), where ``{e}`` is the
-  endpoint's position in the session plan;
+  endpoint's position in the session plan; and per flow, ``F{f}:n`` iterations ended,
+  ``F{f}:f`` iterations that failed (a step failed: the rest were not sent), ``F{f}:sum``,
+  ``F{f}:h:{bucket}``, ``F{f}:min`` / ``F{f}:max`` of iteration durations in µs (first send
+  to last answer, think times between steps included), where ``{f}`` is the flow's position
+  in the plan's ``flows``;
 - ``series``: ``{epoch second}:n`` / ``:f`` / ``:u`` (unavailable) / ``:x`` (suppressed) /
   ``:sum``, drained by the monitor into points.
 This module is the only place that knows those field names.
@@ -68,15 +72,32 @@ class _EndpointCounters:
         self.buckets: dict[int, int] = defaultdict(int)
 
 
-class ShardStats:
-    """Per-endpoint counters of one shard since its last flush."""
+class _FlowCounters:
+    __slots__ = ("buckets", "duration_sum_us", "failed", "iterations", "max_us", "min_us")
 
-    def __init__(self, endpoint_count: int) -> None:
+    def __init__(self) -> None:
+        self.iterations = 0
+        self.failed = 0
+        self.duration_sum_us = 0
+        self.min_us: int | None = None
+        self.max_us: int | None = None
+        self.buckets: dict[int, int] = defaultdict(int)
+
+
+FLOW_PREFIX = "F"
+
+
+class ShardStats:
+    """Per-endpoint (and per-flow) counters of one shard since its last flush."""
+
+    def __init__(self, endpoint_count: int, flow_count: int = 0) -> None:
         self._endpoint_count = endpoint_count
+        self._flow_count = flow_count
         self._reset()
 
     def _reset(self) -> None:
         self._endpoints = [_EndpointCounters() for _ in range(self._endpoint_count)]
+        self._flows = [_FlowCounters() for _ in range(self._flow_count)]
         self._series: dict[int, list[int]] = {}
         self._requests = 0
         self._touched: set[int] = set()  # endpoints with only not-sent counts
@@ -129,6 +150,21 @@ class ShardStats:
                 point = self._series[second] = [0, 0, 0, 0, 0]
             point[4] += 1
 
+    def record_flow(self, flow: int, duration_us: int, failed: bool) -> None:
+        """One iteration of a flow ended: all its steps answered as expected, or one failed
+        (``failed``) and the later ones were not sent. An iteration cut short by a stop is
+        not recorded (its requests are)."""
+        counters = self._flows[flow]
+        counters.iterations += 1
+        if failed:
+            counters.failed += 1
+        counters.duration_sum_us += duration_us
+        counters.buckets[bucket_index(duration_us)] += 1
+        if counters.min_us is None or duration_us < counters.min_us:
+            counters.min_us = duration_us
+        if counters.max_us is None or duration_us > counters.max_us:
+            counters.max_us = duration_us
+
     @property
     def pending_requests(self) -> int:
         return self._requests
@@ -154,6 +190,18 @@ class ShardStats:
                 delta.minima[prefix + "min"] = counters.min_us
                 delta.maxima[prefix + "max"] = counters.max_us
             for bucket, count in counters.buckets.items():
+                delta.increments[f"{prefix}h:{bucket}"] = count
+        for index, flow in enumerate(self._flows):
+            if flow.iterations == 0 or flow.min_us is None or flow.max_us is None:
+                continue
+            prefix = f"{FLOW_PREFIX}{index}:"
+            delta.increments[prefix + "n"] = flow.iterations
+            if flow.failed:
+                delta.increments[prefix + "f"] = flow.failed
+            delta.increments[prefix + "sum"] = flow.duration_sum_us
+            delta.minima[prefix + "min"] = flow.min_us
+            delta.maxima[prefix + "max"] = flow.max_us
+            for bucket, count in flow.buckets.items():
                 delta.increments[f"{prefix}h:{bucket}"] = count
         for second, point in self._series.items():
             requests, failures, unavailable, latency_sum_us, suppressed = point
@@ -200,11 +248,79 @@ class EndpointTotals:
         return percentiles_ms(self.histogram, QUANTILES, min_us=self.min_us, max_us=self.max_us)
 
 
+@dataclass
+class FlowTotals:
+    """One flow's cumulative figures as read back from the session's ``stats`` hash."""
+
+    iterations: int = 0
+    failed: int = 0
+    duration_sum_us: int = 0
+    min_us: int | None = None
+    max_us: int | None = None
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def mean_ms(self) -> float | None:
+        return self.duration_sum_us / self.iterations / 1000.0 if self.iterations else None
+
+    def percentiles_ms(self) -> dict[float, float | None]:
+        return percentiles_ms(self.histogram, QUANTILES, min_us=self.min_us, max_us=self.max_us)
+
+
+def parse_flow_stats(raw: dict[bytes | str, bytes | str]) -> dict[int, FlowTotals]:
+    """Turn the ``stats`` hash's flow fields back into totals per flow position."""
+    totals: dict[int, FlowTotals] = defaultdict(FlowTotals)
+    for raw_name, raw_value in raw.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        if not name.startswith(FLOW_PREFIX):
+            continue
+        flow, _, rest = name[len(FLOW_PREFIX) :].partition(":")
+        entry = totals[int(flow)]
+        kind, _, detail = rest.partition(":")
+        value = int(raw_value)
+        if kind == "n":
+            entry.iterations = value
+        elif kind == "f":
+            entry.failed = value
+        elif kind == "sum":
+            entry.duration_sum_us = value
+        elif kind == "h":
+            entry.histogram[int(detail)] = value
+        elif kind == "min":
+            entry.min_us = value
+        elif kind == "max":
+            entry.max_us = value
+    return dict(totals)
+
+
+def flow_stats_hash_fields(totals: Mapping[int, FlowTotals]) -> dict[str, int]:
+    """The flow fields of the ``stats`` hash that ``parse_flow_stats`` reads back as
+    ``totals`` (see ``stats_hash_fields``)."""
+    fields: dict[str, int] = {}
+    for index, entry in totals.items():
+        prefix = f"{FLOW_PREFIX}{index}:"
+        if entry.iterations:
+            fields[prefix + "n"] = entry.iterations
+        if entry.failed:
+            fields[prefix + "f"] = entry.failed
+        if entry.duration_sum_us:
+            fields[prefix + "sum"] = entry.duration_sum_us
+        for bucket, count in entry.histogram.items():
+            fields[f"{prefix}h:{bucket}"] = count
+        if entry.min_us is not None:
+            fields[prefix + "min"] = entry.min_us
+        if entry.max_us is not None:
+            fields[prefix + "max"] = entry.max_us
+    return fields
+
+
 def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointTotals]:
-    """Turn the ``stats`` hash back into totals per endpoint position."""
+    """Turn the ``stats`` hash back into totals per endpoint position (flows' fields are
+    ``parse_flow_stats``'s)."""
     totals: dict[int, EndpointTotals] = defaultdict(EndpointTotals)
     for raw_name, raw_value in raw.items():
         name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        if name.startswith(FLOW_PREFIX):
+            continue
         value = int(raw_value)
         endpoint, _, rest = name.partition(":")
         entry = totals[int(endpoint)]
