@@ -203,7 +203,7 @@ class Check:
                 return None
             return f"answered in {elapsed_ms:.0f} ms, expected below {self.max_ms:g} ms"
         if kind == "header_present":
-            names = response.header_names or ()
+            names = response.headers or ()
             return None if self.header in names else f"no {self.header.decode()} header"
         if document is _NOT_JSON:
             return "the body is not JSON (or is longer than CHECK_BODY_LIMIT)"

@@ -11,7 +11,7 @@ connection, connections kept alive and reused per host, a per-request timeout, t
 the reason and the first bytes of the body kept (the whole body up to a limit, and the
 header names, for an endpoint whose checks read them: ``checks``), and no redirect ever
 followed (a load test must not leave its allow-list). What it does not: compression (it
-asks for none), HTTP/2, proxies, cookies.
+asks for none), HTTP/2, proxies; cookies are the shard's (``cookies``), per virtual user.
 """
 
 from __future__ import annotations
@@ -72,9 +72,11 @@ class PreparedRequest:
     traced_head: bytes | None = None
     traced_tail: bytes = b""
     # How much of the answer to keep: the body's first bytes (more for an endpoint whose
-    # checks read it), and its header names only when a check looks for one.
+    # checks read it), its headers only when a check or an extraction reads one, and its
+    # Set-Cookie values when the session's users keep cookies (flows).
     body_limit: int = BODY_PREFIX_BYTES
-    keep_header_names: bool = False
+    keep_headers: bool = False
+    keep_cookies: bool = False
 
     @property
     def pool_key(self) -> tuple[str, str, int]:
@@ -173,7 +175,10 @@ class Response:
     reason: str
     body_prefix: bytes
     body_bytes: int
-    header_names: frozenset[bytes] | None = None  # lowercase; kept if the request asked
+    # Lowercase name -> value (repeats joined by ", "), and every Set-Cookie value: kept
+    # only if the request asked (``keep_headers``, ``keep_cookies``).
+    headers: dict[bytes, bytes] | None = None
+    set_cookies: list[bytes] | None = None
 
 
 class _Connection(asyncio.Protocol):
@@ -190,7 +195,8 @@ class _Connection(asyncio.Protocol):
         self._is_head = False
         self.idle_since = 0.0  # loop time when it last went back to the pool
         self._body_limit = BODY_PREFIX_BYTES
-        self._header_names: set[bytes] | None = None
+        self._headers: dict[bytes, bytes] | None = None
+        self._set_cookies: list[bytes] | None = None
         self._reset_answer()
 
     def _reset_answer(self) -> None:
@@ -200,8 +206,10 @@ class _Connection(asyncio.Protocol):
         self._body_bytes = 0
         self._got_response = False
         self._framed = False
-        if self._header_names is not None:
-            self._header_names = set()
+        if self._headers is not None:
+            self._headers = {}
+        if self._set_cookies is not None:
+            self._set_cookies = []
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -243,8 +251,11 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        if self._header_names is not None:
-            self._header_names.add(name)
+        if self._headers is not None:
+            earlier = self._headers.get(name)
+            self._headers[name] = value if earlier is None else earlier + b", " + value
+        if self._set_cookies is not None and name == b"set-cookie":
+            self._set_cookies.append(value)
         if name == b"connection" and value.lower() == b"close":
             self._keep_alive = False
         elif name in (b"content-length", b"transfer-encoding"):
@@ -278,7 +289,8 @@ class _Connection(asyncio.Protocol):
                 self._reason.decode("latin-1", "replace"),
                 bytes(self._body_prefix),
                 self._body_bytes,
-                None if self._header_names is None else frozenset(self._header_names),
+                self._headers,
+                self._set_cookies,
             )
         )
 
@@ -289,7 +301,8 @@ class _Connection(asyncio.Protocol):
         self._waiter = loop.create_future()
         self._parser = httptools.HttpResponseParser(self)
         self._body_limit = request.body_limit
-        self._header_names = set() if request.keep_header_names else None
+        self._headers = {} if request.keep_headers else None
+        self._set_cookies = [] if request.keep_cookies else None
         self._reset_answer()
         self._keep_alive = True
         self._got_bytes = False
