@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from . import pacing
+from . import cookies, pacing
 from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
 from .checks import DEFAULT_CHECK_BODY_LIMIT, ResponseRules, unexpected_status_class
 from .control import (
@@ -57,12 +57,16 @@ from .control import (
     flush_script_keys,
     worker_draining_key,
 )
-from .http import HttpClient, PreparedRequest, prepare
-from .plan import EndpointPlan, Plan
+from .extraction import Extraction, parse_document, parse_extractions
+from .feeds import FeedCursor
+from .http import HttpClient, PreparedRequest, Response
+from .plan import EndpointPlan, FlowPlan, Plan
 from .resources import ResourceGuard, raise_open_files_limit
 from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
+from .templating import TemplatedRequest, compile_request
+from .userstate import UserState
 from .vocabulary import (
     ERROR_SAMPLE,
     SHARD_STATE_AFTER_STOP,
@@ -106,13 +110,14 @@ class ShardSettings:
 
 
 class _VirtualUser:
-    __slots__ = ("in_flight", "retiring", "started", "task")
+    __slots__ = ("in_flight", "retiring", "started", "state", "task")
     task: asyncio.Task[None]  # set as soon as the user is made (the task needs the user)
 
-    def __init__(self) -> None:
+    def __init__(self, state: UserState) -> None:
         self.in_flight = False
         self.retiring = False
         self.started = False
+        self.state = state  # what the templates and flows read and write
 
 
 class ShardRunner:
@@ -174,14 +179,16 @@ class ShardRunner:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.plan)
             pipe.hmget(self.keys.control, "state", "factor", WEIGHTS_FIELD)
-            pipe.hget(self.keys.assign, str(self.shard_index))
-            raw_plan, (state, factor, raw_weights), raw_assignment = await pipe.execute()
-        assignment = Assignment.decode(raw_assignment)
+            pipe.hgetall(self.keys.assign)
+            raw_plan, (state, factor, raw_weights), assignments = await pipe.execute()
+        raw_assignment = assignments.get(str(self.shard_index).encode())
+        assignment = Assignment.decode(raw_assignment) if raw_assignment is not None else None
         if raw_plan is None or assignment is None or assignment.generation != self.generation:
             logger.info("Session %s shard %s/%s: no longer wanted, skipping.",
                         self.session_id, self.shard_index, self.generation)  # fmt: skip
             return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
         self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor, raw_weights)
+        self._number_users(assignments)
         self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
             # Stopped (or retired) before this shard got a worker: send nothing.
@@ -218,6 +225,18 @@ class ShardRunner:
         self, plan: Plan, assignment: Assignment, factor: bytes | None, raw_weights: bytes | None
     ) -> None:
         self.endpoints = plan.endpoints
+        self.flows: tuple[FlowPlan, ...] = plan.flows
+        # What each flow step takes from its answer (compiled once; empty for the rest).
+        self.extractions: list[tuple[Extraction, ...]] = [() for _ in self.endpoints]
+        for flow in self.flows:
+            for step in flow.steps:
+                self.extractions[step.endpoint] = parse_extractions(list(step.extract))
+        # Users keep the target's cookies when the plan has flows (a login must hold).
+        self.keep_cookies = bool(self.flows)
+        self.feed = plan.feed
+        self.feed_cursor: FeedCursor | None = None  # set by _number_users (needs the shards)
+        self.first_user_id = 1
+        self._next_user_id = 1
         # The session's header, the same on every request, is in the prepared bytes; a
         # traceparent is spliced into them per request (``PreparedRequest.traced``).
         self.traceparent = plan.traceparent
@@ -228,10 +247,16 @@ class ShardRunner:
             )
             for endpoint in self.endpoints
         ]
+        columns = plan.feed.columns if plan.feed is not None else ()
         self.requests = [
-            self._prepare(endpoint, rules, session_headers, plan.traceparent)
-            for endpoint, rules in zip(self.endpoints, self.rules, strict=True)
-        ]
+            self._prepare(
+                endpoint, rules, extractions, session_headers, plan.traceparent, columns,
+                self.keep_cookies,
+            )
+            for endpoint, rules, extractions in zip(
+                self.endpoints, self.rules, self.extractions, strict=True
+            )
+        ]  # fmt: skip
         self._use_weights(raw_weights)
         self.interval_min = plan.request_interval_min
         self.interval_max = plan.request_interval_max
@@ -251,7 +276,12 @@ class ShardRunner:
         ]
         self.assignment = assignment
         self.session_factor = float(factor) if factor is not None else 1.0
-        self.stats = ShardStats(len(self.endpoints))
+        self.stats = ShardStats(len(self.endpoints), len(self.flows))
+        self._anonymous = UserState(0)
+        self._state_per_arrival = self.feed is not None or any(
+            isinstance(request, TemplatedRequest) for request in self.requests
+        )
+
         self.breakers = [
             CircuitBreaker(
                 self.settings.breaker_failures,
@@ -275,33 +305,66 @@ class ShardRunner:
         if load_started_at is not None and self.duration_s is not None:
             self.deadline = float(load_started_at) + self.duration_s
 
-    @staticmethod
+    def _number_users(self, assignments: dict[bytes, bytes]) -> None:
+        """Users are numbered across the session (``{{ user_id }}``, a ``per_user`` feed row):
+        this shard's come after the users of the shards before it, as assigned at its start.
+        Users added later by a live change continue from there (they may then share numbers
+        with another shard's)."""
+        before, shard_count = 0, 0
+        for raw_index, raw in assignments.items():
+            shard_count += 1
+            other = Assignment.decode(raw)
+            if int(raw_index) < self.shard_index:
+                before += other.users
+        self.first_user_id = self._next_user_id = before + 1
+        if self.feed is not None:
+            self.feed_cursor = FeedCursor(self.feed, self.shard_index, max(shard_count, 1))
+
+    def _new_user_state(self) -> UserState:
+        state = UserState(self._next_user_id)
+        self._next_user_id += 1
+        return state
+
     def _prepare(
+        self,
         endpoint: EndpointPlan,
         rules: ResponseRules,
+        extractions: tuple[Extraction, ...],
         session_headers: dict[str, str],
         traceparent: bool,
-    ) -> PreparedRequest | ValueError:
-        """The endpoint's request bytes, built once; or why they cannot be (every pick of the
-        endpoint then fails as an ``application`` error, reported once a minute). An endpoint
-        whose checks read the body or headers asks the client to keep them."""
+        columns: tuple[str, ...],
+        keep_cookies: bool,
+    ) -> PreparedRequest | TemplatedRequest | ValueError:
+        """The endpoint's request, built once: its bytes, or its compiled template; or why it
+        cannot be built (every pick of the endpoint then fails as an ``application`` error,
+        reported once a minute). An endpoint whose checks or extractions read the body or
+        headers asks the client to keep them, and a plan with flows its cookies."""
         try:
-            request = prepare(
-                endpoint.method,
-                endpoint.url,
-                endpoint.headers,
-                endpoint.body,
+            request = compile_request(
+                endpoint,
                 default_headers=session_headers,
                 traceparent=traceparent,
+                columns=columns,
             )
         except ValueError as exc:
             return exc
-        if rules.body_limit > request.body_limit or rules.needs_headers:
-            request = replace(
-                request,
-                body_limit=max(request.body_limit, rules.body_limit),
-                keep_header_names=rules.needs_headers,
+        prepared = request.prepared if isinstance(request, TemplatedRequest) else request
+        body_limit = rules.body_limit
+        if any(extraction.source != "header" for extraction in extractions):
+            body_limit = max(body_limit, self.settings.check_body_limit)
+        keep_headers = rules.needs_headers or any(
+            extraction.source == "header" for extraction in extractions
+        )
+        if body_limit > prepared.body_limit or keep_headers or keep_cookies:
+            prepared = replace(
+                prepared,
+                body_limit=max(prepared.body_limit, body_limit),
+                keep_headers=keep_headers,
+                keep_cookies=keep_cookies,
             )
+            if isinstance(request, TemplatedRequest):
+                return replace(request, prepared=prepared)
+            return prepared
         return request
 
     # --- how much load -----------------------------------------------------------------------
@@ -333,7 +396,7 @@ class ShardRunner:
     def _resize_users(self, wanted: int, start_delays: list[float] | None = None) -> None:
         while len(self._users) < wanted:
             delay = start_delays[len(self._users)] if start_delays else 0.0
-            user = _VirtualUser()
+            user = _VirtualUser(self._new_user_state())
             user.task = self._track(self._user_loop(user, delay))
             self._users.append(user)
         while len(self._users) > wanted:
@@ -362,22 +425,31 @@ class ShardRunner:
         if start_delay_s > 0:
             await asyncio.sleep(start_delay_s)
         user.started = True
+        state = user.state
         failures_in_a_row = 0
+        endpoint_count = len(self.endpoints)
         while not (self._stopping or user.retiring):
             index = self.selector.pick(rng)
-            admission = self.breakers[index].admit()
-            if admission == DENIED:
-                self.stats.record_not_sent(index, SUPPRESSED, int(time.time()))
-                think_s = pacing.think_time_s(rng, self.interval_min, self.interval_max)
-                await asyncio.sleep(max(think_s, SUPPRESSED_PAUSE_S))
-                continue
-            user.in_flight = True
-            try:
-                unavailable = await self._send(index, admission)
-            finally:
-                user.in_flight = False
-            if self._stopping or user.retiring:
-                return
+            if self.feed_cursor is not None:
+                state.row = self.feed_cursor.row_for(state)
+            if index >= endpoint_count:
+                unavailable = await self._run_flow(index - endpoint_count, state, user)
+                if self._stopping or user.retiring:
+                    return
+            else:
+                admission = self.breakers[index].admit()
+                if admission == DENIED:
+                    self.stats.record_not_sent(index, SUPPRESSED, int(time.time()))
+                    think_s = pacing.think_time_s(rng, self.interval_min, self.interval_max)
+                    await asyncio.sleep(max(think_s, SUPPRESSED_PAUSE_S))
+                    continue
+                user.in_flight = True
+                try:
+                    _, unavailable = await self._send(index, admission, state)
+                finally:
+                    user.in_flight = False
+                if self._stopping or user.retiring:
+                    return
             failures_in_a_row = failures_in_a_row + 1 if unavailable else 0
             pause_s = max(
                 pacing.think_time_s(rng, self.interval_min, self.interval_max),
@@ -409,8 +481,17 @@ class ShardRunner:
             elif self._arrival % 64 == 0:
                 await asyncio.sleep(0)  # catching up: let answers in between sends
             index = self.selector.pick(rng)
+            flow_index = index - len(self.endpoints)
+            if flow_index >= 0:
+                # A flow's iteration is one arrival, by a new user (no cookies yet); a missed
+                # one counts against its first step.
+                index = self.flows[flow_index].steps[0].endpoint
             if self._in_flight >= self.assignment.users:
                 self.stats.record_not_sent(index, MISSED, int(time.time()))
+                continue
+            if flow_index >= 0:
+                self._in_flight += 1
+                self._track(self._arrival_flow(flow_index, due))
                 continue
             admission = self.breakers[index].admit()
             if admission == DENIED:
@@ -420,13 +501,82 @@ class ShardRunner:
             self._track(self._arrival_request(index, admission, due))
 
     async def _arrival_request(self, index: int, admission: int, due: float) -> None:
+        # Each arrival is a new user, when the request reads one (a template, a feed row);
+        # fixed requests share one state and cost nothing per arrival.
+        state = self._anonymous
+        if self._state_per_arrival:
+            state = self._new_user_state()
+            if self.feed_cursor is not None:
+                state.row = self.feed_cursor.row_for(state)
         try:
-            await self._send(index, admission, intended_at=due)
+            await self._send(index, admission, state, intended_at=due)
         finally:
             self._in_flight -= 1
 
-    async def _send(self, index: int, admission: int, intended_at: float | None = None) -> bool:
-        """Send one request and record it. Returns whether the target seemed unavailable.
+    async def _arrival_flow(self, flow_index: int, due: float) -> None:
+        state = self._new_user_state()
+        if self.feed_cursor is not None:
+            state.row = self.feed_cursor.row_for(state)
+        try:
+            await self._run_flow(flow_index, state, None, intended_at=due)
+        finally:
+            self._in_flight -= 1
+
+    async def _run_flow(
+        self,
+        flow_index: int,
+        state: UserState,
+        user: _VirtualUser | None,
+        intended_at: float | None = None,
+    ) -> bool:
+        """One iteration of a flow: its steps in order, each with its think time after it.
+        A step that fails (or whose breaker is open) ends the iteration, counted as failed;
+        an iteration cut short by a stop is not counted (its requests are). Variables start
+        empty each iteration; cookies stay the user's. Returns whether the last answer said
+        the target is unavailable (for the user's back-off)."""
+        flow = self.flows[flow_index]
+        state.variables = None
+        started = intended_at if intended_at is not None else time.perf_counter()
+        failed = unavailable = False
+        last = len(flow.steps) - 1
+        for number, step in enumerate(flow.steps):
+            if self._stopping:
+                return unavailable
+            index = step.endpoint
+            admission = self.breakers[index].admit()
+            if admission == DENIED:
+                self.stats.record_not_sent(index, SUPPRESSED, int(time.time()))
+                failed = True
+                break
+            if user is not None:
+                user.in_flight = True
+            try:
+                failure, unavailable = await self._send(
+                    index, admission, state, intended_at=intended_at if number == 0 else None
+                )
+            finally:
+                if user is not None:
+                    user.in_flight = False
+            if self._stopping or (user is not None and user.retiring):
+                return unavailable
+            if failure is not None:
+                failed = True
+                break
+            if step.think_time_s > 0 and number < last:
+                await asyncio.sleep(step.think_time_s)
+        duration_us = int((time.perf_counter() - started) * 1_000_000)
+        self.stats.record_flow(flow_index, duration_us, failed)
+        return unavailable
+
+    async def _send(
+        self,
+        index: int,
+        admission: int,
+        state: UserState,
+        intended_at: float | None = None,
+    ) -> tuple[str | None, bool]:
+        """Send one request as user ``state`` and record it. Returns its failure class (None:
+        a success) and whether the target seemed unavailable.
 
         Latency runs from ``intended_at`` when given (open model), so time spent waiting for
         a late send counts: a slow target or an overloaded generator cannot hide delay.
@@ -445,12 +595,20 @@ class ShardRunner:
         try:
             if isinstance(request, Exception):
                 raise request  # this endpoint's request could not even be built
-            if self.traceparent:
-                traced = request.traced()
-                response = await self.http.send(request, endpoint.timeout_s, traced)
+            raw: bytes | None = None
+            if isinstance(request, TemplatedRequest):
+                raw = traced = request.render(state)
+                prepared = request.prepared
             else:
-                response = await self.http.send(request, endpoint.timeout_s)
+                prepared = request
+                if self.traceparent:
+                    raw = traced = request.traced()
+            if state.cookies:
+                raw = cookies.with_cookies(raw or prepared.raw, state.cookies)
+            response = await self.http.send(prepared, endpoint.timeout_s, raw)
             status = response.status
+            if response.set_cookies:
+                state.cookies = cookies.store(state.cookies, response.set_cookies)
             rules = self.rules[index]
             if rules.expected[status]:
                 if rules.checks:
@@ -460,6 +618,16 @@ class ShardRunner:
                         failure = FailureClass.APPLICATION
                         self.stats.record_check_failure(index, failed[0])
                         detail = f"HTTP {status}: check {failed[0]!r} failed: {failed[1]}"
+                extractions = self.extractions[index]
+                if extractions and failure is None:
+                    missing = self._extract(extractions, response, state)
+                    if missing is not None:
+                        failure = FailureClass.APPLICATION
+                        self.stats.record_check_failure(index, f"extract {missing.name}")
+                        detail = (
+                            f"HTTP {status}: extract {missing.name!r} failed: "
+                            f"{missing.expression} not found"
+                        )
             else:
                 failure = unexpected_status_class(status)
                 unavailable = status in UNAVAILABLE_STATUSES
@@ -483,8 +651,8 @@ class ShardRunner:
         latency_us = int((time.perf_counter() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
         trace_id = ""
-        if traced is not None and (failure is not None or self.request_log):
-            trace_id = request.trace_id(traced)  # type: ignore[union-attr]  # traced: prepared
+        if self.traceparent and traced is not None and (failure is not None or self.request_log):
+            trace_id = request.trace_id(traced)  # type: ignore[union-attr]  # traced: built
         if failure is not None:
             self._sample_error(index, failure, status, detail, trace_id)
         if self.request_log:
@@ -500,7 +668,25 @@ class ShardRunner:
                 EngineEventKind.BREAKER_CLOSED,
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
-        return unavailable
+        return failure, unavailable
+
+    @staticmethod
+    def _extract(
+        extractions: tuple[Extraction, ...], response: Response, state: UserState
+    ) -> Extraction | None:
+        """Set the user's variables from the answer; the first one not found, or None."""
+        document = None
+        if any(extraction.source == "json_path" for extraction in extractions):
+            document = parse_document(response)
+        variables = state.variables
+        if variables is None:
+            variables = state.variables = {}
+        for extraction in extractions:
+            value = extraction.value(response, document)
+            if value is None:
+                return extraction
+            variables[extraction.name] = value
+        return None
 
     def _sample_error(
         self, index: int, failure: str, status: int | None, detail: str, trace_id: str
@@ -656,14 +842,18 @@ class ShardRunner:
         return None
 
     def _use_weights(self, raw_weights: bytes | None) -> None:
-        """Pick endpoints by the weights set while the session runs (the control hash's, one
-        per plan endpoint) or, until any are set, by the plan's. Users and arrivals read
-        ``self.selector`` at each pick, so the new mix applies from the next request."""
+        """Pick endpoints and flows by the weights set while the session runs (the control
+        hash's: one per plan endpoint, then one per flow: ``Plan.pick_weights``) or, until any
+        are set, by the plan's. Users and arrivals read ``self.selector`` at each pick, so the
+        new mix applies from the next request."""
         self.raw_weights = raw_weights
-        if raw_weights is None:
-            weights = [endpoint.weight for endpoint in self.endpoints]
-        else:
-            weights = json.loads(raw_weights)
+        weights = [endpoint.weight for endpoint in self.endpoints] + [
+            flow.weight for flow in self.flows
+        ]
+        if raw_weights is not None:
+            live = json.loads(raw_weights)
+            # Weights set by a release without flows have one per endpoint only.
+            weights = live + weights[len(live) :] if len(live) <= len(weights) else weights
         self.selector = EndpointSelector(weights)
 
     def _stop(self, reason: StopReason) -> None:
