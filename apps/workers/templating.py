@@ -25,9 +25,20 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
+from .http import (
+    _NONZERO_IDS,
+    _SPAN_ID_MASK,
+    TRACEPARENT,
+    PreparedRequest,
+    encode_path,
+    encode_query,
+    prepare,
+)
+from .plan import EndpointPlan
 from .userstate import UserState
 
 MAX_TEMPLATE_CHARS = 1 << 20  # 1 MiB of text: the largest body the catalog accepts
@@ -467,3 +478,203 @@ def parse_template(text: str, *, columns: Sequence[str] | None = None) -> Templa
     literals.append("".join(pending))
     template = Template(tuple(literals), tuple(placeholders))
     return template if columns is None else template.bind(columns)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+Piece = Callable[[UserState], bytes]
+_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # as ``http.prepare``: always a length
+
+
+@dataclass(frozen=True, slots=True)
+class TemplatedRequest:
+    """An endpoint's request with placeholders: the fixed bytes encoded once, the placeholders'
+    values encoded per request (``render``).
+
+    ``prepared`` is the request as ``http.prepare`` made it with the placeholders left empty:
+    its pool key, ``is_head``, ``body_limit`` and ``keep_header_names`` are this request's;
+    its ``raw`` is empty (never send it: send ``render(user)``)."""
+
+    prepared: PreparedRequest
+    # The head without its Content-Length and traceparent: head_literals[0] + value 0 +
+    # head_literals[1] + ..., and the body the same way.
+    head_literals: tuple[bytes, ...]
+    head_pieces: tuple[Piece, ...]
+    body_literals: tuple[bytes, ...]
+    body_pieces: tuple[Piece, ...]
+    always_length: bool  # a POST, PUT or PATCH says Content-Length: 0 too
+    traceparent: bool
+
+    def render(self, user: UserState) -> bytes:
+        """The whole request for ``user``: its own values, the body's length, and a fresh
+        traceparent if the session asks for one."""
+        body = _join(self.body_literals, self.body_pieces, user)
+        pieces = [_join(self.head_literals, self.head_pieces, user)]
+        if body or self.always_length:
+            pieces.append(b"Content-Length: %d\r\n" % len(body))
+        if self.traceparent:
+            ids = random.getrandbits(192) | _NONZERO_IDS
+            pieces.append(
+                b"%s: 00-%032x-%016x-01\r\n" % (_TRACEPARENT_NAME, ids >> 64, ids & _SPAN_ID_MASK)
+            )
+        pieces.append(b"\r\n")
+        pieces.append(body)
+        return b"".join(pieces)
+
+    def trace_id(self, raw: bytes) -> str:
+        """The trace id in the bytes ``render`` made (for a sampled error or request)."""
+        assert self.traceparent, "compiled with traceparent=True"
+        start = raw.index(_TRACEPARENT_LINE) + len(_TRACEPARENT_LINE)
+        return raw[start : start + 32].decode()
+
+
+_TRACEPARENT_NAME = TRACEPARENT.encode()
+_TRACEPARENT_LINE = b"\r\n" + _TRACEPARENT_NAME + b": 00-"
+
+
+def _join(literals: tuple[bytes, ...], pieces: tuple[Piece, ...], user: UserState) -> bytes:
+    if not pieces:
+        return literals[0]
+    out = [literals[0]]
+    for piece, literal in zip(pieces, literals[1:], strict=True):
+        out.append(piece(user))
+        out.append(literal)
+    return b"".join(out)
+
+
+def _header_bytes(value: str) -> bytes:
+    """A rendered header value as HTTP allows it: controls (CR, LF...) dropped, so a value
+    can never end the header or start another; Latin-1, or UTF-8 for wider characters."""
+    value = value.translate(_HEADER_CONTROLS)
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+_ENCODERS: dict[str, Callable[[str], bytes]] = {
+    "path": lambda value: encode_path(value).encode("ascii"),
+    "query": lambda value: encode_query(value).encode("ascii"),
+    "header": _header_bytes,
+    "body": str.encode,
+}
+
+
+def _piece(placeholder: _Placeholder, field: str) -> Piece:
+    """The placeholder's value per request, encoded for ``field`` (path, query, header or
+    body); a choice's values are encoded once, here."""
+    render = placeholder.render
+    if placeholder.options is not None:
+        encode, pick = _ENCODERS[field], random.choice
+        options = tuple(encode(option) for option in placeholder.options)
+        return lambda user: pick(options)
+    if placeholder.url_safe:  # nothing to encode, nothing to drop
+        return lambda user: render(user).encode()
+    encode = _ENCODERS[field]
+    return lambda user: encode(render(user))
+
+
+def compile_request(
+    endpoint: EndpointPlan,
+    *,
+    default_headers: Mapping[str, str] | None = None,
+    traceparent: bool = False,
+    columns: Sequence[str] = (),
+) -> PreparedRequest | TemplatedRequest:
+    """The endpoint's request, compiled once per shard: the ordinary ``PreparedRequest`` when
+    nothing in it is templated, else a ``TemplatedRequest``. ValueError (a TemplateError for a
+    bad template) if it cannot be sent, as from ``http.prepare``; ``columns`` are the data
+    feed's (``FeedPlan.columns``), empty without one.
+
+    The session's ``default_headers`` are not templates. A placeholder may be in the URL's
+    path and query, never in its scheme or host (the allow-list checked those)."""
+    url = parse_template(endpoint.url, columns=columns)
+    headers = {
+        name: parse_template(value, columns=columns) for name, value in endpoint.headers.items()
+    }
+    body = parse_template(endpoint.body, columns=columns)
+    if url.constant and body.constant and all(t.constant for t in headers.values()):
+        return prepare(
+            endpoint.method,
+            url.literals[0],
+            {name: template.literals[0] for name, template in headers.items()},
+            body.literals[0],
+            default_headers=default_headers,
+            traceparent=traceparent,
+        )
+    texts = [endpoint.url, endpoint.body, *endpoint.headers.values(),
+             *(default_headers or {}).values()]  # fmt: skip
+    marker = _marker(texts)
+    placeholders: list[_Placeholder] = []
+
+    def skeleton(template: Template) -> str:
+        """The template's text with each placeholder replaced by a numbered marker."""
+        pieces = [template.literals[0]]
+        for placeholder, literal in zip(template.placeholders, template.literals[1:], strict=True):
+            pieces.append(f"{marker}{len(placeholders)}{marker}")
+            placeholders.append(placeholder)
+            pieces.append(literal)
+        return "".join(pieces)
+
+    skeleton_url = skeleton(url)
+    origin = urlsplit(skeleton_url)
+    if marker in origin.scheme or marker in origin.netloc:
+        raise ValueError(
+            "A template cannot be in the URL's scheme or host, only in its path and query."
+        )
+    request = prepare(
+        endpoint.method,
+        skeleton_url,
+        {name: skeleton(template) for name, template in headers.items()},
+        "",
+        default_headers=default_headers,
+    )
+    head = request.raw[:-2]  # without the blank line that ends the head (the body is empty)
+    always_length = request.raw.startswith(tuple(m.encode() + b" " for m in _LENGTH_METHODS))
+    if always_length:
+        head = head.removesuffix(b"Content-Length: 0\r\n")
+    head_literals, head_pieces = _split_head(head, marker, placeholders)
+    body_literals = tuple(literal.encode() for literal in body.literals)
+    body_pieces = tuple(_piece(placeholder, "body") for placeholder in body.placeholders)
+    return TemplatedRequest(
+        replace(request, raw=b""),
+        head_literals,
+        head_pieces,
+        body_literals,
+        body_pieces,
+        always_length,
+        traceparent,
+    )
+
+
+def _marker(texts: Sequence[str]) -> str:
+    """A word none of ``texts`` contains: it stands for the placeholders while ``http.prepare``
+    lays the request out (letters only, so no encoding changes it)."""
+    while True:
+        marker = f"qz{random.getrandbits(48):012x}zq"
+        marker = marker.translate(str.maketrans("0123456789", "ghijklmnop"))
+        if not any(marker in text for text in texts):
+            return marker
+
+
+def _split_head(
+    head: bytes, marker: str, placeholders: Sequence[_Placeholder]
+) -> tuple[tuple[bytes, ...], tuple[Piece, ...]]:
+    """The head's fixed bytes between the markers, and each marker's value, encoded for
+    where it stands: the request line's path or query, or a header."""
+    target_end = head.index(b"\r\n")
+    query_start = head.find(b"?", 0, target_end)
+    pattern = re.compile(re.escape(marker.encode()) + rb"(\d+)" + re.escape(marker.encode()))
+    literals, pieces, position = [], [], 0
+    for match in pattern.finditer(head):
+        literals.append(head[position : match.start()])
+        if match.start() > target_end:
+            field = "header"
+        elif 0 <= query_start < match.start():
+            field = "query"
+        else:
+            field = "path"
+        pieces.append(_piece(placeholders[int(match.group(1))], field))
+        position = match.end()
+    literals.append(head[position:])
+    return tuple(literals), tuple(pieces)
