@@ -59,6 +59,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _SPACES = re.compile(r"[ \t\r\n]*")
 _STRING_BODY = {'"': re.compile(r'[^"\\]*'), "'": re.compile(r"[^'\\]*")}
+_OPERATORS = frozenset("+*/%<>=!&|^~[]")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
 _RANDOM_STRING_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 # Characters HTTP does not allow in a header value (RFC 9110): every control but the tab.
@@ -117,6 +118,8 @@ class _Tokens:
                 raise TemplateError(f"a name is at most {MAX_NAME_CHARS} characters", start)
             self.position = name.end()
             return _Token("name", name.group(), start)
+        if char in _OPERATORS:
+            raise TemplateError(f"no operators ({char!r}): {_SYNTAX_HINT}", start)
         raise TemplateError(f"unexpected character {_describe(char)}; {_SYNTAX_HINT}", start)
 
     def _string(self, start: int) -> _Token:
@@ -654,6 +657,7 @@ def compile_request(
         {name: skeleton(template) for name, template in headers.items()},
         "",
         default_headers=default_headers,
+        traceparent=traceparent,  # drops an endpoint's own traceparent: ours is fresh
     )
     head = request.raw[:-2]  # without the blank line that ends the head (the body is empty)
     always_length = request.raw.startswith(tuple(m.encode() + b" " for m in _LENGTH_METHODS))
