@@ -503,6 +503,10 @@ def parse_template(text: str, *, columns: Sequence[str] | None = None) -> Templa
 # --- requests ----------------------------------------------------------------------------------
 
 Piece = Callable[[UserState], bytes]
+_ORIGIN_REFUSED = (
+    "A placeholder cannot be in the URL's scheme or host, only in its path and query (load "
+    "goes only where the allow-list says)."
+)
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # as ``http.prepare``: always a length
 
 
@@ -603,6 +607,20 @@ def _piece(placeholder: _Placeholder, field: str) -> Piece:
     return lambda user: encode(render(user))
 
 
+def origin_placeholder_position(url: str) -> int | None:
+    """Where a ``{{`` stands in an absolute URL's scheme or host (or port, or credentials),
+    if one does: a template there could send load off the allow-list, so it is refused
+    (when saved, and again here at compile time). None for a path or a clean URL."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    authority_start = scheme_end + 3
+    ends = [url.find(char, authority_start) for char in "/?#"]
+    authority_end = min((end for end in ends if end >= 0), default=len(url))
+    position = url.find("{{", 0, authority_end)
+    return position if position >= 0 else None
+
+
 def compile_request(
     endpoint: EndpointPlan,
     *,
@@ -617,6 +635,8 @@ def compile_request(
 
     The session's ``default_headers`` are not templates. A placeholder may be in the URL's
     path and query, never in its scheme or host (the allow-list checked those)."""
+    if origin_placeholder_position(endpoint.url) is not None:
+        raise ValueError(_ORIGIN_REFUSED)
     url = parse_template(endpoint.url, columns=columns)
     headers = {
         name: parse_template(value, columns=columns) for name, value in endpoint.headers.items()
@@ -648,9 +668,7 @@ def compile_request(
     skeleton_url = skeleton(url)
     origin = urlsplit(skeleton_url)
     if marker in origin.scheme or marker in origin.netloc:
-        raise ValueError(
-            "A template cannot be in the URL's scheme or host, only in its path and query."
-        )
+        raise ValueError(_ORIGIN_REFUSED)
     request = prepare(
         endpoint.method,
         skeleton_url,
