@@ -412,7 +412,7 @@ def check_endpoint_templates(url: object, headers: object, body: object) -> None
                 )
         elif label.lower() == "header 'host'" and "{{" in text:
             errors.setdefault(key, []).append(
-                f"Header 'Host' template, at character {text.index('{{')}: the Host header "
+                f"{label} template, at character {text.index('{{')}: the Host header "
                 "cannot hold a placeholder (load goes only where the allow-list says)."
             )
     if errors:
