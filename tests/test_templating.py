@@ -10,6 +10,7 @@ parser of uvicorn), with a right Content-Length and no way for a value to add a 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httptools
@@ -429,3 +430,11 @@ def test_compile_errors_are_value_errors():
         compile_request(endpoint("http://h/{{ feed.x }}"), columns=("y",))
     with pytest.raises(ValueError, match="header"):
         compile_request(endpoint("http://h/{{ v }}", {"X-A": "\u2603 {{ v }}"}))
+
+
+def test_a_templated_request_can_be_given_a_larger_body_limit_like_a_prepared_one():
+    """The shard widens ``body_limit`` for an endpoint whose checks read the body."""
+    compiled = compile_request(endpoint("http://h/{{ seq() }}"))
+    wider = replace(compiled, prepared=replace(compiled.prepared, body_limit=2**20))
+    assert wider.prepared.body_limit == 2**20
+    assert wider.render(UserState(1)).startswith(b"POST /1 HTTP/1.1\r\n")
