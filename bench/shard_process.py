@@ -30,8 +30,10 @@ def main(spec: dict) -> dict:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     session_id = spec.get("session_id") or 700_000 + os.getpid()
     plan = Plan(
-        endpoints=(EndpointPlan(name="root", method="GET", url=spec["url"], timeout_s=30,
-                                weight=1.0, checks=tuple(spec.get("checks", ()))),),
+        endpoints=(EndpointPlan(name="root", method=spec.get("method", "GET"), url=spec["url"],
+                                timeout_s=30, weight=1.0, headers=spec.get("headers", {}),
+                                body=spec.get("body", ""),
+                                checks=tuple(spec.get("checks", ()))),),
         request_interval_min=spec.get("think_min", 0.0),
         request_interval_max=spec.get("think_max", 0.0),
         target_rps=spec.get("rps"),

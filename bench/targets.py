@@ -34,6 +34,10 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location / {{ return 200 "ok\\n"; }}
+    # Figure o: a rendered /items/<number> is answered; a path whose placeholders were sent
+    # as text (no templating on the shard path) gets a 500, which the figure refuses.
+    location ~ "^/items/[0-9]+$" {{ return 200 "ok\\n"; }}
+    location /items/ {{ return 500; }}
     location /json {{
       default_type application/json;
       return 200 '{{"status": "ok", "items": [{{"id": 7}}]}}';
