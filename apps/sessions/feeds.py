@@ -51,7 +51,7 @@ def parse_feed_csv(
     nul = data.find(b"\x00")
     if nul >= 0:
         raise FeedError(
-            f"The file holds a NUL byte (at byte {nul:,}): it looks like a binary file, not "
+            f"The file holds a NUL byte (at byte {nul + 1:,}): it looks like a binary file, not "
             "CSV text. Export it from your spreadsheet as CSV (UTF-8)."
         )
     try:
@@ -59,7 +59,7 @@ def parse_feed_csv(
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise FeedError(
-            f"Line {line} is not UTF-8 text (byte {exc.start:,}). Save the file as CSV UTF-8."
+            f"Line {line} is not UTF-8 text (byte {exc.start + 1:,}). Save the file as CSV UTF-8."
         ) from exc
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     columns: list[str] | None = None
