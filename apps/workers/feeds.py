@@ -44,14 +44,12 @@ class FeedCursor:
             )
         if not feed.rows:
             raise ValueError("A data feed needs at least one row.")
-        if shard_count < 1 or not 0 <= shard_index < shard_count:
-            raise ValueError(
-                f"Shard {shard_index} of {shard_count}: the index must be from 0 to count - 1."
-            )
         self._rows = feed.rows
         self._mode = feed.mode
-        # Shards spread over the file, so that together they walk it evenly.
-        self._next = shard_index * len(feed.rows) // shard_count
+        # Shards spread over the file, so that together they walk it evenly. A count the
+        # shard could not know exactly (0, or below its index after a live change) still
+        # gives an offset inside the feed: a shard never fails for where it starts.
+        self._next = shard_index * len(feed.rows) // max(shard_count, 1) % len(feed.rows)
         self._random = rng or random.Random()
 
     def row_for(self, user: UserState) -> tuple[str, ...]:
