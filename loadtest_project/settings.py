@@ -293,6 +293,10 @@ HEARTBEAT_TTL_S = env.float("HEARTBEAT_TTL_S", default=10.0)
 CHECK_BODY_LIMIT = env.int("CHECK_BODY_LIMIT", default=2**20)
 # A session whose shards no load worker has picked up after this long fails with a reason.
 SHARD_START_TIMEOUT_S = env.float("SHARD_START_TIMEOUT_S", default=60.0)
+# Data feeds (a CSV per target, shipped whole with every session's plan to every shard):
+# the largest file accepted, in bytes, and the most data rows.
+FEED_MAX_BYTES = int(_bounded_float("FEED_MAX_BYTES", 2**20, 1024, 2**30, "bytes"))
+FEED_MAX_ROWS = int(_bounded_float("FEED_MAX_ROWS", 100_000, 1, 10_000_000, "rows"))
 
 # Where the landing page links to Flower.
 FLOWER_URL = env.str("FLOWER_URL", default="http://localhost:5555/")

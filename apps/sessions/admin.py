@@ -6,6 +6,7 @@ non-superuser (see ``UserAdmin``).
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
@@ -21,9 +22,11 @@ from django.utils.safestring import mark_safe
 
 from . import history, services
 from .choices import SessionStatus
+from .feeds import PREVIEW_ROWS, FeedError, parse_feed_csv
 from .models import (
     AuditEntry,
     ConfigChange,
+    DataFeed,
     Endpoint,
     EndpointStats,
     ErrorSample,
@@ -666,3 +669,121 @@ class UserAdmin(auth_admin.UserAdmin):
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
         return super().has_delete_permission(request, obj)
+
+
+class DataFeedForm(forms.ModelForm):
+    """Upload a feed's CSV (checked here, so a bad file is explained beside the field) and
+    choose its mode; the rows themselves are never shown as an editable field."""
+
+    file = forms.FileField(
+        required=False,
+        help_text="A CSV file (UTF-8) with a header row of column names; at most FEED_MAX_BYTES. "
+        "On a change, leave empty to keep the rows and change only the mode.",
+    )
+
+    class Meta:
+        model = DataFeed
+        fields = ["target", "file", "mode"]
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is None:
+            if self.instance.pk is None:
+                self.add_error("file", "Choose the CSV file of the new feed.")
+            return data
+        if upload.size > settings.FEED_MAX_BYTES:
+            self.add_error(
+                "file",
+                f"The file is {upload.size:,} bytes; a data feed may be at most "
+                f"{settings.FEED_MAX_BYTES:,} bytes (FEED_MAX_BYTES).",
+            )
+            return data
+        self.csv_bytes = upload.read()
+        try:
+            parse_feed_csv(self.csv_bytes)
+        except FeedError as exc:
+            self.add_error("file", str(exc))
+        return data
+
+
+@admin.register(DataFeed)
+class DataFeedAdmin(admin.ModelAdmin):
+    """Targets' data feeds, saved through ``services`` (the API's checks and history). The
+    permission is the catalog's: changing targets (the admin role); viewers may look."""
+
+    form = DataFeedForm
+    list_display = ["target", "filename", "row_count_column", "columns_text", "mode",
+                    "uploaded_at", "uploaded_by"]  # fmt: skip
+    list_filter = ["mode"]
+    search_fields = ["target__name", "filename"]
+    readonly_fields = ["filename", "columns_text", "row_count_column", "size_bytes", "sha256",
+                       "preview_table", "uploaded_at", "uploaded_by"]  # fmt: skip
+
+    @admin.display(description="rows", ordering="row_count")
+    def row_count_column(self, feed: DataFeed) -> str:
+        return f"{feed.row_count:,}"
+
+    @admin.display(description="columns")
+    def columns_text(self, feed: DataFeed) -> str:
+        return ", ".join(feed.columns)
+
+    @admin.display(description="first rows")
+    def preview_table(self, feed: DataFeed) -> str:
+        if not feed.pk:
+            return "—"
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in feed.columns))
+        body = format_html_join(
+            "",
+            "<tr>{}</tr>",
+            (
+                (format_html_join("", "<td>{}</td>", ((value,) for value in row)),)
+                for row in feed.preview(PREVIEW_ROWS)
+            ),
+        )
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head,
+                           body)  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "target"] if obj is not None else fields
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("loadtests.view_target") or self.has_change_permission(
+            request, obj
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.has_perm(services.CHANGE_TARGETS)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.CHANGE_TARGETS)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.CHANGE_TARGETS)
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def save_model(self, request, obj, form, change) -> None:
+        csv_bytes = getattr(form, "csv_bytes", None)
+        if csv_bytes is None:
+            feed = services.set_feed_mode(obj.target, obj.mode, user=request.user, via="admin")
+        else:
+            feed = services.save_feed(
+                obj.target,
+                csv_bytes,
+                mode=obj.mode,
+                filename=form.cleaned_data["file"].name,
+                user=request.user,
+                via="admin",
+            )
+        obj.pk = feed.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_feed(obj.target, user=request.user, via="admin")
+
+    def delete_queryset(self, request, queryset) -> None:
+        for feed in queryset.select_related("target"):
+            services.delete_feed(feed.target, user=request.user, via="admin")

@@ -7,6 +7,7 @@ labels people read.
 
 from django.db import models
 
+from apps.workers.feeds import PER_USER, RANDOM, SEQUENTIAL
 from apps.workers.vocabulary import EngineEventKind, FailureClass
 
 
@@ -141,3 +142,11 @@ class HttpMethod(models.TextChoices):
     DELETE = "DELETE"
     HEAD = "HEAD"
     OPTIONS = "OPTIONS"
+
+
+class FeedMode(models.TextChoices):
+    """How a data feed's rows are handed to users (the engine's words: ``apps.workers.feeds``)."""
+
+    SEQUENTIAL = SEQUENTIAL, "Sequential (in order)"
+    RANDOM = RANDOM, "Random"
+    PER_USER = PER_USER, "One row per user"

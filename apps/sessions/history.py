@@ -105,3 +105,22 @@ def record_changes(instance, before: dict, user=None, via: str = "api") -> list[
 def history_of(instance):
     object_type, _ = TRACKED_FIELDS[type(instance)]
     return ConfigChange.objects.filter(object_type=object_type, object_id=instance.pk)
+
+
+def record_feed_change(
+    target: Target, before: dict | None, after: dict | None, user=None, via: str = "api"
+) -> ConfigChange | None:
+    """One history row on the target, field ``feed``, when its data feed came, changed or
+    went: the feeds' summaries (name, columns, rows, size, hash, mode), never their values."""
+    if before == after:
+        return None
+    return ConfigChange.objects.create(
+        object_type=TRACKED_FIELDS[Target][0],
+        object_id=target.pk,
+        object_repr=str(target)[:200],
+        field="feed",
+        old_value=before,
+        new_value=after,
+        changed_by=user if user is not None and user.is_authenticated else None,
+        via=via,
+    )

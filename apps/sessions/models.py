@@ -25,6 +25,7 @@ from .choices import (
     FAILURE_CLASS_CHOICES,
     EndReason,
     EventKind,
+    FeedMode,
     HttpMethod,
     SessionStatus,
     WebhookFormat,
@@ -749,3 +750,55 @@ class Schedule(models.Model):
             raise ValidationError(
                 {"window_end": "Give both window_start and window_end, or neither."}
             )
+
+
+class DataFeed(models.Model):
+    """A target's data feed: rows of values (a CSV file with a header) that the templates of
+    its endpoints read as ``{{ feed.<column> }}``, one row per iteration of a user.
+
+    Stored parsed (``columns``, ``rows``), so that ``services.build_plan`` ships it in the
+    plan without parsing again; the file itself is not kept, only its name, size and a hash
+    (for the configuration history). Changed only through ``services.save_feed`` and
+    ``services.delete_feed``.
+    """
+
+    target = models.OneToOneField(Target, on_delete=models.CASCADE, related_name="feed")
+    filename = models.CharField(max_length=200, blank=True)
+    columns = models.JSONField(default=list)
+    rows = models.JSONField(default=list)
+    row_count = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the uploaded file.")
+    mode = models.CharField(
+        max_length=10,
+        choices=FeedMode.choices,
+        default=FeedMode.SEQUENTIAL,
+        help_text="sequential: rows in order (each shard from its own offset); random: any "
+        "row each time; per_user: user k keeps row k (wrapping).",
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["target"]
+        verbose_name = "data feed"
+
+    def __str__(self) -> str:
+        return f"{self.filename or 'feed'} of {self.target.name} ({self.row_count:,} rows)"
+
+    def preview(self, count: int = 5) -> list[list[str]]:
+        """The first ``count`` rows (never the whole file)."""
+        return list(self.rows[:count])
+
+    def summary(self) -> dict[str, object]:
+        """What the configuration history keeps of a feed: never its values."""
+        return {
+            "filename": self.filename,
+            "columns": list(self.columns),
+            "row_count": self.row_count,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256[:12],
+            "mode": self.mode,
+        }

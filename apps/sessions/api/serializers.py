@@ -9,9 +9,11 @@ from apps.workers.secrets import REDACTED, mask_headers_by_name
 from .. import services
 from ..choices import WebhookEvent
 from ..comparison import against_baseline
+from ..feeds import PREVIEW_ROWS
 from ..models import (
     AuditEntry,
     ConfigChange,
+    DataFeed,
     Endpoint,
     EndpointStats,
     ErrorSample,
@@ -576,3 +578,31 @@ class ScheduleSerializer(serializers.ModelSerializer):
         for name, value in validated_data.items():
             setattr(schedule, name, value)
         return services.save_schedule(schedule, user=self.context["request"].user)
+
+
+class DataFeedSerializer(serializers.ModelSerializer):
+    """A target's data feed as the API shows it: what it is and its first rows, never the
+    whole file (``GET /api/targets/{id}/feed/``)."""
+
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    preview = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DataFeed
+        fields = [
+            "target",
+            "filename",
+            "columns",
+            "row_count",
+            "size_bytes",
+            "sha256",
+            "mode",
+            "uploaded_at",
+            "uploaded_by",
+            "preview",
+        ]
+        read_only_fields = fields
+
+    def get_preview(self, feed: DataFeed) -> list[list[str]]:
+        """The first rows (PREVIEW_ROWS), each a list of values in the columns' order."""
+        return feed.preview(PREVIEW_ROWS)

@@ -2,7 +2,9 @@
 
 The file is ``{"target": {"name", "base_url", "description"}, "endpoints": [...]}`` (or just
 the list of endpoints, with ``--target``), each endpoint in the API's fields (``name``,
-``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``).
+``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``). The
+target may name a data feed, ``feed: {file: users.csv, mode: random}`` (the CSV's path
+relative to the catalog file), stored with the endpoints or not at all.
 ``examples/demo-endpoints.json`` is the demo target's. Importing again updates endpoints by
 name (recorded in the configuration history) and adds new ones; none is deleted.
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from .. import services
 from .config_file import ConfigError, read_document
+from .feeds import FeedCommandError, read_catalog_feed
 
 
 class CatalogError(Exception):
@@ -44,8 +48,20 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
     endpoints = document.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
         raise CatalogError(f"{path}: endpoints: must be a non-empty list.")
+    feed = None
+    if "feed" in target:
+        target = dict(target)
+        try:
+            feed = read_catalog_feed(path, target.pop("feed"))
+        except FeedCommandError as exc:
+            raise CatalogError(str(exc)) from exc
     try:
-        found, created, updated = services.import_catalog(target, endpoints)
+        with transaction.atomic():  # the endpoints and the feed, or nothing
+            found, created, updated = services.import_catalog(target, endpoints)
+            if feed is not None:
+                stored = services.save_feed(
+                    found, feed.data, mode=feed.mode, filename=feed.filename, via="cli"
+                )
     except ValidationError as exc:
         problems = (
             [f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items()]
@@ -53,10 +69,16 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
             else exc.messages
         )
         raise CatalogError(f"{path}: {_named_entry(problems[0], endpoints)}") from exc
-    return (
+    report = (
         f"Target {found.pk} '{found.name}' ({found.base_url}): {created} endpoint(s) added, "
         f"{updated} updated, {found.endpoints.count()} in all."
     )
+    if feed is not None:
+        report += (
+            f" Data feed {stored.filename}: {stored.row_count:,} rows of "
+            f"{', '.join(stored.columns)}, mode {stored.mode}."
+        )
+    return report
 
 
 def _named_entry(problem: str, endpoints: list) -> str:

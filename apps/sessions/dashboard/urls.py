@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import targets, views
 
 app_name = "dashboard"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("workers/", views.workers, name="workers"),
     path("compare/", views.compare, name="compare"),
     path("schedules/", views.schedules, name="schedules"),
+    path("targets/", targets.target_list, name="targets"),
+    path("targets/<int:pk>/", targets.target_detail, name="target"),
 ]
 
 account_urlpatterns = [

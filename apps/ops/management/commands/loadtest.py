@@ -5,7 +5,8 @@
   input or the session could not run;
 - ``export-config SESSION_ID``: write a session's configuration as such a file;
 - ``report SESSION_ID --output FILE.html``: write a session's self-contained HTML report;
-- ``import-endpoints FILE``: load a target's catalog of endpoints.
+- ``import-endpoints FILE``: load a target's catalog of endpoints;
+- ``feed upload|show|delete TARGET``: a target's data feed (CSV).
 
 Each subcommand is a thin shell over a module of ``apps.sessions.cli``.
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.sessions.cli import catalog
+from apps.sessions.choices import FeedMode
+from apps.sessions.cli import catalog, feeds
 from apps.sessions.cli.config_file import export_config
 from apps.sessions.cli.reports import check_report_path
 from apps.sessions.cli.run import RunOptions, run
@@ -102,8 +104,32 @@ class Command(BaseCommand):
             "--target", help="The target's base URL (overrides the file's target.base_url)."
         )
 
+        feed_parser = commands.add_parser(
+            "feed", help="A target's data feed (CSV): upload, show or delete it."
+        )
+        feed_actions = feed_parser.add_subparsers(dest="feed_action", required=True)
+        feed_upload = feed_actions.add_parser(
+            "upload", help="Give the target this CSV file as its data feed (replacing any)."
+        )
+        feed_upload.add_argument("target", help="The target's id, base URL or name.")
+        feed_upload.add_argument("file", help="A CSV file (UTF-8) with a header row.")
+        feed_upload.add_argument(
+            "--mode",
+            choices=list(FeedMode.values),
+            help="How rows are handed to users (default: keep the current mode; a new feed: "
+            "sequential).",
+        )
+        for action, text in (("show", "Show the target's feed: columns, rows, mode, first "
+                              "rows."), ("delete", "Remove the target's feed.")):  # fmt: skip
+            feed_actions.add_parser(action, help=text).add_argument(
+                "target", help="The target's id, base URL or name."
+            )
+
     def handle(self, *args, **options) -> None:
         subcommand = options["subcommand"]
+        if subcommand == "feed":
+            self._feed(options)
+            return
         if subcommand == "run":
             if not 0.1 <= options["progress_interval"] <= 3600:
                 raise CommandError("--progress-interval: from 0.1 to 3600 seconds.", returncode=2)
@@ -154,3 +180,15 @@ class Command(BaseCommand):
         except catalog.CatalogError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         self.stdout.write(report)
+
+    def _feed(self, options) -> None:
+        try:
+            if options["feed_action"] == "upload":
+                text = feeds.upload(options["target"], options["file"], options["mode"])
+            elif options["feed_action"] == "show":
+                text = feeds.show(options["target"])
+            else:
+                text = feeds.delete(options["target"])
+        except feeds.FeedCommandError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        self.stdout.write(text)
