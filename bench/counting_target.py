@@ -24,6 +24,14 @@ class Counter:
         self.count = 0
         self.first = None
         self.last = None
+        # How busy the target was since the reset: a figure short of its prediction may be
+        # the target's limit rather than the generator's.
+        self.reset_at = time.monotonic()
+        self.cpu_at_reset = time.process_time()
+
+    def busy_percent(self) -> float:
+        elapsed = time.monotonic() - self.reset_at
+        return (time.process_time() - self.cpu_at_reset) / elapsed * 100 if elapsed else 0.0
 
 
 def build_app(counter: Counter) -> web.Application:
@@ -39,7 +47,7 @@ def build_app(counter: Counter) -> web.Application:
 
     async def stats(request: web.Request) -> web.Response:
         body = {"count": counter.count, "first": counter.first, "last": counter.last,
-                "now": time.time()}  # fmt: skip
+                "now": time.time(), "cpu_percent": counter.busy_percent()}  # fmt: skip
         return web.Response(text=json.dumps(body), content_type="application/json")
 
     async def reset(request: web.Request) -> web.Response:

@@ -67,8 +67,11 @@ def main(spec: dict) -> dict:
 
     rss_at_start = process.memory_info().rss  # Django, the engine and Redis: before any user
     started = time.monotonic()
+    cpu_before = process.cpu_times()
     run_event_loop(run_with_samples())
     elapsed = time.monotonic() - started
+    cpu_after = process.cpu_times()
+    cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     totals = parse_stats_hash(client.hgetall(SessionKeys(session_id).stats)).get(0)
     client.delete(*SessionKeys(session_id).all([0]))
     percentiles = totals.percentiles_ms() if totals else {}
@@ -78,6 +81,10 @@ def main(spec: dict) -> dict:
         "not_sent": totals.not_sent if totals else {},
         "p50_ms": percentiles.get(0.5),
         "p99_ms": percentiles.get(0.99),
+        "mean_ms": totals.mean_ms() if totals else None,
+        "failures_by_class": totals.failures_by_class if totals else {},
+        "connections_opened": getattr(getattr(runner, "http", None), "connections_opened", None),
+        "cpu_percent": cpu_s / elapsed * 100 if elapsed else None,
         "elapsed_s": elapsed,
         "rss_samples": rss_samples,
         "rss_at_start": rss_at_start,

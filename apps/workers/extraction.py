@@ -64,7 +64,11 @@ class Extraction:
         found = follow(document, self.steps)
         if found is _MISSING:
             return None
-        text = found if isinstance(found, str) else json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+        text = (
+            found
+            if isinstance(found, str)
+            else json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+        )
         return text[:VALUE_CHARS_MAX]
 
 
