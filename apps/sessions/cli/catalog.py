@@ -2,9 +2,11 @@
 
 The file is ``{"target": {"name", "base_url", "description"}, "endpoints": [...]}`` (or just
 the list of endpoints, with ``--target``), each endpoint in the API's fields (``name``,
-``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``).
-``examples/demo-endpoints.json`` is the demo target's. Importing again updates endpoints by
-name (recorded in the configuration history) and adds new ones; none is deleted.
+``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``), and
+optionally ``"flows": [{"name", "weight", "description", "steps": [{"endpoint": <name>,
+"think_time_s", "extract"}]}]``. ``examples/demo-endpoints.json`` is the demo target's.
+Importing again updates endpoints and flows by name (recorded in the configuration history)
+and adds new ones; none is deleted.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
         document = {"endpoints": document}
     if not isinstance(document, dict):
         raise CatalogError(f"{path}: must be an object with 'target' and 'endpoints'.")
-    unknown = sorted(str(key) for key in document if key not in ("target", "endpoints"))
+    unknown = sorted(str(key) for key in document if key not in ("target", "endpoints", "flows"))
     if unknown:
         raise CatalogError(f"{path}: unknown field '{unknown[0][:60]}'; the fields are "
-                           "target, endpoints.")  # fmt: skip
+                           "target, endpoints, flows.")  # fmt: skip
     target = document.get("target") or {}
     if not isinstance(target, dict):
         raise CatalogError(f"{path}: target: must be an object with name, base_url, description.")
@@ -42,8 +44,11 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
     endpoints = document.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
         raise CatalogError(f"{path}: endpoints: must be a non-empty list.")
+    flows = document.get("flows") or []
+    if not isinstance(flows, list):
+        raise CatalogError(f"{path}: flows: must be a list of flows (name, weight, steps).")
     try:
-        found, created, updated = services.import_catalog(target, endpoints)
+        found, created, updated = services.import_catalog(target, endpoints, flows=flows)
     except ValidationError as exc:
         problems = (
             [f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items()]
@@ -53,5 +58,6 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
         raise CatalogError(f"{path}: {problems[0]}") from exc
     return (
         f"Target {found.pk} '{found.name}' ({found.base_url}): {created} endpoint(s) added, "
-        f"{updated} updated, {found.endpoints.count()} in all."
+        f"{updated} updated, {found.endpoints.count()} in all"
+        + (f"; {len(flows)} flow(s) written, {found.flows.count()} in all." if flows else ".")
     )
