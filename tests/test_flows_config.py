@@ -326,3 +326,58 @@ def test_the_default_catalog_ships_the_shop_flow(target):
     assert services.load_default_flows(target) == 0  # never twice
     bare = Target.objects.create(name="bare", base_url="http://127.0.0.1:5001/bare")
     assert services.load_default_flows(bare) == 0  # no login endpoint: no flow
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+def test_the_dashboard_form_saves_through_the_services_and_shows_step_errors(
+    client, administrator, target
+):
+    client.force_login(administrator)
+    new = client.get(f"/flows/new/?target={target.pk}")
+    assert new.status_code == 200
+    form = {"target": target.pk, "name": "shop", "weight": "1", "description": ""}
+    bad_steps = json.dumps([{"endpoint": "login"}, {"endpoint": "nope"}])
+    refused = client.post("/flows/new/", {**form, "steps": bad_steps})
+    assert refused.status_code == 400
+    assert (
+        "Step 2, endpoint: The target &#x27;shop&#x27; has no endpoint" in refused.content.decode()
+    )
+    for hostile in ("[" * 100_000, "not json", "x" * (2**20 + 1), '[{"endpoint": NaN}]'):
+        response = client.post("/flows/new/", {**form, "steps": hostile})
+        assert response.status_code == 400, hostile[:20]
+    nan_weight = client.post("/flows/new/", {**form, "weight": "nan", "steps": "[]"})
+    assert nan_weight.status_code == 400
+    assert not Flow.objects.exists()
+    steps = json.dumps([{"endpoint": "login", "extract": LOGIN_EXTRACT}, {"endpoint": "cart-view"}])
+    saved = client.post("/flows/new/", {**form, "steps": steps})
+    assert saved.status_code == 302
+    flow = Flow.objects.get()
+    assert list(flow.steps.values_list("endpoint__name", flat=True)) == ["login", "cart-view"]
+    edit = client.get(f"/flows/{flow.pk}/")
+    assert '"endpoint": "login"' in edit.content.decode()
+    client.post(f"/flows/{flow.pk}/", {"name": "shop", "weight": "0", "steps": steps})
+    assert Flow.objects.get().weight == 0
+    listed = client.get("/flows/").content.decode()
+    assert "csrf_token" in listed and 'data-flow="shop"' in listed
+    assert ConfigChange.objects.filter(object_type="flow", via="dashboard").exists()
+    assert client.post(f"/flows/{flow.pk}/delete/").status_code == 302
+    assert not Flow.objects.exists()
+
+
+def test_the_dashboard_refuses_viewers_changes(client, viewer, target):
+    client.force_login(viewer)
+    listed = client.get("/flows/")
+    assert listed.status_code == 200
+    assert "New flow" not in listed.content.decode()
+    assert client.get("/flows/new/").status_code == 403
+    flow = services.save_flow(
+        Flow(target=target, name="shop"), [FlowStep(endpoint=Endpoint.objects.get(name="login"))]
+    )
+    assert (
+        client.post(f"/flows/{flow.pk}/", {"name": "x", "weight": "1", "steps": "[]"}).status_code
+        == 403
+    )
+    assert client.post(f"/flows/{flow.pk}/delete/").status_code == 403
+    assert Flow.objects.get().name == "shop"

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import flow_views, views
 
 app_name = "dashboard"
 
@@ -15,6 +15,10 @@ urlpatterns = [
     path("workers/", views.workers, name="workers"),
     path("compare/", views.compare, name="compare"),
     path("schedules/", views.schedules, name="schedules"),
+    path("flows/", flow_views.flow_list, name="flows"),
+    path("flows/new/", flow_views.flow_edit, name="flow-new"),
+    path("flows/<int:pk>/", flow_views.flow_edit, name="flow-edit"),
+    path("flows/<int:pk>/delete/", flow_views.flow_delete, name="flow-delete"),
 ]
 
 account_urlpatterns = [
