@@ -6,11 +6,12 @@ read); their changes go into the configuration history."""
 import json
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from apps.sessions import services
 from apps.sessions.cli.catalog import CatalogError, import_endpoints
-from apps.sessions.models import ConfigChange, Endpoint, Flow, FlowStep, Target
+from apps.sessions.models import ConfigChange, Endpoint, Flow, FlowStep, LoadTestSession, Target
 
 pytestmark = pytest.mark.django_db
 
@@ -381,3 +382,42 @@ def test_the_dashboard_refuses_viewers_changes(client, viewer, target):
     )
     assert client.post(f"/flows/{flow.pk}/delete/").status_code == 403
     assert Flow.objects.get().name == "shop"
+
+
+# --- variables ----------------------------------------------------------------------------------
+
+
+def test_a_step_uses_only_variables_an_earlier_step_extracts(admin_api, target):
+    cart_add = Endpoint.objects.get(name="cart-add")
+    cart_add.headers = {"X-CSRF-Token": "{{ csrf_token }}"}
+    cart_add.body = '{"product_id": {{ random_int(1, 5000) }}, "user": "{{ user_id }}"}'
+    cart_add.full_clean()
+    cart_add.save()
+    unset = shop_body(target, steps=[{"endpoint": "login"}, {"endpoint": "cart-add"}])
+    response = admin_api.post("/api/flows/", unset, format="json")
+    assert response.status_code == 400
+    assert (
+        "Flow 'shop', step 2 (cart-add): its templates use csrf_token, which no earlier step "
+        "extracts" in " ".join(response.json()["steps[1].endpoint"])
+    )
+    # Set by the same step is too late: it is extracted from that step's answer.
+    same_step = shop_body(
+        target, steps=[{"endpoint": "cart-add", "extract": LOGIN_EXTRACT}, {"endpoint": "login"}]
+    )
+    response = admin_api.post("/api/flows/", same_step, format="json")
+    assert "step 1 (cart-add)" in " ".join(response.json()["steps[0].endpoint"])
+    assert admin_api.post("/api/flows/", shop_body(target), format="json").status_code == 201
+
+    # An endpoint changed after the flow was saved: the session's plan is refused, by name.
+    login = Endpoint.objects.get(name="login")
+    login.url = "/login?next={{ cart_id }}"
+    login.full_clean()
+    login.save()
+    session = services.create_session(
+        LoadTestSession(session_name="s", target=target, endpoint_weights={"login": 0})
+    )
+    with pytest.raises(ValidationError) as caught:
+        services.build_plan(session)
+    assert "Flow 'shop', step 1 (login): its templates use cart_id" in " ".join(
+        caught.value.message_dict["flows"]
+    )

@@ -19,6 +19,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from apps.workers.templating import TemplateError, parse_template
+
 from .models import Endpoint, Flow, FlowStep, Target
 
 STEPS_MIN = 1
@@ -169,8 +171,13 @@ def endpoint_variables(endpoint: Endpoint) -> set[str]:
     if isinstance(endpoint.headers, Mapping):
         texts.extend(str(value) for value in endpoint.headers.values())
     variables: set[str] = set()
-    # PENDING: parse_template from the TEMPLATES branch (apps.workers.templating).
-    del texts
+    for text in texts:
+        if "{{" not in text:
+            continue
+        try:
+            variables |= parse_template(text).variables
+        except TemplateError:
+            continue
     return variables
 
 

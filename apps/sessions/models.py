@@ -158,6 +158,7 @@ class Endpoint(models.Model):
                 validation.check_host_header(self.absolute_url(), self.headers)
         except ValidationError as exc:
             raise ValidationError({"headers": exc.messages}) from exc
+        validation.check_endpoint_templates(self.url, self.headers, self.body)
         self.check_name_free_of_flows()
 
     def check_name_free_of_flows(self) -> None:

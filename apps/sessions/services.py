@@ -61,6 +61,7 @@ from .validation import (
     clean_tags,
     effective_weights,
     endpoint_weights_problems,
+    template_problems,
 )
 
 logger = logging.getLogger(__name__)
@@ -427,7 +428,7 @@ def build_plan(session: LoadTestSession) -> Plan:
         )
     if errors:
         raise ValidationError(errors)
-    return Plan(
+    plan = Plan(
         session_id=session.pk,
         endpoints=tuple(endpoints),
         flows=tuple(flows),
@@ -440,6 +441,10 @@ def build_plan(session: LoadTestSession) -> Plan:
         session_header=settings.SESSION_HEADER_NAME if session.send_session_header else "",
         traceparent=session.send_traceparent,
     )
+    problems = template_problems(plan)  # variables outside flows, feed columns it lacks
+    if problems:
+        raise ValidationError({"endpoints": problems})
+    return plan
 
 
 # A step's name in the plan and its statistics, "shop \u203a 2. cart-add" (a single right

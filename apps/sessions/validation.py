@@ -25,6 +25,8 @@ from django.core.exceptions import ValidationError
 from apps.workers.checks import parse_checks, parse_statuses
 from apps.workers.extraction import parse_extractions
 from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
+from apps.workers.plan import Plan
+from apps.workers.templating import TemplateError, origin_placeholder_position, parse_template
 from loadtest_project import allowlist
 
 from .choices import WebhookEvent
@@ -381,6 +383,83 @@ def check_headers(headers: object) -> None:
                 "may only hold visible ASCII, Latin-1, spaces and tabs (RFC 9110). Encode "
                 "anything else (percent- or base64-encoding, as the target expects)."
             )
+
+
+# --- request templates ----------------------------------------------------------------------
+
+
+def _template_fields(url: object, headers: object, body: object) -> list[tuple[str, str, str]]:
+    """(error key, label, text) of every field of an endpoint that may hold a template."""
+    fields = [("url", "URL", url)]
+    if isinstance(headers, Mapping):
+        fields += [("headers", f"Header {name!r}", value) for name, value in headers.items()]
+    fields.append(("body", "Body", body))
+    return [(key, label, text) for key, label, text in fields if isinstance(text, str)]
+
+
+def check_endpoint_templates(url: object, headers: object, body: object) -> None:
+    """The ``{{ ... }}`` placeholders of an endpoint's URL, header values and body parse (see
+    ``apps.workers.templating``); errors keyed by field, each naming the header and the
+    character. A placeholder never stands in an absolute URL's scheme or host, nor in a Host
+    header: what the allow-list checks is fixed when saved. Variables (a flow's) and
+    ``feed.<column>`` are fine here: whether a session can fill them is ``build_plan``'s
+    check (``template_problems``)."""
+    errors: dict[str, list[str]] = {}
+    for key, label, text in _template_fields(url, headers, body):
+        try:
+            parse_template(text)
+        except TemplateError as exc:
+            errors.setdefault(key, []).append(f"{label} template, {exc}")
+            continue
+        if key == "url":
+            position = origin_placeholder_position(text)
+            if position is not None:
+                errors.setdefault(key, []).append(
+                    f"URL template, at character {position}: a placeholder cannot be in the "
+                    "URL's scheme or host (load goes only where the allow-list says); put it in "
+                    "the path or the query."
+                )
+        elif label.lower() == "header 'host'" and "{{" in text:
+            errors.setdefault(key, []).append(
+                f"{label} template, at character {text.index('{{')}: the Host header "
+                "cannot hold a placeholder (load goes only where the allow-list says)."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def template_problems(plan: Plan) -> list[str]:
+    """What in ``plan``'s templates the session cannot fill, one sentence per problem naming
+    the endpoint, the field and the name: a variable in an endpoint picked on its own (only a
+    flow's earlier step sets variables), a ``feed.<column>`` the plan's feed lacks (or no feed
+    at all), a template that does not parse (saved before templates existed)."""
+    columns = plan.feed.columns if plan.feed is not None else ()
+    problems: list[str] = []
+    for endpoint in plan.endpoints:
+        fields = _template_fields(endpoint.url, endpoint.headers, endpoint.body)
+        for _, label, text in fields:
+            try:
+                template = parse_template(text)
+            except TemplateError as exc:
+                problems.append(f"{endpoint.name}: {label} template, {exc}")
+                continue
+            for column in sorted(template.columns - set(columns)):
+                feed = (
+                    f"the target's data feed has no column '{column}' (it has {', '.join(columns)})"
+                    if columns
+                    else "the target has no data feed"
+                )
+                problems.append(
+                    f"{endpoint.name}: the {label} template uses feed.{column}, but {feed}."
+                )
+            if endpoint.flow is None:
+                problems.extend(
+                    f"{endpoint.name}: the {label} template uses the variable '{name}', which "
+                    "only an earlier step of a flow can set; use the endpoint in a flow, or "
+                    "give it weight 0 in this session."
+                    for name in sorted(template.variables)
+                )
+    return problems
 
 
 def check_session_config(

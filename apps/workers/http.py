@@ -104,10 +104,20 @@ class PreparedRequest:
 
 def request_target(path: str, query: str) -> str:
     """The path and query as a request line carries them: percent-encoded, UTF-8."""
-    target = quote(_STRAY_PERCENT.sub("%25", path or "/"), safe=_PATH_SAFE)
+    target = encode_path(path or "/")
     if query:
-        target += "?" + quote(_STRAY_PERCENT.sub("%25", query), safe=_QUERY_SAFE)
+        target += "?" + encode_query(query)
     return target
+
+
+def encode_path(text: str) -> str:
+    """``text`` as a request line carries it in a path (see ``request_target``)."""
+    return quote(_STRAY_PERCENT.sub("%25", text), safe=_PATH_SAFE)
+
+
+def encode_query(text: str) -> str:
+    """``text`` as a request line carries it in a query (see ``request_target``)."""
+    return quote(_STRAY_PERCENT.sub("%25", text), safe=_QUERY_SAFE)
 
 
 def prepare(

@@ -33,6 +33,7 @@ from ..validation import (
     TIMEOUT_S_MAX,
     TIMEOUT_S_MIN,
     BoundedJSONDecoder,
+    check_endpoint_templates,
     check_headers,
     check_host_header,
     check_session_config,
@@ -145,7 +146,19 @@ class EndpointSerializer(serializers.ModelSerializer):
                 check_host_header(endpoint.absolute_url(), endpoint.headers)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"headers": exc.messages}) from exc
+        self._check_templates(attrs)
         return attrs
+
+    def _check_templates(self, attrs) -> None:
+        """The request templates, as ``Endpoint.clean`` checks them for the admin and files."""
+        fields = {
+            name: attrs.get(name, getattr(self.instance, name, None))
+            for name in ("url", "headers", "body")
+        }
+        try:
+            check_endpoint_templates(**fields)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
 
     def to_representation(self, endpoint):
         data = super().to_representation(endpoint)

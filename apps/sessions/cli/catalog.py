@@ -11,6 +11,8 @@ and adds new ones; none is deleted.
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 
 from .. import services
@@ -55,9 +57,20 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
             if hasattr(exc, "error_dict")
             else exc.messages
         )
-        raise CatalogError(f"{path}: {problems[0]}") from exc
+        raise CatalogError(f"{path}: {_named_entry(problems[0], endpoints)}") from exc
     return (
         f"Target {found.pk} '{found.name}' ({found.base_url}): {created} endpoint(s) added, "
         f"{updated} updated, {found.endpoints.count()} in all"
         + (f"; {len(flows)} flow(s) written, {found.flows.count()} in all." if flows else ".")
     )
+
+
+def _named_entry(problem: str, endpoints: list) -> str:
+    """``problem`` with the name of the endpoint it is about in front, when it is about one
+    (``endpoints[2].body: ...``): in a long file, the name is what a reader looks for."""
+    match = re.match(r"endpoints\[(\d+)\]", problem)
+    if match is None or int(match.group(1)) >= len(endpoints):
+        return problem
+    entry = endpoints[int(match.group(1))]
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"endpoint {str(name)[:100]!r}: {problem}" if isinstance(name, str) else problem

@@ -1,0 +1,728 @@
+"""Request templates: ``{{ expression }}`` placeholders in an endpoint's path, headers and body.
+
+Why a language of our own: the text comes from users (dashboard, API, config files) and runs in
+the hot loop of every shard, so it must be safe (no ``eval``, no Jinja executing user code),
+checkable when saved (an error names the character it is at) and cheap per request. The
+language is deliberately tiny: a placeholder holds one literal, one name or one call of a
+built-in function with literal arguments; no operators, no nesting.
+
+- functions: ``random_int(a, b)``, ``choice("a", "b", ...)``, ``uuid()``, ``seq()``,
+  ``now_iso()``, ``random_string(n)``;
+- names: ``user_id``, ``feed.<column>`` (the data feed's current row) and a bare identifier,
+  a variable a flow's earlier step extracted;
+- literals: integers, decimals, "double" or 'single' quoted strings (``\\"``, ``\\'`` and
+  ``\\\\`` escapes); ``{{ "{{" }}`` writes a literal ``{{``. A ``}}`` outside a placeholder
+  is ordinary text (JSON bodies end objects with it).
+
+A template is parsed once (``parse_template``) into literal pieces and small render callables;
+``compile_request`` turns an endpoint into the ordinary ``PreparedRequest`` when nothing in
+it is templated (the fast path stays exactly as fast), else into a ``TemplatedRequest`` whose
+fixed bytes are encoded once and whose rendered values alone are encoded per request.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from .http import (
+    _NONZERO_IDS,
+    _SPAN_ID_MASK,
+    TRACEPARENT,
+    PreparedRequest,
+    encode_path,
+    encode_query,
+    prepare,
+)
+from .plan import EndpointPlan
+from .userstate import UserState
+
+MAX_TEMPLATE_CHARS = 1 << 20  # 1 MiB of text: the largest body the catalog accepts
+MAX_PLACEHOLDERS = 1000  # per field
+MAX_CHOICES = 100
+MAX_RANDOM_STRING_CHARS = 1000
+MAX_NUMBER_CHARS = 40  # digits of a literal number (no 10**100 bounds, no 1e400)
+MAX_NAME_CHARS = 100
+RANDOM_INT_LIMIT = 2**63 - 1  # random_int's bounds lie within +-this
+_FLOAT_EXACT_SPAN = 2**32  # up to this many values, random() * span is uniform enough
+FUNCTIONS = ("random_int", "choice", "uuid", "seq", "now_iso", "random_string")
+_FUNCTION_LIST = ", ".join(FUNCTIONS)
+_SYNTAX_HINT = (
+    "a placeholder holds one function call, a name or a literal, e.g. {{ random_int(1, 10) }}, "
+    '{{ user_id }}, {{ feed.email }} or {{ "{{" }}'
+)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_SPACES = re.compile(r"[ \t\r\n]*")
+_STRING_BODY = {'"': re.compile(r'[^"\\]*'), "'": re.compile(r"[^'\\]*")}
+_OPERATORS = frozenset("+*/%<>=!&|^~[]")
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
+_RANDOM_STRING_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# Characters HTTP does not allow in a header value (RFC 9110): every control but the tab.
+_HEADER_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
+
+
+class TemplateError(ValueError):
+    """A template that cannot be parsed or whose call is wrong. ``position`` is the 0-based
+    character offset in the text; ``message`` says what is wrong and what is allowed."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"at character {position}: {message}")
+        self.message = message
+        self.position = position
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # name, number, string, "(", ")", ",", ".", "}}"
+    value: str  # the name, the number as written, the string's value
+    position: int
+
+
+class _Tokens:
+    """The tokens of one placeholder, read on demand from just after its ``{{``."""
+
+    def __init__(self, text: str, position: int, opening: int) -> None:
+        self.text = text
+        self.position = position
+        self.opening = opening  # where the placeholder's "{{" is, for "not closed"
+
+    def next(self) -> _Token:
+        text = self.text
+        start = _SPACES.match(text, self.position).end()  # type: ignore[union-attr]  # * matches
+        if start >= len(text):
+            raise TemplateError(
+                f"the '{{{{' at character {self.opening} is not closed by '}}}}'", self.opening
+            )
+        char = text[start]
+        if text.startswith("}}", start):
+            self.position = start + 2
+            return _Token("}}", "}}", start)
+        if char in "(),.":
+            self.position = start + 1
+            return _Token(char, char, start)
+        if char in "\"'":
+            return self._string(start)
+        if char.isascii() and (char.isdigit() or char == "-"):
+            return self._number(start)
+        name = _NAME.match(text, start)
+        if name is not None:
+            if name.end() - start > MAX_NAME_CHARS:
+                raise TemplateError(f"a name is at most {MAX_NAME_CHARS} characters", start)
+            self.position = name.end()
+            return _Token("name", name.group(), start)
+        if char in _OPERATORS:
+            raise TemplateError(f"no operators ({char!r}): {_SYNTAX_HINT}", start)
+        raise TemplateError(f"unexpected character {_describe(char)}; {_SYNTAX_HINT}", start)
+
+    def _string(self, start: int) -> _Token:
+        quote_char, text = self.text[start], self.text
+        body = _STRING_BODY[quote_char]
+        pieces, position = [], start + 1
+        while True:
+            run = body.match(text, position).end()  # type: ignore[union-attr]  # * matches
+            pieces.append(text[position:run])
+            if run >= len(text):
+                raise TemplateError(
+                    f"the string that starts here is not closed by {quote_char}", start
+                )
+            if text[run] == quote_char:
+                self.position = run + 1
+                return _Token("string", "".join(pieces), start)
+            escaped = text[run + 1 : run + 2]  # after a backslash
+            if escaped not in _ESCAPES:
+                raise TemplateError("in a string, a backslash escapes only \\\", \\' or \\\\", run)
+            pieces.append(_ESCAPES[escaped])
+            position = run + 2
+
+    def _number(self, start: int) -> _Token:
+        number = _NUMBER.match(self.text, start)
+        if number is None:
+            raise TemplateError(f"a '-' must start a number; {_SYNTAX_HINT}", start)
+        end = number.end()
+        if end < len(self.text) and (self.text[end].isalnum() or self.text[end] in "._"):
+            raise TemplateError(
+                "a number is digits with an optional decimal part (no exponent, no letters)",
+                start,
+            )
+        if end - start > MAX_NUMBER_CHARS:
+            raise TemplateError(f"a number is at most {MAX_NUMBER_CHARS} characters", start)
+        self.position = end
+        return _Token("number", number.group(), start)
+
+
+def _describe(char: str) -> str:
+    if char.isprintable() and not char.isspace():
+        return repr(char)
+    return f"U+{ord(char):04X}"
+
+
+Render = Callable[[UserState], str]
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    """One placeholder that renders per request. ``render`` gives its text; ``options`` (a
+    choice's values) let a field encode them once; ``safe_bytes``, when set, gives the same
+    value as bytes that need no encoding anywhere (ASCII letters, digits and ``-:.``): the
+    fast way for the functions that only ever render those."""
+
+    render: Render
+    safe_bytes: Callable[[UserState], bytes] | None = None
+    options: tuple[str, ...] | None = None
+    column: str | None = None  # feed.<column>, bound to a position by ``Template.bind``
+    variable: str | None = None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A placeholder's meaning: a constant text, or a placeholder rendered per request."""
+
+    constant: str | None = None
+    placeholder: _Placeholder | None = None
+
+
+def _parse_placeholder(text: str, opening: int) -> tuple[_Parsed, int]:
+    """The placeholder whose ``{{`` is at ``opening``, and where the text resumes after it."""
+    tokens = _Tokens(text, opening + 2, opening)
+    first = tokens.next()
+    if first.kind == "}}":
+        raise TemplateError(f"the placeholder is empty; {_SYNTAX_HINT}", first.position)
+    if first.kind in ("string", "number"):
+        _expect_end(tokens, "after a literal")
+        return _Parsed(constant=first.value), tokens.position
+    if first.kind != "name":
+        raise TemplateError(f"unexpected {first.value!r}; {_SYNTAX_HINT}", first.position)
+    after = tokens.next()
+    if after.kind == "(":
+        placeholder = _parse_call(first, tokens)
+    elif after.kind == ".":
+        placeholder = _parse_column(first, tokens)
+    elif after.kind == "}}":
+        return _Parsed(placeholder=_name(first)), tokens.position
+    else:
+        raise TemplateError(
+            f"expected '}}}}' or '(' after {first.value!r}; {_SYNTAX_HINT}", after.position
+        )
+    _expect_end(tokens, "after the expression (one expression per placeholder)")
+    return _Parsed(placeholder=placeholder), tokens.position
+
+
+def _expect_end(tokens: _Tokens, where: str) -> None:
+    token = tokens.next()
+    if token.kind != "}}":
+        raise TemplateError(f"expected '}}}}' {where}; no operators", token.position)
+
+
+def _name(token: _Token) -> _Placeholder:
+    name = token.value
+    if name in FUNCTIONS:
+        raise TemplateError(f"{name} is a function: write {name}()", token.position)
+    if name == "feed":
+        raise TemplateError("write feed.<column>, e.g. feed.email", token.position)
+    if name == "user_id":
+        return _Placeholder(lambda user: str(user.user_id), lambda user: b"%d" % user.user_id)
+    return _Placeholder(_variable_renderer(name), variable=name)
+
+
+def _variable_renderer(name: str) -> Render:
+    def render(user: UserState) -> str:
+        variables = user.variables
+        return variables.get(name, "") if variables else ""
+
+    return render
+
+
+def _parse_column(first: _Token, tokens: _Tokens) -> _Placeholder:
+    if first.value != "feed":
+        raise TemplateError(
+            f"no attribute access on {first.value!r}: only feed.<column> has a dot",
+            first.position,
+        )
+    column = tokens.next()
+    if column.kind != "name":
+        raise TemplateError(
+            "after 'feed.' comes a column name (letters, digits, _)", column.position
+        )
+    return _Placeholder(_unbound_column(column.value), column=column.value)
+
+
+def _unbound_column(column: str) -> Render:
+    def render(user: UserState) -> str:
+        raise LookupError(f"feed.{column}: the template was not bound to the feed's columns")
+
+    return render
+
+
+def _column_renderer(index: int) -> Render:
+    def render(user: UserState) -> str:
+        row = user.row
+        return row[index] if row is not None and index < len(row) else ""
+
+    return render
+
+
+def _parse_call(name: _Token, tokens: _Tokens) -> _Placeholder:
+    if name.value not in FUNCTIONS:
+        raise TemplateError(f"unknown function {name.value!r}; use {_FUNCTION_LIST}", name.position)
+    arguments: list[_Token] = []
+    token = tokens.next()
+    while token.kind != ")":
+        if token.kind not in ("number", "string"):
+            raise TemplateError(
+                f"{name.value}()'s arguments are literal numbers or strings (no names, no "
+                "nested calls), separated by commas",
+                token.position,
+            )
+        arguments.append(token)
+        if len(arguments) > MAX_CHOICES:
+            raise TemplateError(f"at most {MAX_CHOICES} arguments", token.position)
+        token = tokens.next()
+        if token.kind == ",":
+            token = tokens.next()
+        elif token.kind != ")":
+            raise TemplateError(f"expected ',' or ')' in {name.value}()", token.position)
+    return _FUNCTION_PARSERS[name.value](name, arguments, token.position)
+
+
+def _no_arguments(name: _Token, arguments: list[_Token]) -> None:
+    if arguments:
+        raise TemplateError(f"{name.value}() takes no arguments", arguments[0].position)
+
+
+def _integer(name: _Token, argument: _Token, low: int, high: int) -> int:
+    if argument.kind != "number" or not re.fullmatch(r"-?[0-9]+", argument.value):
+        raise TemplateError(f"{name.value}() takes integers", argument.position)
+    value = int(argument.value)
+    if not low <= value <= high:
+        raise TemplateError(
+            f"{name.value}()'s argument must be between {low} and {high}", argument.position
+        )
+    return value
+
+
+def _random_int(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+    if len(arguments) != 2:
+        raise TemplateError("random_int(a, b) takes two integers, a <= b", closing)
+    low, high = (_integer(name, a, -RANDOM_INT_LIMIT, RANDOM_INT_LIMIT) for a in arguments)
+    if low > high:
+        raise TemplateError(
+            f"random_int(a, b) needs a <= b (here {low} > {high})", arguments[0].position
+        )
+    span = high - low + 1
+    if span <= _FLOAT_EXACT_SPAN:  # one float draw: faster than randrange, uniform enough
+        draw = random.random
+
+        def number(user: UserState) -> bytes:
+            return b"%d" % (low + int(draw() * span))
+
+    else:
+        randrange, stop = random.randrange, high + 1
+
+        def number(user: UserState) -> bytes:
+            return b"%d" % randrange(low, stop)
+
+    return _Placeholder(lambda user: number(user).decode(), number)
+
+
+def _choice(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+    if not arguments:
+        raise TemplateError(
+            f'choice() takes 1 to {MAX_CHOICES} values, e.g. choice("a", "b")', closing
+        )
+    options = tuple(argument.value for argument in arguments)
+    pick = random.choice
+    return _Placeholder(lambda user: pick(options), options=options)
+
+
+def _uuid(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+    _no_arguments(name, arguments)
+    return _Placeholder(_uuid4, lambda user: _uuid4(user).encode())
+
+
+def _uuid4(user: UserState) -> str:
+    """A random (version 4) UUID: unique, not secret, so from ``random`` rather than
+    ``os.urandom`` (a system call per request)."""
+    digits = f"{random.getrandbits(128) & _UUID_CLEAR | _UUID_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def _seq(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+    _no_arguments(name, arguments)
+    return _Placeholder(lambda user: _next_in_sequence(user).decode(), _next_in_sequence)
+
+
+def _next_in_sequence(user: UserState) -> bytes:
+    user.counter += 1
+    return b"%d" % user.counter
+
+
+def _now_iso(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+    _no_arguments(name, arguments)
+    return _Placeholder(_utc_now_iso, lambda user: _utc_now_iso(user).encode())
+
+
+def _utc_now_iso(user: UserState) -> str:
+    now = time.time()
+    seconds = int(now)
+    milliseconds = int((now - seconds) * 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{milliseconds:03d}Z"
+
+
+def _random_string(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+    if len(arguments) != 1:
+        raise TemplateError(
+            f"random_string(n) takes one integer, 1 to {MAX_RANDOM_STRING_CHARS}", closing
+        )
+    length = _integer(name, arguments[0], 1, MAX_RANDOM_STRING_CHARS)
+    choices, alphabet = random.choices, _RANDOM_STRING_ALPHABET
+    return _Placeholder(
+        lambda user: "".join(choices(alphabet, k=length)),
+        lambda user: "".join(choices(alphabet, k=length)).encode(),
+    )
+
+
+_FUNCTION_PARSERS: dict[str, Callable[[_Token, list[_Token], int], _Placeholder]] = {
+    "random_int": _random_int,
+    "choice": _choice,
+    "uuid": _uuid,
+    "seq": _seq,
+    "now_iso": _now_iso,
+    "random_string": _random_string,
+}
+
+
+# --- templates ---------------------------------------------------------------------------------
+
+
+class Template:
+    """A parsed template: ``literals[0] + p0 + literals[1] + p1 + ... + literals[-1]``, where
+    each ``p`` is a placeholder rendered per request (constants are folded into the literals).
+    ``constant``: nothing to render (the text is ``literals[0]``)."""
+
+    __slots__ = ("literals", "placeholders")
+
+    def __init__(self, literals: tuple[str, ...], placeholders: tuple[_Placeholder, ...]):
+        self.literals = literals
+        self.placeholders = placeholders
+
+    @property
+    def constant(self) -> bool:
+        return not self.placeholders
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Names a flow's earlier step must extract."""
+        return frozenset(p.variable for p in self.placeholders if p.variable is not None)
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """Columns of the target's data feed the template reads."""
+        return frozenset(p.column for p in self.placeholders if p.column is not None)
+
+    def bind(self, columns: Sequence[str]) -> Template:
+        """This template reading ``feed.<column>`` at its position in ``columns`` (the
+        ``FeedPlan``'s); ValueError naming a column the feed lacks."""
+        placeholders = []
+        for placeholder in self.placeholders:
+            if placeholder.column is not None:
+                if placeholder.column not in columns:
+                    raise ValueError(_missing_column(placeholder.column, columns))
+                index = list(columns).index(placeholder.column)
+                placeholder = _Placeholder(_column_renderer(index), column=placeholder.column)
+            placeholders.append(placeholder)
+        return Template(self.literals, tuple(placeholders))
+
+    def render(self, user: UserState) -> str:
+        literals = self.literals
+        if not self.placeholders:
+            return literals[0]
+        pieces = [literals[0]]
+        for placeholder, literal in zip(self.placeholders, literals[1:], strict=True):
+            pieces.append(placeholder.render(user))
+            pieces.append(literal)
+        return "".join(pieces)
+
+
+def _missing_column(column: str, columns: Sequence[str]) -> str:
+    if not columns:
+        return f"feed.{column}: the target has no data feed"
+    return f"feed.{column}: the target's data feed has no such column (it has {', '.join(columns)})"
+
+
+def parse_template(text: str, *, columns: Sequence[str] | None = None) -> Template:
+    """``text`` parsed; TemplateError (with the character it is at) if it is not a valid
+    template. With ``columns`` (a feed's), ``feed.<column>`` is bound to its position and a
+    column not among them is an error too."""
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(
+            f"a template is at most {MAX_TEMPLATE_CHARS} characters", MAX_TEMPLATE_CHARS
+        )
+    literals: list[str] = []
+    placeholders: list[_Placeholder] = []
+    pending, position = [], 0  # the literal being built, where the next one starts
+    while True:
+        opening = text.find("{{", position)
+        if opening < 0:
+            pending.append(text[position:])
+            break
+        pending.append(text[position:opening])
+        parsed, position = _parse_placeholder(text, opening)
+        if parsed.constant is not None:
+            pending.append(parsed.constant)
+            continue
+        assert parsed.placeholder is not None
+        if len(placeholders) == MAX_PLACEHOLDERS:
+            raise TemplateError(f"at most {MAX_PLACEHOLDERS} placeholders in a field", opening)
+        placeholder = parsed.placeholder
+        if (
+            placeholder.column is not None
+            and columns is not None
+            and placeholder.column not in columns
+        ):
+            raise TemplateError(_missing_column(placeholder.column, columns), opening)
+        literals.append("".join(pending))
+        placeholders.append(placeholder)
+        pending = []
+    literals.append("".join(pending))
+    template = Template(tuple(literals), tuple(placeholders))
+    return template if columns is None else template.bind(columns)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+Piece = Callable[[UserState], bytes]
+_ORIGIN_REFUSED = (
+    "A placeholder cannot be in the URL's scheme or host, only in its path and query (load "
+    "goes only where the allow-list says)."
+)
+_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # as ``http.prepare``: always a length
+
+
+@dataclass(frozen=True, slots=True)
+class TemplatedRequest:
+    """An endpoint's request with placeholders: the fixed bytes encoded once, the placeholders'
+    values encoded per request (``render``).
+
+    ``prepared`` is the request as ``http.prepare`` made it with the placeholders left empty:
+    its pool key, ``is_head``, ``body_limit`` and ``keep_header_names`` are this request's;
+    its ``raw`` is empty (never send it: send ``render(user)``)."""
+
+    prepared: PreparedRequest
+    # The head without its Content-Length and traceparent: head_literals[0] + value 0 +
+    # head_literals[1] + ..., and the body the same way.
+    head_literals: tuple[bytes, ...]
+    head_pieces: tuple[Piece, ...]
+    body_literals: tuple[bytes, ...]
+    body_pieces: tuple[Piece, ...]
+    always_length: bool  # a POST, PUT or PATCH says Content-Length: 0 too
+    traceparent: bool
+    # (piece, the literal after it) pairs, for ``render``'s one loop per part.
+    _head_pairs: tuple[tuple[Piece, bytes], ...] = field(init=False, repr=False, compare=False)
+    _body_pairs: tuple[tuple[Piece, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pairs = zip(self.head_pieces, self.head_literals[1:], strict=True)
+        object.__setattr__(self, "_head_pairs", tuple(pairs))
+        pairs = zip(self.body_pieces, self.body_literals[1:], strict=True)
+        object.__setattr__(self, "_body_pairs", tuple(pairs))
+
+    def render(self, user: UserState) -> bytes:
+        """The whole request for ``user``: its own values, the body's length, and a fresh
+        traceparent if the session asks for one. One join: this runs per request."""
+        body = self.body_literals[0]
+        if self._body_pairs:
+            parts = [body]
+            for piece, literal in self._body_pairs:
+                parts.append(piece(user))
+                parts.append(literal)
+            body = b"".join(parts)
+        out = [self.head_literals[0]]
+        for piece, literal in self._head_pairs:
+            out.append(piece(user))
+            out.append(literal)
+        if body or self.always_length:
+            out.append(b"Content-Length: %d\r\n" % len(body))
+        if self.traceparent:
+            ids = random.getrandbits(192) | _NONZERO_IDS
+            out.append(
+                b"%s: 00-%032x-%016x-01\r\n" % (_TRACEPARENT_NAME, ids >> 64, ids & _SPAN_ID_MASK)
+            )
+        out.append(b"\r\n")
+        out.append(body)
+        return b"".join(out)
+
+    def trace_id(self, raw: bytes) -> str:
+        """The trace id in the bytes ``render`` made (for a sampled error or request)."""
+        assert self.traceparent, "compiled with traceparent=True"
+        start = raw.index(_TRACEPARENT_LINE) + len(_TRACEPARENT_LINE)
+        return raw[start : start + 32].decode()
+
+
+_TRACEPARENT_NAME = TRACEPARENT.encode()
+_TRACEPARENT_LINE = b"\r\n" + _TRACEPARENT_NAME + b": 00-"
+
+
+def _header_bytes(value: str) -> bytes:
+    """A rendered header value as HTTP allows it: controls (CR, LF...) dropped, so a value
+    can never end the header or start another; Latin-1, or UTF-8 for wider characters."""
+    value = value.translate(_HEADER_CONTROLS)
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+_ENCODERS: dict[str, Callable[[str], bytes]] = {
+    "path": lambda value: encode_path(value).encode("ascii"),
+    "query": lambda value: encode_query(value).encode("ascii"),
+    "header": _header_bytes,
+    "body": str.encode,
+}
+
+
+def _piece(placeholder: _Placeholder, field: str) -> Piece:
+    """The placeholder's value per request, encoded for ``field`` (path, query, header or
+    body); a choice's values are encoded once, here."""
+    render = placeholder.render
+    if placeholder.options is not None:
+        encode, draw = _ENCODERS[field], random.random
+        options = tuple(encode(option) for option in placeholder.options)
+        count = len(options)
+        return lambda user: options[int(draw() * count)]
+    if placeholder.safe_bytes is not None:  # nothing to encode, nothing to drop
+        return placeholder.safe_bytes
+    encode = _ENCODERS[field]
+    return lambda user: encode(render(user))
+
+
+def origin_placeholder_position(url: str) -> int | None:
+    """Where a ``{{`` stands in an absolute URL's scheme or host (or port, or credentials),
+    if one does: a template there could send load off the allow-list, so it is refused
+    (when saved, and again here at compile time). None for a path or a clean URL."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    authority_start = scheme_end + 3
+    ends = [url.find(char, authority_start) for char in "/?#"]
+    authority_end = min((end for end in ends if end >= 0), default=len(url))
+    position = url.find("{{", 0, authority_end)
+    return position if position >= 0 else None
+
+
+def compile_request(
+    endpoint: EndpointPlan,
+    *,
+    default_headers: Mapping[str, str] | None = None,
+    traceparent: bool = False,
+    columns: Sequence[str] = (),
+) -> PreparedRequest | TemplatedRequest:
+    """The endpoint's request, compiled once per shard: the ordinary ``PreparedRequest`` when
+    nothing in it is templated, else a ``TemplatedRequest``. ValueError (a TemplateError for a
+    bad template) if it cannot be sent, as from ``http.prepare``; ``columns`` are the data
+    feed's (``FeedPlan.columns``), empty without one.
+
+    The session's ``default_headers`` are not templates. A placeholder may be in the URL's
+    path and query, never in its scheme or host (the allow-list checked those)."""
+    if origin_placeholder_position(endpoint.url) is not None:
+        raise ValueError(_ORIGIN_REFUSED)
+    url = parse_template(endpoint.url, columns=columns)
+    headers = {
+        name: parse_template(value, columns=columns) for name, value in endpoint.headers.items()
+    }
+    body = parse_template(endpoint.body, columns=columns)
+    if url.constant and body.constant and all(t.constant for t in headers.values()):
+        return prepare(
+            endpoint.method,
+            url.literals[0],
+            {name: template.literals[0] for name, template in headers.items()},
+            body.literals[0],
+            default_headers=default_headers,
+            traceparent=traceparent,
+        )
+    texts = [endpoint.url, endpoint.body, *endpoint.headers.values(),
+             *(default_headers or {}).values()]  # fmt: skip
+    marker = _marker(texts)
+    placeholders: list[_Placeholder] = []
+
+    def skeleton(template: Template) -> str:
+        """The template's text with each placeholder replaced by a numbered marker."""
+        pieces = [template.literals[0]]
+        for placeholder, literal in zip(template.placeholders, template.literals[1:], strict=True):
+            pieces.append(f"{marker}{len(placeholders)}{marker}")
+            placeholders.append(placeholder)
+            pieces.append(literal)
+        return "".join(pieces)
+
+    skeleton_url = skeleton(url)
+    origin = urlsplit(skeleton_url)
+    if marker in origin.scheme or marker in origin.netloc:
+        raise ValueError(_ORIGIN_REFUSED)
+    request = prepare(
+        endpoint.method,
+        skeleton_url,
+        {name: skeleton(template) for name, template in headers.items()},
+        "",
+        default_headers=default_headers,
+        traceparent=traceparent,  # drops an endpoint's own traceparent: ours is fresh
+    )
+    head = request.raw[:-2]  # without the blank line that ends the head (the body is empty)
+    always_length = request.raw.startswith(tuple(m.encode() + b" " for m in _LENGTH_METHODS))
+    if always_length:
+        head = head.removesuffix(b"Content-Length: 0\r\n")
+    head_literals, head_pieces = _split_head(head, marker, placeholders)
+    body_literals = tuple(literal.encode() for literal in body.literals)
+    body_pieces = tuple(_piece(placeholder, "body") for placeholder in body.placeholders)
+    return TemplatedRequest(
+        replace(request, raw=b""),
+        head_literals,
+        head_pieces,
+        body_literals,
+        body_pieces,
+        always_length,
+        traceparent,
+    )
+
+
+def _marker(texts: Sequence[str]) -> str:
+    """A word none of ``texts`` contains: it stands for the placeholders while ``http.prepare``
+    lays the request out (letters only, so no encoding changes it)."""
+    while True:
+        marker = f"qz{random.getrandbits(48):012x}zq"
+        marker = marker.translate(str.maketrans("0123456789", "ghijklmnop"))
+        if not any(marker in text for text in texts):
+            return marker
+
+
+def _split_head(
+    head: bytes, marker: str, placeholders: Sequence[_Placeholder]
+) -> tuple[tuple[bytes, ...], tuple[Piece, ...]]:
+    """The head's fixed bytes between the markers, and each marker's value, encoded for
+    where it stands: the request line's path or query, or a header."""
+    target_end = head.index(b"\r\n")
+    query_start = head.find(b"?", 0, target_end)
+    pattern = re.compile(re.escape(marker.encode()) + rb"(\d+)" + re.escape(marker.encode()))
+    literals, pieces, position = [], [], 0
+    for match in pattern.finditer(head):
+        literals.append(head[position : match.start()])
+        if match.start() > target_end:
+            field = "header"
+        elif 0 <= query_start < match.start():
+            field = "query"
+        else:
+            field = "path"
+        pieces.append(_piece(placeholders[int(match.group(1))], field))
+        position = match.end()
+    literals.append(head[position:])
+    return tuple(literals), tuple(pieces)
