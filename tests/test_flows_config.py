@@ -421,3 +421,21 @@ def test_a_step_uses_only_variables_an_earlier_step_extracts(admin_api, target):
     assert "Flow 'shop', step 1 (login): its templates use cart_id" in " ".join(
         caught.value.message_dict["flows"]
     )
+
+
+def test_deleting_a_target_deletes_its_flows_and_the_admin_says_what_blocks_an_endpoint(
+    admin_api, admin_client, target
+):
+    admin_api.post("/api/flows/", shop_body(target), format="json")
+    login = Endpoint.objects.get(name="login")
+    page = admin_client.get(reverse("admin:loadtests_endpoint_delete", args=[login.pk]))
+    assert page.status_code == 200
+    assert "Cannot delete endpoint" in page.content.decode()
+    assert "flow step" in page.content.decode()  # what holds it
+    refused = admin_client.post(
+        reverse("admin:loadtests_endpoint_delete", args=[login.pk]), {"post": "yes"}
+    )
+    assert refused.status_code in (200, 403)
+    assert Endpoint.objects.filter(pk=login.pk).exists()
+    assert admin_api.delete(f"/api/targets/{target.pk}/").status_code == 204
+    assert not Flow.objects.exists() and not FlowStep.objects.exists()

@@ -263,7 +263,7 @@ class FlowStep(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.position}. {self.endpoint.name}"
+        return f"{self.flow.name}, step {self.position}: {self.endpoint.name}"
 
 
 class LoadTestSession(models.Model):
