@@ -162,3 +162,30 @@ def test_live_weights_have_the_pick_weights_shape(target, redis_client, forget_r
     assert "clone the session" in " ".join(caught.value.message_dict["endpoint_weights"])
     with pytest.raises(ValidationError):
         services.change_weights(session, {"shop": 0, "cart-view": 0, "home": 0})
+
+
+def test_the_session_page_offers_flows_among_the_live_weights(client, operator, target):
+    session = new_session(target, endpoint_weights={"shop": 4})
+    client.force_login(operator)
+    page = client.get(f"/sessions/{session.pk}/").content.decode()
+    assert 'data-endpoint="shop" value="4' in page
+    assert 'data-endpoint="browse" value="0' in page
+    assert 'data-endpoint="home" value="3' in page
+
+
+def test_the_new_session_form_has_a_weight_per_flow(client, operator, target):
+    client.force_login(operator)
+    page = client.get(f"/sessions/new/?target={target.pk}").content.decode()
+    shop = Flow.objects.get(name="shop")
+    assert f'name="weight_flow_{shop.pk}"' in page
+    assert "flow of 3 steps" in page
+    form = {"session_name": "mix", "target": target.pk, "concurrent_users": "1",
+            "duration_minutes": "1", "request_interval_min": "1", "request_interval_max": "2",
+            "max_errors_per_minute": "0", "ramp_up_seconds": "0", "model": "closed",
+            f"weight_flow_{shop.pk}": "7"}  # fmt: skip
+    for endpoint in Endpoint.objects.filter(target=target):
+        form[f"weight_{endpoint.pk}"] = str(endpoint.weight)
+    form[f"weight_flow_{Flow.objects.get(name='browse').pk}"] = "0"
+    response = client.post("/sessions/new/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert LoadTestSession.objects.get(session_name="mix").endpoint_weights["shop"] == 7
