@@ -4,6 +4,11 @@ through ``services.save_flow`` and refuse the same bad input with a message nami
 read); their changes go into the configuration history."""
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -439,3 +444,53 @@ def test_deleting_a_target_deletes_its_flows_and_the_admin_says_what_blocks_an_e
     assert Endpoint.objects.filter(pk=login.pk).exists()
     assert admin_api.delete(f"/api/targets/{target.pk}/").status_code == 204
     assert not Flow.objects.exists() and not FlowStep.objects.exists()
+
+
+@pytest.mark.integration
+def test_the_shop_flow_migration_adds_the_flow_to_a_target_with_the_demo_endpoints(
+    tmp_path, redis_url
+):
+    root = Path(__file__).resolve().parent.parent
+    database = tmp_path / "db.sqlite3"
+    env = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
+    env.update(DATABASE_URL=f"sqlite:///{database}", DATA_DIR=str(tmp_path), REDIS_URL=redis_url,
+               DEBUG="False", SECRET_KEY="migrations-test-key")  # fmt: skip
+
+    def migrate(to: str) -> None:
+        command = [sys.executable, "manage.py", "migrate", "loadtests", to]
+        result = subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=180
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+    migrate("0017_flows")
+    now = "2026-12-01 00:00:00"
+    with sqlite3.connect(database) as connection:
+        for target_id, name in ((1, "demo"), (2, "partial")):
+            connection.execute(
+                "INSERT INTO loadtests_target (id, name, base_url, description, created_at, "
+                "updated_at) VALUES (?, ?, ?, '', ?, ?)",
+                (target_id, name, f"http://127.0.0.1:5001/{name}", now, now),
+            )
+        endpoints = [(1, "login"), (1, "cart-add"), (1, "cart-view"), (2, "login")]
+        for target_id, name in endpoints:
+            connection.execute(
+                "INSERT INTO loadtests_endpoint (target_id, name, url, method, weight, timeout_s, "
+                "description, headers, body, expected_statuses, checks, created_at, updated_at) "
+                "VALUES (?, ?, '/x', 'GET', 0, 30, '', '{}', '', '200-399', '[]', ?, ?)",
+                (target_id, name, now, now),
+            )
+    migrate("0018_shop_flow")
+    with sqlite3.connect(database) as connection:
+        flows = connection.execute("SELECT target_id, name, weight FROM loadtests_flow").fetchall()
+        steps = connection.execute(
+            "SELECT s.position, e.name, s.think_time_s, s.extract FROM loadtests_flowstep s "
+            "JOIN loadtests_endpoint e ON e.id = s.endpoint_id ORDER BY s.position"
+        ).fetchall()
+    assert flows == [(1, "shop", 1.0)]  # the target without every endpoint gets none
+    assert [(p, n, t) for p, n, t, _ in steps] == [
+        (1, "login", 0.5),
+        (2, "cart-add", 0.5),
+        (3, "cart-view", 0.0),
+    ]
+    assert json.loads(steps[0][3]) == LOGIN_EXTRACT
