@@ -480,7 +480,7 @@ def test_the_shop_flow_migration_adds_the_flow_to_a_target_with_the_demo_endpoin
                 "VALUES (?, ?, '/x', 'GET', 0, 30, '', '{}', '', '200-399', '[]', ?, ?)",
                 (target_id, name, now, now),
             )
-    migrate("0018_shop_flow")
+    migrate("0019_shop_flow")
     with sqlite3.connect(database) as connection:
         flows = connection.execute("SELECT target_id, name, weight FROM loadtests_flow").fetchall()
         steps = connection.execute(
