@@ -494,3 +494,14 @@ def test_the_shop_flow_migration_adds_the_flow_to_a_target_with_the_demo_endpoin
         (3, "cart-view", 0.0),
     ]
     assert json.loads(steps[0][3]) == LOGIN_EXTRACT
+
+
+def test_the_flows_page_reads_any_target_parameter(client, administrator, target):
+    client.force_login(administrator)
+    for raw in ("abc", "9" * 40, "-1", "\u0661", str(target.pk)):
+        assert client.get(f"/flows/?target={raw}").status_code == 200, raw
+        assert client.get(f"/flows/new/?target={raw}").status_code == 200, raw
+    form = {"target": "9" * 40, "name": "shop", "weight": "1", "steps": "[]"}
+    refused = client.post("/flows/new/", form)
+    assert refused.status_code == 400
+    assert "Choose a target." in refused.content.decode()

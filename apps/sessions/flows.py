@@ -89,7 +89,8 @@ def _find_endpoint(
         return None
     endpoints = Endpoint.objects.filter(target=target)
     if isinstance(reference, int) and not isinstance(reference, bool):
-        found = endpoints.filter(pk=reference).first()
+        # Beyond a 64-bit key no row has it (and PostgreSQL would refuse the query).
+        found = endpoints.filter(pk=reference).first() if 0 < reference < 2**63 else None
     elif isinstance(reference, str) and reference.strip():
         found = endpoints.filter(name=reference.strip()).first()
     else:

@@ -40,9 +40,9 @@ def flow_list(request):
     """Every target's flows (``?target=`` for one), steps in order."""
     services.require_permission(request.user, services.VIEW_FLOWS, "view flows")
     targets = Target.objects.order_by("name").prefetch_related("flows__steps__endpoint")
-    chosen = request.GET.get("target", "")
-    if chosen.isdigit():
-        targets = targets.filter(pk=int(chosen))
+    if request.GET.get("target"):
+        target = _target_or_none(request.GET["target"])
+        targets = targets.filter(pk=target.pk if target is not None else None)
     context = {"targets": targets, "can": _can(request)}
     return render(request, "dashboard/flows.html", context)
 
@@ -73,11 +73,8 @@ class FlowForm:
         """Apply the posted fields and save through the services; None (errors filed) if not."""
         flow = self.flow
         if flow.pk is None:
-            raw_target = post.get("target", "")
-            flow.target = (
-                Target.objects.filter(pk=int(raw_target)).first() if raw_target.isdigit() else None
-            )
-            if flow.target is None:
+            flow.target = _target_or_none(post.get("target", ""))
+            if flow.target_id is None:
                 self.errors["target"] = ["Choose a target."]
         flow.name = post.get("name", "")
         flow.description = post.get("description", "")
@@ -113,6 +110,14 @@ class FlowForm:
             return None
 
 
+def _target_or_none(raw: str) -> Target | None:
+    """The target a form or query names by id; None for anything else (a 64-bit key at most:
+    PostgreSQL refuses a query for a larger one)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) >= 2**63:
+        return None
+    return Target.objects.filter(pk=int(raw)).first()
+
+
 def _step_label(key: str) -> str:
     """``steps[1].endpoint`` as a person counts it: "Step 2, endpoint"."""
     head, _, name = key.partition(".")
@@ -126,8 +131,7 @@ def flow_edit(request, pk: int | None = None):
     if pk is None:
         services.require_permission(request.user, services.ADD_FLOWS, "add flows")
         flow = Flow()
-        chosen = request.GET.get("target", "")
-        flow.target = Target.objects.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+        flow.target = _target_or_none(request.GET.get("target", ""))
     else:
         services.require_permission(request.user, services.CHANGE_FLOWS, "change flows")
         flow = get_object_or_404(Flow.objects.select_related("target"), pk=pk)
