@@ -14,7 +14,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.forms.models import construct_instance
+from django.forms.models import BaseInlineFormSet, construct_instance
 from django.http import HttpResponseRedirect
 from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html, format_html_join
@@ -23,6 +23,7 @@ from django.utils.safestring import mark_safe
 from . import history, services
 from .choices import SessionStatus
 from .feeds import PREVIEW_ROWS, FeedError, parse_feed_csv
+from .flows import check_flow
 from .models import (
     AuditEntry,
     ConfigChange,
@@ -30,6 +31,8 @@ from .models import (
     Endpoint,
     EndpointStats,
     ErrorSample,
+    Flow,
+    FlowStep,
     LoadTestSession,
     RequestLogEntry,
     Schedule,
@@ -136,6 +139,132 @@ class EndpointAdmin(HistoryAdminMixin, admin.ModelAdmin):
     list_display = ["name", "target", "method", "url", "weight", "timeout_s"]
     list_filter = ["target", "method"]
     search_fields = ["name", "url", "description"]
+
+
+class CatalogPermissionsMixin:
+    """Flows are part of the catalog: the admin asks for the endpoints' permissions, as the
+    API and the services do (``services.ADD_FLOWS``...)."""
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.VIEW_FLOWS)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.ADD_FLOWS)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.CHANGE_FLOWS)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.DELETE_FLOWS)
+
+
+class FlowStepFormSet(BaseInlineFormSet):
+    """The steps, checked with their flow as one whole (``flows.check_flow``): the rules and
+    messages of the API. ``flow_steps`` holds them, in order, for ``FlowAdmin.save_related``."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [
+            form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        kept.sort(key=lambda form: form.cleaned_data["position"])
+        self.flow_steps = [
+            FlowStep(
+                endpoint=form.cleaned_data["endpoint"],
+                think_time_s=form.cleaned_data["think_time_s"],
+                extract=form.cleaned_data.get("extract") or [],
+            )
+            for form in kept
+        ]
+        try:
+            check_flow(self.instance, self.flow_steps)
+        except ValidationError as exc:
+            # The flow's own fields are shown beside them by the flow's form.
+            problems = [
+                f"{_step_label(key)}: {message}"
+                for key, messages in exc.message_dict.items()
+                if key.startswith("steps")
+                for message in messages
+            ]
+            if problems:
+                raise ValidationError(problems) from exc
+
+
+def _step_label(key: str) -> str:
+    """``steps[1].endpoint`` as a person counts: "Step 2, endpoint"."""
+    head, _, field = key.partition(".")
+    if "[" not in head:
+        return "Steps"
+    number = int(head[head.index("[") + 1 : -1]) + 1
+    return f"Step {number}, {field}" if field else f"Step {number}"
+
+
+class FlowStepInline(CatalogPermissionsMixin, admin.TabularInline):
+    model = FlowStep
+    formset = FlowStepFormSet
+    extra = 1
+    fields = ["position", "endpoint", "think_time_s", "extract"]
+    ordering = ["position"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        user = request.user
+        return user.has_perm(services.ADD_FLOWS) or user.has_perm(services.CHANGE_FLOWS)
+
+    has_add_permission = has_delete_permission = has_change_permission
+
+
+@admin.register(Flow)
+class FlowAdmin(CatalogPermissionsMixin, admin.ModelAdmin):
+    """Flows with their steps inline; saved whole through ``services.save_flow``."""
+
+    list_display = ["name", "target", "weight", "step_count", "updated_at"]
+    list_filter = ["target"]
+    search_fields = ["name", "description"]
+    inlines = [FlowStepInline]
+
+    @admin.display(description="steps")
+    def step_count(self, flow: Flow) -> int:
+        return flow.steps.count()
+
+    def save_model(self, request, obj, form, change) -> None:
+        pass  # saved with its steps, in save_related
+
+    def save_related(self, request, form, formsets, change) -> None:
+        (steps,) = [formset for formset in formsets if isinstance(formset, FlowStepFormSet)]
+        services.save_flow(form.instance, steps.flow_steps, user=request.user, via="admin")
+        # The admin's change message reads what the formset saved: the steps, written whole.
+        steps.new_objects, steps.changed_objects, steps.deleted_objects = [], [], []
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_flow(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for flow in queryset:
+            services.delete_flow(flow, user=request.user)
+
+
+@admin.register(FlowStep)
+class FlowStepAdmin(admin.ModelAdmin):
+    """Every flow's steps, to read and find; they are edited within their flow (written
+    whole, checked together)."""
+
+    list_display = ["flow", "position", "endpoint", "think_time_s"]
+    list_filter = ["flow__target"]
+    list_select_related = ["flow", "endpoint"]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.VIEW_FLOWS)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class EndpointStatsInline(admin.TabularInline):

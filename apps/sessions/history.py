@@ -16,7 +16,7 @@ from django.conf import settings
 
 from apps.workers.secrets import REDACTED, endpoint_secrets, mask_secrets
 
-from .models import ConfigChange, Endpoint, LoadTestSession, Target, Webhook
+from .models import ConfigChange, Endpoint, Flow, LoadTestSession, Target, Webhook
 from .webhooks import describe_url
 
 TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
@@ -42,6 +42,8 @@ TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
         ("name", "base_url", "description", "baseline_session", "regression_margin_pct"),
     ),
     Webhook: ("webhook", ("name", "url", "secret", "events", "format", "session", "enabled")),
+    # A flow's steps are one more field, "steps": written whole, compared whole.
+    Flow: ("flow", ("target", "name", "weight", "description")),
 }
 
 
@@ -78,7 +80,22 @@ def snapshot(instance) -> dict:
         elif field in ("body", "url"):
             value = mask_secrets(value, secrets)
         values[field] = value
+    if isinstance(instance, Flow):
+        values["steps"] = _flow_steps(instance)
     return values
+
+
+def _flow_steps(flow: Flow) -> list[dict]:
+    """A flow's steps as stored, for its history: endpoint by id and name."""
+    return [
+        {
+            "endpoint": step.endpoint_id,
+            "endpoint_name": step.endpoint.name,
+            "think_time_s": step.think_time_s,
+            "extract": step.extract,
+        }
+        for step in flow.steps.select_related("endpoint").order_by("position")
+    ]
 
 
 def record_changes(instance, before: dict, user=None, via: str = "api") -> list[ConfigChange]:

@@ -160,6 +160,111 @@ class Endpoint(models.Model):
         except ValidationError as exc:
             raise ValidationError({"headers": exc.messages}) from exc
         validation.check_endpoint_templates(self.url, self.headers, self.body)
+        self.check_name_free_of_flows()
+
+    def check_name_free_of_flows(self) -> None:
+        """An endpoint's name is not a flow's of the same target (``Flow``)."""
+        if (
+            self.target_id
+            and self.name
+            and Flow.objects.filter(target_id=self.target_id, name=self.name).exists()
+        ):
+            raise ValidationError(
+                {
+                    "name": [
+                        f"The target has a flow named '{self.name}'; an endpoint and a flow of "
+                        "one target need different names."
+                    ]
+                }
+            )
+
+
+class Flow(models.Model):
+    """An ordered list of steps (endpoint calls of one target) that a virtual user runs as one
+    iteration, picked by weight beside the single endpoints: a login, then what a logged-in
+    user does. Values extracted from a step's answer become variables of the later steps.
+
+    Its name shares the namespace of the target's endpoints (a session's ``endpoint_weights``
+    names either), so it is unique among both. Steps are written whole, through
+    ``services.save_flow``, which checks the flow and its steps together (``flows``).
+    """
+
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="flows")
+    name = models.CharField(max_length=100, validators=[validation.check_single_line])
+    weight = models.FloatField(
+        default=1.0,
+        validators=[
+            validation.check_finite,
+            MinValueValidator(0.0),
+            MaxValueValidator(validation.WEIGHT_MAX),
+        ],
+        help_text="Relative share of iterations, beside the endpoints' weights; 0 leaves the "
+        "flow out.",
+    )
+    description = models.TextField(
+        blank=True, max_length=validation.DESCRIPTION_CHARS_MAX, validators=[validation.check_text]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["target", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["target", "name"], name="unique_flow_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (flow)"
+
+    def clean(self) -> None:
+        if self.target_id and self.name and self.target.endpoints.filter(name=self.name).exists():
+            raise ValidationError(
+                {
+                    "name": [
+                        f"The target has an endpoint named '{self.name}'; a flow and an endpoint "
+                        "of one target need different names (a session's endpoint_weights "
+                        "names either)."
+                    ]
+                }
+            )
+
+
+class FlowStep(models.Model):
+    """One step of a flow: a call of one of the target's endpoints (its templates, checks and
+    expected statuses), the values to extract from its answer, and the think time after it."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(help_text="1 for the first step.")
+    # RESTRICT: an endpoint a flow calls cannot be deleted on its own (the flow would change
+    # behind its owner's back), but goes with its target, flows and all.
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.RESTRICT, related_name="flow_steps")
+    think_time_s = models.FloatField(
+        "think time (seconds)",
+        default=0.0,
+        validators=[
+            validation.check_finite,
+            MinValueValidator(0.0),
+            MaxValueValidator(validation.THINK_TIME_S_MAX),
+        ],
+        help_text="Pause after this step, before the next.",
+    )
+    extract = models.JSONField(
+        default=list,
+        blank=True,
+        decoder=validation.BoundedJSONDecoder,
+        validators=[validation.check_extractions],
+        help_text='Values for the later steps, a JSON list, e.g. [{"name": "csrf_token", '
+        '"json_path": "$.csrf_token"}] (or "regex" or "header" instead of "json_path").',
+    )
+
+    class Meta:
+        ordering = ["flow", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "position"], name="unique_flow_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow.name}, step {self.position}: {self.endpoint.name}"
 
 
 class LoadTestSession(models.Model):
@@ -347,7 +452,9 @@ class LoadTestSession(models.Model):
         if self.target_id is None:
             return
         validation.check_session_config(
-            self.config(), dict(self.target.endpoints.values_list("name", "weight"))
+            self.config(),
+            dict(self.target.endpoints.values_list("name", "weight")),
+            dict(self.target.flows.values_list("name", "weight")),
         )
 
 

@@ -29,7 +29,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import RedisError
 
 from apps.workers import control, dispatch, inventory
-from apps.workers.plan import EndpointPlan, FeedPlan, Plan
+from apps.workers.plan import EndpointPlan, FeedPlan, FlowPlan, Plan, StepPlan
 from loadtest_project import celery_app
 
 from . import audit, history, newrelic, webhooks
@@ -44,9 +44,12 @@ from .choices import (
     WebhookEvent,
 )
 from .feeds import FeedError, parse_feed_csv
+from .flows import check_flow, endpoint_variables, extracted_names, steps_from_data
 from .models import (
     DataFeed,
     Endpoint,
+    Flow,
+    FlowStep,
     LoadTestSession,
     RequestLogEntry,
     Schedule,
@@ -68,6 +71,8 @@ from .validation import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "data" / "default_endpoints.json"
+# The demo catalog's flows, by endpoint name (a file of its own beside the endpoints').
+DEFAULT_FLOWS = Path(__file__).resolve().parent / "data" / "default_flows.json"
 
 
 class SessionStateError(Exception):
@@ -127,10 +132,38 @@ def load_default_catalog(target: Target) -> int:
         name = fields.pop("name")
         _, was_created = Endpoint.objects.get_or_create(target=target, name=name, defaults=fields)
         created += was_created
+    load_default_flows(target)
+    return created
+
+
+def default_flows() -> list[dict]:
+    """The default catalog's flows (the data file), as catalog files write them."""
+    return json.loads(DEFAULT_FLOWS.read_text())
+
+
+def load_default_flows(target: Target) -> int:
+    """Add the demo catalog's flows the target does not have yet, where it has every endpoint
+    they call (a target whose catalog was changed keeps what it has)."""
+    created = 0
+    for item in default_flows():
+        if target.flows.filter(name=item["name"]).exists():
+            continue
+        names = {step["endpoint"] for step in item["steps"]}
+        if target.endpoints.filter(name__in=names).count() < len(names):
+            continue
+        flow = Flow(
+            target=target,
+            name=item["name"],
+            weight=item.get("weight", 1.0),
+            description=item.get("description", ""),
+        )
+        save_flow(flow, steps_from_data(target, item["steps"]), via="system")
+        created += 1
     return created
 
 
 CHANGE_CATALOG = ("loadtests.add_target", "loadtests.add_endpoint", "loadtests.change_endpoint")
+FLOW_FILE_FIELDS = ("name", "weight", "description", "steps")
 ENDPOINT_FILE_FIELDS = ("name", "url", "method", "weight", "timeout", "description", "headers",
                         "body", "expected_statuses", "checks")  # fmt: skip
 
@@ -147,7 +180,11 @@ def _full_clean_under(instance, prefix: str) -> None:
 
 
 def import_catalog(
-    target_fields: Mapping[str, object], endpoints: list, user=None, via: str = "cli"
+    target_fields: Mapping[str, object],
+    endpoints: list,
+    user=None,
+    via: str = "cli",
+    flows: list | None = None,
 ) -> tuple[Target, int, int]:
     """Create or update a target (found by base URL, else made with ``target_fields``) and
     its endpoints (by name), all or nothing, each checked as the admin and the API check it;
@@ -155,6 +192,8 @@ def import_catalog(
     how many endpoints were created and updated.
 
     Errors are keyed ``target`` or ``endpoints[N].field``: a file's reader can find them.
+    ``flows`` (``[{name, weight, description, steps}]``, steps naming endpoints) are written
+    after the endpoints, by name too (``flows[N].field``, ``flows[N].steps[i].field``).
     """
     for permission in CHANGE_CATALOG:
         require_permission(user, permission, "change the catalog of targets and endpoints")
@@ -197,7 +236,82 @@ def import_catalog(
                 created += 1
             else:
                 updated += bool(history.record_changes(endpoint, before, user=user, via=via))
+        for index, item in enumerate(flows or ()):
+            _import_flow(target, item, f"flows[{index}]", user=user, via=via)
     return target, created, updated
+
+
+def _import_flow(target: Target, item: object, where: str, user, via: str) -> Flow:
+    """One flow of a catalog file, created or updated by name (``save_flow``)."""
+    if not isinstance(item, Mapping):
+        raise ValidationError({where: ["Must be an object with name, weight, steps..."]})
+    unknown = sorted(str(key) for key in item if key not in FLOW_FILE_FIELDS)
+    if unknown:
+        fields_text = ", ".join(FLOW_FILE_FIELDS)
+        raise ValidationError(
+            {f"{where}.{unknown[0][:40]}": [f"Unknown field; the fields are {fields_text}."]}
+        )
+    name = item.get("name")
+    flow = Flow.objects.filter(target=target, name=name).first() if isinstance(name, str) else None
+    flow = flow or Flow(target=target)
+    for field in ("name", "weight", "description"):
+        if field in item:
+            setattr(flow, field, item[field])
+    try:
+        steps = steps_from_data(target, item.get("steps"))
+        return save_flow(flow, steps, user=user, via=via)
+    except ValidationError as exc:
+        raise ValidationError(
+            {f"{where}.{key}": messages for key, messages in exc.message_dict.items()}
+        ) from exc
+
+
+# A flow is part of its target's catalog: whoever may edit the endpoints may edit the flows,
+# and whoever may see the endpoints sees the flows, from every surface.
+VIEW_FLOWS = "loadtests.view_endpoint"
+ADD_FLOWS = "loadtests.add_endpoint"
+CHANGE_FLOWS = "loadtests.change_endpoint"
+DELETE_FLOWS = "loadtests.delete_endpoint"
+
+
+def save_flow(flow: Flow, steps: list[FlowStep], user=None, via: str = "api") -> Flow:
+    """Create or change a flow with its steps, written whole (the old steps are replaced),
+    checked as one (``flows.check_flow``); a change goes into the configuration history."""
+    creating = flow.pk is None
+    require_permission(
+        user,
+        ADD_FLOWS if creating else CHANGE_FLOWS,
+        "add flows" if creating else "change flows",
+    )
+    check_flow(flow, steps)
+    with transaction.atomic():
+        stored = None if creating else Flow.objects.filter(pk=flow.pk).first()
+        before = history.snapshot(stored) if stored is not None else None
+        flow.save()
+        flow.steps.all().delete()
+        for position, step in enumerate(steps, start=1):
+            step.pk = None
+            step.flow = flow
+            step.position = position
+        FlowStep.objects.bulk_create(steps)
+        if before is not None:
+            history.record_changes(flow, before, user=user, via=via)
+    return flow
+
+
+def delete_flow(flow: Flow, user=None) -> None:
+    """Delete a flow and its steps (the endpoints stay); finished sessions keep their plan."""
+    require_permission(user, DELETE_FLOWS, "delete flows")
+    flow.delete()
+
+
+def catalog_weights(target: Target) -> dict[str, float]:
+    """Name -> default weight of what a session of ``target`` mixes: its endpoints and its
+    flows (their names never clash)."""
+    return {
+        **dict(target.endpoints.values_list("name", "weight")),
+        **dict(target.flows.values_list("name", "weight")),
+    }
 
 
 def find_default_target() -> Target | None:
@@ -208,6 +322,11 @@ def default_catalog_weights() -> dict[str, float]:
     """Endpoint name -> weight of the default catalog, for validating before it exists."""
     default_weight = Endpoint._meta.get_field("weight").default
     return {fields["name"]: fields.get("weight", default_weight) for fields in default_catalog()}
+
+
+def default_flow_weights() -> dict[str, float]:
+    """Flow name -> weight of the default catalog, for validating before it exists."""
+    return {item["name"]: item.get("weight", 1.0) for item in default_flows()}
 
 
 def default_target() -> Target:
@@ -236,50 +355,87 @@ def build_plan(session: LoadTestSession) -> Plan:
     """The frozen, self-contained instructions every shard of the session executes.
 
     The allow-list is checked again here: the environment may have changed since the target
-    was saved.
+    was saved. The single endpoints with weight come first, then, per flow with weight, its
+    steps (weight 0, ``flow`` set: they are sent only as steps), and the flows themselves.
     """
     errors: dict[str, list[str]] = {}
     try:
         check_target_url(session.target.base_url)
     except ValidationError as exc:
         errors["target"] = exc.messages
-    default_weights = dict(session.target.endpoints.values_list("name", "weight"))
-    weights = effective_weights(default_weights, session.endpoint_weights)
+    weights = effective_weights(catalog_weights(session.target), session.endpoint_weights)
     endpoints = []
-    for endpoint in session.target.endpoints.order_by("name"):
-        weight = weights[endpoint.name]
-        if weight <= 0:
-            continue
+
+    def add_endpoint(endpoint: Endpoint, **fields) -> None:
         try:
             check_endpoint_url(endpoint.url)
             check_host_header(endpoint.absolute_url(), endpoint.headers)
         except ValidationError as exc:
             errors.setdefault("endpoints", []).extend(
-                f"{endpoint.name}: {message}" for message in exc.messages
+                f"{fields['name']}: {message}" for message in exc.messages
             )
         endpoints.append(
             EndpointPlan(
-                name=endpoint.name,
                 method=endpoint.method,
                 url=endpoint.absolute_url(),
                 timeout_s=endpoint.timeout_s,
-                weight=weight,
                 headers=endpoint.headers,
                 body=endpoint.body,
                 endpoint_id=endpoint.pk,
                 expected_statuses=endpoint.expected_statuses,
                 checks=tuple(endpoint.checks or ()),
+                **fields,
             )
+        )
+
+    for endpoint in session.target.endpoints.order_by("name"):
+        weight = weights[endpoint.name]
+        if weight > 0:
+            add_endpoint(endpoint, name=endpoint.name, weight=weight)
+    flows: list[FlowPlan] = []
+    for flow in session.target.flows.order_by("name").prefetch_related("steps__endpoint"):
+        weight = weights[flow.name]
+        if weight <= 0:
+            continue
+        steps = list(flow.steps.all())
+        # The endpoints may have changed since the flow was saved: its variables again.
+        known: set[str] = set()
+        for step in steps:
+            missing = sorted(endpoint_variables(step.endpoint) - known)
+            if missing:
+                errors.setdefault("flows", []).append(
+                    f"Flow '{flow.name}', step {step.position} ({step.endpoint.name}): its "
+                    f"templates use {', '.join(missing)}, which no earlier step extracts."
+                )
+            known.update(extracted_names(step))
+        step_plans = []
+        for step in steps:
+            add_endpoint(
+                step.endpoint,
+                name=step_plan_name(flow.name, step.position, step.endpoint.name),
+                weight=0.0,
+                flow=len(flows),
+            )
+            step_plans.append(
+                StepPlan(
+                    endpoint=len(endpoints) - 1,
+                    think_time_s=step.think_time_s,
+                    extract=tuple(step.extract or ()),
+                )
+            )
+        flows.append(
+            FlowPlan(name=flow.name, weight=weight, steps=tuple(step_plans), flow_id=flow.pk)
         )
     if not endpoints:
         errors.setdefault("endpoint_weights", []).append(
-            "No endpoint of this target has a positive weight."
+            "No endpoint of this target has a positive weight, and no flow: nothing to send."
         )
     if errors:
         raise ValidationError(errors)
     plan = Plan(
         session_id=session.pk,
         endpoints=tuple(endpoints),
+        flows=tuple(flows),
         request_interval_min=session.request_interval_min,
         request_interval_max=session.request_interval_max,
         target_rps=session.target_rps,
@@ -307,6 +463,21 @@ def feed_plan(target: Target) -> FeedPlan | None:
         mode=feed.mode,
         name=feed.filename,
     )
+
+
+# A step's name in the plan and its statistics, "shop \u203a 2. cart-add" (a single right
+# angle quote): within the 100 characters of a statistics row's name, the flow's name
+# shortened if need be.
+STEP_NAME_CHARS_MAX = 100
+STEP_NAME_SEPARATOR = " \u203a "
+
+
+def step_plan_name(flow_name: str, position: int, endpoint_name: str) -> str:
+    tail = f"{STEP_NAME_SEPARATOR}{position}. {endpoint_name}"
+    room = STEP_NAME_CHARS_MAX - len(tail)
+    if len(flow_name) > room:
+        flow_name = flow_name[: max(room - 3, 0)] + "..."
+    return (flow_name + tail)[:STEP_NAME_CHARS_MAX]
 
 
 # --- lifecycle -------------------------------------------------------------------------------
@@ -879,13 +1050,13 @@ def change_weights(
     """
     require_permission(user, OPERATE_SESSIONS, "change the request mix of running sessions")
     _check_running(session, "weights")
-    default_weights = dict(session.target.endpoints.values_list("name", "weight"))
+    default_weights = catalog_weights(session.target)
     problems = endpoint_weights_problems(endpoint_weights, default_weights)
     if problems:
         raise ValidationError({"endpoint_weights": problems})
     weights = effective_weights(default_weights, endpoint_weights)
     plan = session.read_plan()  # frozen by the start, with the status starting
-    planned = {endpoint.name for endpoint in plan.endpoints}
+    planned = set(_mix_names(plan))
     left_out = sorted(
         name for name, weight in endpoint_weights.items() if weight > 0 and name not in planned
     )
@@ -902,7 +1073,11 @@ def change_weights(
     plan_weights = _weights_by_plan_position(weights, plan)
     if not any(weight > 0 for weight in plan_weights):
         raise ValidationError(
-            {"endpoint_weights": ["At least one endpoint of the running plan needs weight."]}
+            {
+                "endpoint_weights": [
+                    "At least one endpoint (or flow) of the running plan needs weight."
+                ]
+            }
         )
     _apply_live(
         session,
@@ -914,8 +1089,9 @@ def change_weights(
         via=via,
     )
     mix = ", ".join(
-        f"{endpoint.name} {weight:g}"
-        for endpoint, weight in zip(plan.endpoints, plan_weights, strict=True)
+        f"{name} {weight:g}"
+        for name, weight in zip(_pick_names(plan), plan_weights, strict=True)
+        if name is not None
     )
     record_event(
         session.pk, EventKind.WEIGHTS_CHANGED, f"Endpoint weights now {mix} by {user or 'system'}."
@@ -924,10 +1100,24 @@ def change_weights(
     return session
 
 
+def _pick_names(plan: Plan) -> list[str | None]:
+    """The names of ``Plan.pick_weights()``'s entries: each endpoint's (None for a flow's
+    step, never picked on its own), then each flow's."""
+    return [endpoint.name if endpoint.flow is None else None for endpoint in plan.endpoints] + [
+        flow.name for flow in plan.flows
+    ]
+
+
+def _mix_names(plan: Plan) -> list[str]:
+    """What a running plan can give weight to: its single endpoints and its flows."""
+    return [name for name in _pick_names(plan) if name is not None]
+
+
 def _weights_by_plan_position(weights: Mapping[str, float], plan: Plan) -> list[float]:
-    """One weight per endpoint of the plan, by position, as the shards read them. An
-    endpoint deleted from the catalog since the start gets no more requests."""
-    return [weights.get(endpoint.name, 0.0) for endpoint in plan.endpoints]
+    """One weight per entry of ``Plan.pick_weights()``, as the shards read them: each
+    endpoint of the plan (0 for a flow's steps), then each flow. An endpoint or flow deleted
+    from the catalog since the start gets no more requests."""
+    return [0.0 if name is None else weights.get(name, 0.0) for name in _pick_names(plan)]
 
 
 def live_endpoint_weights(session: LoadTestSession) -> list[float] | None:
@@ -944,8 +1134,7 @@ def live_endpoint_weights(session: LoadTestSession) -> list[float] | None:
     )
     if not changed_live:
         return None
-    default_weights = dict(session.target.endpoints.values_list("name", "weight"))
-    weights = effective_weights(default_weights, session.endpoint_weights)
+    weights = effective_weights(catalog_weights(session.target), session.endpoint_weights)
     plan_weights = _weights_by_plan_position(weights, session.read_plan())
     return plan_weights if any(weight > 0 for weight in plan_weights) else None
 

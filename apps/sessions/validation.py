@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.workers.checks import parse_checks, parse_statuses
+from apps.workers.extraction import parse_extractions
 from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
 from apps.workers.plan import Plan
 from apps.workers.templating import TemplateError, origin_placeholder_position, parse_template
@@ -109,6 +110,14 @@ def check_response_checks(checks: object) -> None:
     """An endpoint's response checks, as a shard will compile them (``checks``)."""
     try:
         parse_checks(checks)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def check_extractions(extract: object) -> None:
+    """A flow step's ``extract`` list, as a shard will parse it (``extraction``)."""
+    try:
+        parse_extractions(extract)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
 
@@ -454,11 +463,14 @@ def template_problems(plan: Plan) -> list[str]:
 
 
 def check_session_config(
-    config: Mapping[str, Any], endpoint_default_weights: Mapping[str, float]
+    config: Mapping[str, Any],
+    endpoint_default_weights: Mapping[str, float],
+    flow_default_weights: Mapping[str, float] | None = None,
 ) -> None:
     """The LoadTestConfig rules, for ``config`` keyed by the LoadTestConfig's field names (a
     session's ``config()``, or the API's validated data), given the default weights of the
-    target's endpoints. Errors are keyed by the same names."""
+    target's endpoints and flows (``endpoint_weights`` names either). Errors are keyed by the
+    same names."""
     concurrent_users = config["concurrent_users"]
     duration_minutes = config["duration_minutes"]
     request_interval_min = config["request_interval_min"]
@@ -523,7 +535,8 @@ def check_session_config(
             f"Must be 0 (no limit) up to {MAX_ERRORS_PER_MINUTE_MAX:,}.",
         )
 
-    for message in endpoint_weights_problems(endpoint_weights, endpoint_default_weights):
+    mix_default_weights = {**endpoint_default_weights, **(flow_default_weights or {})}
+    for message in endpoint_weights_problems(endpoint_weights, mix_default_weights):
         refuse("endpoint_weights", message)
     for message in thresholds_problems(config.get("thresholds"), endpoint_default_weights):
         refuse("thresholds", message)
@@ -534,9 +547,9 @@ def check_session_config(
 def endpoint_weights_problems(
     endpoint_weights: object, endpoint_default_weights: Mapping[str, float]
 ) -> list[str]:
-    """What is wrong with a session's ``endpoint_weights`` (overrides by endpoint name), given
-    the default weights of the target's endpoints: the rule of a new configuration, and of a
-    running session's new weights (``services.change_weights``)."""
+    """What is wrong with a session's ``endpoint_weights`` (overrides by endpoint or flow
+    name), given the default weights of the target's endpoints and flows: the rule of a new
+    configuration, and of a running session's new weights (``services.change_weights``)."""
     problems: list[str] = []
     weights = {} if endpoint_weights is None else endpoint_weights
     if not isinstance(weights, Mapping):
@@ -559,7 +572,7 @@ def endpoint_weights_problems(
         effective = effective_weights(endpoint_default_weights, weights)
         if not any(weight > 0 for weight in effective.values()):
             problems.append(
-                "At least one endpoint needs a positive weight; this target has "
+                "At least one endpoint needs a positive weight (or a flow); this target has "
                 + ("none enabled." if endpoint_default_weights else "no endpoints."),
             )
     return problems
@@ -568,7 +581,8 @@ def endpoint_weights_problems(
 def effective_weights(
     default_weights: Mapping[str, float], overrides: Mapping[str, float] | None
 ) -> dict[str, float]:
-    """Each endpoint's own weight unless the session overrides it by name (0 leaves it out)."""
+    """Each endpoint's (or flow's) own weight unless the session overrides it by name (0
+    leaves it out)."""
     overrides = overrides or {}
     return {name: float(overrides.get(name, weight)) for name, weight in default_weights.items()}
 

@@ -5,7 +5,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, RestrictedError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -40,6 +40,8 @@ def exception_handler(exc, context):
             {"detail": f"Still used by {', '.join(kinds)}: delete those first."},
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, RestrictedError):
+        return Response({"detail": restricted_message(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, SessionStateError):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, EngineUnavailable):
@@ -62,3 +64,12 @@ def exception_handler(exc, context):
 def _view_name(context) -> str:
     view = context.get("view")
     return type(view).__name__ if view is not None else "a request"
+
+
+def restricted_message(exc: RestrictedError) -> str:
+    """An endpoint a flow calls cannot be deleted alone: say which flows call it."""
+    flows = sorted({str(getattr(obj, "flow", obj)) for obj in exc.restricted_objects})
+    return (
+        f"Still called by {', '.join(flows[:10])}: remove it from those flows (or delete "
+        "them) first."
+    )

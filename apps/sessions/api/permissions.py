@@ -45,5 +45,8 @@ def required_permission(request, view) -> str | None:
     verb = {**ACTION_VERBS, **getattr(view, "action_permissions", {})}.get(action)
     if verb is None:
         return None
-    meta = view.get_queryset().model._meta
+    # A view may borrow another model's permissions (flows are edited by whoever may edit
+    # the endpoints: ``permission_model``).
+    model = getattr(view, "permission_model", None) or view.get_queryset().model
+    meta = model._meta
     return f"{meta.app_label}.{verb}_{meta.model_name}"

@@ -10,6 +10,7 @@ from .. import services
 from ..choices import WebhookEvent
 from ..comparison import against_baseline
 from ..feeds import PREVIEW_ROWS
+from ..flows import check_flow, steps_as_data, steps_from_data
 from ..models import (
     AuditEntry,
     ConfigChange,
@@ -17,6 +18,8 @@ from ..models import (
     Endpoint,
     EndpointStats,
     ErrorSample,
+    Flow,
+    FlowStep,
     LoadTestSession,
     RequestLogEntry,
     Schedule,
@@ -133,9 +136,13 @@ class EndpointSerializer(serializers.ModelSerializer):
         endpoint = Endpoint(
             **{
                 name: attrs.get(name, getattr(self.instance, name, None))
-                for name in ("target", "url", "headers")
+                for name in ("target", "url", "headers", "name")
             }
         )
+        try:
+            endpoint.check_name_free_of_flows()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
         if endpoint.target is not None and endpoint.url:
             try:
                 check_host_header(endpoint.absolute_url(), endpoint.headers)
@@ -159,6 +166,70 @@ class EndpointSerializer(serializers.ModelSerializer):
         data = super().to_representation(endpoint)
         data["headers"] = mask_headers_by_name(data.get("headers") or {})
         return data
+
+
+class FlowSerializer(serializers.ModelSerializer):
+    """A flow with its steps nested: ``steps`` is written whole (each ``{endpoint: <id or
+    name>, think_time_s, extract}``) and read with each step's position and endpoint name.
+    Checked and saved by ``services.save_flow``, as from the admin and the dashboard."""
+
+    target = serializers.PrimaryKeyRelatedField(
+        queryset=Target.objects.all(), pk_field=serializers.IntegerField()
+    )
+    steps = serializers.JSONField(
+        help_text='E.g. [{"endpoint": "login", "think_time_s": 0.5, "extract": [{"name": '
+        '"csrf_token", "json_path": "$.csrf_token"}]}, {"endpoint": "cart-view"}].'
+    )
+
+    class Meta:
+        model = Flow
+        fields = ["id", "target", "name", "weight", "description", "steps", "created_at",
+                  "updated_at"]  # fmt: skip
+        validators: list = []  # one target, one name: checked by flows.check_flow, by field
+
+    def validate(self, attrs):
+        flow = self.instance or Flow()
+        target = attrs.get("target", getattr(self.instance, "target", None))
+        try:
+            if "steps" in attrs:
+                steps = steps_from_data(target, attrs["steps"])
+            else:  # a PATCH without steps keeps them
+                steps = [
+                    FlowStep(
+                        endpoint=step.endpoint,
+                        think_time_s=step.think_time_s,
+                        extract=step.extract,
+                    )
+                    for step in flow.steps.select_related("endpoint")
+                ]
+            candidate = Flow(
+                pk=flow.pk,
+                target=target,
+                name=attrs.get("name", flow.name),
+                weight=attrs.get("weight", flow.weight),
+                description=attrs.get("description", flow.description),
+            )
+            check_flow(candidate, steps)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        attrs["steps"] = steps
+        return attrs
+
+    def to_representation(self, flow):
+        data = super().to_representation(flow)
+        data["steps"] = steps_as_data(flow.steps.all())
+        return data
+
+    def create(self, validated_data):
+        steps = validated_data.pop("steps")
+        flow = Flow(**validated_data)
+        return services.save_flow(flow, steps, user=self.context["request"].user, via="api")
+
+    def update(self, flow, validated_data):
+        steps = validated_data.pop("steps")
+        for name, value in validated_data.items():
+            setattr(flow, name, value)
+        return services.save_flow(flow, steps, user=self.context["request"].user, via="api")
 
 
 class LoadTestSessionSerializer(serializers.ModelSerializer):
@@ -304,6 +375,7 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
         target = attrs.get("target")
         if target is not None:
             default_weights = dict(target.endpoints.values_list("name", "weight"))
+            flow_weights = dict(target.flows.values_list("name", "weight"))
         else:
             # Validate against the default catalog without creating anything yet.
             existing = services.find_default_target()
@@ -312,8 +384,13 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
                 if existing is not None
                 else services.default_catalog_weights()
             )
+            flow_weights = (
+                dict(existing.flows.values_list("name", "weight"))
+                if existing is not None
+                else services.default_flow_weights()
+            )
         try:
-            check_session_config(attrs, default_weights)
+            check_session_config(attrs, default_weights, flow_weights)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
         if target is not None:

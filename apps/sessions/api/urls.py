@@ -46,6 +46,7 @@ class Router(DefaultRouter):
 router = Router()
 router.register("targets", views.TargetViewSet)
 router.register("endpoints", views.EndpointViewSet)
+router.register("flows", views.FlowViewSet)
 router.register("sessions", views.LoadTestSessionViewSet)
 router.register("schedules", views.ScheduleViewSet)
 router.register("audit", views.AuditEntryViewSet)

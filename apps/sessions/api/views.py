@@ -23,7 +23,7 @@ from apps.workers.inventory import live_workers
 
 from .. import comparison, history, services
 from ..choices import SessionStatus
-from ..models import AuditEntry, Endpoint, LoadTestSession, Schedule, Target, Webhook
+from ..models import AuditEntry, Endpoint, Flow, LoadTestSession, Schedule, Target, Webhook
 from ..report import render_report, report_filename
 from . import comparison_params
 from .charts import chart
@@ -35,6 +35,7 @@ from .serializers import (
     ConfigChangeSerializer,
     EndpointSerializer,
     ErrorSampleSerializer,
+    FlowSerializer,
     LoadTestSessionSerializer,
     RequestLogEntrySerializer,
     ScheduleSerializer,
@@ -105,6 +106,25 @@ class EndpointViewSet(HistoryMixin, viewsets.ModelViewSet):
     filterset_fields = ["target", "method"]
     search_fields = ["name", "url", "description"]
     ordering_fields = ["name", "weight", "created_at"]
+
+
+class FlowViewSet(HistoryMixin, viewsets.ModelViewSet):
+    """Multi-step flows of a target's endpoints, with their steps nested (written whole).
+    The catalog's permissions: whoever may edit endpoints may edit flows."""
+
+    queryset = Flow.objects.select_related("target").prefetch_related("steps__endpoint")
+    serializer_class = FlowSerializer
+    permission_model = Endpoint
+    action_permissions = {"history": "view"}
+    filterset_fields = ["target"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "weight", "created_at"]
+
+    def perform_update(self, serializer):
+        serializer.save()  # services.save_flow records the history, steps included
+
+    def perform_destroy(self, flow):
+        services.delete_flow(flow, user=self.request.user)
 
 
 class WebhookViewSet(viewsets.ModelViewSet):

@@ -2,11 +2,13 @@
 
 The file is ``{"target": {"name", "base_url", "description"}, "endpoints": [...]}`` (or just
 the list of endpoints, with ``--target``), each endpoint in the API's fields (``name``,
-``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``). The
-target may name a data feed, ``feed: {file: users.csv, mode: random}`` (the CSV's path
-relative to the catalog file), stored with the endpoints or not at all.
-``examples/demo-endpoints.json`` is the demo target's. Importing again updates endpoints by
-name (recorded in the configuration history) and adds new ones; none is deleted.
+``url``, ``method``, ``weight``, ``timeout``, ``description``, ``headers``, ``body``), and
+optionally ``"flows": [{"name", "weight", "description", "steps": [{"endpoint": <name>,
+"think_time_s", "extract"}]}]``. The target may name a data feed,
+``feed: {file: users.csv, mode: random}`` (the CSV's path relative to the catalog file),
+stored with the endpoints and flows or not at all. ``examples/demo-endpoints.json`` is the
+demo target's. Importing again updates endpoints and flows by name (recorded in the
+configuration history) and adds new ones; none is deleted.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
         document = {"endpoints": document}
     if not isinstance(document, dict):
         raise CatalogError(f"{path}: must be an object with 'target' and 'endpoints'.")
-    unknown = sorted(str(key) for key in document if key not in ("target", "endpoints"))
+    unknown = sorted(str(key) for key in document if key not in ("target", "endpoints", "flows"))
     if unknown:
         raise CatalogError(f"{path}: unknown field '{unknown[0][:60]}'; the fields are "
-                           "target, endpoints.")  # fmt: skip
+                           "target, endpoints, flows.")  # fmt: skip
     target = document.get("target") or {}
     if not isinstance(target, dict):
         raise CatalogError(f"{path}: target: must be an object with name, base_url, description.")
@@ -48,6 +50,9 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
     endpoints = document.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
         raise CatalogError(f"{path}: endpoints: must be a non-empty list.")
+    flows = document.get("flows") or []
+    if not isinstance(flows, list):
+        raise CatalogError(f"{path}: flows: must be a list of flows (name, weight, steps).")
     feed = None
     if "feed" in target:
         target = dict(target)
@@ -56,8 +61,8 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
         except FeedCommandError as exc:
             raise CatalogError(str(exc)) from exc
     try:
-        with transaction.atomic():  # the endpoints and the feed, or nothing
-            found, created, updated = services.import_catalog(target, endpoints)
+        with transaction.atomic():  # the endpoints, flows and feed, or nothing
+            found, created, updated = services.import_catalog(target, endpoints, flows=flows)
             if feed is not None:
                 stored = services.save_feed(
                     found, feed.data, mode=feed.mode, filename=feed.filename, via="cli"
@@ -71,7 +76,8 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
         raise CatalogError(f"{path}: {_named_entry(problems[0], endpoints)}") from exc
     report = (
         f"Target {found.pk} '{found.name}' ({found.base_url}): {created} endpoint(s) added, "
-        f"{updated} updated, {found.endpoints.count()} in all."
+        f"{updated} updated, {found.endpoints.count()} in all"
+        + (f"; {len(flows)} flow(s) written, {found.flows.count()} in all." if flows else ".")
     )
     if feed is not None:
         report += (

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..api.serializers import LoadTestSessionSerializer
-from ..models import Endpoint, LoadTestSession, Target
+from ..models import Endpoint, Flow, LoadTestSession, Target
 from ..validation import tags_from_text
 
 # The seed's defaults, as the serializer applies them (one place: its fields).
@@ -44,15 +44,21 @@ def seed_defaults() -> dict[str, object]:
 
 @dataclass
 class WeightInput:
-    """One endpoint's weight input: its default, the value shown, and its own errors."""
+    """One endpoint's (or flow's) weight input: its default, the value shown, and its own
+    errors. A session's ``endpoint_weights`` names either."""
 
-    endpoint: Endpoint
+    endpoint: Endpoint | Flow
     value: object
     errors: list[str] = field(default_factory=list)
 
     @property
+    def is_flow(self) -> bool:
+        return isinstance(self.endpoint, Flow)
+
+    @property
     def input_name(self) -> str:
-        return f"weight_{self.endpoint.pk}"
+        kind = "flow_" if self.is_flow else ""
+        return f"weight_{kind}{self.endpoint.pk}"
 
 
 @dataclass
@@ -86,7 +92,9 @@ class SessionForm:
 
     @classmethod
     def for_config(cls, target, values, weight_overrides) -> SessionForm:
-        endpoints = list(target.endpoints.order_by("name")) if target is not None else []
+        endpoints: list[Endpoint | Flow] = []
+        if target is not None:
+            endpoints = [*target.endpoints.order_by("name"), *target.flows.order_by("name")]
         weights = [
             WeightInput(endpoint, weight_overrides.get(endpoint.name, endpoint.weight))
             for endpoint in endpoints

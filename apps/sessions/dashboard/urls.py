@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import targets, views
+from . import flow_views, views
 
 app_name = "dashboard"
 
@@ -17,6 +18,10 @@ urlpatterns = [
     path("schedules/", views.schedules, name="schedules"),
     path("targets/", targets.target_list, name="targets"),
     path("targets/<int:pk>/", targets.target_detail, name="target"),
+    path("flows/", flow_views.flow_list, name="flows"),
+    path("flows/new/", flow_views.flow_edit, name="flow-new"),
+    path("flows/<int:pk>/", flow_views.flow_edit, name="flow-edit"),
+    path("flows/<int:pk>/delete/", flow_views.flow_delete, name="flow-delete"),
 ]
 
 account_urlpatterns = [

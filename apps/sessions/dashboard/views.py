@@ -130,8 +130,11 @@ def _summary(figures: Figures) -> dict[str, float | int | None]:
 def session_detail(request, pk: int):
     _require_viewer(request)
     session = get_object_or_404(LoadTestSession.objects.select_related("target"), pk=pk)
-    endpoints = list(session.target.endpoints.order_by("name"))
-    weights = {e.name: (session.endpoint_weights or {}).get(e.name, e.weight) for e in endpoints}
+    # The live weights: each endpoint's, then each flow's (``endpoint_weights`` names either).
+    weights = {
+        name: (session.endpoint_weights or {}).get(name, weight)
+        for name, weight in services.catalog_weights(session.target).items()
+    }
     against = comparison.against_baseline(session)
     context = {
         "session": session,
