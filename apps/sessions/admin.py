@@ -27,6 +27,7 @@ from .models import (
     Endpoint,
     EndpointStats,
     ErrorSample,
+    FlowStats,
     LoadTestSession,
     RequestLogEntry,
     Schedule,
@@ -156,6 +157,35 @@ class EndpointStatsInline(admin.TabularInline):
         return False
 
 
+class FlowStatsInline(admin.TabularInline):
+    """A session's multi-step flows: iterations, failed ones and durations (first send to
+    last answer); each step's requests are in the endpoint rows above."""
+
+    model = FlowStats
+    extra = 0
+    can_delete = False
+    fields = [
+        "name",
+        count_column("iterations"),
+        count_column("failed_iterations"),
+        "failure_rate_shown",
+        ms_column("mean_ms"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="failure rate")
+    def failure_rate_shown(self, obj: FlowStats) -> str | None:
+        rate = obj.failure_rate
+        return None if rate is None else f"{rate:.2%}"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class SessionEventInline(admin.TabularInline):
     model = SessionEvent
     extra = 0
@@ -240,7 +270,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "end_reason", "target"]
     search_fields = ["session_name"]
     actions = ["start_sessions", "stop_sessions", "mark_baseline", "delete_selected"]
-    inlines = [EndpointStatsInline, SessionEventInline]
+    inlines = [EndpointStatsInline, FlowStatsInline, SessionEventInline]
     readonly_fields = [
         "dashboard",
         "status",

@@ -397,6 +397,55 @@ class EndpointStats(models.Model):
         return f"{self.name}: {self.requests} requests"
 
 
+class FlowStats(models.Model):
+    """Cumulative figures of one multi-step flow within one session, copied from Redis by the
+    monitor (``stats.parse_flow_stats``), as ``EndpointStats`` are for endpoints.
+
+    An iteration is one run of the flow's steps by one virtual user; it failed when a step
+    failed (the later steps were then not sent). Its duration runs from the first step's send
+    to the last answer, think times between steps included; an iteration cut short by a stop
+    is not counted. Each step's requests are ordinary ``EndpointStats`` rows.
+
+    ``flow_id`` is the catalog flow the plan names, kept as a plain number: the flow may be
+    edited or deleted later, and the results must stay readable.
+    """
+
+    session = models.ForeignKey(
+        LoadTestSession, on_delete=models.CASCADE, related_name="flow_stats"
+    )
+    name = models.CharField(max_length=100)
+    flow_id = models.IntegerField(null=True, blank=True)
+    iterations = models.BigIntegerField(default=0)
+    failed_iterations = models.BigIntegerField(default=0)
+    mean_ms = models.FloatField(null=True)
+    min_ms = models.FloatField(null=True)
+    max_ms = models.FloatField(null=True)
+    p50_ms = models.FloatField(null=True)
+    p90_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p99_ms = models.FloatField(null=True)
+    p999_ms = models.FloatField(null=True)
+    # The iteration-duration histogram's non-empty buckets (index -> count), as in
+    # ``EndpointStats.histogram``; the percentiles are derived from it.
+    histogram = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session", "name"]
+        verbose_name_plural = "flow stats"
+        constraints = [
+            models.UniqueConstraint(fields=["session", "name"], name="unique_stats_per_flow"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.iterations} iterations"
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed iterations as a share of all (None before the first one ended)."""
+        return self.failed_iterations / self.iterations if self.iterations else None
+
+
 class TimeSeriesPoint(models.Model):
     """Requests completed in one period of a session, for charts: one row per second while
     fresh, rolled up into one per minute and then per hour as it ages (``downsampling``)."""
