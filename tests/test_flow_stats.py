@@ -47,7 +47,7 @@ from .conftest import persona
 
 BASE = "http://127.0.0.1:9"
 FLOW = "checkout"
-STEP = " \u203a "  # how the plan names a flow's step: "<flow> › <n>. <endpoint>"
+STEP = " \u203a "  # the plan names a step "<flow> \u203a <n>. <endpoint>"
 STEP_NAMES = (f"{FLOW}{STEP}1. login", f"{FLOW}{STEP}2. cart-add")
 SECOND = 1_700_000_000
 
