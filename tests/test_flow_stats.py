@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -363,6 +364,24 @@ def test_the_report_has_a_flow_table_and_escapes_names(
     plain = make_session(flow_plan(flows=False), name="plain")
     html = viewer_api.get(f"/api/sessions/{plain.pk}/report/").content.decode()
     assert 'id="flow-table"' not in html
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_a_sessions_flows_read_only(flowing_session, client, django_user_model):
+    admin = django_user_model.objects.create_superuser("ada", "ada@example.com", "pw-ada-42")
+    client.force_login(admin)
+    page = client.get(reverse("admin:loadtests_loadtestsession_change", args=[flowing_session.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="flow_stats-group"' in html
+    assert "20.00%" in html  # 2 of 10 iterations failed
+    assert 'name="flow_stats-0-name"' not in html  # shown, not editable
+
+    plain = make_session(flow_plan(flows=False), name="plain")
+    page = client.get(reverse("admin:loadtests_loadtestsession_change", args=[plain.pk]))
+    assert 'id="flow_stats-group"' not in page.content.decode()
+    listing = client.get(reverse("admin:loadtests_flowstats_changelist"))
+    assert listing.status_code == 200 and FLOW in listing.content.decode()
 
 
 # --- the session page ----------------------------------------------------------------------

@@ -185,6 +185,12 @@ class FlowStatsInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the monitor's copy of Redis: nobody edits it
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 class SessionEventInline(admin.TabularInline):
     model = SessionEvent
@@ -289,6 +295,14 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         "stats_updated_at",
         "threshold_verdicts",
     ]
+
+    def get_inlines(self, request, obj):
+        """The flows' table only on the page of a session with flow figures: most sessions
+        have no flows (and a new session's form then needs no data for an empty table)."""
+        inlines = super().get_inlines(request, obj)
+        if obj is None or not obj.flow_stats.exists():
+            inlines = [inline for inline in inlines if inline is not FlowStatsInline]
+        return inlines
 
     @admin.display(description="threshold results")
     def threshold_verdicts(self, session: LoadTestSession) -> str:
@@ -475,6 +489,38 @@ class ScheduleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for schedule in queryset:
             services.delete_schedule(schedule, user=request.user)
+
+
+@admin.register(FlowStats)
+class FlowStatsAdmin(admin.ModelAdmin):
+    """Flows' figures by session, read-only, like the endpoint statistics."""
+
+    list_display = [
+        "session",
+        "name",
+        count_column("iterations"),
+        count_column("failed_iterations"),
+        ms_column("mean_ms"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
+        "updated_at",
+    ]
+    list_filter = [
+        ("session__target", admin.RelatedOnlyFieldListFilter),
+        "session__status",
+        ("session", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["session"]
+    search_fields = ["name", "session__session_name"]
+    ordering = ["-session__created_at", "name"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(EndpointStats)
