@@ -23,7 +23,14 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.sessions import recovery
-from apps.sessions.models import FlowStats, LoadTestSession, Target
+from apps.sessions.models import (
+    EndpointStats,
+    ErrorSample,
+    FlowStats,
+    LoadTestSession,
+    RequestLogEntry,
+    Target,
+)
 from apps.sessions.monitor import monitor_tick, publish_snapshot, sync_statistics
 from apps.workers.control import (
     FLUSH_SCRIPT,
@@ -214,6 +221,15 @@ def test_the_live_snapshot_carries_the_flows(flowing_session, redis_client):
     snapshot = json.loads(redis_client.get(SessionKeys(flowing_session.pk).snapshot))
     [flow] = snapshot["data"]["flows"]
     assert (flow["name"], flow["iterations"], flow["failed_iterations"]) == (FLOW, 10, 2)
+
+
+def test_the_longest_step_name_fits_every_results_table():
+    """A step's results are filed under "<flow> \u203a <n>. <endpoint>": with a flow and an
+    endpoint of the longest names the catalog takes, it still fits (PostgreSQL enforces it)."""
+    longest = f"{'f' * 100}{STEP}20. {'e' * 100}"
+    for model, field in ((EndpointStats, "name"), (ErrorSample, "endpoint"),
+                         (RequestLogEntry, "endpoint"), (FlowStats, "name")):  # fmt: skip
+        assert model._meta.get_field(field).max_length >= len(longest), model
 
 
 # --- recovery: Redis lost the session's state ----------------------------------------------

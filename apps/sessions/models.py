@@ -349,6 +349,11 @@ class LoadTestSession(models.Model):
         )
 
 
+# A name in the results: an endpoint's (at most 100 characters), or a flow step's, which the
+# plan spells "<flow> \u203a <n>. <endpoint>": a flow's name, an endpoint's and a few characters.
+STATS_NAME_CHARS_MAX = 250
+
+
 class EndpointStats(models.Model):
     """Cumulative figures of one endpoint within one session, copied from Redis by the monitor.
 
@@ -362,7 +367,7 @@ class EndpointStats(models.Model):
     endpoint = models.ForeignKey(
         Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     method = models.CharField(max_length=7)
     url = models.CharField(max_length=1000)  # absolute: the target's base URL + the path
     requests = models.BigIntegerField(default=0)
@@ -413,7 +418,7 @@ class FlowStats(models.Model):
     session = models.ForeignKey(
         LoadTestSession, on_delete=models.CASCADE, related_name="flow_stats"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     flow_id = models.IntegerField(null=True, blank=True)
     iterations = models.BigIntegerField(default=0)
     failed_iterations = models.BigIntegerField(default=0)
@@ -530,7 +535,7 @@ class ErrorSample(models.Model):
         LoadTestSession, on_delete=models.CASCADE, related_name="error_samples"
     )
     at = models.DateTimeField()
-    endpoint = models.CharField(max_length=100)
+    endpoint = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField()
@@ -560,7 +565,7 @@ class RequestLogEntry(models.Model):
         LoadTestSession, on_delete=models.CASCADE, related_name="request_log"
     )
     at = models.DateTimeField(help_text="When the answer (or the failure) came.")
-    endpoint = models.CharField(max_length=100)
+    endpoint = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     method = models.CharField(max_length=7)
     path = models.CharField(max_length=500, help_text="The URL's path, without query string.")
     status = models.PositiveSmallIntegerField(null=True, blank=True)
