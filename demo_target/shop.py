@@ -107,7 +107,7 @@ def _json_object(example: str) -> dict:
     deeply nested body is a 400, never a 500 (``json`` raises RecursionError on depth)."""
     if (request.content_length or 0) > BODY_BYTES_MAX:
         raise BadBody(f"The body is over {BODY_BYTES_MAX:,} bytes; send {example}.")
-    raw = request.get_data(cache=False)[: BODY_BYTES_MAX + 1]
+    raw = request.stream.read(BODY_BYTES_MAX + 1)  # a chunked body has no length to check
     try:
         body = json.loads(raw) if len(raw) <= BODY_BYTES_MAX else None
     except (ValueError, RecursionError):

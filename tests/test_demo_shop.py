@@ -227,3 +227,20 @@ def test_the_counts_per_path_include_the_shop(tmp_path: Path, db_path):
         client.get(f"{url}/cart")
         paths = requests.get(f"{url}/received").json()["paths"]
         assert paths == {"/login": 1, "/cart/items": 1, "/cart": 1}
+
+
+def test_a_chunked_body_over_the_limit_is_refused(base_url):
+    """No Content-Length from the client: waitress counts the chunks, the app reads at most
+    its limit either way."""
+
+    def chunks():
+        yield b'{"username": "'
+        for _ in range(200):
+            yield b"x" * 10_000
+        yield b'", "password": "demo"}'
+
+    answer = requests.post(f"{base_url}/login", data=chunks(), timeout=10,
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+    assert (answer.status_code, answer.json()["error"]) == (400, "bad_request")
+    message = answer.json()["message"]
+    assert "over 10,000 bytes" in message or "Send a JSON object" in message
