@@ -443,3 +443,33 @@ def test_the_session_page_shows_flows_only_for_a_session_with_flows(
     expect(page.get_by_test_id("endpoint-table")).to_be_visible()
     expect(page.get_by_test_id("flow-section")).to_be_hidden()
     expect(page.get_by_role("link", name="CSV flows")).to_have_count(0)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_flows_table_appears_and_updates_live(
+    dashboard_web, chromium, redis_client, forget_redis_sessions
+):
+    """A running session's page gets its flows from the event stream, as the endpoint table
+    does: the monitor's snapshot (published here by hand: no monitor runs) fills the table."""
+    persona("rita", "viewer")
+    plan = flow_plan()
+    session = make_session(plan, status="running", end_time=None, duration_minutes=5)
+    publish_session(redis_client, session.pk, plan)
+
+    page = sign_in(chromium, dashboard_web, "rita", "rita-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session.pk}/"))
+    expect(page.get_by_test_id("stream-state")).to_have_text("connected")
+    expect(page.get_by_test_id("flow-section")).to_be_hidden()  # no iteration ended yet
+
+    rows = page.get_by_test_id("flow-table").locator("tbody tr")
+    for batch, iterations in ((3, 3), (4, 7)):  # iterations ended since, and in all
+        stats = ShardStats(len(plan.endpoints), len(plan.flows))
+        run_iterations(stats, [200] * batch, failed=1)
+        flush(redis_client, session.pk, stats)
+        sync_statistics(session, redis_client)
+        publish_snapshot(session.pk, redis_client, {}, {})
+        expect(page.get_by_test_id("flow-section")).to_be_visible()
+        expect(rows.first.locator("td").nth(1)).to_have_text(str(iterations))
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").nth(2)).to_have_text("2")  # one failed in each batch
