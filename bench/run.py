@@ -253,9 +253,7 @@ class Bench:
         # A ramp starts user i at ramp * i / users: on average the users run half a ramp less.
         # A user's cycle is its think time plus its answer's time: the mean one, as a long
         # tail (a target at its limit) lengthens cycles by the mean, not the median.
-        predicted, chance = closed_model_prediction(
-            users, seconds - ramp_s / 2, outcome["mean_ms"]
-        )
+        predicted, chance = closed_model_prediction(users, seconds - ramp_s / 2, outcome["mean_ms"])
         error = abs(received / predicted - 1) * 100
         rss_mb = outcome["rss_samples"][-1][1] / 2**20 if outcome["rss_samples"] else float("nan")
         base_mb = outcome["rss_at_start"] / 2**20

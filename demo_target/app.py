@@ -16,6 +16,8 @@ from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from .shop import MAX_SESSIONS, install_shop
+
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "data" / "demo_target.sqlite3"
 MAX_DELAY_MS = 30_000
 N_PLUS_ONE_ORDERS = 50
@@ -156,11 +158,16 @@ def _error(status: int, message: str) -> tuple:
     return jsonify(error=error, message=message), status
 
 
-def create_app(db_path: str | None = None, scale: float = 1.0, seed: int | None = None) -> Flask:
+def create_app(
+    db_path: str | None = None,
+    scale: float = 1.0,
+    seed: int | None = None,
+    max_sessions: int = MAX_SESSIONS,
+) -> Flask:
     """Build the app, filling its database first so no request ever sees an empty one.
 
     ``scale`` shrinks the data (tests use ~0.05); ``seed`` makes the random endpoints
-    reproducible.
+    reproducible; ``max_sessions`` bounds the logged-in sessions kept (see ``shop``).
     """
     if not 0 < scale <= 10:
         raise ValueError(f"scale must be in (0, 10], got {scale}")
@@ -287,4 +294,5 @@ def create_app(db_path: str | None = None, scale: float = 1.0, seed: int | None 
             digest, rounds = hashlib.sha256(digest).digest(), rounds + 1
         return jsonify(duration_ms=duration_ms, hash_rounds=rounds)
 
+    install_shop(app, max_sessions)
     return app

@@ -143,3 +143,17 @@ def test_the_default_catalog_expects_the_demo_error_statuses():
     assert catalog["error"]["expected_statuses"] == "200,400,404,500,503"
     # As stored: already normalised.
     assert normalise_statuses(catalog["error"]["expected_statuses"]) == "200,400,404,500,503"
+
+
+@pytest.mark.django_db
+def test_every_default_catalog_endpoint_passes_the_models_checks():
+    """The catalog file's endpoints (the login + cart flow's steps with their headers, bodies,
+    statuses and checks among them) are what the admin and the API would accept."""
+    target = Target.objects.create(name="demo", base_url="http://127.0.0.1:5001")
+    for fields in services.default_catalog():
+        Endpoint(target=target, **fields).full_clean()
+    services.load_default_catalog(target)
+    steps = {e.name: e for e in target.endpoints.filter(weight=0)}
+    assert set(steps) == {"login", "cart-add", "cart-view"}
+    assert steps["cart-add"].expected_statuses == "201"
+    assert steps["cart-add"].headers["X-CSRF-Token"] == "{{ csrf_token }}"

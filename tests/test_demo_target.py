@@ -321,32 +321,59 @@ def test_cpu_rejects_bad_duration_ms(client, raw: str) -> None:
 # --- Default endpoint catalog -----------------------------------------------------------------
 
 
+# The login + cart routes (demo_target/shop.py): sent only as steps of a flow, so weight 0.
+FLOW_STEP_ROUTES = {("POST", "/login"), ("POST", "/cart/items"), ("GET", "/cart")}
+
+
 def test_catalog_is_valid_and_every_url_is_routed(client) -> None:
     catalog = json.loads(CATALOG_PATH.read_text())
     keys = {"name", "url", "method", "weight", "timeout", "description"}
-    optional = {"expected_statuses", "checks"}
+    optional = {"expected_statuses", "checks", "headers", "body"}
     assert isinstance(catalog, list) and catalog
     assert all(keys <= set(entry) <= keys | optional for entry in catalog)
     names = [entry["name"] for entry in catalog]
     assert len(names) == len(set(names))
     adapter = client.application.url_map.bind("localhost")
     for entry in catalog:
-        assert entry["method"] == "GET"
-        assert isinstance(entry["weight"], float) and entry["weight"] > 0
+        step = (entry["method"], entry["url"]) in FLOW_STEP_ROUTES
+        assert entry["method"] == "GET" or step
+        assert isinstance(entry["weight"], float)
+        assert entry["weight"] == 0.0 if step else entry["weight"] > 0
         assert isinstance(entry["timeout"], int | float) and entry["timeout"] > 0
         assert entry["description"].strip()
-        adapter.match(entry["url"], method="GET")  # Raises NotFound if the app has no route.
+        # Raises NotFound (or MethodNotAllowed) if the app has no such route.
+        adapter.match(entry["url"], method=entry["method"])
     urls = {entry["url"] for entry in catalog}
     performance_routes = {
         rule.rule
         for rule in client.application.url_map.iter_rules()
         if rule.rule.startswith("/performance/")
     }
-    assert urls == performance_routes
+    assert urls == performance_routes | {path for _, path in FLOW_STEP_ROUTES}
     weights = {entry["url"]: entry["weight"] for entry in catalog}
     key_urls = ["/performance/error", "/performance/slow-query/full-scan"]
     key_urls.append("/performance/slow-query/complex-join")
     assert all(weights[url] == 1.0 for url in key_urls)
+
+
+def test_catalogs_flow_steps_log_in_and_use_the_token(client) -> None:
+    """The login + cart endpoints as the catalog ships them, rendered by hand as a flow
+    would (user 7, product 12): the token is extracted from the login's answer."""
+    steps = {entry["name"]: entry for entry in json.loads(CATALOG_PATH.read_text())}
+    login = steps["login"]
+    body = login["body"].replace("{{ user_id }}", "7")
+    answer = client.post(login["url"], data=body, headers=login["headers"])
+    assert answer.status_code == 200 and answer.get_json()["user"] == "user7"
+    token = answer.get_json()["csrf_token"]
+    add = steps["cart-add"]
+    headers = {**add["headers"], "X-CSRF-Token": token}
+    assert add["headers"]["X-CSRF-Token"] == "{{ csrf_token }}"
+    body = add["body"].replace("{{ random_int(1, 5000) }}", "12")
+    answer = client.post(add["url"], data=body, headers=headers)
+    assert str(answer.status_code) == add["expected_statuses"]
+    view = steps["cart-view"]
+    assert view["checks"] == [{"type": "json_path_exists", "path": "$.items"}]
+    assert client.get(view["url"]).get_json()["items"] == [{"product_id": 12, "quantity": 1}]
 
 
 # --- The real server --------------------------------------------------------------------------

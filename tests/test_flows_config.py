@@ -463,7 +463,7 @@ def test_the_shop_flow_migration_adds_the_flow_to_a_target_with_the_demo_endpoin
         )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
-    migrate("0017_flows")
+    migrate("0019_flowstats")
     now = "2026-12-01 00:00:00"
     with sqlite3.connect(database) as connection:
         for target_id, name in ((1, "demo"), (2, "partial")):
@@ -480,7 +480,7 @@ def test_the_shop_flow_migration_adds_the_flow_to_a_target_with_the_demo_endpoin
                 "VALUES (?, ?, '/x', 'GET', 0, 30, '', '{}', '', '200-399', '[]', ?, ?)",
                 (target_id, name, now, now),
             )
-    migrate("0019_shop_flow")
+    migrate("0020_shop_flow")
     with sqlite3.connect(database) as connection:
         flows = connection.execute("SELECT target_id, name, weight FROM loadtests_flow").fetchall()
         steps = connection.execute(

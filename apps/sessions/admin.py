@@ -32,6 +32,7 @@ from .models import (
     EndpointStats,
     ErrorSample,
     Flow,
+    FlowStats,
     FlowStep,
     LoadTestSession,
     RequestLogEntry,
@@ -288,6 +289,41 @@ class EndpointStatsInline(admin.TabularInline):
         return False
 
 
+class FlowStatsInline(admin.TabularInline):
+    """A session's multi-step flows: iterations, failed ones and durations (first send to
+    last answer); each step's requests are in the endpoint rows above."""
+
+    model = FlowStats
+    extra = 0
+    can_delete = False
+    fields = [
+        "name",
+        count_column("iterations"),
+        count_column("failed_iterations"),
+        "failure_rate_shown",
+        ms_column("mean_ms"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="failure rate")
+    def failure_rate_shown(self, obj: FlowStats) -> str | None:
+        rate = obj.failure_rate
+        return None if rate is None else f"{rate:.2%}"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the monitor's copy of Redis: nobody edits it
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class SessionEventInline(admin.TabularInline):
     model = SessionEvent
     extra = 0
@@ -372,7 +408,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "end_reason", "target"]
     search_fields = ["session_name"]
     actions = ["start_sessions", "stop_sessions", "mark_baseline", "delete_selected"]
-    inlines = [EndpointStatsInline, SessionEventInline]
+    inlines = [EndpointStatsInline, FlowStatsInline, SessionEventInline]
     readonly_fields = [
         "dashboard",
         "status",
@@ -391,6 +427,14 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         "stats_updated_at",
         "threshold_verdicts",
     ]
+
+    def get_inlines(self, request, obj):
+        """The flows' table only on the page of a session with flow figures: most sessions
+        have no flows (and a new session's form then needs no data for an empty table)."""
+        inlines = super().get_inlines(request, obj)
+        if obj is None or not obj.flow_stats.exists():
+            inlines = [inline for inline in inlines if inline is not FlowStatsInline]
+        return inlines
 
     @admin.display(description="threshold results")
     def threshold_verdicts(self, session: LoadTestSession) -> str:
@@ -577,6 +621,38 @@ class ScheduleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for schedule in queryset:
             services.delete_schedule(schedule, user=request.user)
+
+
+@admin.register(FlowStats)
+class FlowStatsAdmin(admin.ModelAdmin):
+    """Flows' figures by session, read-only, like the endpoint statistics."""
+
+    list_display = [
+        "session",
+        "name",
+        count_column("iterations"),
+        count_column("failed_iterations"),
+        ms_column("mean_ms"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
+        "updated_at",
+    ]
+    list_filter = [
+        ("session__target", admin.RelatedOnlyFieldListFilter),
+        "session__status",
+        ("session", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["session"]
+    search_fields = ["name", "session__session_name"]
+    ordering = ["-session__created_at", "name"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(EndpointStats)

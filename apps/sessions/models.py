@@ -458,6 +458,11 @@ class LoadTestSession(models.Model):
         )
 
 
+# A name in the results: an endpoint's (at most 100 characters), or a flow step's, which the
+# plan spells "<flow> \u203a <n>. <endpoint>": a flow's name, an endpoint's and a few characters.
+STATS_NAME_CHARS_MAX = 250
+
+
 class EndpointStats(models.Model):
     """Cumulative figures of one endpoint within one session, copied from Redis by the monitor.
 
@@ -471,7 +476,7 @@ class EndpointStats(models.Model):
     endpoint = models.ForeignKey(
         Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     method = models.CharField(max_length=7)
     url = models.CharField(max_length=1000)  # absolute: the target's base URL + the path
     requests = models.BigIntegerField(default=0)
@@ -504,6 +509,55 @@ class EndpointStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.requests} requests"
+
+
+class FlowStats(models.Model):
+    """Cumulative figures of one multi-step flow within one session, copied from Redis by the
+    monitor (``stats.parse_flow_stats``), as ``EndpointStats`` are for endpoints.
+
+    An iteration is one run of the flow's steps by one virtual user; it failed when a step
+    failed (the later steps were then not sent). Its duration runs from the first step's send
+    to the last answer, think times between steps included; an iteration cut short by a stop
+    is not counted. Each step's requests are ordinary ``EndpointStats`` rows.
+
+    ``flow_id`` is the catalog flow the plan names, kept as a plain number: the flow may be
+    edited or deleted later, and the results must stay readable.
+    """
+
+    session = models.ForeignKey(
+        LoadTestSession, on_delete=models.CASCADE, related_name="flow_stats"
+    )
+    name = models.CharField(max_length=STATS_NAME_CHARS_MAX)
+    flow_id = models.IntegerField(null=True, blank=True)
+    iterations = models.BigIntegerField(default=0)
+    failed_iterations = models.BigIntegerField(default=0)
+    mean_ms = models.FloatField(null=True)
+    min_ms = models.FloatField(null=True)
+    max_ms = models.FloatField(null=True)
+    p50_ms = models.FloatField(null=True)
+    p90_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p99_ms = models.FloatField(null=True)
+    p999_ms = models.FloatField(null=True)
+    # The iteration-duration histogram's non-empty buckets (index -> count), as in
+    # ``EndpointStats.histogram``; the percentiles are derived from it.
+    histogram = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session", "name"]
+        verbose_name_plural = "flow stats"
+        constraints = [
+            models.UniqueConstraint(fields=["session", "name"], name="unique_stats_per_flow"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.iterations} iterations"
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed iterations as a share of all (None before the first one ended)."""
+        return self.failed_iterations / self.iterations if self.iterations else None
 
 
 class TimeSeriesPoint(models.Model):
@@ -590,7 +644,7 @@ class ErrorSample(models.Model):
         LoadTestSession, on_delete=models.CASCADE, related_name="error_samples"
     )
     at = models.DateTimeField()
-    endpoint = models.CharField(max_length=100)
+    endpoint = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     failure_class = models.CharField(max_length=20, choices=FAILURE_CLASS_CHOICES)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField()
@@ -620,7 +674,7 @@ class RequestLogEntry(models.Model):
         LoadTestSession, on_delete=models.CASCADE, related_name="request_log"
     )
     at = models.DateTimeField(help_text="When the answer (or the failure) came.")
-    endpoint = models.CharField(max_length=100)
+    endpoint = models.CharField(max_length=STATS_NAME_CHARS_MAX)
     method = models.CharField(max_length=7)
     path = models.CharField(max_length=500, help_text="The URL's path, without query string.")
     status = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -20,7 +20,8 @@ per-second points and engine events, and then looks after the session:
   flushed) is rebuilt from the database and its shards queued again (see ``recovery``);
 - it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
   capacity is missing), and records its terminal status once every shard has finished.
-Database writes per tick depend on the number of endpoints, never on shards or requests.
+Database writes per tick depend on the number of endpoints (and flows), never on shards or
+requests.
 """
 
 from __future__ import annotations
@@ -59,9 +60,16 @@ from apps.workers.control import (
 from apps.workers.dispatch import redispatch_shards
 from apps.workers.histogram import percentiles_ms
 from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
+from apps.workers.plan import FlowPlan
 from apps.workers.secrets import mask_secrets, plan_secrets
 from apps.workers.signals import PRESENCE_INTERVAL_S
-from apps.workers.stats import EndpointTotals, parse_series_hash, parse_stats_hash
+from apps.workers.stats import (
+    EndpointTotals,
+    FlowTotals,
+    parse_flow_stats,
+    parse_series_hash,
+    parse_stats_hash,
+)
 from apps.workers.vocabulary import (
     ERROR_SAMPLE,
     SHARD_STATES_COMPLETE,
@@ -83,6 +91,7 @@ from .choices import (
 from .models import (
     EndpointStats,
     ErrorSample,
+    FlowStats,
     LoadTestSession,
     SessionEvent,
     TimeSeriesPoint,
@@ -503,13 +512,17 @@ def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
     returns what the counters gained since the previous copy."""
     keys = SessionKeys(session.pk)
     growth = TickGrowth()
-    totals = parse_stats_hash(client.hgetall(keys.stats))
+    raw_stats = client.hgetall(keys.stats)
+    totals = parse_stats_hash(raw_stats)
+    flow_totals = parse_flow_stats(raw_stats)
     drained = client.eval(DRAIN_HASH_SCRIPT, 1, keys.series)
     points = parse_series_hash(dict(zip(drained[::2], drained[1::2], strict=True)))
-    if not totals and not points:
+    if not totals and not points and not flow_totals:
         return growth
-    plan_endpoints = session.read_plan().endpoints
+    plan = session.read_plan()
+    plan_endpoints = plan.endpoints
     with transaction.atomic():
+        _sync_flow_statistics(session, plan.flows, flow_totals)
         existing = {row.name: row for row in session.endpoint_stats.all()}
         for index, entry in totals.items():
             endpoint = plan_endpoints[index]
@@ -553,6 +566,50 @@ def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
         for second, point in sorted(points.items()):
             _add_point(session, second, point)
     return growth
+
+
+def _sync_flow_statistics(
+    session: LoadTestSession, flows: tuple[FlowPlan, ...], totals: dict[int, FlowTotals]
+) -> None:
+    """Copy each flow's cumulative counters into its ``FlowStats`` row, by the flow's name in
+    the plan (a plan of a release before flows has none, and its hash no flow fields). Like
+    the endpoints' rows, a row is written only when its flow ended iterations since."""
+    if not totals:
+        return
+    existing = {row.name: row for row in session.flow_stats.all()}
+    for index, entry in sorted(totals.items()):
+        if index >= len(flows):
+            # Counters of a flow the plan does not name: written by a shard of another plan
+            # (impossible unless the hash was tampered with). Nothing to file them under.
+            logger.warning("Session %s: flow counters at position %s, beyond the plan's %s "
+                           "flows, ignored.", session.pk, index, len(flows))  # fmt: skip
+            continue
+        flow = flows[index]
+        row = existing.get(flow.name)
+        if row is not None and (row.iterations, row.failed_iterations) == (
+            entry.iterations,
+            entry.failed,
+        ):
+            continue  # no iteration of this flow ended since the previous copy
+        percentiles = entry.percentiles_ms()
+        FlowStats.objects.update_or_create(
+            session=session,
+            name=flow.name,
+            defaults={
+                "flow_id": flow.flow_id,
+                "iterations": entry.iterations,
+                "failed_iterations": entry.failed,
+                "mean_ms": entry.mean_ms(),
+                "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
+                "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
+                "p50_ms": percentiles[0.5],
+                "p90_ms": percentiles[0.9],
+                "p95_ms": percentiles[0.95],
+                "p99_ms": percentiles[0.99],
+                "p999_ms": percentiles[0.999],
+                "histogram": {str(bucket): count for bucket, count in entry.histogram.items()},
+            },
+        )
 
 
 def _add_point(session, second: int, point) -> None:

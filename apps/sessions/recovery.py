@@ -33,11 +33,16 @@ from django.utils import timezone
 from apps.workers.control import forget_session
 from apps.workers.dispatch import rebuild_session
 from apps.workers.plan import Plan
-from apps.workers.stats import EndpointTotals, stats_hash_fields
+from apps.workers.stats import (
+    EndpointTotals,
+    FlowTotals,
+    flow_stats_hash_fields,
+    stats_hash_fields,
+)
 
 from . import services
 from .choices import EndReason, EventKind, SessionStatus
-from .models import EndpointStats, LoadTestSession, TimeSeriesPoint
+from .models import EndpointStats, FlowStats, LoadTestSession, TimeSeriesPoint
 from .validation import check_endpoint_url
 
 logger = logging.getLogger(__name__)
@@ -105,7 +110,10 @@ def recover_lost_state(session: LoadTestSession, client) -> bool:
         generation_floor=floor,
         load_started_at=session.load_started_at.timestamp() if session.load_started_at else None,
         weights=services.live_endpoint_weights(session),
-        stats=stats_hash_fields(saved_totals(session, plan)),
+        stats={
+            **stats_hash_fields(saved_totals(session, plan)),
+            **flow_stats_hash_fields(saved_flow_totals(session, plan)),
+        },
     )
     message = (
         "Redis lost this session's state (restarted without persistence, failed over or "
@@ -189,4 +197,30 @@ def totals_of(row: EndpointStats) -> EndpointTotals:
         min_us=round(row.min_ms * 1000) if row.min_ms is not None else None,
         max_us=round(row.max_ms * 1000) if row.max_ms is not None else None,
         histogram=histogram,
+    )
+
+
+def saved_flow_totals(session: LoadTestSession, plan: Plan) -> dict[int, FlowTotals]:
+    """The session's flow counters as the database has them, by position in the plan's
+    ``flows`` (by name: a flow the plan no longer names is left out)."""
+    positions = {flow.name: index for index, flow in enumerate(plan.flows)}
+    totals = {}
+    for row in FlowStats.objects.filter(session=session):
+        if row.name in positions:
+            totals[positions[row.name]] = flow_totals_of(row)
+    return totals
+
+
+def flow_totals_of(row: FlowStats) -> FlowTotals:
+    """The inverse of the monitor's copy of one flow (the duration sum is kept as a mean over
+    the iterations, read back exactly)."""
+    return FlowTotals(
+        iterations=row.iterations,
+        failed=row.failed_iterations,
+        duration_sum_us=round(row.mean_ms * 1000 * row.iterations)
+        if row.mean_ms is not None
+        else 0,
+        min_us=round(row.min_ms * 1000) if row.min_ms is not None else None,
+        max_us=round(row.max_ms * 1000) if row.max_ms is not None else None,
+        histogram={int(bucket): int(count) for bucket, count in (row.histogram or {}).items()},
     )

@@ -32,7 +32,7 @@ from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
 
 from .api.charts import chart
 from .api.snapshots import sum_counts
-from .models import EndpointStats, LoadTestSession
+from .models import EndpointStats, FlowStats, LoadTestSession
 from .thresholds import Figures
 from .verdicts import merged_histogram, session_figures
 
@@ -95,6 +95,20 @@ def _endpoint_json(row: EndpointStats, figures: Figures, secrets: set[str]) -> d
         **_figures_json(figures),
         "failures_by_class": row.failures_by_class or {},
         "not_sent": row.not_sent or {},
+    }
+
+
+def _flow_json(row: FlowStats) -> dict:
+    return {
+        "name": row.name,
+        "iterations": row.iterations,
+        "failed_iterations": row.failed_iterations,
+        "failure_rate": row.failure_rate,
+        "mean_ms": row.mean_ms,
+        "p50_ms": row.p50_ms,
+        "p95_ms": row.p95_ms,
+        "p99_ms": row.p99_ms,
+        "max_ms": row.max_ms,
     }
 
 
@@ -196,6 +210,7 @@ def report_data(session: LoadTestSession) -> dict:
         "whole": _figures_json(whole),
         "thresholds": session.threshold_results or [],
         "endpoints": [_endpoint_json(row, figures[row.name], secrets) for row in rows],
+        "flows": [_flow_json(row) for row in session.flow_stats.order_by("name")],
         "failures_by_class": sum_counts(row.failures_by_class or {} for row in rows),
         "errors": errors,
         "events": events,

@@ -18,6 +18,7 @@ _VIEW = [
     "loadtests.view_endpoint",
     "loadtests.view_loadtestsession",
     "loadtests.view_endpointstats",
+    "loadtests.view_flowstats",
     "loadtests.view_timeseriespoint",
     "loadtests.view_sessionevent",
     "loadtests.view_errorsample",

@@ -13,6 +13,7 @@ from apps.workers.vocabulary import FailureClass
 from ..models import LoadTestSession
 from .serializers import (
     ErrorSampleSerializer,
+    FlowStatsSerializer,
     LoadTestSessionSerializer,
     RequestLogEntrySerializer,
     SessionEventSerializer,
@@ -22,7 +23,8 @@ from .snapshots import stats_snapshot
 
 LATENCY_COLUMNS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
                    "max_ms"]  # fmt: skip
-EXPORT_TABLES = ("endpoints", "timeseries", "requests")  # the CSV tables, the first by default
+# The CSV tables, the first by default.
+EXPORT_TABLES = ("endpoints", "timeseries", "requests", "flows")
 
 
 class CSVRenderer(BaseRenderer):
@@ -51,6 +53,8 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
                 session.request_log.order_by("at", "pk"), many=True
             ).data
         ]
+    if table == "flows":
+        return flow_rows(session)
     if table == "timeseries":
         return [
             dict(point)
@@ -76,6 +80,16 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
         row.update({column: getattr(stats, column) for column in LATENCY_COLUMNS})
         rows.append(row)
     return rows
+
+
+def flow_rows(session: LoadTestSession) -> list[dict]:
+    """One row per multi-step flow (none for a session without flows): iterations, failed
+    ones, their share and the iteration durations (their steps are rows of ``endpoints``)."""
+    flows = FlowStatsSerializer(session.flow_stats.order_by("name"), many=True).data
+    return [
+        {"flow": flow["name"], **{key: value for key, value in flow.items() if key != "name"}}
+        for flow in flows
+    ]
 
 
 def export_document(session: LoadTestSession) -> dict:

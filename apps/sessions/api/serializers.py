@@ -19,6 +19,7 @@ from ..models import (
     EndpointStats,
     ErrorSample,
     Flow,
+    FlowStats,
     FlowStep,
     LoadTestSession,
     RequestLogEntry,
@@ -437,6 +438,36 @@ class EndpointStatsSerializer(serializers.ModelSerializer):
             "failures_by_class",
             "not_sent",
             "check_failures",
+            "min_ms",
+            "mean_ms",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "p999_ms",
+            "max_ms",
+        ]
+
+
+class FlowStatsSerializer(serializers.ModelSerializer):
+    """One multi-step flow's figures: iterations ended, those that failed (a step failed and
+    the later ones were not sent) and iteration durations in ms, first send to last answer,
+    think times between steps included."""
+
+    failure_rate = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="failed_iterations / iterations (null before the first iteration ended).",
+    )
+
+    class Meta:
+        model = FlowStats
+        fields = [
+            "name",
+            "flow_id",
+            "iterations",
+            "failed_iterations",
+            "failure_rate",
             "min_ms",
             "mean_ms",
             "p50_ms",

@@ -9,13 +9,13 @@ synchronous: async callers run it in ``sync_to_async``.
 from collections.abc import Iterable
 
 from ..models import LoadTestSession
-from .serializers import EndpointStatsSerializer, SessionEventSerializer
+from .serializers import EndpointStatsSerializer, FlowStatsSerializer, SessionEventSerializer
 
 RECENT_EVENTS = 20
 
 
 def stats_snapshot(session: LoadTestSession) -> dict:
-    """Totals and per-endpoint figures, as of the monitor's last pass (about 1 s ago).
+    """Totals, per-endpoint and per-flow figures, as of the monitor's last pass (about 1 s ago).
 
     ``updated_at`` stays a datetime: the caller's JSON encoder formats it.
     """
@@ -30,6 +30,8 @@ def stats_snapshot(session: LoadTestSession) -> dict:
         "updated_at": session.stats_updated_at,
         "not_sent": sum_counts(row.not_sent for row in endpoints),
         "endpoints": EndpointStatsSerializer(endpoints, many=True).data,
+        # Multi-step flows (empty for a session without): their steps are endpoint rows.
+        "flows": FlowStatsSerializer(session.flow_stats.all(), many=True).data,
         # Each threshold's latest verdict (the monitor's, as of its last pass).
         "threshold_results": session.threshold_results or [],
         "recent_events": SessionEventSerializer(

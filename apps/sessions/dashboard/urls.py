@@ -3,8 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import targets, views
-from . import flow_views, views
+from . import flow_views, targets, views
 
 app_name = "dashboard"
 

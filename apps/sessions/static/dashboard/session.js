@@ -193,6 +193,7 @@
     if (ended) setUsers(0);
     else if (live.users !== undefined) setUsers(live.users);
     renderEndpoints(endpoints, total);
+    renderFlows(snapshot.flows || []);
     renderThresholds(snapshot.threshold_results || []);
     renderEvents(snapshot.recent_events || []);
     if (snapshot.errors) renderErrors(snapshot.errors);
@@ -225,6 +226,20 @@
     });
     if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: 8, class: "text-body-secondary" }, "No request yet.")));
     page.querySelector('[data-testid="endpoint-table"] tbody').replaceChildren(...rows);
+  }
+
+  // Multi-step flows: the section stays hidden for a session without any.
+  function renderFlows(flows) {
+    const section = page.querySelector('[data-testid="flow-section"]');
+    if (!flows.length) return;
+    section.hidden = false;
+    const rows = flows.map((f) => element("tr", {},
+      element("td", {}, f.name),
+      element("td", { class: "num" }, format.count(f.iterations)),
+      element("td", { class: "num" }, format.count(f.failed_iterations)),
+      element("td", { class: "num" }, format.percent(f.failure_rate)),
+      ...["mean_ms", "p50_ms", "p95_ms", "p99_ms"].map((k) => element("td", { class: "num" }, format.ms(f[k])))));
+    section.querySelector("tbody").replaceChildren(...rows);
   }
 
   function renderThresholds(results) {

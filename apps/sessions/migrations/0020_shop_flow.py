@@ -45,10 +45,8 @@ def add_shop_flow(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    # Numbered after 0018_flowstats (the flow statistics, built beside this); when both are
-    # merged, the chain is 0017_flows <- 0018_flowstats <- 0019_shop_flow.
     dependencies = [
-        ("loadtests", "0017_flows"),
+        ("loadtests", "0019_flowstats"),
     ]
 
     operations = [

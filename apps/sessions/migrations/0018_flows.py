@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('loadtests', '0016_checks'),
+        ('loadtests', '0017_feeds'),
     ]
 
     operations = [
