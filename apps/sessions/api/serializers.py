@@ -152,7 +152,7 @@ class EndpointSerializer(serializers.ModelSerializer):
         self._check_templates(attrs)
         return attrs
 
-    def _check_templates(self, attrs) -> None:
+    def _check_templates(self, attrs: dict) -> None:
         """The request templates, as ``Endpoint.clean`` checks them for the admin and files."""
         fields = {
             name: attrs.get(name, getattr(self.instance, name, None))
