@@ -55,3 +55,12 @@ def test_the_default_session_at_100_users_runs_its_full_duration(
     http_failures = {"http_4xx", "http_5xx"} & set(error["failures_by_class"])
     assert not http_failures, error["failures_by_class"]
     assert set(error["failures_by_class"]) <= {"cancelled", "timeout"}, error["failures_by_class"]
+
+    # The catalog's shop flow ran too: its users logged in, kept their cookie and sent the
+    # token they extracted (a refusal would be an unexpected 403 on cart-add).
+    [shop] = stats["flows"]
+    assert shop["name"] == "shop" and shop["iterations"] >= 1, shop
+    steps = [entry for entry in stats["endpoints"] if entry["name"].startswith("shop ")]
+    assert len(steps) == 3
+    for step in steps:
+        assert set(step["failures_by_class"]) <= {"cancelled", "timeout"}, step

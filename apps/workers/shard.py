@@ -143,6 +143,7 @@ class ShardRunner:
         self._stopping = False
         self._stop_reason: StopReason | None = None
         self._wake = asyncio.Event()
+        self._flushes_end = asyncio.Event()  # the periodic flushes stop (see _run)
         self._users: list[_VirtualUser] = []  # the active ones; retiring users leave it
         self._tasks: set[asyncio.Task] = set()  # every user and open-model request
         self._unflushed = StatsDelta()
@@ -207,7 +208,10 @@ class ShardRunner:
             flusher = asyncio.create_task(self._flush_loop())
             reason = await self._watch_control()
             await self._stop_everything()
-            flusher.cancel()
+            # Not cancelled: a flush cut in the middle of its Redis call could apply its counts
+            # and keep them for the final flush too, and a cancellation swallowed inside the
+            # client would leave this waiting for ever. Told to stop, it ends after its flush.
+            self._flushes_end.set()
             await asyncio.gather(flusher, return_exceptions=True)
         finally:
             self.http.close()
@@ -878,7 +882,12 @@ class ShardRunner:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.flush_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._flushes_end.wait(), timeout=self.settings.flush_interval_s
+                )
+            if self._flushes_end.is_set():
+                return  # the final flush follows
             decision = self.guard.check()
             if decision.changed:
                 shed = decision.factor < 1.0
