@@ -623,51 +623,9 @@ class ScheduleAdmin(admin.ModelAdmin):
             services.delete_schedule(schedule, user=request.user)
 
 
-@admin.register(FlowStats)
-class FlowStatsAdmin(admin.ModelAdmin):
-    """Flows' figures by session, read-only, like the endpoint statistics."""
+class SessionFiguresAdmin(admin.ModelAdmin):
+    """Statistics rows by session, read-only: the monitor writes them."""
 
-    list_display = [
-        "session",
-        "name",
-        count_column("iterations"),
-        count_column("failed_iterations"),
-        ms_column("mean_ms"),
-        ms_column("p50_ms"),
-        ms_column("p95_ms"),
-        ms_column("p99_ms"),
-        ms_column("max_ms"),
-        "updated_at",
-    ]
-    list_filter = [
-        ("session__target", admin.RelatedOnlyFieldListFilter),
-        "session__status",
-        ("session", admin.RelatedOnlyFieldListFilter),
-    ]
-    list_select_related = ["session"]
-    search_fields = ["name", "session__session_name"]
-    ordering = ["-session__created_at", "name"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(EndpointStats)
-class EndpointStatsAdmin(admin.ModelAdmin):
-    list_display = [
-        "session",
-        "name",
-        count_column("requests"),
-        count_column("failures"),
-        ms_column("p50_ms"),
-        ms_column("p95_ms"),
-        ms_column("p99_ms"),
-        ms_column("max_ms"),
-        "updated_at",
-    ]
     # One session's rows, or one target's: never every session's rows mixed with no way to
     # tell them apart (the session column names each row's run).
     list_filter = [
@@ -684,6 +642,39 @@ class EndpointStatsAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(FlowStats)
+class FlowStatsAdmin(SessionFiguresAdmin):
+    """Flows' figures by session, read-only, like the endpoint statistics."""
+
+    list_display = [
+        "session",
+        "name",
+        count_column("iterations"),
+        count_column("failed_iterations"),
+        ms_column("mean_ms"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
+        "updated_at",
+    ]
+
+
+@admin.register(EndpointStats)
+class EndpointStatsAdmin(SessionFiguresAdmin):
+    list_display = [
+        "session",
+        "name",
+        count_column("requests"),
+        count_column("failures"),
+        ms_column("p50_ms"),
+        ms_column("p95_ms"),
+        ms_column("p99_ms"),
+        ms_column("max_ms"),
+        "updated_at",
+    ]
 
 
 @admin.register(TimeSeriesPoint)

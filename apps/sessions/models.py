@@ -463,7 +463,28 @@ class LoadTestSession(models.Model):
 STATS_NAME_CHARS_MAX = 250
 
 
-class EndpointStats(models.Model):
+class DurationFigures(models.Model):
+    """What the statistics rows of endpoints and flows share: a distribution of durations
+    (a request's latency, a flow iteration's length) as its summary and its histogram's
+    non-empty buckets (index -> count), from which the percentiles are derived and stored for
+    cheap reads."""
+
+    min_ms = models.FloatField(null=True)
+    max_ms = models.FloatField(null=True)
+    mean_ms = models.FloatField(null=True)
+    p50_ms = models.FloatField(null=True)
+    p90_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p99_ms = models.FloatField(null=True)
+    p999_ms = models.FloatField(null=True)
+    histogram = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class EndpointStats(DurationFigures):
     """Cumulative figures of one endpoint within one session, copied from Redis by the monitor.
 
     ``histogram`` holds the latency histogram's non-empty buckets (index -> count); the
@@ -489,16 +510,6 @@ class EndpointStats(models.Model):
     # Answers that failed a response check, by the check's name (each also counts as an
     # ``application`` failure in ``failures_by_class``).
     check_failures = models.JSONField(default=dict, blank=True)
-    min_ms = models.FloatField(null=True)
-    max_ms = models.FloatField(null=True)
-    mean_ms = models.FloatField(null=True)
-    p50_ms = models.FloatField(null=True)
-    p90_ms = models.FloatField(null=True)
-    p95_ms = models.FloatField(null=True)
-    p99_ms = models.FloatField(null=True)
-    p999_ms = models.FloatField(null=True)
-    histogram = models.JSONField(default=dict)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["session", "name"]
@@ -511,7 +522,7 @@ class EndpointStats(models.Model):
         return f"{self.name}: {self.requests} requests"
 
 
-class FlowStats(models.Model):
+class FlowStats(DurationFigures):
     """Cumulative figures of one multi-step flow within one session, copied from Redis by the
     monitor (``stats.parse_flow_stats``), as ``EndpointStats`` are for endpoints.
 
@@ -531,18 +542,6 @@ class FlowStats(models.Model):
     flow_id = models.IntegerField(null=True, blank=True)
     iterations = models.BigIntegerField(default=0)
     failed_iterations = models.BigIntegerField(default=0)
-    mean_ms = models.FloatField(null=True)
-    min_ms = models.FloatField(null=True)
-    max_ms = models.FloatField(null=True)
-    p50_ms = models.FloatField(null=True)
-    p90_ms = models.FloatField(null=True)
-    p95_ms = models.FloatField(null=True)
-    p99_ms = models.FloatField(null=True)
-    p999_ms = models.FloatField(null=True)
-    # The iteration-duration histogram's non-empty buckets (index -> count), as in
-    # ``EndpointStats.histogram``; the percentiles are derived from it.
-    histogram = models.JSONField(default=dict)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["session", "name"]

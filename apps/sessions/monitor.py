@@ -533,7 +533,6 @@ def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
                 entry.not_sent,
             ):
                 continue  # nothing new for this endpoint
-            percentiles = entry.percentiles_ms()
             EndpointStats.objects.update_or_create(
                 session=session,
                 name=endpoint.name,
@@ -546,15 +545,7 @@ def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
                     "failures_by_class": entry.failures_by_class,
                     "not_sent": entry.not_sent,
                     "check_failures": entry.check_failures,
-                    "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
-                    "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
-                    "mean_ms": entry.mean_ms(),
-                    "p50_ms": percentiles[0.5],
-                    "p90_ms": percentiles[0.9],
-                    "p95_ms": percentiles[0.95],
-                    "p99_ms": percentiles[0.99],
-                    "p999_ms": percentiles[0.999],
-                    "histogram": {str(bucket): count for bucket, count in entry.histogram.items()},
+                    **_duration_figures(entry),
                 },
             )
         if totals:
@@ -591,7 +582,6 @@ def _sync_flow_statistics(
             entry.failed,
         ):
             continue  # no iteration of this flow ended since the previous copy
-        percentiles = entry.percentiles_ms()
         FlowStats.objects.update_or_create(
             session=session,
             name=flow.name,
@@ -599,17 +589,25 @@ def _sync_flow_statistics(
                 "flow_id": flow.flow_id,
                 "iterations": entry.iterations,
                 "failed_iterations": entry.failed,
-                "mean_ms": entry.mean_ms(),
-                "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
-                "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
-                "p50_ms": percentiles[0.5],
-                "p90_ms": percentiles[0.9],
-                "p95_ms": percentiles[0.95],
-                "p99_ms": percentiles[0.99],
-                "p999_ms": percentiles[0.999],
-                "histogram": {str(bucket): count for bucket, count in entry.histogram.items()},
+                **_duration_figures(entry),
             },
         )
+
+
+def _duration_figures(entry: EndpointTotals | FlowTotals) -> dict:
+    """A ``DurationFigures`` row's fields from the totals read back from Redis."""
+    percentiles = entry.percentiles_ms()
+    return {
+        "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
+        "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
+        "mean_ms": entry.mean_ms(),
+        "p50_ms": percentiles[0.5],
+        "p90_ms": percentiles[0.9],
+        "p95_ms": percentiles[0.95],
+        "p99_ms": percentiles[0.99],
+        "p999_ms": percentiles[0.999],
+        "histogram": {str(bucket): count for bucket, count in entry.histogram.items()},
+    }
 
 
 def _add_point(session, second: int, point) -> None:

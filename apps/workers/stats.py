@@ -22,7 +22,7 @@ This module is the only place that knows those field names.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .histogram import bucket_index, percentiles_ms
@@ -269,27 +269,52 @@ class FlowTotals:
 def parse_flow_stats(raw: dict[bytes | str, bytes | str]) -> dict[int, FlowTotals]:
     """Turn the ``stats`` hash's flow fields back into totals per flow position."""
     totals: dict[int, FlowTotals] = defaultdict(FlowTotals)
-    for raw_name, raw_value in raw.items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-        if not name.startswith(FLOW_PREFIX):
-            continue
-        flow, _, rest = name[len(FLOW_PREFIX) :].partition(":")
-        entry = totals[int(flow)]
-        kind, _, detail = rest.partition(":")
-        value = int(raw_value)
+    for flow, kind, detail, value in _stats_fields(raw, flows=True):
+        entry = totals[flow]
         if kind == "n":
             entry.iterations = value
         elif kind == "f":
             entry.failed = value
         elif kind == "sum":
             entry.duration_sum_us = value
-        elif kind == "h":
-            entry.histogram[int(detail)] = value
-        elif kind == "min":
-            entry.min_us = value
-        elif kind == "max":
-            entry.max_us = value
+        else:
+            _read_distribution(entry, kind, detail, value)
     return dict(totals)
+
+
+def _stats_fields(
+    raw: dict[bytes | str, bytes | str], *, flows: bool
+) -> Iterator[tuple[int, str, str, int]]:
+    """The ``stats`` hash's endpoint fields (or its flow fields) as (position, kind, detail,
+    value): ``3:f:timeout`` is (3, "f", "timeout", n)."""
+    for raw_name, raw_value in raw.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        if name.startswith(FLOW_PREFIX) != flows:
+            continue
+        position, _, rest = name.removeprefix(FLOW_PREFIX).partition(":")
+        kind, _, detail = rest.partition(":")
+        yield int(position), kind, detail, int(raw_value)
+
+
+def _read_distribution(
+    entry: EndpointTotals | FlowTotals, kind: str, detail: str, value: int
+) -> None:
+    """A histogram bucket or an extreme of a distribution, endpoints' and flows' alike."""
+    if kind == "h":
+        entry.histogram[int(detail)] = value
+    elif kind == "min":
+        entry.min_us = value
+    elif kind == "max":
+        entry.max_us = value
+
+
+def _distribution_fields(prefix: str, entry: EndpointTotals | FlowTotals) -> dict[str, int]:
+    fields = {f"{prefix}h:{bucket}": count for bucket, count in entry.histogram.items()}
+    if entry.min_us is not None:
+        fields[prefix + "min"] = entry.min_us
+    if entry.max_us is not None:
+        fields[prefix + "max"] = entry.max_us
+    return fields
 
 
 def flow_stats_hash_fields(totals: Mapping[int, FlowTotals]) -> dict[str, int]:
@@ -304,12 +329,7 @@ def flow_stats_hash_fields(totals: Mapping[int, FlowTotals]) -> dict[str, int]:
             fields[prefix + "f"] = entry.failed
         if entry.duration_sum_us:
             fields[prefix + "sum"] = entry.duration_sum_us
-        for bucket, count in entry.histogram.items():
-            fields[f"{prefix}h:{bucket}"] = count
-        if entry.min_us is not None:
-            fields[prefix + "min"] = entry.min_us
-        if entry.max_us is not None:
-            fields[prefix + "max"] = entry.max_us
+        fields.update(_distribution_fields(prefix, entry))
     return fields
 
 
@@ -317,14 +337,8 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
     """Turn the ``stats`` hash back into totals per endpoint position (flows' fields are
     ``parse_flow_stats``'s)."""
     totals: dict[int, EndpointTotals] = defaultdict(EndpointTotals)
-    for raw_name, raw_value in raw.items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-        if name.startswith(FLOW_PREFIX):
-            continue
-        value = int(raw_value)
-        endpoint, _, rest = name.partition(":")
-        entry = totals[int(endpoint)]
-        kind, _, detail = rest.partition(":")
+    for endpoint, kind, detail, value in _stats_fields(raw, flows=False):
+        entry = totals[endpoint]
         if kind == "n":
             entry.requests = value
         elif kind == "f":
@@ -335,12 +349,8 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
             entry.check_failures[detail] = value
         elif kind == "sum":
             entry.latency_sum_us = value
-        elif kind == "h":
-            entry.histogram[int(detail)] = value
-        elif kind == "min":
-            entry.min_us = value
-        elif kind == "max":
-            entry.max_us = value
+        else:
+            _read_distribution(entry, kind, detail, value)
     return dict(totals)
 
 
@@ -361,12 +371,7 @@ def stats_hash_fields(totals: Mapping[int, EndpointTotals]) -> dict[str, int]:
             fields[f"{prefix}c:{check}"] = count
         if entry.latency_sum_us:
             fields[prefix + "sum"] = entry.latency_sum_us
-        for bucket, count in entry.histogram.items():
-            fields[f"{prefix}h:{bucket}"] = count
-        if entry.min_us is not None:
-            fields[prefix + "min"] = entry.min_us
-        if entry.max_us is not None:
-            fields[prefix + "max"] = entry.max_us
+        fields.update(_distribution_fields(prefix, entry))
     return fields
 
 
