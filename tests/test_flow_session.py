@@ -6,9 +6,19 @@ session's statistics count the flow's iterations and each step."""
 from collections import defaultdict
 
 import pytest
+from playwright.sync_api import expect
 
+from apps.sessions import services
+from apps.sessions.models import Endpoint, Flow, FlowStep, LoadTestSession, Target
+
+from . import browser
+from .browser import sign_in
+from .conftest import persona
 from .sessions import wait_for_status
 from .shop_server import ShopServer
+
+chromium = browser.chromium
+dashboard_web = browser.dashboard_web
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -86,3 +96,40 @@ def test_a_session_runs_a_login_flow_with_feed_users_on_the_real_workers(
     logins = sum(1 for events in sequences.values() for what in events if what == "login")
     assert steps[LOGIN]["requests"] == logins
     assert all(set(step["failures_by_class"]) <= {"cancelled"} for step in steps.values())
+
+
+def test_the_session_page_fills_its_flows_table_live_while_the_flow_runs(
+    dashboard_web, chromium, workers, shop, forget_redis_sessions
+):
+    """The Flows table of a running session's page comes from the event stream, as the
+    endpoint table does: real workers run the flow, the real monitor publishes, the page in
+    a real browser shows iterations growing before the session ends."""
+    persona("rita", "viewer")
+    target = Target.objects.create(name="live shop", base_url=shop.base_url)
+    login = Endpoint.objects.create(
+        target=target, name="login", url="/login", method="POST", weight=0,
+        headers={"Content-Type": "application/json"}, body='{"username": "u{{ user_id }}"}',
+    )  # fmt: skip
+    view = Endpoint.objects.create(target=target, name="cart-view", url="/cart", weight=0)
+    flow = services.save_flow(
+        Flow(target=target, name="browse", weight=1),
+        [FlowStep(position=1, endpoint=login, think_time_s=0.1),
+         FlowStep(position=2, endpoint=view)],
+    )  # fmt: skip
+    session = LoadTestSession.objects.create(
+        session_name="live flows", target=target, concurrent_users=2, duration_minutes="0.5",
+        request_interval_min=0.1, request_interval_max=0.2,
+    )  # fmt: skip
+    services.start_session(session)
+
+    page = sign_in(chromium, dashboard_web, "rita", "rita-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session.pk}/"))
+    rows = page.get_by_test_id("flow-table").locator("tbody tr")
+    expect(rows).to_have_count(1, timeout=20_000)
+    expect(rows.first.locator("td").first).to_contain_text(flow.name)
+    first = int(rows.first.locator("td").nth(1).inner_text().replace(",", ""))
+    # Still running: the count grows on the page without a reload.
+    expect(rows.first.locator("td").nth(1)).not_to_have_text(str(first), timeout=15_000)
+    assert LoadTestSession.objects.get(pk=session.pk).status == "running"
+    services.stop_session(session)
+    wait_for_status(session.pk, timeout_s=30)
