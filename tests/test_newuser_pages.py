@@ -75,3 +75,28 @@ def test_an_unknown_endpoint_is_still_led_by_its_step(administrator, demo):
     assert "Step 2, endpoint: The target &#x27;demo&#x27; has no endpoint" in (
         response.content.decode()
     )
+
+
+def test_the_admin_names_a_step_reading_a_variable_too_early_once(client, administrator, demo):
+    administrator.is_staff = True
+    administrator.save()
+    client.force_login(administrator)
+    cart_add, login = demo.endpoints.get(name="cart-add"), demo.endpoints.get(name="login")
+    rows = [
+        {"position": "1", "endpoint": cart_add.pk, "think_time_s": "0", "extract": "[]"},
+        {"position": "2", "endpoint": login.pk, "think_time_s": "0",
+         "extract": json.dumps([{"name": "csrf_token", "json_path": "$.csrf_token"}])},
+    ]  # fmt: skip
+    data = {
+        "target": demo.pk, "name": "early", "weight": "1", "description": "",
+        "steps-TOTAL_FORMS": "2", "steps-INITIAL_FORMS": "0",
+        "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    for index, row in enumerate(rows):
+        data.update({f"steps-{index}-{key}": value for key, value in row.items()})
+    refused = client.post("/admin/loadtests/flow/add/", data)
+    assert refused.status_code == 200
+    text = refused.content.decode()
+    assert "Flow &#x27;early&#x27;, step 1 (cart-add): its templates use csrf_token" in text
+    assert "Step 1, endpoint: Flow" not in text
+    assert not Flow.objects.filter(name="early").exists()
