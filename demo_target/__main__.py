@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     # argparse applies type=int to a string default too, so a bad $PORT is a clean usage error.
     parser.add_argument("--port", type=int, default=os.environ.get("PORT", "5001"))
-    parser.add_argument("--db", help="SQLite path (default: $DEMO_DB_PATH or data/)")
+    parser.add_argument("--db", help="SQLite path (default: $DEMO_DB_PATH or $DATA_DIR)")
     parser.add_argument("--threads", type=int, default=16, help="waitress worker threads")
     parser.add_argument("--scale", type=float, default=1.0, help="data size factor (tests: 0.05)")
     args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from .shop import MAX_SESSIONS, install_shop
 
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "data" / "demo_target.sqlite3"
+DB_FILE_NAME = "demo_target.sqlite3"
 MAX_DELAY_MS = 30_000
 N_PLUS_ONE_ORDERS = 50
 
@@ -158,6 +159,14 @@ def _error(status: int, message: str) -> tuple:
     return jsonify(error=error, message=message), status
 
 
+def default_db_path() -> Path:
+    """``$DATA_DIR/demo_target.sqlite3`` as the README's configuration table says, so a
+    service run with its own DATA_DIR keeps the demo's database there too; ``data/`` of the
+    checkout when DATA_DIR is unset (the service's own default)."""
+    data_dir = os.environ.get("DATA_DIR")
+    return Path(data_dir).resolve() / DB_FILE_NAME if data_dir else DEFAULT_DB_PATH
+
+
 def create_app(
     db_path: str | None = None,
     scale: float = 1.0,
@@ -171,7 +180,7 @@ def create_app(
     """
     if not 0 < scale <= 10:
         raise ValueError(f"scale must be in (0, 10], got {scale}")
-    db_path = str(db_path or os.environ.get("DEMO_DB_PATH") or DEFAULT_DB_PATH)
+    db_path = str(db_path or os.environ.get("DEMO_DB_PATH") or default_db_path())
     fill_database(db_path, scale)
     app = Flask(__name__)
     app.config["DEMO_DB_PATH"] = db_path

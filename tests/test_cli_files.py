@@ -39,7 +39,7 @@ def test_config_files_are_refused_with_the_field_and_the_line(tmp_path, api, cou
     assert problem(tmp_path, "a.json", '{"session_name": "x",\n  "x": }').startswith(
         "a.json:2:8: not valid JSON"
     )
-    assert problem(tmp_path, "a.json", '{"a": NaN}').startswith("a.json:1:1: not valid JSON: NaN")
+    assert problem(tmp_path, "a.json", '{"a": NaN}').startswith("a.json:1:7: not valid JSON: NaN")
     assert "nested deeper than 64" in problem(tmp_path, "a.json", "[" * 100_000)
     assert (
         problem(tmp_path, "a.json", '{"a": 1, "a": 2}')

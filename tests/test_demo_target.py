@@ -400,3 +400,13 @@ def test_server_subprocess_answers_health(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_db_path_follows_data_dir_without_the_env_var(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DEMO_DB_PATH", raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "own-data"))
+    (tmp_path / "own-data").mkdir()
+    app = create_app(scale=TEST_SCALE)
+    path = tmp_path / "own-data" / "demo_target.sqlite3"
+    assert app.config["DEMO_DB_PATH"] == str(path)
+    assert path.exists()

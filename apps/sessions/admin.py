@@ -183,8 +183,10 @@ class FlowStepFormSet(BaseInlineFormSet):
             check_flow(self.instance, self.flow_steps)
         except ValidationError as exc:
             # The flow's own fields are shown beside them by the flow's form.
+            # A message that names its step already ("Flow 'shop', step 2 (cart-add): ...")
+            # is not led by the step's label again.
             problems = [
-                f"{_step_label(key)}: {message}"
+                message if message.startswith("Flow '") else f"{_step_label(key)}: {message}"
                 for key, messages in exc.message_dict.items()
                 if key.startswith("steps")
                 for message in messages

@@ -146,6 +146,18 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _refused_constant_at(problem: str, text: str) -> int:
+    """Where the constant ``_refuse_constant`` refused (NaN, Infinity, -Infinity) stands in
+    ``text``, outside strings, so the error's line and column point at it; 0 for another
+    problem. Python's parser does not tell the constant's position."""
+    name, _, rest = problem.partition(" ")
+    if rest != "is not a number JSON allows":
+        return 0
+    blanked = _JSON_STRING.sub(lambda string: " " * len(string.group()), text)
+    found = re.search(re.escape(name), blanked)
+    return found.start() if found else 0
+
+
 class BoundedJSONDecoder(json.JSONDecoder):
     """JSON as the API, the admin and the database read it: nesting at most JSON_DEPTH_MAX
     deep (Python's parser recurses, and 100,000 levels crash it), no NaN or Infinity, no
@@ -166,7 +178,7 @@ class BoundedJSONDecoder(json.JSONDecoder):
         except json.JSONDecodeError:
             raise
         except ValueError as exc:  # NaN, or an integer of more than 4,300 digits
-            raise json.JSONDecodeError(str(exc), s, 0) from exc
+            raise json.JSONDecodeError(str(exc), s, _refused_constant_at(str(exc), s)) from exc
         if _SURROGATE_ESCAPE.search(s):
             try:
                 json.dumps(data, ensure_ascii=False).encode()

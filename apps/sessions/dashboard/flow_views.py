@@ -18,6 +18,7 @@ from .. import services
 from ..flows import steps_as_data, steps_from_data
 from ..models import Flow, Target
 from ..validation import BODY_BYTES_MAX, loads_json
+from .views import _links
 
 # The steps editor's text: a flow has at most 50 steps of a few hundred characters each.
 STEPS_TEXT_CHARS_MAX = BODY_BYTES_MAX
@@ -43,7 +44,7 @@ def flow_list(request):
     if request.GET.get("target"):
         target = _target_or_none(request.GET["target"])
         targets = targets.filter(pk=target.pk if target is not None else None)
-    context = {"targets": targets, "can": _can(request)}
+    context = {"targets": targets, "can": _can(request), **_links()}
     return render(request, "dashboard/flows.html", context)
 
 
@@ -94,7 +95,7 @@ class FlowForm:
             for key, problems in exc.message_dict.items():
                 name = key if key in ("target", "name", "weight", "description") else "steps"
                 shown = problems if name != "steps" or key == "steps" else [
-                    f"{_step_label(key)}: {problem}" for problem in problems
+                    _with_step_label(key, problem) for problem in problems
                 ]  # fmt: skip
                 self.errors.setdefault(name, []).extend(shown)
             return None
@@ -116,6 +117,14 @@ def _target_or_none(raw: str) -> Target | None:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) >= 2**63:
         return None
     return Target.objects.filter(pk=int(raw)).first()
+
+
+def _with_step_label(key: str, problem: str) -> str:
+    """A step's problem led by the step it is about, unless the message already names it
+    ("Flow 'shop', step 2 (cart-add): ..."), so the form does not say the step twice."""
+    if problem.startswith("Flow '"):
+        return problem
+    return f"{_step_label(key)}: {problem}"
 
 
 def _step_label(key: str) -> str:
@@ -147,6 +156,7 @@ def flow_edit(request, pk: int | None = None):
         "form": form,
         "targets": Target.objects.order_by("name"),
         "can": _can(request),
+        **_links(),
     }
     return render(request, "dashboard/flow_form.html", context, status=status)
 

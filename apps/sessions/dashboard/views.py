@@ -210,6 +210,7 @@ def session_new(request):
         "targets": Target.objects.order_by("name"),
         "can": _can(request),
         "session_header_name": settings.SESSION_HEADER_NAME,
+        **_links(),
     }
     return render(request, "dashboard/session_form.html", context, status=_form_status(form))
 

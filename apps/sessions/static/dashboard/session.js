@@ -60,7 +60,9 @@
       const data = [seriesData("t"), ...spec.series.map(([, key]) => seriesData(key))];
       if (!hasData(spec)) {
         if (charts[name]) { charts[name].destroy(); delete charts[name]; }
-        holder.replaceChildren(element("div", { class: "chart-empty border rounded text-body-secondary" }, "No data yet."));
+        // Points but no failure among them: say so, rather than that nothing has arrived.
+        const said = name === "errors" && seriesData("t").length ? "No failures." : "No data yet.";
+        holder.replaceChildren(element("div", { class: "chart-empty border rounded text-body-secondary" }, said));
         continue;
       }
       if (charts[name]) { charts[name].setData(data); continue; }
