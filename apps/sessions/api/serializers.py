@@ -426,6 +426,10 @@ class StartedSessionSerializer(LoadTestSessionSerializer):
         fields = [*LoadTestSessionSerializer.Meta.fields, "warnings"]
 
 
+# The duration summary an endpoint's and a flow's figures share (``DurationFigures``).
+DURATION_FIELDS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
+
+
 class EndpointStatsSerializer(serializers.ModelSerializer):
     class Meta:
         model = EndpointStats
@@ -438,14 +442,7 @@ class EndpointStatsSerializer(serializers.ModelSerializer):
             "failures_by_class",
             "not_sent",
             "check_failures",
-            "min_ms",
-            "mean_ms",
-            "p50_ms",
-            "p90_ms",
-            "p95_ms",
-            "p99_ms",
-            "p999_ms",
-            "max_ms",
+            *DURATION_FIELDS,
         ]
 
 
@@ -468,14 +465,7 @@ class FlowStatsSerializer(serializers.ModelSerializer):
             "iterations",
             "failed_iterations",
             "failure_rate",
-            "min_ms",
-            "mean_ms",
-            "p50_ms",
-            "p90_ms",
-            "p95_ms",
-            "p99_ms",
-            "p999_ms",
-            "max_ms",
+            *DURATION_FIELDS,
         ]
 
 
