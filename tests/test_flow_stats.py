@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,7 +41,7 @@ from apps.workers.control import (
     publish_session,
     reassign,
 )
-from apps.workers.plan import EndpointPlan, FlowPlan, Plan, StepPlan
+from apps.workers.plan import EndpointPlan, FeedPlan, FlowPlan, Plan, StepPlan
 from apps.workers.stats import (
     FlowTotals,
     ShardStats,
@@ -380,6 +381,33 @@ def test_the_report_has_a_flow_table_and_escapes_names(
     plain = make_session(flow_plan(flows=False), name="plain")
     html = viewer_api.get(f"/api/sessions/{plain.pk}/report/").content.decode()
     assert 'id="flow-table"' not in html
+
+
+@pytest.mark.django_db
+def test_the_report_shows_the_flows_and_the_feed_as_run_never_the_feeds_values(viewer_api):
+    plan = flow_plan()
+    login, cart = plan.flows[0].steps
+    plan = replace(
+        plan,
+        flows=(
+            replace(
+                plan.flows[0],
+                steps=(
+                    replace(login, think_time_s=0.5,
+                            extract=({"name": "csrf_token", "json_path": "$.csrf_token"},)),
+                    cart,
+                ),
+            ),
+        ),
+        feed=FeedPlan(columns=("email", "password"), rows=(("a@x.test", "hunter2"),),
+                      mode="per_user", name="users.csv"),
+    )  # fmt: skip
+    session = make_session(plan)
+    html = viewer_api.get(f"/api/sessions/{session.pk}/report/").content.decode()
+    assert 'id="config-flows"' in html
+    assert "1. login, then 0.5 s; extracts csrf_token<br>2. cart-add<br>" in html
+    assert "users.csv: 1 rows of email, password, handed out per_user" in html
+    assert "hunter2" not in html and "a@x.test" not in html
 
 
 @pytest.mark.django_db

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.workers.histogram import percentile_curve
+from apps.workers.plan import FeedPlan
 from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
 
 from .api.charts import chart
@@ -138,10 +139,40 @@ def _configuration(session: LoadTestSession, secrets: set[str]) -> dict:
         }
         for endpoint in (plan.endpoints if plan is not None else ())
     ]
+    plan_endpoints = plan.endpoints if plan is not None else ()
+    flows = [
+        {
+            "name": flow.name,
+            "weight": flow.weight,
+            "steps": [
+                {
+                    # The statistics name a step "<flow> (right quote) 2. cart-add": "2. cart-add".
+                    "endpoint": plan_endpoints[step.endpoint].name.rpartition(" \u203a ")[2],
+                    "think_time_s": step.think_time_s,
+                    "extract": [dict(item) for item in step.extract],
+                }
+                for step in flow.steps
+            ],
+        }
+        for flow in (plan.flows if plan is not None else ())
+    ]
+    feed = plan.feed if plan is not None else None
     return {
         "target": {"name": session.target.name, "base_url": session.target.base_url},
         "session": config,
         "endpoints": endpoints,
+        "flows": flows,
+        # The feed's shape only: its values may be credentials.
+        "feed": None if feed is None else _feed_shape(feed),
+    }
+
+
+def _feed_shape(feed: FeedPlan) -> dict:
+    return {
+        "name": feed.name,
+        "columns": list(feed.columns),
+        "rows": len(feed.rows),
+        "mode": feed.mode,
     }
 
 
