@@ -18,6 +18,7 @@ from .. import services
 from ..flows import steps_as_data, steps_from_data
 from ..models import Flow, Target
 from ..validation import BODY_BYTES_MAX, loads_json
+from .views import _can as dashboard_can
 from .views import _links
 
 # The steps editor's text: a flow has at most 50 steps of a few hundred characters each.
@@ -25,14 +26,13 @@ STEPS_TEXT_CHARS_MAX = BODY_BYTES_MAX
 
 
 def _can(request) -> dict[str, bool]:
+    """The dashboard's own entries (the navigation reads them) and what this page offers."""
     user = request.user
     return {
+        **dashboard_can(request),
         "add_flow": user.has_perm(services.ADD_FLOWS),
         "change_flow": user.has_perm(services.CHANGE_FLOWS),
         "delete_flow": user.has_perm(services.DELETE_FLOWS),
-        # The navigation's entries (base.html reads ``can``).
-        "add": user.has_perm(services.ADD_SESSIONS),
-        "admin": user.is_staff,
     }
 
 
