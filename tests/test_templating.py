@@ -341,6 +341,88 @@ def test_rendered_request_equals_prepare_of_the_rendered_text():
     )
 
 
+# How a request renders depends on its placeholders (the renderer it compiles to, in
+# brackets): the user's values only; values drawn ahead (written into requests in batches)
+# alone, or with one or two of the user's; a value of the user's that changes the body's
+# length. A "%" in the literal text and in the values
+# must survive one format and two. Two choices of different lengths in the body make the
+# Content-Length differ per request.
+RENDER_PATHS = {
+    "one value [_renderer]": ("http://h/5%25/{{ v }}", {"X-A": "5%s"}, "100%%"),
+    "two values [_renderer]": ('http://h/{{ choice("5%") }}?q=%{{ w }}', {"X-A": "%d"}, "b%s"),
+    "three values [_renderer]": (
+        'http://h/{{ v }}?q={{ choice("%x") }}', {"X-A": '{{ choice("%d") }}%s'}, "b%s%",
+    ),
+    "four values, one in the body [_renderer]": (
+        "http://h/{{ v }}/{{ w }}", {"X-A": "%{{ v }}%"}, '%{{ choice("x%") }}%s',
+    ),
+    "five values [_renderer]": (
+        "http://h/{{ v }}/{{ w }}", {"X-A": "%{{ v }}%", "X-B": "{{ w }}"},
+        '%{{ choice("x%") }}%s',
+    ),
+    "a choice of different lengths in the body [_length_renderer]": (
+        'http://h/{{ choice("5%") }}', {"X-A": "%d"}, 'b%s{{ choice("x%", "yy%%y") }}%',
+    ),
+    "a variable in the body [_length_renderer]": (
+        "http://h/{{ v }}", {}, '{{ v }}%{{ choice("x%", "yy%%y") }}',
+    ),
+}  # fmt: skip
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+TRACEPARENT_LINE = re.compile(rb"traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-01\r\n")
+
+
+@pytest.mark.parametrize("traceparent", [False, True], ids=["", "traceparent"])
+@pytest.mark.parametrize("case", RENDER_PATHS)
+def test_every_way_of_rendering_lays_the_request_out_as_prepare_does(case, traceparent):
+    url, headers, body = RENDER_PATHS[case]
+    user = UserState(1)
+    user.variables = {"v": "v%s", "w": "w%%d"}
+    compiled = compile_request(endpoint(url, headers, body), traceparent=traceparent)
+    renderer = re.search(r"\[(\w+)\]", case).group(1)
+    if traceparent:
+        renderer = "_length_renderer"  # fresh ids per request
+    assert compiled.render.__qualname__.startswith(f"{renderer}.")
+    picked_in_body = set()
+    for _ in range(200):
+        raw = compiled.render(user)
+        if traceparent:
+            raw, found = TRACEPARENT_LINE.subn(b"", raw)
+            assert found == 1
+        picked = "yy%%y" if b"yy%%y" in raw.partition(b"\r\n\r\n")[2] else "x%"
+        picked_in_body.add(picked)
+
+        def fill(text: str, picked=picked) -> str:
+            def filled(match: re.Match) -> str:
+                inner = match.group(1).strip()
+                options = re.findall(r'"([^"]*)"', inner)
+                if not options:
+                    return user.variables[inner]
+                return options[0] if len(options) == 1 else picked
+
+            return PLACEHOLDER.sub(filled, text)
+
+        header_values = {name: fill(value) for name, value in headers.items()}
+        assert raw == prepare("POST", fill(url), header_values, fill(body)).raw
+    if 'choice("x%", "yy%%y")' in body:
+        assert picked_in_body == {"x%", "yy%%y"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["random_int(-9, 10)", "random_int(5, 12)", "random_int(-99, -10)", "random_int(0, 9)",
+     "uuid()", "now_iso()", "random_string(7)", 'choice("a", "bb")', 'choice("é", "ab")',
+     "seq()", "user_id"],
+)  # fmt: skip
+def test_the_content_length_is_the_body_s_whatever_the_values(value):
+    """A body whose values all have one length gets its length written in once: only
+    those whose values truly do (random_int's bounds of one sign and as many digits)."""
+    compiled = compile_request(endpoint("http://h/", body=f"<{{{{ {value} }}}}>"))
+    user = UserState(7)
+    for _ in range(300):
+        request = ParsedRequest(compiled.render(user))
+        assert int(request.header("content-length")) == len(request.body), request.body
+
+
 def test_an_empty_rendered_body_keeps_the_length_rules_of_prepare():
     user = UserState(1)
     put = compile_request(endpoint("http://h/{{ v }}", method="PUT"))
