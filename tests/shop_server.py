@@ -55,6 +55,8 @@ class ShopServer:
             response = web.Response(text=f'<input name="csrf" value="{token}">')
         elif self.token_in == "header":
             response = web.Response(text="ok", headers={"X-Csrf-Token": token})
+        elif self.token_in == "a-run":  # a page that makes (a|aa)+$ backtrack for ever
+            response = web.Response(text="a" * 20_000 + "!")
         else:
             response = web.json_response({"user": user})
         response.set_cookie("shop_session", cookie, httponly=True)

@@ -2,13 +2,16 @@
 plane's validator) and what each kind takes from an answer."""
 
 import json
+import time
 
 import pytest
 
 from apps.workers.extraction import (
     EXTRACTIONS_MAX,
     NOT_JSON,
+    REGEX_TIMEOUT_S,
     VALUE_CHARS_MAX,
+    TooSlow,
     parse_document,
     parse_extractions,
 )
@@ -51,6 +54,17 @@ def test_regex_takes_its_group_or_the_whole_match():
         {"name": "absent", "regex": "nothing here"},
     ]
     assert values(spec, answer(body)) == ["f00d", 'name="csrf"', None]
+
+
+def test_a_regex_that_backtracks_catastrophically_gives_up_after_its_time():
+    (extraction,) = parse_extractions([{"name": "token", "regex": "(a|aa)+$"}])
+    response = answer("a" * 20_000 + "!")
+    started = time.perf_counter()
+    with pytest.raises(TooSlow, match=r"the regex \(a\|aa\)\+\$ took longer than 50 ms"):
+        extraction.value(response, NOT_JSON)
+    assert time.perf_counter() - started < REGEX_TIMEOUT_S + 2  # generous: a shared machine
+    # The same pattern on an answer it can decide quickly finds its value.
+    assert extraction.value(answer("xx aaaa"), NOT_JSON) == "a"
 
 
 def test_header_reads_any_case_and_values_are_capped():

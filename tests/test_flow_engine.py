@@ -124,6 +124,26 @@ def test_a_token_not_found_fails_the_step_and_ends_the_iteration(
     assert "extract 'csrf_token' failed: $.csrf_token not found" in samples[0]["message"]
 
 
+def test_a_regex_that_backtracks_for_ever_fails_its_step_in_time_and_the_shard_goes_on(
+    redis_client, redis_url, shop, forget_redis_sessions
+):
+    """With Python's own re, this pattern on this answer would run for longer than the age of
+    the universe, holding the shard's event loop: every user of the shard stopped."""
+    shop.token_in = "a-run"
+    catastrophic = {"name": "csrf_token", "regex": "(a|aa)+$"}
+    session = run_until(redis_client, redis_url, shop_plan(shop.base_url, catastrophic), 6)
+
+    flows = flow_totals(redis_client, session)[0]
+    assert flows.failed == flows.iterations >= 6
+    login = totals(redis_client, session)[0]
+    assert login.check_failures == {"extract csrf_token": login.requests}
+    samples = [event for event in events(redis_client, session) if event["kind"] == "error_sample"]
+    assert (
+        "extract 'csrf_token' failed: the regex (a|aa)+$ took longer than 50 ms"
+        in (samples[0]["message"])
+    )
+
+
 def test_an_unexpected_status_fails_the_iteration_and_skips_the_later_steps(
     redis_client, redis_url, shop, forget_redis_sessions
 ):

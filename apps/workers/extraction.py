@@ -10,6 +10,11 @@ a shard compiles has been accepted by the same code.
 A value that is not found fails the step (an ``application`` failure named
 ``extract <variable>``), and with it the rest of that iteration of the flow: sending later
 steps with an empty token would only measure the target's refusals.
+
+Patterns run with the ``regex`` module rather than ``re``, for its timeout: a pattern that
+backtracks catastrophically on some answer (``(a|aa)+$`` on a long run of a's) would hold the
+shard's event loop, and with it every user of the shard, for as long as it runs. It gets
+``REGEX_TIMEOUT_S`` per answer and then fails the step saying so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import regex
 
 from .checks import _MISSING, follow, parse_json_path
 from .http import TOKEN, Response
@@ -32,6 +39,7 @@ REGEX_CHARS_MAX = 500
 # variables in kilobytes each, whatever the target answers.
 VALUE_CHARS_MAX = 4096
 SOURCES = ("json_path", "regex", "header")
+REGEX_TIMEOUT_S = 0.05  # per answer searched: a step's wait, never the shard's
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class Extraction:
     source: str  # one of SOURCES
     expression: str  # as written: the path, the pattern or the header name
     steps: tuple[str | int, ...] = ()
-    pattern: re.Pattern[str] | None = None
+    pattern: regex.Pattern[str] | None = None
     header: bytes = b""
 
     def value(self, response: Response, document: Any) -> str | None:
@@ -50,15 +58,23 @@ class Extraction:
         or None when it is not there."""
         if self.source == "header":
             headers = response.headers or {}
-            found = headers.get(self.header)
-            return None if found is None else found.decode("latin-1")[:VALUE_CHARS_MAX]
+            raw = headers.get(self.header)
+            return None if raw is None else raw.decode("latin-1")[:VALUE_CHARS_MAX]
         if self.source == "regex":
             assert self.pattern is not None
-            match = self.pattern.search(response.body_prefix.decode("utf-8", "replace"))
+            text = response.body_prefix.decode("utf-8", "replace")
+            try:
+                match = self.pattern.search(text, timeout=REGEX_TIMEOUT_S)
+            except TimeoutError:
+                raise TooSlow(
+                    f"the regex {self.expression} took longer than "
+                    f"{REGEX_TIMEOUT_S * 1000:g} ms on this answer ({len(text):,} characters): "
+                    "make it simpler"
+                ) from None
             if match is None:
                 return None
-            text = match.group(1) if self.pattern.groups else match.group(0)
-            return None if text is None else text[:VALUE_CHARS_MAX]
+            group = match.group(1) if self.pattern.groups else match.group(0)
+            return None if group is None else group[:VALUE_CHARS_MAX]
         if document is NOT_JSON:
             return None
         found = follow(document, self.steps)
@@ -70,6 +86,11 @@ class Extraction:
             else json.dumps(found, separators=(",", ":"), ensure_ascii=False)
         )
         return text[:VALUE_CHARS_MAX]
+
+
+class TooSlow(Exception):
+    """A pattern ran out of its time on an answer (never a TimeoutError: that is the
+    request's own timeout to the shard)."""
 
 
 NOT_JSON = object()
@@ -122,8 +143,8 @@ def _parse_item(item: object, index: int) -> Extraction:
     if len(expression) > REGEX_CHARS_MAX:
         raise ValueError(f"{where}.regex: at most {REGEX_CHARS_MAX} characters.")
     try:
-        pattern = re.compile(expression)
-    except (re.error, RecursionError, OverflowError) as exc:
+        pattern = regex.compile(expression)
+    except (regex.error, RecursionError, OverflowError, ValueError) as exc:
         raise ValueError(f"{where}.regex: not a regular expression ({exc}).") from exc
     if pattern.groups > 1:
         raise ValueError(

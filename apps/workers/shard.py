@@ -57,7 +57,7 @@ from .control import (
     flush_script_keys,
     worker_draining_key,
 )
-from .extraction import Extraction, parse_document, parse_extractions
+from .extraction import Extraction, TooSlow, parse_document, parse_extractions
 from .feeds import FeedCursor
 from .http import HttpClient, PreparedRequest, Response
 from .plan import EndpointPlan, FlowPlan, Plan
@@ -627,11 +627,9 @@ class ShardRunner:
                     missing = self._extract(extractions, response, state)
                     if missing is not None:
                         failure = FailureClass.APPLICATION
-                        self.stats.record_check_failure(index, f"extract {missing.name}")
-                        detail = (
-                            f"HTTP {status}: extract {missing.name!r} failed: "
-                            f"{missing.expression} not found"
-                        )
+                        name, why = missing
+                        self.stats.record_check_failure(index, f"extract {name}")
+                        detail = f"HTTP {status}: extract {name!r} failed: {why}"
             else:
                 failure = unexpected_status_class(status)
                 unavailable = status in UNAVAILABLE_STATUSES
@@ -677,8 +675,9 @@ class ShardRunner:
     @staticmethod
     def _extract(
         extractions: tuple[Extraction, ...], response: Response, state: UserState
-    ) -> Extraction | None:
-        """Set the user's variables from the answer; the first one not found, or None."""
+    ) -> tuple[str, str] | None:
+        """Set the user's variables from the answer; the first one not found (its variable's
+        name and why), or None."""
         document = None
         if any(extraction.source == "json_path" for extraction in extractions):
             document = parse_document(response)
@@ -686,9 +685,12 @@ class ShardRunner:
         if variables is None:
             variables = state.variables = {}
         for extraction in extractions:
-            value = extraction.value(response, document)
+            try:
+                value = extraction.value(response, document)
+            except TooSlow as exc:
+                return extraction.name, str(exc)
             if value is None:
-                return extraction
+                return extraction.name, f"{extraction.expression} not found"
             variables[extraction.name] = value
         return None
 
