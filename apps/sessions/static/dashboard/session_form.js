@@ -1,5 +1,6 @@
-// The New session form: the request mix in percent as weights are typed, the fields of the
-// chosen pacing model only, and the target's endpoints reloaded when another target is picked.
+// The New session form: the request mix in percent as weights are typed (a flow counts each of
+// its steps' requests), the fields of the chosen pacing model only, and the target's
+// endpoints reloaded when another target is picked.
 "use strict";
 
 (() => {
@@ -7,11 +8,12 @@
   const inputs = [...form.querySelectorAll("[data-weight]")];
 
   function preview() {
-    const weights = inputs.map((input) => Math.max(Number(input.value) || 0, 0));
-    const total = weights.reduce((sum, w) => sum + w, 0);
+    const requests = inputs.map(
+      (input) => Math.max(Number(input.value) || 0, 0) * Number(input.dataset.requests || 1));
+    const total = requests.reduce((sum, r) => sum + r, 0);
     inputs.forEach((input, i) => {
       const cell = input.closest("tr").querySelector("[data-share]");
-      cell.textContent = total ? Dashboard.format.percent(weights[i] / total) : "—";
+      cell.textContent = total ? Dashboard.format.percent(requests[i] / total) : "—";
     });
   }
 
