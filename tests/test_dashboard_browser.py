@@ -249,3 +249,24 @@ def test_threshold_verdicts_appear_live_and_final(
     services.stop_session(LoadTestSession.objects.get(pk=session_id))
     expect(rows.nth(1)).to_contain_text("fail", timeout=20_000)
     expect(rows.nth(1)).to_contain_text("final")
+
+
+def test_a_start_s_banner_goes_when_the_session_ends(
+    dashboard_web, chromium, workers, counting_server
+):
+    """A new user saw "Starting." still shown above a completed session."""
+    persona("olga", "operator")
+    target = Target.objects.create(name="short", base_url=counting_server.base_url)
+    Endpoint.objects.create(target=target, name="ping", url="/ping")
+    session = LoadTestSession.objects.create(
+        session_name="short", target=target, concurrent_users=2, duration_minutes=0.05,
+        request_interval_min=0.05, request_interval_max=0.1,
+    )  # fmt: skip
+    page = sign_in(chromium, dashboard_web, "olga", "olga-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session.pk}/"))
+    page.get_by_role("button", name="Start").click()
+    banner = page.locator("#action-result")
+    expect(banner).to_have_text("Starting.")
+    expect(banner).to_be_visible()
+    expect(page.get_by_test_id("session-status")).to_have_text("completed", timeout=30_000)
+    expect(banner).to_be_hidden()

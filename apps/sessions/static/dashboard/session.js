@@ -321,6 +321,10 @@
     stream.addEventListener("end", (event) => {
       stream.close();
       streamState.textContent = "ended";
+      // What a button said ("Starting.", "Weights applied.") no longer holds: the status
+      // says how it ended. A refusal stays until the next action.
+      const said = document.getElementById("action-result");
+      if (said && said.classList.contains("alert-success")) said.className = "alert d-none";
       render(JSON.parse(event.data));
       renderShards([]);
       catchUp();
