@@ -421,7 +421,6 @@ def _random_string(name: _Token, arguments: list[_Token], closing: int) -> _Plac
         )
     length = _integer(name, arguments[0], 1, MAX_RANDOM_STRING_CHARS)
     choices, alphabet = random.choices, _RANDOM_STRING_ALPHABET
-
     return _Placeholder(
         lambda user: "".join(choices(alphabet, k=length)),
         lambda user: "".join(choices(alphabet, k=length)).encode(),
@@ -575,10 +574,10 @@ class TemplatedRequest:
     render: Callable[[UserState], bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        pieces = tuple(slot.piece for slot in self.head_slots + self.body_slots)
         if self.traceparent or self.fixed_body_length() is None:
             render = _length_renderer(self)
         else:  # every value in its place, the body's length written in once
+            pieces = tuple(slot.piece for slot in self.head_slots + self.body_slots)
             render = _renderer(self.request_format(), pieces)
         object.__setattr__(self, "render", render)
 
