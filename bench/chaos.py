@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 from django.test.utils import override_settings
 
-from apps.sessions import services
+from apps.sessions.lifecycle.start import start_session
 from apps.workers.control import HEARTBEATS_KEY
 from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis
@@ -149,7 +149,7 @@ class ChaosSoak:
         self.counting.reset()
         with Sampler(self.counting) as sampler, override_settings(LOAD_SHARD_USERS=SHARD_USERS):
             started = time.monotonic()
-            services.start_session(session)
+            start_session(session)
             done: list[Fault] = []
             for number in range(faults):
                 fault_at = started + every_s * (number + 1)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.db.models import Sum
 
-from apps.sessions.downsampling import downsample_all
 from apps.sessions.models import LoadTestSession, Target, TimeSeriesPoint
+from apps.sessions.results.downsampling import downsample_all
 
 CLASSES = ("http_5xx", "network", "timeout")
 

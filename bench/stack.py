@@ -24,8 +24,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from rest_framework.authtoken.models import Token
 
-from apps.sessions import services
-from apps.sessions.choices import TERMINAL_STATUSES
+from apps.sessions.lifecycle.monitor import monitor_tick
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import emergency_stop, stop_session
 from apps.sessions.models import (
     Endpoint,
     EndpointStats,
@@ -35,7 +36,7 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
-from apps.sessions.monitor import monitor_tick
+from apps.sessions.models.choices import TERMINAL_STATUSES
 from apps.workers import control
 from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.vocabulary import ShardState
@@ -135,13 +136,13 @@ class Stack:
         counting.reset()
         with override_settings(LOAD_SHARD_USERS=25):  # two shards: one per worker
             started = time.time()
-            services.start_session(session)
+            start_session(session)
         first = _wait(lambda: counting.stats()["first"], 15)
         time.sleep(2.0)
         if emergency:
-            services.emergency_stop()
+            emergency_stop()
         else:
-            services.stop_session(session)
+            stop_session(session)
         returned = time.time()
         ended = self._finished(session.pk)
         target = counting.stats()
@@ -160,7 +161,7 @@ class Stack:
         counting.reset()
         redis_client = control.get_redis()
         with override_settings(LOAD_SHARD_USERS=10):  # two shards: one per worker
-            services.start_session(session)
+            start_session(session)
         _wait(lambda: counting.stats()["count"], 15)
         connections_before = redis_client.info("clients")["connected_clients"]
         url = f"{self.web_url}/api/sessions/{session.pk}/events/"
@@ -171,7 +172,7 @@ class Stack:
             lags = _probe_lag(url, self.viewer_headers, counting, seconds)
             web_rss = _group_rss_bytes(self.web_process)
             snapshots = watching.fewest_received()
-            services.stop_session(session)
+            stop_session(session)
             returned = time.time()
             ended = self._finished(session.pk)
         target = counting.stats()
@@ -189,7 +190,7 @@ class Stack:
     def rows_per_minute(self, counting, users: int, think, seconds: float) -> dict:
         session = self._session(counting, users=users, think=think, minutes=seconds / 60)
         counting.reset()
-        services.start_session(session)
+        start_session(session)
         ended = self._finished(session.pk, timeout_s=seconds + 60)
         rows = sum(
             model.objects.filter(session=ended).count()

@@ -120,7 +120,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "apps.sessions.audit.AuditMiddleware",
+    "apps.sessions.access.audit.AuditMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into its answer (the audit above
     # then records that answer's status).
     "axes.middleware.AxesMiddleware",
@@ -505,7 +505,7 @@ AXES_CLIENT_IP_CALLABLE = "loadtest_project.client_address.client_address"
 # Attempts made while locked out neither extend the lock nor grow its database row: the
 # lock ends a fixed time after the last counted failure, which the answer can tell.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "apps.sessions.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "apps.sessions.access.lockout.lockout_response"
 
 
 # --- Prometheus (/metrics) -------------------------------------------------------------------

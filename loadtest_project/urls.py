@@ -7,7 +7,7 @@ from django.template.loader import render_to_string
 from django.urls import include, path
 
 from apps.sessions.dashboard.urls import account_urlpatterns
-from apps.sessions.metrics import metrics_view
+from apps.sessions.integrations.prometheus import metrics_view
 
 
 def bad_request(request, exception):

@@ -21,8 +21,8 @@ from django.contrib.auth.models import Group, Permission
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from apps.sessions import roles
-from apps.sessions.roles import sync_roles
+from apps.sessions.access import roles
+from apps.sessions.access.roles import sync_roles
 from apps.workers.control import KEY_PREFIX
 from loadtest_project import celery_app
 from loadtest_project.embedded_redis import EmbeddedRedis, redis_answers

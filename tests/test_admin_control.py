@@ -15,7 +15,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.sessions import services
+from apps.sessions.lifecycle.editing import clone_session, delete_session, update_session
+from apps.sessions.lifecycle.errors import SessionStateError
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import emergency_stop, stop_session
 from apps.sessions.models import (
     ConfigChange,
     Endpoint,
@@ -175,8 +178,8 @@ def test_delete_goes_by_the_stored_status_not_the_callers_copy(operator):
     stale = new_session("http://127.0.0.1:9")  # pending, as this copy says
     LoadTestSession.objects.filter(pk=stale.pk).update(status="running")  # started meanwhile
 
-    with pytest.raises(services.SessionStateError, match="stop it first"):
-        services.delete_session(stale, user=operator)
+    with pytest.raises(SessionStateError, match="stop it first"):
+        delete_session(stale, user=operator)
     assert LoadTestSession.objects.filter(pk=stale.pk).exists()
 
 
@@ -209,12 +212,12 @@ def test_an_operator_sees_the_session_actions(operator):
 def test_services_refuse_a_user_without_the_permission(viewer, forget_redis_sessions):
     session = new_session("http://127.0.0.1:9")
     calls = {
-        "start": lambda user: services.start_session(session, user=user),
-        "stop": lambda user: services.stop_session(session, user=user),
-        "change": lambda user: services.update_session(session, {"concurrent_users": 3}, user),
-        "clone": lambda user: services.clone_session(session, user=user),
-        "delete": lambda user: services.delete_session(session, user=user),
-        "emergency stop": lambda user: services.emergency_stop(user=user),
+        "start": lambda user: start_session(session, user=user),
+        "stop": lambda user: stop_session(session, user=user),
+        "change": lambda user: update_session(session, {"concurrent_users": 3}, user),
+        "clone": lambda user: clone_session(session, user=user),
+        "delete": lambda user: delete_session(session, user=user),
+        "emergency stop": lambda user: emergency_stop(user=user),
     }
     for name, call in calls.items():
         with pytest.raises(PermissionDenied, match="Your role does not allow"):
@@ -222,7 +225,7 @@ def test_services_refuse_a_user_without_the_permission(viewer, forget_redis_sess
         assert LoadTestSession.objects.get(pk=session.pk).status == "pending", name
     assert LoadTestSession.objects.count() == 1  # no clone either
 
-    services.update_session(session, {"concurrent_users": 3})  # None: the system itself
+    update_session(session, {"concurrent_users": 3})  # None: the system itself
     assert LoadTestSession.objects.get(pk=session.pk).concurrent_users == 3
 
 

@@ -5,8 +5,8 @@ duration counts from the load's start), or fails saying what was missing."""
 import pytest
 from django.utils import timezone
 
+from apps.sessions.lifecycle.monitor import monitor_session
 from apps.sessions.models import LoadTestSession, SessionEvent
-from apps.sessions.monitor import monitor_session
 from apps.workers.inventory import LoadCapacity, load_capacity
 
 from .conftest import wait_until

@@ -8,8 +8,8 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.sessions import monitor
-from apps.sessions.monitor import BEAT_TICK_KEY
+from apps.sessions.lifecycle import monitor
+from apps.sessions.lifecycle.monitor import BEAT_TICK_KEY
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from apps.sessions import services
+from apps.sessions.catalog.defaults import default_catalog, load_default_catalog
 from apps.sessions.cli.catalog import CatalogError, import_endpoints
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import Endpoint, LoadTestSession, Target
 from apps.workers.checks import normalise_statuses
 
@@ -44,7 +45,7 @@ def test_the_api_stores_statuses_normalised_and_checks_as_given(admin_api, targe
     assert (default["expected_statuses"], default["checks"]) == ("200-399", [])
 
     session = LoadTestSession.objects.create(session_name="s", target=target)
-    plan_endpoint = {e.name: e for e in services.build_plan(session).endpoints}["e"]
+    plan_endpoint = {e.name: e for e in build_plan(session).endpoints}["e"]
     assert plan_endpoint.expected_statuses == "200-399,500"
     assert list(plan_endpoint.checks) == GOOD_CHECKS
 
@@ -139,7 +140,7 @@ def test_a_catalog_file_carries_checks_and_names_a_bad_one(tmp_path, target):
 
 
 def test_the_default_catalog_expects_the_demo_error_statuses():
-    catalog = {entry["name"]: entry for entry in services.default_catalog()}
+    catalog = {entry["name"]: entry for entry in default_catalog()}
     assert catalog["error"]["expected_statuses"] == "200,400,404,500,503"
     # As stored: already normalised.
     assert normalise_statuses(catalog["error"]["expected_statuses"]) == "200,400,404,500,503"
@@ -150,9 +151,9 @@ def test_every_default_catalog_endpoint_passes_the_models_checks():
     """The catalog file's endpoints (the login + cart flow's steps with their headers, bodies,
     statuses and checks among them) are what the admin and the API would accept."""
     target = Target.objects.create(name="demo", base_url="http://127.0.0.1:5001")
-    for fields in services.default_catalog():
+    for fields in default_catalog():
         Endpoint(target=target, **fields).full_clean()
-    services.load_default_catalog(target)
+    load_default_catalog(target)
     steps = {e.name: e for e in target.endpoints.filter(weight=0)}
     assert set(steps) == {"login", "cart-add", "cart-view"}
     assert steps["cart-add"].expected_statuses == "201"

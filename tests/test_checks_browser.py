@@ -7,7 +7,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from apps.sessions import services
+from apps.sessions.lifecycle.start import start_session
 from apps.sessions.models import Endpoint, LoadTestSession, Target
 
 from . import browser
@@ -42,7 +42,7 @@ def test_the_endpoint_table_names_the_failed_checks(
         session_name="checked", target=target, concurrent_users=2, duration_minutes="0.05",
         request_interval_min=0.05, request_interval_max=0.1, max_errors_per_minute=0,
     )  # fmt: skip
-    services.start_session(session)
+    start_session(session)
     finished = wait_for_status(session.pk, timeout_s=60)
     assert finished.status == "completed", finished.end_detail
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from apps.sessions import services
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results.baselines import set_baseline
 
 from .sessions import make_target
 from .test_cli_run import ROOT, write_config
@@ -43,7 +43,7 @@ def test_baseline_exit_codes(api, workers, counting_server, forget_redis_session
     assert first.returncode == 0, first.stdout + first.stderr
     assert "No baseline: target 'counting-" in first.stdout
     fast = LoadTestSession.objects.latest("pk")
-    services.set_baseline(fast)
+    set_baseline(fast)
 
     # Every answer 100 ms slower: the run regressed against the fast baseline.
     counting_server.delay_s = 0.1

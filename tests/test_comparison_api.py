@@ -167,8 +167,8 @@ def test_a_run_too_short_to_judge_has_no_verdict_not_a_pass(target, viewer, sett
     """Fewer than THRESHOLD_MIN_REQUESTS requests in a run: nothing is judged, and every
     surface says "not judged" instead of a green "no regression" (a CI gate must not pass
     on a run that proves nothing)."""
-    from apps.sessions import comparison
     from apps.sessions.cli.reports import baseline_table
+    from apps.sessions.results import comparison
 
     settings.THRESHOLD_MIN_REQUESTS = 100
     baseline = finished_session(target, "baseline", endpoints=FAST)

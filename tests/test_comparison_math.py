@@ -7,8 +7,8 @@ import pytest
 from rest_framework.exceptions import ValidationError
 
 from apps.sessions.api import comparison_params
-from apps.sessions.comparison import compare_scope, delta, figures_of
 from apps.sessions.models import EndpointStats
+from apps.sessions.results.comparison import compare_scope, delta, figures_of
 from apps.workers.histogram import bucket_index
 
 

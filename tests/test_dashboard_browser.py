@@ -6,7 +6,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from apps.sessions import services
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import Endpoint, LoadTestSession, Target, TimeSeriesPoint
 
 from . import browser
@@ -32,7 +33,7 @@ def running_session(server, *paths: str, **config) -> LoadTestSession:
     for path in paths or ("ping",):
         Endpoint.objects.create(target=target, name=path, url=f"/{path}")
     session = LoadTestSession.objects.create(session_name="background", target=target, **config)
-    return services.start_session(session)
+    return start_session(session)
 
 
 def number(text: str) -> int:
@@ -120,7 +121,7 @@ def test_viewer_sees_no_controls_and_a_forged_stop_is_refused(
     )
     assert answer[0] == 403 and "does not allow" in answer[1]
     assert LoadTestSession.objects.get(pk=session_id).status == "running"
-    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
 
 
@@ -161,7 +162,7 @@ def test_the_page_says_reconnecting_while_web_is_down_and_carries_on_after(
     total = page.get_by_test_id("live-total")
     after_restart = number(total.inner_text())
     wait_until(lambda: number(total.inner_text()) > after_restart, 15)
-    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
 
 
@@ -190,7 +191,7 @@ def test_operator_applies_weights_to_a_running_session(
         return more_fast + more_slow >= 50 and more_slow > 3 * more_fast  # 9:1 asked
 
     wait_until(mix_changed, 20)
-    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
 
 
@@ -227,7 +228,7 @@ def test_latency_chart_fills_and_a_drag_zooms_through_the_chart_api(
     expect(reset).to_be_visible()
     reset.click()
     expect(reset).to_be_hidden()
-    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
 
 
@@ -246,7 +247,7 @@ def test_threshold_verdicts_appear_live_and_final(
     rows = page.get_by_test_id("threshold-table").locator("tbody tr")
     expect(rows.nth(0)).to_contain_text("pass", timeout=20_000)  # live, from the stream
     expect(rows.nth(1)).to_contain_text("judged at the end")
-    services.stop_session(LoadTestSession.objects.get(pk=session_id))
+    stop_session(LoadTestSession.objects.get(pk=session_id))
     expect(rows.nth(1)).to_contain_text("fail", timeout=20_000)
     expect(rows.nth(1)).to_contain_text("final")
 

@@ -11,9 +11,10 @@ import pytest
 from django.db.models import Sum
 from django.test import override_settings
 
-from apps.sessions import downsampling, monitor
-from apps.sessions.downsampling import HOUR_S, MINUTE_S, downsample_all
+from apps.sessions.lifecycle import monitor
 from apps.sessions.models import LoadTestSession, Target, TimeSeriesPoint
+from apps.sessions.results import downsampling
+from apps.sessions.results.downsampling import HOUR_S, MINUTE_S, downsample_all
 from apps.workers.stats import SecondTotals
 
 pytestmark = pytest.mark.django_db

@@ -163,7 +163,7 @@ def test_published_snapshots_reach_every_stream_with_their_ids(
     """One snapshot per tick, built once by the monitor, fanned out to 50 open streams."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from apps.sessions.monitor import publish_snapshot
+    from apps.sessions.lifecycle.monitor import publish_snapshot
 
     publish_snapshot(running_session.pk, redis_client, LIVE, {})
     streams = [open_stream(server, running_session.pk, viewer) for _ in range(50)]
@@ -193,7 +193,7 @@ def test_published_snapshots_reach_every_stream_with_their_ids(
 def test_a_reconnect_with_last_event_id_gets_the_latest_snapshot_at_once(
     server, viewer, running_session, redis_client
 ):
-    from apps.sessions.monitor import publish_snapshot
+    from apps.sessions.lifecycle.monitor import publish_snapshot
 
     for _ in range(3):
         publish_snapshot(running_session.pk, redis_client, LIVE, {})
@@ -211,7 +211,7 @@ def test_a_reconnect_with_last_event_id_gets_the_latest_snapshot_at_once(
 
 
 def test_a_published_end_ends_every_stream(server, viewer, running_session, redis_client):
-    from apps.sessions.monitor import publish_snapshot
+    from apps.sessions.lifecycle.monitor import publish_snapshot
 
     publish_snapshot(running_session.pk, redis_client, LIVE, {})
     with open_stream(server, running_session.pk, viewer) as response:

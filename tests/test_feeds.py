@@ -6,10 +6,12 @@ history and the audit log, and shipped whole in the plan of a session started af
 import json
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
-from apps.sessions import services
+from apps.sessions.catalog.feeds import delete_feed, save_feed
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import (
     AuditEntry,
     ConfigChange,
@@ -163,10 +165,10 @@ def test_viewers_and_operators_read_but_may_not_change_feeds(admin_api, api, vie
 
 
 def test_the_services_refuse_the_same_people(operator, target):
-    with pytest.raises(services.PermissionDenied, match=r"loadtests\.change_target"):
-        services.save_feed(target, USERS_CSV, user=operator)
-    with pytest.raises(services.PermissionDenied):
-        services.delete_feed(target, user=operator)
+    with pytest.raises(PermissionDenied, match=r"loadtests\.change_target"):
+        save_feed(target, USERS_CSV, user=operator)
+    with pytest.raises(PermissionDenied):
+        delete_feed(target, user=operator)
 
 
 def test_changes_are_in_the_targets_history_without_values_and_audited(admin_api, target):
@@ -190,7 +192,7 @@ def test_changes_are_in_the_targets_history_without_values_and_audited(admin_api
 def test_a_session_started_afterwards_carries_the_rows_in_its_plan(admin_api, target):
     upload(admin_api, target, mode="per_user")
     session = LoadTestSession.objects.create(session_name="s", target=target)
-    plan = services.build_plan(session)
+    plan = build_plan(session)
     assert plan.feed == FeedPlan(
         columns=("username", "password"),
         rows=(("alice", "a1"), ("bob", "b2"), ("carol", "c3"), ("dave", "d4"), ("erin", "e5"),
@@ -200,7 +202,7 @@ def test_a_session_started_afterwards_carries_the_rows_in_its_plan(admin_api, ta
     )  # fmt: skip
     assert Plan.from_json(json.loads(json.dumps(plan.to_json()))).feed == plan.feed
     admin_api.delete(feed_url(target))
-    assert services.build_plan(session).feed is None
+    assert build_plan(session).feed is None
 
 
 def test_the_schema_documents_the_route(admin_api):

@@ -9,9 +9,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from apps.sessions import services
-from apps.sessions.choices import SessionStatus
+from apps.sessions.catalog.flow_changes import save_flow
+from apps.sessions.lifecycle.editing import create_session
+from apps.sessions.lifecycle.live import change_weights, live_endpoint_weights
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import Endpoint, Flow, FlowStep, LoadTestSession, Target
+from apps.sessions.models.choices import SessionStatus
 from apps.workers.control import WEIGHTS_FIELD, SessionKeys
 from apps.workers.plan import Plan
 
@@ -41,7 +44,7 @@ def target(settings):
         )
     }  # fmt: skip
     shop = Flow(target=target, name="shop", weight=2.0)
-    services.save_flow(
+    save_flow(
         shop,
         [
             FlowStep(endpoint=endpoints["login"], think_time_s=0.5, extract=LOGIN_EXTRACT),
@@ -50,16 +53,16 @@ def target(settings):
         ],
     )
     browse = Flow(target=target, name="browse", weight=0.0)
-    services.save_flow(browse, [FlowStep(endpoint=endpoints["home"])])
+    save_flow(browse, [FlowStep(endpoint=endpoints["home"])])
     return target
 
 
 def new_session(target, **fields) -> LoadTestSession:
-    return services.create_session(LoadTestSession(session_name="mix", target=target, **fields))
+    return create_session(LoadTestSession(session_name="mix", target=target, **fields))
 
 
 def test_the_plan_appends_each_weighted_flows_steps_and_the_flow(target):
-    plan = services.build_plan(new_session(target))
+    plan = build_plan(new_session(target))
     singles = [(e.name, e.weight, e.flow) for e in plan.endpoints if e.flow is None]
     # Endpoints of weight 0 stay out as single requests; flows of weight 0 stay out.
     assert singles == [("cart-view", 1.0, None), ("home", 3.0, None)]
@@ -86,7 +89,7 @@ def test_the_plan_appends_each_weighted_flows_steps_and_the_flow(target):
 
 def test_endpoint_weights_name_flows_too(target):
     session = new_session(target, endpoint_weights={"browse": 1.5, "shop": 0, "home": 0})
-    plan = services.build_plan(session)
+    plan = build_plan(session)
     assert [flow.name for flow in plan.flows] == ["browse"]
     assert [e.name for e in plan.endpoints] == ["cart-view", "browse \u203a 1. home"]
     assert plan.pick_weights() == [1.0, 0.0, 1.5]
@@ -97,7 +100,7 @@ def test_endpoint_weights_name_flows_too(target):
 
 def test_only_flows_with_weight_is_something_to_send(target):
     session = new_session(target, endpoint_weights={"cart-view": 0, "home": 0})
-    plan = services.build_plan(session)
+    plan = build_plan(session)
     assert [e.weight for e in plan.endpoints if e.flow is None] == []
     assert [flow.name for flow in plan.flows] == ["shop"]
     with pytest.raises(ValidationError) as caught:
@@ -123,11 +126,11 @@ def test_the_api_accepts_flow_names_in_a_sessions_weights(api, target):
 
 def test_a_long_flow_name_keeps_step_names_within_their_column(target):
     long_name = "f" * 100
-    services.save_flow(
+    save_flow(
         Flow(target=target, name=long_name),
         [FlowStep(endpoint=Endpoint.objects.get(name="home"))],
     )
-    plan = services.build_plan(new_session(target))
+    plan = build_plan(new_session(target))
     step = next(e for e in plan.endpoints if e.flow is not None and e.name.endswith("home"))
     assert len(step.name) <= 100
     assert step.name.endswith("... \u203a 1. home")
@@ -138,7 +141,7 @@ def running(session: LoadTestSession) -> LoadTestSession:
     LoadTestSession.objects.filter(pk=session.pk).update(
         status=SessionStatus.RUNNING,
         start_time=timezone.now(),
-        plan=services.build_plan(session).to_json(),
+        plan=build_plan(session).to_json(),
     )
     session.refresh_from_db()
     return session
@@ -146,22 +149,22 @@ def running(session: LoadTestSession) -> LoadTestSession:
 
 def test_live_weights_have_the_pick_weights_shape(target, redis_client, forget_redis_sessions):
     session = running(new_session(target))
-    assert services.live_endpoint_weights(session) is None  # unchanged since the start
-    session = services.change_weights(session, {"shop": 4, "home": 1})
+    assert live_endpoint_weights(session) is None  # unchanged since the start
+    session = change_weights(session, {"shop": 4, "home": 1})
     stored = json.loads(redis_client.hget(SessionKeys(session.pk).control, WEIGHTS_FIELD))
     # cart-view, home, the shop's three steps (never picked alone), then shop.
     assert stored == [1.0, 1.0, 0.0, 0.0, 0.0, 4.0]
     assert stored.__len__() == len(session.read_plan().pick_weights())
-    assert services.live_endpoint_weights(session) == stored
-    session = services.change_weights(session, {"shop": 0, "cart-view": 0, "home": 2})
+    assert live_endpoint_weights(session) == stored
+    session = change_weights(session, {"shop": 0, "cart-view": 0, "home": 2})
     stored = json.loads(redis_client.hget(SessionKeys(session.pk).control, WEIGHTS_FIELD))
     assert stored == [0.0, 2.0, 0.0, 0.0, 0.0, 0.0]
     # A flow left out at the start has no steps in the plan: refused, with the way out.
     with pytest.raises(ValidationError) as caught:
-        services.change_weights(session, {"browse": 1})
+        change_weights(session, {"browse": 1})
     assert "clone the session" in " ".join(caught.value.message_dict["endpoint_weights"])
     with pytest.raises(ValidationError):
-        services.change_weights(session, {"shop": 0, "cart-view": 0, "home": 0})
+        change_weights(session, {"shop": 0, "cart-view": 0, "home": 0})
 
 
 def test_the_session_page_offers_flows_among_the_live_weights(client, operator, target):

@@ -8,7 +8,9 @@ from collections import defaultdict
 import pytest
 from playwright.sync_api import expect
 
-from apps.sessions import services
+from apps.sessions.catalog.flow_changes import save_flow
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import Endpoint, Flow, FlowStep, LoadTestSession, Target
 
 from . import browser
@@ -22,7 +24,7 @@ dashboard_web = browser.dashboard_web
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-# A step is named after its flow, position and endpoint (services.step_plan_name).
+# A step is named after its flow, position and endpoint (step_plan_name).
 LOGIN, CART, VIEW = (f"shop \u203a {step}" for step in ("1. login", "2. cart-add", "3. cart-view"))
 FEED = "username,password\n" + "".join(f"shopper{n},demo\n" for n in range(1, 6))
 
@@ -111,7 +113,7 @@ def test_the_session_page_fills_its_flows_table_live_while_the_flow_runs(
         headers={"Content-Type": "application/json"}, body='{"username": "u{{ user_id }}"}',
     )  # fmt: skip
     view = Endpoint.objects.create(target=target, name="cart-view", url="/cart", weight=0)
-    flow = services.save_flow(
+    flow = save_flow(
         Flow(target=target, name="browse", weight=1),
         [FlowStep(position=1, endpoint=login, think_time_s=0.1),
          FlowStep(position=2, endpoint=view)],
@@ -120,7 +122,7 @@ def test_the_session_page_fills_its_flows_table_live_while_the_flow_runs(
         session_name="live flows", target=target, concurrent_users=2, duration_minutes="0.5",
         request_interval_min=0.1, request_interval_max=0.2,
     )  # fmt: skip
-    services.start_session(session)
+    start_session(session)
 
     page = sign_in(chromium, dashboard_web, "rita", "rita-pw-42")
     page.goto(dashboard_web.url(f"/sessions/{session.pk}/"))
@@ -131,5 +133,5 @@ def test_the_session_page_fills_its_flows_table_live_while_the_flow_runs(
     # Still running: the count grows on the page without a reload.
     expect(rows.first.locator("td").nth(1)).not_to_have_text(str(first), timeout=15_000)
     assert LoadTestSession.objects.get(pk=session.pk).status == "running"
-    services.stop_session(session)
+    stop_session(session)
     wait_for_status(session.pk, timeout_s=30)

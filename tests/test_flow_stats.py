@@ -23,7 +23,8 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from apps.sessions import recovery
+from apps.sessions.lifecycle import recovery
+from apps.sessions.lifecycle.monitor import monitor_tick, publish_snapshot, sync_statistics
 from apps.sessions.models import (
     EndpointStats,
     ErrorSample,
@@ -32,7 +33,6 @@ from apps.sessions.models import (
     RequestLogEntry,
     Target,
 )
-from apps.sessions.monitor import monitor_tick, publish_snapshot, sync_statistics
 from apps.workers.control import (
     FLUSH_SCRIPT,
     SessionKeys,

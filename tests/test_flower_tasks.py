@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 import requests
 
-from apps.sessions.services import MONITOR_SESSION_TASK
+from apps.sessions.lifecycle.transitions import MONITOR_SESSION_TASK
 from loadtest_project.procfile import ProcessGroup
 
 from .conftest import wait_until

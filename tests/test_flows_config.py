@@ -1,5 +1,5 @@
 """Flows are configured the same way everywhere: the API, the admin and a catalog file go
-through ``services.save_flow`` and refuse the same bad input with a message naming the field
+through ``save_flow`` and refuse the same bad input with a message naming the field
 (``steps[i].field``), with the catalog's permissions (admins edit, operators and viewers
 read); their changes go into the configuration history."""
 
@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from apps.sessions import services
+from apps.sessions.catalog.defaults import default_flows, load_default_flows
+from apps.sessions.catalog.flow_changes import save_flow
 from apps.sessions.cli.catalog import CatalogError, import_endpoints
+from apps.sessions.lifecycle.editing import create_session
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import ConfigChange, Endpoint, Flow, FlowStep, LoadTestSession, Target
 
 pytestmark = pytest.mark.django_db
@@ -211,8 +214,8 @@ def test_operators_and_viewers_read_flows_but_only_admins_change_them(
 
 def test_the_services_refuse_a_role_without_the_catalog_permission(operator, target):
     steps = [FlowStep(endpoint=Endpoint.objects.get(name="cart-view"))]
-    with pytest.raises(services.PermissionDenied, match="add flows"):
-        services.save_flow(Flow(target=target, name="f"), steps, user=operator)
+    with pytest.raises(PermissionDenied, match="add flows"):
+        save_flow(Flow(target=target, name="f"), steps, user=operator)
 
 
 # --- admin ------------------------------------------------------------------------------------
@@ -315,23 +318,23 @@ def test_a_catalog_file_carries_flows_and_names_a_bad_step(tmp_path, target):
 
 
 def test_the_default_catalog_ships_the_shop_flow(target):
-    flows = {item["name"]: item for item in services.default_flows()}
+    flows = {item["name"]: item for item in default_flows()}
     assert [step["endpoint"] for step in flows["shop"]["steps"]] == [
         "login",
         "cart-add",
         "cart-view",
     ]
     assert flows["shop"]["steps"][0]["extract"] == LOGIN_EXTRACT
-    assert services.load_default_flows(target) == 1
+    assert load_default_flows(target) == 1
     shop = Flow.objects.get(target=target, name="shop")
     assert [(s.endpoint.name, s.think_time_s) for s in shop.steps.all()] == [
         ("login", 0.5),
         ("cart-add", 0.5),
         ("cart-view", 0.0),
     ]
-    assert services.load_default_flows(target) == 0  # never twice
+    assert load_default_flows(target) == 0  # never twice
     bare = Target.objects.create(name="bare", base_url="http://127.0.0.1:5001/bare")
-    assert services.load_default_flows(bare) == 0  # no login endpoint: no flow
+    assert load_default_flows(bare) == 0  # no login endpoint: no flow
 
 
 # --- dashboard ----------------------------------------------------------------------------------
@@ -378,7 +381,7 @@ def test_the_dashboard_refuses_viewers_changes(client, viewer, target):
     assert listed.status_code == 200
     assert "New flow" not in listed.content.decode()
     assert client.get("/flows/new/").status_code == 403
-    flow = services.save_flow(
+    flow = save_flow(
         Flow(target=target, name="shop"), [FlowStep(endpoint=Endpoint.objects.get(name="login"))]
     )
     assert (
@@ -418,11 +421,11 @@ def test_a_step_uses_only_variables_an_earlier_step_extracts(admin_api, target):
     login.url = "/login?next={{ cart_id }}"
     login.full_clean()
     login.save()
-    session = services.create_session(
+    session = create_session(
         LoadTestSession(session_name="s", target=target, endpoint_weights={"login": 0})
     )
     with pytest.raises(ValidationError) as caught:
-        services.build_plan(session)
+        build_plan(session)
     assert "Flow 'shop', step 1 (login): its templates use cart_id" in " ".join(
         caught.value.message_dict["flows"]
     )

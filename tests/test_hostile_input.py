@@ -26,8 +26,8 @@ from apps.sessions.api.serializers import (
     LoadTestSessionSerializer,
     TargetSerializer,
 )
-from apps.sessions.choices import SessionStatus
 from apps.sessions.models import ConfigChange, Endpoint, LoadTestSession, Target
+from apps.sessions.models.choices import SessionStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -145,7 +145,7 @@ def test_a_lockout_is_audited_and_logged_without_the_password(staff, caplog):
     # One entry per request: the refused attempts before the lockout, then the lockout.
     assert AuditEntry.objects.filter(path=TOKEN).count() == LIMIT
 
-    lockout_records = [r for r in caplog.records if r.name == "apps.sessions.lockout"]
+    lockout_records = [r for r in caplog.records if r.name == "apps.sessions.access.lockout"]
     assert [r.levelno for r in lockout_records] == [logging.WARNING] * 2
     assert all("'sam' from 10.0.5.1" in r.getMessage() for r in lockout_records)
     assert guess not in caplog.text

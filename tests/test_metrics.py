@@ -15,7 +15,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.sessions.metrics import LATENCY_BUCKETS_S
+from apps.sessions.integrations.prometheus import LATENCY_BUCKETS_S
 from apps.sessions.models import AuditEntry, EndpointStats, LoadTestSession, Target
 from apps.workers.histogram import bucket_index
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.sessions.roles import ROLE_PERMISSIONS
+from apps.sessions.access.roles import ROLE_PERMISSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = sorted(ROOT.glob("apps/*/migrations/0*.py"))
@@ -32,7 +32,7 @@ IMPORTABLE_PROJECT_MODULES = ("apps.sessions.validation",)
 def imported_names(source: str, package: str) -> set[str]:
     """Every dotted name the source imports, at the top or inside a function, relative
     imports resolved against ``package``: ``from apps.sessions import roles`` gives
-    ``apps.sessions.roles``."""
+    ``apps.sessions.access.roles``."""
     names = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -71,12 +71,12 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones():
         "import apps.sessions.validation\n"
         "from django.db import migrations\n"
         "def create_roles(apps, schema_editor):\n"
-        "    from apps.sessions.roles import sync_roles\n"
+        "    from apps.sessions.access.roles import sync_roles\n"
         "    from .. import services\n"
         "    from ..models import Target\n"
     )
     assert live_code_imported(source, "apps.sessions.migrations") == {
-        "apps.sessions.roles.sync_roles",
+        "apps.sessions.access.roles.sync_roles",
         "apps.sessions.services",
         "apps.sessions.models.Target",
     }

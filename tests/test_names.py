@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.sessions import services
+from apps.sessions.catalog.defaults import (
+    DEFAULT_CATALOG,
+    default_catalog_weights,
+    load_default_catalog,
+)
+from apps.sessions.lifecycle.transitions import MONITOR_TICKS_MIN_S, monitor_ticks_s
 from apps.sessions.models import LoadTestSession, Target
 from apps.workers.control import KEY_PREFIX
 
@@ -18,14 +23,12 @@ TESTS = Path(__file__).resolve().parent
 @pytest.mark.django_db
 def test_the_catalog_files_timeout_is_the_endpoints_timeout_s():
     target = Target.objects.create(name="catalog", base_url="http://127.0.0.1:5001")
-    assert services.load_default_catalog(target) > 0
-    in_file = {item["name"]: item for item in json.loads(services.DEFAULT_CATALOG.read_text())}
+    assert load_default_catalog(target) > 0
+    in_file = {item["name"]: item for item in json.loads(DEFAULT_CATALOG.read_text())}
     for endpoint in target.endpoints.all():
         assert endpoint.timeout_s == in_file[endpoint.name]["timeout"]
         assert endpoint.weight == in_file[endpoint.name]["weight"]
-    assert services.default_catalog_weights() == {
-        name: item["weight"] for name, item in in_file.items()
-    }
+    assert default_catalog_weights() == {name: item["weight"] for name, item in in_file.items()}
 
 
 @pytest.mark.django_db
@@ -45,9 +48,9 @@ def test_the_model_and_the_api_refuse_a_config_with_the_same_words(api):
 
 def test_monitor_timings_have_a_floor(settings):
     settings.MONITOR_INTERVAL_S = 0.5
-    assert services.monitor_ticks_s(5) == services.MONITOR_TICKS_MIN_S
+    assert monitor_ticks_s(5) == MONITOR_TICKS_MIN_S
     settings.MONITOR_INTERVAL_S = 2.0
-    assert services.monitor_ticks_s(5) == 10.0
+    assert monitor_ticks_s(5) == 10.0
 
 
 def test_tests_name_redis_keys_through_session_keys():

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from apps.sessions import services
+from apps.sessions.lifecycle.stop import stop_orphan_load
 from apps.sessions.models import LoadTestSession
 from apps.workers.control import (
     SessionKeys,
@@ -106,7 +106,7 @@ def test_the_sweep_forgets_only_sessions_without_a_row(
         publish_session(redis_client, session_id, plan)
         mark_dispatched(redis_client, session_id)
 
-    services.stop_orphan_load()  # the monitor's beat may get there first: the same outcome
+    stop_orphan_load()  # the monitor's beat may get there first: the same outcome
 
     assert dispatched_session_ids(redis_client) == {kept.pk}
     assert redis_client.exists(SessionKeys(kept.pk).plan)

@@ -6,8 +6,8 @@ from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import Endpoint, LoadTestSession, Target
-from apps.sessions.services import build_plan
 from apps.workers.control import SessionKeys, publish_session
 from apps.workers.plan import PLAN_VERSION, EndpointPlan, Plan, PlanVersionError
 

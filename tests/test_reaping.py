@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.sessions.lifecycle.monitor import monitor_active_sessions, monitor_session, monitor_tick
 from apps.sessions.models import Endpoint, LoadTestSession, SessionEvent, Target
-from apps.sessions.monitor import monitor_active_sessions, monitor_session, monitor_tick
 from apps.workers.control import (
     SessionKeys,
     publish_session,
@@ -144,7 +144,7 @@ def queued_long_ago(redis_client, session, index, seconds_ago):
 def test_queued_shard_whose_message_vanished_is_redispatched(
     running_session, redis_client, monkeypatch
 ):
-    from apps.sessions import monitor
+    from apps.sessions.lifecycle import monitor
 
     monkeypatch.setattr(monitor, "LOAD_QUEUE", "test-empty-load-queue")
     mark(redis_client, running_session, {0: ShardState.RUNNING}, [0])
@@ -156,7 +156,7 @@ def test_queued_shard_whose_message_vanished_is_redispatched(
 def test_queued_shard_still_waiting_in_the_queue_is_left_alone(
     running_session, redis_client, monkeypatch
 ):
-    from apps.sessions import monitor
+    from apps.sessions.lifecycle import monitor
 
     monkeypatch.setattr(monitor, "LOAD_QUEUE", "test-busy-load-queue")
     redis_client.rpush("test-busy-load-queue", "a message waiting for a free worker")

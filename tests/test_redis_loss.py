@@ -13,7 +13,8 @@ import pytest
 import redis
 from django.utils import timezone
 
-from apps.sessions import recovery
+from apps.sessions.lifecycle import recovery
+from apps.sessions.lifecycle.monitor import monitor_tick, sync_statistics
 from apps.sessions.models import (
     ConfigChange,
     Endpoint,
@@ -23,7 +24,6 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
-from apps.sessions.monitor import monitor_tick, sync_statistics
 from apps.workers.control import (
     WEIGHTS_FIELD,
     SessionKeys,

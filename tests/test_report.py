@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.sessions import services
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import (
     Endpoint,
     EndpointStats,
@@ -18,7 +18,7 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
-from apps.sessions.report import write_report
+from apps.sessions.results.report import write_report
 from apps.workers.histogram import bucket_index
 
 from . import browser
@@ -95,7 +95,7 @@ def finished(db):
         session_name=HOSTILE_NAME, target=target, tags=["nightly", "xss-check"],
         thresholds=["p95_ms < 500", "error_rate < 0.01"],
     )  # fmt: skip
-    plan = services.build_plan(session)
+    plan = build_plan(session)
     start = timezone.now() - timedelta(minutes=1)
     LoadTestSession.objects.filter(pk=session.pk).update(
         plan=plan.to_json(), status="completed", start_time=start, load_started_at=start,

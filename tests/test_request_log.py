@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import pytest
 from rest_framework.test import APIClient
 
-from apps.sessions import services
 from apps.sessions.models import LoadTestSession, RequestLogEntry, Target
+from apps.sessions.results.records import record_request_log
 from apps.workers.control import SessionKeys
 
 from .conftest import WORKER_ENV, wait_until
@@ -121,8 +121,8 @@ def test_the_log_keeps_the_newest_and_fits_long_paths_to_their_column(settings):
          "status": 200, "failure_class": "", "latency_ms": 1.25, "hostname": "h"}
         for n in range(8)
     ]  # fmt: skip
-    services.record_request_log(session.pk, samples[:4])
-    services.record_request_log(session.pk, samples[4:])
+    record_request_log(session.pk, samples[:4])
+    record_request_log(session.pk, samples[4:])
     kept = list(RequestLogEntry.objects.filter(session=session).order_by("at"))
     assert [entry.at for entry in kept] == [
         datetime.fromtimestamp(1_700_000_000 + n, tz=UTC) for n in range(3, 8)

@@ -15,7 +15,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from apps.sessions import monitor, services
+from apps.sessions.lifecycle import monitor
+from apps.sessions.lifecycle.editing import purge_expired_sessions
 from apps.sessions.models import (
     AuditEntry,
     EndpointStats,
@@ -25,6 +26,7 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
+from apps.sessions.results.records import record_event
 from apps.workers.control import SessionKeys
 from apps.workers.vocabulary import ERROR_SAMPLE
 from loadtest_project import celery_app
@@ -46,7 +48,7 @@ def session_with_rows(name: str, status: str, ended_days_ago: float | None) -> L
     )
     TimeSeriesPoint.objects.create(session=session, timestamp=now, requests=3)
     EndpointStats.objects.create(session=session, name="home", method="GET", url="/")
-    services.record_event(session.pk, "users_changed", "10 users")
+    record_event(session.pk, "users_changed", "10 users")
     ErrorSample.objects.create(session=session, at=now, endpoint="home",
                                failure_class="network", message="refused")  # fmt: skip
     return session
@@ -63,7 +65,7 @@ def test_retention_purges_only_sessions_that_ended_long_enough_ago(settings):
     stopping = session_with_rows("stopping", "stopping", ended_days_ago=20)
     pending = session_with_rows("never started", "pending", ended_days_ago=None)
 
-    purged = services.purge_expired_sessions()
+    purged = purge_expired_sessions()
 
     assert sorted(purged) == sorted([old_completed.pk, old_failed.pk])
     remaining = set(LoadTestSession.objects.values_list("pk", flat=True))
@@ -74,7 +76,7 @@ def test_retention_purges_only_sessions_that_ended_long_enough_ago(settings):
     entry = AuditEntry.objects.get(method="SYSTEM")
     assert entry.username == "system" and entry.path == "SESSION_RETENTION_DAYS"
     assert str(old_completed.pk) in entry.action and str(old_failed.pk) in entry.action
-    assert services.purge_expired_sessions() == []  # nothing left to purge
+    assert purge_expired_sessions() == []  # nothing left to purge
 
 
 @pytest.mark.django_db
@@ -82,7 +84,7 @@ def test_retention_is_off_by_default(settings):
     assert django_settings.SESSION_RETENTION_DAYS == 0
     settings.SESSION_RETENTION_DAYS = 0
     session_with_rows("ancient", "completed", ended_days_ago=3650)
-    assert services.purge_expired_sessions() == []
+    assert purge_expired_sessions() == []
     assert LoadTestSession.objects.count() == 1
     assert not AuditEntry.objects.exists()
 
@@ -92,7 +94,7 @@ def test_events_recorded_by_the_control_plane_stay_capped(settings):
     settings.SESSION_EVENTS_KEPT = 5
     session = session_with_rows("flapping", "running", ended_days_ago=None)
     for index in range(12):
-        services.record_event(session.pk, "load_reduced", f"reduction {index}")
+        record_event(session.pk, "load_reduced", f"reduction {index}")
     kept = list(session.events.order_by("at", "pk").values_list("message", flat=True))
     assert kept == [f"reduction {index}" for index in range(7, 12)]
 

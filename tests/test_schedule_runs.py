@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from apps.sessions.lifecycle.schedules import SCHEDULE_BUSY_STATUSES
 from apps.sessions.models import LoadTestSession, Schedule
-from apps.sessions.services import SCHEDULE_BUSY_STATUSES
 
 from .conftest import wait_until
 from .sessions import BRISK, create_session, make_target

@@ -4,10 +4,12 @@ called directly here; tests/test_schedule_runs.py has beat fire them for real)."
 from datetime import UTC, datetime, time
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
-from apps.sessions import services
+from apps.sessions.lifecycle.schedules import RUN_SCHEDULE_TASK, run_schedule, save_schedule
+from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import LoadTestSession, Schedule
 
 from .conftest import client_for, persona
@@ -77,8 +79,8 @@ def test_a_viewer_reads_but_cannot_create_or_delete(api, viewer_api, template):
 
 def test_the_service_refuses_a_viewer_too(viewer, template):
     schedule = Schedule(name="x", template_id=template, interval_seconds=5)
-    with pytest.raises(services.PermissionDenied):
-        services.save_schedule(schedule, user=viewer)
+    with pytest.raises(PermissionDenied):
+        save_schedule(schedule, user=viewer)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +117,7 @@ def test_bad_input_is_a_400_naming_the_field(api, template, fields, field):
     response = create(api, template, **fields)
     assert response.status_code == 400, response.content[:300]
     assert field in response.json(), response.json()
-    assert not PeriodicTask.objects.filter(task=services.RUN_SCHEDULE_TASK).exists()
+    assert not PeriodicTask.objects.filter(task=RUN_SCHEDULE_TASK).exists()
 
 
 def test_a_template_in_use_is_not_deleted(api, template):
@@ -127,7 +129,7 @@ def test_a_template_in_use_is_not_deleted(api, template):
 
 def make_schedule(operator, template, **fields) -> Schedule:
     schedule = Schedule(name="s", template_id=template, interval_seconds=5, **fields)
-    return services.save_schedule(schedule, user=operator)
+    return save_schedule(schedule, user=operator)
 
 
 def test_a_firing_while_the_previous_run_is_pending_or_active_is_skipped_and_recorded(
@@ -137,7 +139,7 @@ def test_a_firing_while_the_previous_run_is_pending_or_active_is_skipped_and_rec
     busy = LoadTestSession.objects.get(pk=template)
     for status in ("pending", "running", "stopping"):
         LoadTestSession.objects.filter(pk=busy.pk).update(status=status, schedule=schedule)
-        assert services.run_schedule(schedule.pk, now=MONDAY_NOON) is None
+        assert run_schedule(schedule.pk, now=MONDAY_NOON) is None
     schedule.refresh_from_db()
     assert schedule.skipped_runs == 3
     assert schedule.last_skipped_at is not None
@@ -149,7 +151,7 @@ def test_outside_its_window_a_schedule_starts_nothing(operator, template):
     schedule = make_schedule(
         operator, template, window_days=[5, 6], window_start=time(9), window_end=time(18)
     )
-    assert services.run_schedule(schedule.pk, now=MONDAY_NOON) is None
+    assert run_schedule(schedule.pk, now=MONDAY_NOON) is None
     schedule.refresh_from_db()
     assert schedule.skipped_runs == 0
     assert not schedule.runs.exists()
@@ -157,7 +159,7 @@ def test_outside_its_window_a_schedule_starts_nothing(operator, template):
 
 def test_a_disabled_schedule_starts_nothing(operator, template):
     schedule = make_schedule(operator, template, enabled=False)
-    assert services.run_schedule(schedule.pk, now=MONDAY_NOON) is None
+    assert run_schedule(schedule.pk, now=MONDAY_NOON) is None
     assert not schedule.runs.exists()
 
 
@@ -165,7 +167,7 @@ def test_the_owner_s_permission_is_checked_at_each_run(operator, template):
     schedule = make_schedule(operator, template)
     demoted = persona("dora", "viewer")
     Schedule.objects.filter(pk=schedule.pk).update(created_by=demoted)
-    assert services.run_schedule(schedule.pk, now=MONDAY_NOON) is None
+    assert run_schedule(schedule.pk, now=MONDAY_NOON) is None
     schedule.refresh_from_db()
     assert "does not allow you to create sessions" in schedule.last_message
     assert not schedule.runs.exists()
@@ -181,13 +183,13 @@ def test_a_run_is_cut_to_end_with_its_window(operator, template, redis_client):
         window_end=time(12, 30),
     )
     LoadTestSession.objects.filter(pk=template)  # the template itself is not a run
-    run = services.run_schedule(schedule.pk, now=MONDAY_NOON)
+    run = run_schedule(schedule.pk, now=MONDAY_NOON)
     assert run is not None
     assert run.schedule_id == schedule.pk
     assert run.duration_minutes == 30
     assert run.status == "starting"
     assert run.started_by == operator
-    services.stop_session(run)
+    stop_session(run)
     schedule.refresh_from_db()
     assert schedule.last_run_at == MONDAY_NOON
     assert client_for(operator).get(f"/api/schedules/{schedule.pk}/").json()["runs"] == [run.pk]
@@ -212,7 +214,7 @@ def test_a_run_that_cannot_start_is_withdrawn_and_the_reason_kept(
 ):
     settings.MAX_TOTAL_USERS = 1  # the template asks for 2
     schedule = make_schedule(operator, template)
-    assert services.run_schedule(schedule.pk, now=MONDAY_NOON) is None
+    assert run_schedule(schedule.pk, now=MONDAY_NOON) is None
     schedule.refresh_from_db()
     assert "A run could not start" in schedule.last_message
     assert "MAX_TOTAL_USERS" in schedule.last_message

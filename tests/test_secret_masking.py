@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from apps.sessions.lifecycle.monitor import _store_events
 from apps.sessions.models import Endpoint, ErrorSample, LoadTestSession, Target
-from apps.sessions.monitor import _store_events
 from apps.workers.control import SessionKeys
 from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.secrets import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from apps.sessions import services
+from apps.sessions.lifecycle.editing import update_session
 from apps.sessions.models import ConfigChange, Endpoint, EndpointStats, LoadTestSession, Target
 from apps.sessions.validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags
 from apps.workers.histogram import bucket_index
@@ -156,10 +156,10 @@ def test_tags_change_at_any_status_recorded_but_configuration_stays_final(api, v
 
 def test_tags_on_a_pending_session_and_through_the_service_for_every_edge(operator, runs):
     pending = runs["pending"]
-    services.update_session(pending, {"tags": ["A", "b"]}, user=operator)
+    update_session(pending, {"tags": ["A", "b"]}, user=operator)
     assert LoadTestSession.objects.get(pk=pending.pk).tags == ["a", "b"]
     with pytest.raises(Exception, match="given twice"):
-        services.update_session(pending, {"tags": ["a", "A"]}, user=operator)
+        update_session(pending, {"tags": ["a", "A"]}, user=operator)
 
 
 def test_clone_and_export_config_copy_tags(api, runs):

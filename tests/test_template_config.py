@@ -9,8 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from apps.sessions import services
+from apps.sessions.catalog.imports import import_catalog
 from apps.sessions.cli.catalog import CatalogError, import_endpoints
+from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import Endpoint, LoadTestSession, Target
 from apps.sessions.validation import check_endpoint_templates, template_problems
 from apps.workers.plan import EndpointPlan, FeedPlan, Plan
@@ -42,7 +43,7 @@ def test_the_api_stores_a_templated_endpoint_and_the_plan_carries_it(admin_api, 
     )
     assert absolute.status_code == 201, absolute.json()
     session = LoadTestSession.objects.create(session_name="s", target=target)
-    plan = {endpoint.name: endpoint for endpoint in services.build_plan(session).endpoints}
+    plan = {endpoint.name: endpoint for endpoint in build_plan(session).endpoints}
     assert plan["t"].url == "http://127.0.0.1:5001" + TEMPLATED["url"]
     assert plan["t"].body == TEMPLATED["body"]
 
@@ -178,7 +179,7 @@ def test_the_catalog_file_names_the_endpoint_the_field_and_the_position(tmp_path
 
 def test_services_import_catalog_refuses_the_same(target):
     with pytest.raises(ValidationError) as caught:
-        services.import_catalog(
+        import_catalog(
             {"base_url": target.base_url},
             [{"name": "e", "url": "/e", "headers": {"X-A": "{{ now_iso( }}"}}],
         )
@@ -193,7 +194,7 @@ def test_build_plan_refuses_a_variable_outside_a_flow_naming_endpoint_field_and_
     Endpoint.objects.create(target=target, name="cart", url="/cart", headers={"X-T": "{{ token }}"})
     session = LoadTestSession.objects.create(session_name="s", target=target)
     with pytest.raises(ValidationError) as caught:
-        services.build_plan(session)
+        build_plan(session)
     problems = caught.value.message_dict["endpoints"]
     assert problems == [
         "cart: the Header 'X-T' template uses the variable 'token', which only an earlier step "
@@ -201,14 +202,14 @@ def test_build_plan_refuses_a_variable_outside_a_flow_naming_endpoint_field_and_
     ]
     session.endpoint_weights = {"cart": 0}
     session.save()
-    assert [e.name for e in services.build_plan(session).endpoints] == ["plain"]
+    assert [e.name for e in build_plan(session).endpoints] == ["plain"]
 
 
 def test_build_plan_refuses_a_feed_column_without_a_feed(target):
     Endpoint.objects.create(target=target, name="login", url="/login", body="{{ feed.email }}")
     session = LoadTestSession.objects.create(session_name="s", target=target)
     with pytest.raises(ValidationError) as caught:
-        services.build_plan(session)
+        build_plan(session)
     assert caught.value.message_dict["endpoints"] == [
         "login: the Body template uses feed.email, but the target has no data feed."
     ]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.sessions.thresholds import (
+from apps.sessions.results.thresholds import (
     Figures,
     ThresholdError,
     judge,

@@ -20,11 +20,38 @@ from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from . import history, services
-from .choices import SessionStatus
-from .feeds import PREVIEW_ROWS, FeedError, parse_feed_csv
-from .flows import check_flow
-from .models import (
+from apps.sessions.access import config_history
+from apps.sessions.access.permissions import (
+    ADD_FLOWS,
+    CHANGE_FLOWS,
+    CHANGE_TARGETS,
+    DELETE_FLOWS,
+    MANAGE_GLOBAL_WEBHOOKS,
+    OPERATE_SESSIONS,
+    VIEW_FLOWS,
+)
+from apps.sessions.catalog.defaults import find_default_target
+from apps.sessions.catalog.feed_files import PREVIEW_ROWS, FeedError, parse_feed_csv
+from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
+from apps.sessions.catalog.flow_changes import delete_flow, save_flow
+from apps.sessions.catalog.flows import check_flow
+from apps.sessions.integrations.webhook_settings import (
+    check_webhook_scope,
+    delete_webhook,
+    save_webhook,
+)
+from apps.sessions.integrations.webhooks import describe_url
+from apps.sessions.lifecycle.editing import (
+    check_deletable,
+    create_session,
+    delete_session,
+    update_session,
+)
+from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.lifecycle.schedules import delete_schedule, save_schedule
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import stop_session
+from apps.sessions.models import (
     AuditEntry,
     ConfigChange,
     DataFeed,
@@ -42,8 +69,9 @@ from .models import (
     TimeSeriesPoint,
     Webhook,
 )
-from .validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags, tags_from_text
-from .webhooks import describe_url
+from apps.sessions.models.choices import SessionStatus
+from apps.sessions.results.baselines import clear_baseline, set_baseline
+from apps.sessions.validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags, tags_from_text
 
 
 def count_column(field: str):
@@ -80,25 +108,25 @@ class HistoryAdminMixin:
     """Record configuration changes made in the admin, as the API does."""
 
     def save_model(self, request, obj, form, change) -> None:
-        before = history.snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
+        before = config_history.snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
         if before is not None:
-            history.record_changes(obj, before, user=request.user, via="admin")
+            config_history.record_changes(obj, before, user=request.user, via="admin")
 
     def save_formset(self, request, form, formset, change) -> None:
         # The forms have already copied the new values onto their instances: read the old
         # ones from the database.
         befores = {
-            inline.instance.pk: history.snapshot(
+            inline.instance.pk: config_history.snapshot(
                 type(inline.instance).objects.get(pk=inline.instance.pk)
             )
             for inline in formset.initial_forms
-            if inline.has_changed() and type(inline.instance) in history.TRACKED_FIELDS
+            if inline.has_changed() and type(inline.instance) in config_history.TRACKED_FIELDS
         }
         super().save_formset(request, form, formset, change)
         for instance, _ in formset.changed_objects:
             if instance.pk in befores:
-                history.record_changes(instance, befores[instance.pk], user=request.user,
+                config_history.record_changes(instance, befores[instance.pk], user=request.user,
                                        via="admin")  # fmt: skip
 
 
@@ -122,13 +150,13 @@ class TargetAdmin(HistoryAdminMixin, admin.ModelAdmin):
         return target.endpoints.count()
 
     def has_operate_permission(self, request) -> bool:
-        return request.user.has_perm(services.OPERATE_SESSIONS)
+        return request.user.has_perm(OPERATE_SESSIONS)
 
     @admin.action(permissions=["operate"], description="Clear the baseline of selected targets")
     def clear_baselines(self, request, queryset) -> None:
         for target in queryset:
             try:
-                services.clear_baseline(target, user=request.user, via="admin")
+                clear_baseline(target, user=request.user, via="admin")
             except PermissionDenied as exc:
                 self.message_user(request, f"{target}: {refusal(exc)}", messages.ERROR)
             else:
@@ -144,19 +172,19 @@ class EndpointAdmin(HistoryAdminMixin, admin.ModelAdmin):
 
 class CatalogPermissionsMixin:
     """Flows are part of the catalog: the admin asks for the endpoints' permissions, as the
-    API and the services do (``services.ADD_FLOWS``...)."""
+    API and the services do (``ADD_FLOWS``...)."""
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.VIEW_FLOWS)
+        return request.user.has_perm(VIEW_FLOWS)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.ADD_FLOWS)
+        return request.user.has_perm(ADD_FLOWS)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.CHANGE_FLOWS)
+        return request.user.has_perm(CHANGE_FLOWS)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.DELETE_FLOWS)
+        return request.user.has_perm(DELETE_FLOWS)
 
 
 class FlowStepFormSet(BaseInlineFormSet):
@@ -213,14 +241,14 @@ class FlowStepInline(CatalogPermissionsMixin, admin.TabularInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         user = request.user
-        return user.has_perm(services.ADD_FLOWS) or user.has_perm(services.CHANGE_FLOWS)
+        return user.has_perm(ADD_FLOWS) or user.has_perm(CHANGE_FLOWS)
 
     has_add_permission = has_delete_permission = has_change_permission
 
 
 @admin.register(Flow)
 class FlowAdmin(CatalogPermissionsMixin, admin.ModelAdmin):
-    """Flows with their steps inline; saved whole through ``services.save_flow``."""
+    """Flows with their steps inline; saved whole through ``save_flow``."""
 
     list_display = ["name", "target", "weight", "step_count", "updated_at"]
     list_filter = ["target"]
@@ -236,16 +264,16 @@ class FlowAdmin(CatalogPermissionsMixin, admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         (steps,) = [formset for formset in formsets if isinstance(formset, FlowStepFormSet)]
-        services.save_flow(form.instance, steps.flow_steps, user=request.user, via="admin")
+        save_flow(form.instance, steps.flow_steps, user=request.user, via="admin")
         # The admin's change message reads what the formset saved: the steps, written whole.
         steps.new_objects, steps.changed_objects, steps.deleted_objects = [], [], []
 
     def delete_model(self, request, obj) -> None:
-        services.delete_flow(obj, user=request.user)
+        delete_flow(obj, user=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         for flow in queryset:
-            services.delete_flow(flow, user=request.user)
+            delete_flow(flow, user=request.user)
 
 
 @admin.register(FlowStep)
@@ -258,7 +286,7 @@ class FlowStepAdmin(admin.ModelAdmin):
     list_select_related = ["flow", "endpoint"]
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.VIEW_FLOWS)
+        return request.user.has_perm(VIEW_FLOWS)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -347,7 +375,7 @@ def refusal(exc: Exception) -> str:
 
 # Refusals of the services that a page shows as a message; the view's transaction has rolled
 # back whatever the attempt had written.
-SERVICE_REFUSALS = (services.SessionStateError, services.EngineUnavailable, ValidationError)
+SERVICE_REFUSALS = (SessionStateError, EngineUnavailable, ValidationError)
 
 
 def is_live(session: LoadTestSession) -> bool:
@@ -380,7 +408,7 @@ class SessionAdminForm(forms.ModelForm):
     def _post_clean(self) -> None:
         """A started session's configuration is read-only here and not judged again (its
         target's endpoints may have changed since it ran): its tags are checked above and
-        its users by ``services.change_users``."""
+        its users by ``change_users``."""
         if self.instance.pk is None or self.instance.status == SessionStatus.PENDING:
             super()._post_clean()
             return
@@ -468,7 +496,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
     def get_changeform_initial_data(self, request):
         """A new session's target is the default target (TARGET_APP_URL), when it exists."""
         initial = super().get_changeform_initial_data(request)
-        default = services.find_default_target()
+        default = find_default_target()
         if default is not None:
             initial.setdefault("target", default.pk)
         return initial
@@ -486,15 +514,15 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
 
     def has_operate_permission(self, request) -> bool:
         """Who sees and may run the start and stop actions (operator and admin roles)."""
-        return request.user.has_perm(services.OPERATE_SESSIONS)
+        return request.user.has_perm(OPERATE_SESSIONS)
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:
-            services.create_session(obj, user=request.user)
+            create_session(obj, user=request.user)
             return
         stored = LoadTestSession.objects.get(pk=obj.pk)  # obj already holds the form's values
         changes = {name: getattr(obj, name) for name in form.changed_data}
-        services.update_session(stored, changes, user=request.user, via="admin")
+        update_session(stored, changes, user=request.user, via="admin")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         session = self.get_object(request, unquote(object_id)) if object_id else None
@@ -512,19 +540,19 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         session = self.get_object(request, unquote(object_id))
         try:
             if session is not None and self.has_delete_permission(request, session):
-                services.check_deletable(session)  # before the confirmation page, too
+                check_deletable(session)  # before the confirmation page, too
             return super().delete_view(request, object_id, extra_context)
-        except services.SessionStateError as exc:
+        except SessionStateError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             url = reverse("admin:loadtests_loadtestsession_change", args=[session.pk])
             return HttpResponseRedirect(url)
 
     def delete_model(self, request, obj) -> None:
-        services.delete_session(obj, user=request.user)
+        delete_session(obj, user=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         for session in queryset:
-            services.delete_session(session, user=request.user)
+            delete_session(session, user=request.user)
 
     def get_deleted_objects(self, objs, request):
         """A session's results go with it: deleting the session is the permission needed.
@@ -540,20 +568,20 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
         """Django's bulk delete, refused whole while any selected session may still send."""
         try:
             for session in queryset:
-                services.check_deletable(session)
+                check_deletable(session)
             with transaction.atomic():
                 return django_delete_selected(self, request, queryset)
-        except services.SessionStateError as exc:
+        except SessionStateError as exc:
             self.message_user(request, f"{exc} Nothing was deleted.", messages.ERROR)
             return None
 
     @admin.action(permissions=["operate"], description="Start selected sessions")
     def start_sessions(self, request, queryset) -> None:
-        self._apply(request, queryset, services.start_session, "started")
+        self._apply(request, queryset, start_session, "started")
 
     @admin.action(permissions=["operate"], description="Stop selected sessions")
     def stop_sessions(self, request, queryset) -> None:
-        self._apply(request, queryset, services.stop_session, "asked to stop")
+        self._apply(request, queryset, stop_session, "asked to stop")
 
     @admin.action(permissions=["operate"], description="Mark as its target's baseline")
     def mark_baseline(self, request, queryset) -> None:
@@ -573,7 +601,7 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             self._apply(
                 request,
                 sessions,
-                lambda session, user: services.set_baseline(session, user=user, via="admin"),
+                lambda session, user: set_baseline(session, user=user, via="admin"),
                 "marked as its target's baseline",
             )
 
@@ -615,14 +643,14 @@ class ScheduleAdmin(admin.ModelAdmin):
     ]
 
     def save_model(self, request, obj, form, change) -> None:
-        services.save_schedule(obj, user=request.user)
+        save_schedule(obj, user=request.user)
 
     def delete_model(self, request, obj) -> None:
-        services.delete_schedule(obj, user=request.user)
+        delete_schedule(obj, user=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         for schedule in queryset:
-            services.delete_schedule(schedule, user=request.user)
+            delete_schedule(schedule, user=request.user)
 
 
 class SessionFiguresAdmin(admin.ModelAdmin):
@@ -776,7 +804,7 @@ class WebhookForm(forms.ModelForm):
         data = super().clean()
         # Checked here too, so the admin says why beside the field instead of a 403 page.
         try:
-            services.check_webhook_scope(self.user, data.get("session") and data["session"].pk)
+            check_webhook_scope(self.user, data.get("session") and data["session"].pk)
         except PermissionDenied as exc:
             self.add_error("session", str(exc))
         return data
@@ -825,19 +853,17 @@ class WebhookAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _may_manage_scope(request, webhook: Webhook) -> bool:
-        return webhook.session_id is not None or request.user.has_perm(
-            services.MANAGE_GLOBAL_WEBHOOKS
-        )
+        return webhook.session_id is not None or request.user.has_perm(MANAGE_GLOBAL_WEBHOOKS)
 
     def save_model(self, request, obj, form, change) -> None:
-        services.save_webhook(obj, user=request.user, via="admin")
+        save_webhook(obj, user=request.user, via="admin")
 
     def delete_model(self, request, obj) -> None:
-        services.delete_webhook(obj, user=request.user)
+        delete_webhook(obj, user=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         for webhook in queryset:
-            services.delete_webhook(webhook, user=request.user)
+            delete_webhook(webhook, user=request.user)
 
 
 User = get_user_model()
@@ -952,13 +978,13 @@ class DataFeedAdmin(admin.ModelAdmin):
         )
 
     def has_add_permission(self, request) -> bool:
-        return request.user.has_perm(services.CHANGE_TARGETS)
+        return request.user.has_perm(CHANGE_TARGETS)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.CHANGE_TARGETS)
+        return request.user.has_perm(CHANGE_TARGETS)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.CHANGE_TARGETS)
+        return request.user.has_perm(CHANGE_TARGETS)
 
     def has_module_permission(self, request) -> bool:
         return self.has_view_permission(request)
@@ -966,9 +992,9 @@ class DataFeedAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         csv_bytes = getattr(form, "csv_bytes", None)
         if csv_bytes is None:
-            feed = services.set_feed_mode(obj.target, obj.mode, user=request.user, via="admin")
+            feed = set_feed_mode(obj.target, obj.mode, user=request.user, via="admin")
         else:
-            feed = services.save_feed(
+            feed = save_feed(
                 obj.target,
                 csv_bytes,
                 mode=obj.mode,
@@ -980,8 +1006,8 @@ class DataFeedAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
     def delete_model(self, request, obj) -> None:
-        services.delete_feed(obj.target, user=request.user, via="admin")
+        delete_feed(obj.target, user=request.user, via="admin")
 
     def delete_queryset(self, request, queryset) -> None:
         for feed in queryset.select_related("target"):
-            services.delete_feed(feed.target, user=request.user, via="admin")
+            delete_feed(feed.target, user=request.user, via="admin")

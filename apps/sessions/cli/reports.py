@@ -10,10 +10,10 @@ from pathlib import Path
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from ..api.export import CSVRenderer, export_document, export_rows
-from ..comparison import METRICS
-from ..models import LoadTestSession
-from ..verdicts import session_figures
+from apps.sessions.api.export import CSVRenderer, export_document, export_rows
+from apps.sessions.models import LoadTestSession
+from apps.sessions.results.comparison import METRICS
+from apps.sessions.results.verdicts import session_figures
 
 EXPORT_SUFFIXES = (".json", ".csv")
 HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",

@@ -32,13 +32,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from .. import comparison, services
-from ..choices import ACTIVE_STATUSES, EndReason, SessionStatus
-from ..models import LoadTestSession
-from ..report import write_report
-from ..verdicts import session_figures
-from . import reports
-from .config_file import ConfigError, build_session, read_config
+from apps.sessions.cli import reports
+from apps.sessions.cli.config_file import ConfigError, build_session, read_config
+from apps.sessions.lifecycle.editing import create_session
+from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.lifecycle.stop import stop_session
+from apps.sessions.models import LoadTestSession
+from apps.sessions.models.choices import ACTIVE_STATUSES, EndReason, SessionStatus
+from apps.sessions.results import comparison
+from apps.sessions.results.report import write_report
+from apps.sessions.results.verdicts import session_figures
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 POLL_S = 0.5
@@ -107,11 +111,11 @@ class Run:
                 for text in session.thresholds
             ]
         try:
-            self.session = services.create_session(session, user=user)
-            self.session = services.start_session(self.session, user=user)
+            self.session = create_session(session, user=user)
+            self.session = start_session(self.session, user=user)
         except ValidationError as exc:
             return self.refuse(_validation_text(exc))
-        except (PermissionDenied, services.SessionStateError, services.EngineUnavailable) as exc:
+        except (PermissionDenied, SessionStateError, EngineUnavailable) as exc:
             return self.refuse(str(exc))
         for warning in getattr(self.session, "warnings", []):
             self.err.write(f"loadtest run: warning: {warning}\n")
@@ -201,7 +205,7 @@ class Run:
                 session.status == SessionStatus.STARTING
                 and waited > settings.SHARD_START_TIMEOUT_S + NO_MONITOR_GRACE_S
             ):
-                services.stop_session(
+                stop_session(
                     session,
                     reason=EndReason.FAILURE,
                     detail="No monitor answered (is the control worker or beat down?).",
@@ -244,8 +248,8 @@ class Run:
             signal.signal(sig, signal.SIG_DFL)
         self.err.write("\nloadtest run: interrupted; stopping the session...\n")
         try:
-            services.stop_session(self.session, user=user)
-        except (services.SessionStateError, services.EngineUnavailable) as exc:
+            stop_session(self.session, user=user)
+        except (SessionStateError, EngineUnavailable) as exc:
             self.err.write(f"loadtest run: {exc}\n")
         deadline = time.monotonic() + FINAL_WAIT_S
         while time.monotonic() < deadline:

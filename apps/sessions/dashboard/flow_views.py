@@ -1,6 +1,6 @@
 """The Flows page: each target's flows with their steps and weights, and a form to create,
 edit and delete them. The steps are edited as JSON (the API's shape), and every save goes
-through ``services.save_flow``: the API's rules, messages and permissions. Who may only read
+through ``save_flow``: the API's rules, messages and permissions. Who may only read
 the catalog sees the list without the buttons, and the server refuses their forms anyway."""
 
 from __future__ import annotations
@@ -14,12 +14,19 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from .. import services
-from ..flows import steps_as_data, steps_from_data
-from ..models import Flow, Target
-from ..validation import BODY_BYTES_MAX, loads_json
-from .views import _can as dashboard_can
-from .views import _links
+from apps.sessions.access.permissions import (
+    ADD_FLOWS,
+    CHANGE_FLOWS,
+    DELETE_FLOWS,
+    VIEW_FLOWS,
+    require_permission,
+)
+from apps.sessions.catalog.flow_changes import delete_flow, save_flow
+from apps.sessions.catalog.flows import steps_as_data, steps_from_data
+from apps.sessions.dashboard.views import _can as dashboard_can
+from apps.sessions.dashboard.views import _links
+from apps.sessions.models import Flow, Target
+from apps.sessions.validation import BODY_BYTES_MAX, loads_json
 
 # The steps editor's text: a flow has at most 50 steps of a few hundred characters each.
 STEPS_TEXT_CHARS_MAX = BODY_BYTES_MAX
@@ -30,16 +37,16 @@ def _can(request) -> dict[str, bool]:
     user = request.user
     return {
         **dashboard_can(request),
-        "add_flow": user.has_perm(services.ADD_FLOWS),
-        "change_flow": user.has_perm(services.CHANGE_FLOWS),
-        "delete_flow": user.has_perm(services.DELETE_FLOWS),
+        "add_flow": user.has_perm(ADD_FLOWS),
+        "change_flow": user.has_perm(CHANGE_FLOWS),
+        "delete_flow": user.has_perm(DELETE_FLOWS),
     }
 
 
 @login_required
 def flow_list(request):
     """Every target's flows (``?target=`` for one), steps in order."""
-    services.require_permission(request.user, services.VIEW_FLOWS, "view flows")
+    require_permission(request.user, VIEW_FLOWS, "view flows")
     targets = Target.objects.order_by("name").prefetch_related("flows__steps__endpoint")
     if request.GET.get("target"):
         target = _target_or_none(request.GET["target"])
@@ -90,7 +97,7 @@ class FlowForm:
             return None
         try:
             steps = steps_from_data(flow.target, steps_data)
-            return services.save_flow(flow, steps, user=request.user, via="dashboard")
+            return save_flow(flow, steps, user=request.user, via="dashboard")
         except ValidationError as exc:
             for key, problems in exc.message_dict.items():
                 name = key if key in ("target", "name", "weight", "description") else "steps"
@@ -138,11 +145,11 @@ def _step_label(key: str) -> str:
 def flow_edit(request, pk: int | None = None):
     """Create (``/flows/new/?target=``) or edit a flow; a refusal is shown on the form."""
     if pk is None:
-        services.require_permission(request.user, services.ADD_FLOWS, "add flows")
+        require_permission(request.user, ADD_FLOWS, "add flows")
         flow = Flow()
         flow.target = _target_or_none(request.GET.get("target", ""))
     else:
-        services.require_permission(request.user, services.CHANGE_FLOWS, "change flows")
+        require_permission(request.user, CHANGE_FLOWS, "change flows")
         flow = get_object_or_404(Flow.objects.select_related("target"), pk=pk)
     form = FlowForm.of(flow)
     status = 200
@@ -166,7 +173,7 @@ def flow_delete(request, pk: int):
     if request.method != "POST":
         return redirect(_list_url())
     flow = get_object_or_404(Flow, pk=pk)
-    services.delete_flow(flow, user=request.user)  # PermissionDenied: a 403
+    delete_flow(flow, user=request.user)  # PermissionDenied: a 403
     messages.success(request, f"Flow '{flow.name}' deleted.")
     return redirect(_list_url())
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..api.serializers import LoadTestSessionSerializer
-from ..models import Endpoint, Flow, LoadTestSession, Target
-from ..validation import tags_from_text
+from apps.sessions.api.serializers import LoadTestSessionSerializer
+from apps.sessions.models import Endpoint, Flow, LoadTestSession, Target
+from apps.sessions.validation import tags_from_text
 
 # The seed's defaults, as the serializer applies them (one place: its fields).
 _FIELDS = LoadTestSessionSerializer().fields

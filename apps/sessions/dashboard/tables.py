@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..comparison import BETTER, SAME, WORSE
+from apps.sessions.results.comparison import BETTER, SAME, WORSE
 
 # The comparison table's columns: figure, heading.
 COLUMNS = [

@@ -12,11 +12,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 
-from .. import audit, services
-from ..choices import FeedMode
-from ..feeds import PREVIEW_ROWS
-from ..models import DataFeed, Target
-from .views import _can, _links
+from apps.sessions.access import audit
+from apps.sessions.access.permissions import CHANGE_TARGETS, require_permission
+from apps.sessions.catalog.feed_files import PREVIEW_ROWS
+from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
+from apps.sessions.dashboard.views import _can, _links
+from apps.sessions.models import DataFeed, Target
+from apps.sessions.models.choices import FeedMode
 
 VIEW_TARGETS = "loadtests.view_target"
 
@@ -28,7 +30,7 @@ def _context(request) -> dict:
 
 @login_required
 def target_list(request):
-    services.require_permission(request.user, VIEW_TARGETS, "view targets")
+    require_permission(request.user, VIEW_TARGETS, "view targets")
     targets = Target.objects.annotate(endpoint_count=Count("endpoints")).select_related("feed")
     context = {"targets": targets.order_by("name"), **_context(request)}
     return render(request, "dashboard/targets.html", context)
@@ -36,7 +38,7 @@ def target_list(request):
 
 @login_required
 def target_detail(request, pk: int):
-    services.require_permission(request.user, VIEW_TARGETS, "view targets")
+    require_permission(request.user, VIEW_TARGETS, "view targets")
     target = get_object_or_404(Target, pk=pk)
     problems: list[str] = []
     if request.method == "POST":
@@ -51,7 +53,7 @@ def target_detail(request, pk: int):
         "preview": feed.preview(PREVIEW_ROWS) if feed else [],
         "problems": problems,
         "modes": FeedMode.choices,
-        "may_change_feed": request.user.has_perm(services.CHANGE_TARGETS),
+        "may_change_feed": request.user.has_perm(CHANGE_TARGETS),
         "feed_max_bytes": settings.FEED_MAX_BYTES,
         "feed_max_rows": settings.FEED_MAX_ROWS,
         **_context(request),
@@ -67,11 +69,11 @@ def _change_feed(request, target: Target) -> list[str]:
         if action == "upload":
             done = _upload(request, target)
         elif action == "mode":
-            feed = services.set_feed_mode(target, request.POST.get("mode"), user=request.user,
+            feed = set_feed_mode(target, request.POST.get("mode"), user=request.user,
                                           via="dashboard")  # fmt: skip
             done = f"The data feed's mode is now {feed.mode}."
         elif action == "delete":
-            services.delete_feed(target, user=request.user, via="dashboard")
+            delete_feed(target, user=request.user, via="dashboard")
             done = "The data feed is deleted."
         else:
             return ["Choose to upload, change the mode of, or delete the data feed."]
@@ -97,7 +99,7 @@ def _upload(request, target: Target) -> str:
             f"The file is {upload.size:,} bytes; a data feed may be at most "
             f"{settings.FEED_MAX_BYTES:,} bytes (FEED_MAX_BYTES)."
         )
-    feed = services.save_feed(
+    feed = save_feed(
         target,
         upload.read(),
         mode=request.POST.get("mode") or None,

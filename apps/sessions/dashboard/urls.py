@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import flow_views, targets, views
+from apps.sessions.dashboard import flow_views, targets, views
 
 app_name = "dashboard"
 

@@ -14,19 +14,31 @@ from django.shortcuts import get_object_or_404, redirect, render
 from redis.exceptions import RedisError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
+from apps.sessions.access import config_history
+from apps.sessions.access.permissions import (
+    ADD_SESSIONS,
+    CHANGE_SCHEDULES,
+    CHANGE_SESSIONS,
+    DELETE_SCHEDULES,
+    EMERGENCY_STOP,
+    OPERATE_SESSIONS,
+    require_permission,
+)
+from apps.sessions.api import comparison_params
+from apps.sessions.api.history_filters import filter_sessions
+from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.catalog.defaults import catalog_weights, default_target, find_default_target
+from apps.sessions.dashboard import tables
+from apps.sessions.dashboard.forms import SessionForm
+from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.lifecycle.start import start_session
+from apps.sessions.models import LoadTestSession, Schedule, Target
+from apps.sessions.models.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
+from apps.sessions.results import comparison
+from apps.sessions.results.thresholds import Figures
+from apps.sessions.results.verdicts import whole_session_figures
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
-
-from .. import comparison, history, services
-from ..api import comparison_params
-from ..api.history_filters import filter_sessions
-from ..api.snapshots import stats_snapshot
-from ..choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
-from ..models import LoadTestSession, Schedule, Target
-from ..thresholds import Figures
-from ..verdicts import whole_session_figures
-from . import tables
-from .forms import SessionForm
 
 VIEW_SESSIONS = "loadtests.view_loadtestsession"
 RECENT_FINISHED = 20
@@ -36,17 +48,17 @@ SESSIONS_PER_PAGE = 50
 
 
 def _require_viewer(request) -> None:
-    services.require_permission(request.user, VIEW_SESSIONS, "view sessions")
+    require_permission(request.user, VIEW_SESSIONS, "view sessions")
 
 
 def _can(request) -> dict[str, bool]:
     """What the page offers this user; the server refuses the rest all the same."""
     user = request.user
     return {
-        "add": user.has_perm(services.ADD_SESSIONS),
-        "operate": user.has_perm(services.OPERATE_SESSIONS),
-        "change": user.has_perm(services.CHANGE_SESSIONS),
-        "emergency_stop": user.has_perm(services.EMERGENCY_STOP),
+        "add": user.has_perm(ADD_SESSIONS),
+        "operate": user.has_perm(OPERATE_SESSIONS),
+        "change": user.has_perm(CHANGE_SESSIONS),
+        "emergency_stop": user.has_perm(EMERGENCY_STOP),
         "admin": user.is_staff,
     }
 
@@ -133,7 +145,7 @@ def session_detail(request, pk: int):
     # The live weights: each endpoint's, then each flow's (``endpoint_weights`` names either).
     weights = {
         name: (session.endpoint_weights or {}).get(name, weight)
-        for name, weight in services.catalog_weights(session.target).items()
+        for name, weight in catalog_weights(session.target).items()
     }
     against = comparison.against_baseline(session)
     context = {
@@ -146,7 +158,7 @@ def session_detail(request, pk: int):
         "snapshot": stats_snapshot(session),
         "weights": weights,
         "errors": session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN],
-        "history": history.history_of(session)[:HISTORY_SHOWN],
+        "history": config_history.history_of(session)[:HISTORY_SHOWN],
         "is_terminal": session.status in TERMINAL_STATUSES,
         "can": _can(request),
         **_links(),
@@ -191,7 +203,7 @@ def _epoch(session: LoadTestSession) -> float | None:
 @login_required
 def session_new(request):
     """New session (``?target=``), or Clone (``?clone=<id>``) prefilled; Save, Save and start."""
-    services.require_permission(request.user, services.ADD_SESSIONS, "create sessions")
+    require_permission(request.user, ADD_SESSIONS, "create sessions")
     if request.method == "POST":
         target = _chosen_target(request.POST.get("target"))
         form = SessionForm.from_post(target, request.POST)
@@ -218,11 +230,11 @@ def session_new(request):
 @login_required
 def schedules(request):
     """The schedules of load; enabling, disabling and deleting go through the API."""
-    services.require_permission(request.user, "loadtests.view_schedule", "view schedules")
+    require_permission(request.user, "loadtests.view_schedule", "view schedules")
     context = {
         "schedules": Schedule.objects.select_related("template", "created_by"),
-        "can_change": request.user.has_perm(services.CHANGE_SCHEDULES),
-        "can_delete": request.user.has_perm(services.DELETE_SCHEDULES),
+        "can_change": request.user.has_perm(CHANGE_SCHEDULES),
+        "can_delete": request.user.has_perm(DELETE_SCHEDULES),
         "can": _can(request),
         **_links(),
     }
@@ -239,9 +251,9 @@ def workers(request):
 def _start(request, session: LoadTestSession) -> None:
     """Start after saving; a refusal is shown on the session's page (it stays pending)."""
     try:
-        started = services.start_session(session, user=request.user)
-    except (PermissionDenied, ValidationError, services.SessionStateError,
-            services.EngineUnavailable) as exc:  # fmt: skip
+        started = start_session(session, user=request.user)
+    except (PermissionDenied, ValidationError, SessionStateError,
+            EngineUnavailable) as exc:  # fmt: skip
         text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         messages.error(request, f"Saved, but not started: {text}")
         return
@@ -253,11 +265,11 @@ def _chosen_target(raw: str | None) -> Target | None:
     """The target picked in the form; the default target (made on first use) otherwise."""
     if raw:
         return get_object_or_404(Target, pk=_int_or_404(raw))
-    existing = services.find_default_target()
+    existing = find_default_target()
     if existing is not None:
         return existing
     try:
-        return services.default_target()
+        return default_target()
     except ValidationError:  # TARGET_APP_URL not on the allow-list: the user picks one
         return Target.objects.order_by("name").first()
 

@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.sessions.monitor import BEAT_TICK_KEY
+from apps.sessions.lifecycle.monitor import BEAT_TICK_KEY
 from apps.workers.control import get_redis
 
 # Beat sends a tick every MONITOR_INTERVAL_S; a healthy stack loses a few at most.

@@ -8,7 +8,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.sessions import newrelic
+from apps.sessions.integrations import newrelic
 
 
 class Command(BaseCommand):

@@ -24,8 +24,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from apps.sessions import services
-from apps.sessions.roles import sync_roles
+from apps.sessions.access.roles import sync_roles
+from apps.sessions.catalog.defaults import default_target
 
 
 def prepare_service() -> tuple[str, str, str]:
@@ -41,7 +41,7 @@ def prepare_service() -> tuple[str, str, str]:
             "it can write."
         ) from exc
     sync_roles(Group, Permission)
-    services.default_target()
+    default_target()
 
     username = os.environ.get("ADMIN_USERNAME", "admin")
     password = os.environ.get("ADMIN_PASSWORD", "")

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from apps.sessions.roles import ADMIN, ROLE_PERMISSIONS, sync_roles
+from apps.sessions.access.roles import ADMIN, ROLE_PERMISSIONS, sync_roles
 
 
 class Command(BaseCommand):

@@ -30,12 +30,16 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.sessions.integrations.webhooks import (
+    describe_url,
+    event_due,
+    session_summary,
+    session_url,
+)
+from apps.sessions.models import LoadTestSession, SessionEvent
+from apps.sessions.models.choices import ACTIVE_STATUSES, EndReason, EventKind
 from apps.workers.control import KEY_PREFIX, get_redis
 from loadtest_project import celery_app
-
-from .choices import ACTIVE_STATUSES, EndReason, EventKind
-from .models import LoadTestSession, SessionEvent
-from .webhooks import describe_url, event_due, session_summary, session_url
 
 logger = logging.getLogger(__name__)
 

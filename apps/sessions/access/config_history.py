@@ -14,10 +14,9 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from apps.sessions.integrations.webhooks import describe_url
+from apps.sessions.models import ConfigChange, Endpoint, Flow, LoadTestSession, Target, Webhook
 from apps.workers.secrets import REDACTED, endpoint_secrets, mask_secrets
-
-from .models import ConfigChange, Endpoint, Flow, LoadTestSession, Target, Webhook
-from .webhooks import describe_url
 
 TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
     LoadTestSession: ("session", LoadTestSession.CONFIG_FIELDS),

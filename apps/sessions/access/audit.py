@@ -5,14 +5,13 @@ to be recorded, and refused attempts (401, 403, 409) are on record too. It store
 user DRF or the session authenticated), when, what (method, path, and for admin actions the
 action's name and selected ids) and from where (address, user agent); never request bodies,
 which may carry passwords. A sign-in refused by the lockout is recorded by
-``apps.sessions.lockout`` instead, with the attempted username.
+``apps.sessions.access.lockout`` instead, with the attempted username.
 """
 
 import logging
 
+from apps.sessions.models import AuditEntry
 from loadtest_project.client_address import client_address
-
-from .models import AuditEntry
 
 logger = logging.getLogger(__name__)
 

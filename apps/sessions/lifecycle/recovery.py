@@ -30,6 +30,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import Sum
 from django.utils import timezone
 
+from apps.sessions.lifecycle.live import live_endpoint_weights
+from apps.sessions.lifecycle.transitions import finish_session
+from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession, TimeSeriesPoint
+from apps.sessions.models.choices import EndReason, EventKind, SessionStatus
+from apps.sessions.results.records import record_event
+from apps.sessions.validation import check_endpoint_url
 from apps.workers.control import forget_session
 from apps.workers.dispatch import rebuild_session
 from apps.workers.plan import Plan
@@ -39,11 +45,6 @@ from apps.workers.stats import (
     flow_stats_hash_fields,
     stats_hash_fields,
 )
-
-from . import services
-from .choices import EndReason, EventKind, SessionStatus
-from .models import EndpointStats, FlowStats, LoadTestSession, TimeSeriesPoint
-from .validation import check_endpoint_url
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def recover_lost_state(session: LoadTestSession, client) -> bool:
         session.target_rps,
         generation_floor=floor,
         load_started_at=session.load_started_at.timestamp() if session.load_started_at else None,
-        weights=services.live_endpoint_weights(session),
+        weights=live_endpoint_weights(session),
         stats={
             **stats_hash_fields(saved_totals(session, plan)),
             **flow_stats_hash_fields(saved_flow_totals(session, plan)),
@@ -121,12 +122,12 @@ def recover_lost_state(session: LoadTestSession, client) -> bool:
         f"generation {floor + 1} or later. {lack}"
     )
     logger.warning("Session %s: %s", session.pk, message)
-    services.record_event(session.pk, EventKind.REDIS_STATE_REBUILT, message)
+    record_event(session.pk, EventKind.REDIS_STATE_REBUILT, message)
     return True
 
 
 def _end(session: LoadTestSession, client, reason: EndReason, detail: str) -> bool:
-    services.finish_session(session.pk, reason, detail)
+    finish_session(session.pk, reason, detail)
     forget_session(client, session.pk)
     logger.warning("Session %s: %s", session.pk, detail)
     return False

@@ -32,11 +32,10 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.sessions.models import EndpointStats, LoadTestSession
+from apps.sessions.models.choices import SessionStatus
+from apps.sessions.results.verdicts import merged_histogram, scope_figures
 from apps.workers.histogram import percentile_curve, percentiles_ms
-
-from .choices import SessionStatus
-from .models import EndpointStats, LoadTestSession
-from .verdicts import merged_histogram, scope_figures
 
 # Whether a higher value is better, for each compared figure (the judged ones).
 HIGHER_IS_BETTER: dict[str, bool] = {

@@ -25,10 +25,9 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from redis.exceptions import RedisError
 
+from apps.sessions.access import audit
 from loadtest_project.client_address import client_address
 from loadtest_project.networks import address_in
-
-from . import audit
 
 logger = logging.getLogger(__name__)
 

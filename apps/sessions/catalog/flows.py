@@ -19,9 +19,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from apps.sessions.models import Endpoint, Flow, FlowStep, Target
 from apps.workers.templating import TemplateError, parse_template
-
-from .models import Endpoint, Flow, FlowStep, Target
 
 STEPS_MIN = 1
 STEPS_MAX = 50

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
-from .models import LoadTestSession, TimeSeriesPoint
+from apps.sessions.models import LoadTestSession, TimeSeriesPoint
 
 logger = logging.getLogger(__name__)
 

@@ -38,13 +38,18 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.sessions.models import LoadTestSession, SessionEvent, Webhook, target_hosts
+from apps.sessions.models.choices import (
+    EndReason,
+    EventKind,
+    SessionStatus,
+    WebhookEvent,
+    WebhookFormat,
+)
+from apps.sessions.validation import check_webhook_url
 from apps.workers.control import KEY_PREFIX, get_redis
 from apps.workers.histogram import percentiles_ms
 from loadtest_project import celery_app
-
-from .choices import EndReason, EventKind, SessionStatus, WebhookEvent, WebhookFormat
-from .models import LoadTestSession, SessionEvent, Webhook, target_hosts
-from .validation import check_webhook_url
 
 logger = logging.getLogger(__name__)
 

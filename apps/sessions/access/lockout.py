@@ -25,9 +25,8 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from apps.sessions.access import audit
 from loadtest_project.client_address import client_address
-
-from . import audit
 
 logger = logging.getLogger(__name__)
 

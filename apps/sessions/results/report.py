@@ -27,15 +27,14 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from apps.sessions.api.snapshots import sum_counts
+from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession
+from apps.sessions.results.charts import chart
+from apps.sessions.results.thresholds import Figures
+from apps.sessions.results.verdicts import merged_histogram, session_figures
 from apps.workers.histogram import percentile_curve
 from apps.workers.plan import FeedPlan
 from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
-
-from .api.charts import chart
-from .api.snapshots import sum_counts
-from .models import EndpointStats, FlowStats, LoadTestSession
-from .thresholds import Figures
-from .verdicts import merged_histogram, session_figures
 
 VENDOR = Path(__file__).resolve().parent / "static" / "dashboard" / "vendor" / "uplot"
 PYPROJECT = Path(settings.BASE_DIR) / "pyproject.toml"

@@ -43,14 +43,13 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
+from apps.sessions.integrations import metrics_access
+from apps.sessions.models import EndpointStats, LoadTestSession
+from apps.sessions.models.choices import ACTIVE_STATUSES, TERMINAL_STATUSES
 from apps.workers.control import get_redis
 from apps.workers.histogram import cumulative_counts
 from apps.workers.inventory import LOAD_QUEUE, live_workers
 from apps.workers.vocabulary import FailureClass
-
-from . import metrics_access
-from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES
-from .models import EndpointStats, LoadTestSession
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from django.db import connection
 from rest_framework import serializers
 
-from ..downsampling import HOUR_S
-from ..models import LoadTestSession
-from .query_params import parse_time
+from apps.sessions.api.query_params import parse_time
+from apps.sessions.models import LoadTestSession
+from apps.sessions.results.downsampling import HOUR_S
 
 DEFAULT_POINTS = 1000
 MAX_POINTS = 2000

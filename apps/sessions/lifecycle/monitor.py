@@ -39,6 +39,36 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from apps.sessions.api.serializers import ErrorSampleSerializer
+from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.integrations import newrelic, webhooks
+from apps.sessions.lifecycle.recovery import recover_lost_state
+from apps.sessions.lifecycle.stop import stop_orphan_load, stop_session
+from apps.sessions.lifecycle.transitions import (
+    finish_session,
+    mark_running,
+    monitor_ticks_s,
+    note_waiting,
+    queue_monitor_tick,
+)
+from apps.sessions.models import (
+    EndpointStats,
+    ErrorSample,
+    FlowStats,
+    LoadTestSession,
+    SessionEvent,
+    TimeSeriesPoint,
+)
+from apps.sessions.models.choices import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    EndReason,
+    EventKind,
+    SessionStatus,
+    WebhookEvent,
+)
+from apps.sessions.results import verdicts
+from apps.sessions.results.records import keep_newest, record_event, record_request_log
 from apps.workers.control import (
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
@@ -77,27 +107,6 @@ from apps.workers.vocabulary import (
     ShardState,
 )
 
-from . import newrelic, services, verdicts, webhooks
-from .api.serializers import ErrorSampleSerializer
-from .api.snapshots import stats_snapshot
-from .choices import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    EndReason,
-    EventKind,
-    SessionStatus,
-    WebhookEvent,
-)
-from .models import (
-    EndpointStats,
-    ErrorSample,
-    FlowStats,
-    LoadTestSession,
-    SessionEvent,
-    TimeSeriesPoint,
-)
-from .recovery import recover_lost_state
-
 logger = logging.getLogger(__name__)
 
 # A queued shard counts as waiting for a worker only after this long (see _waited_long).
@@ -127,7 +136,7 @@ def monitor_session(session_id: int) -> bool:
     client = get_redis()
     lock = SessionKeys(session_id).monitor
     token = uuid.uuid4().hex
-    lock_ms = int(services.monitor_ticks_s(3) * 1000)
+    lock_ms = int(monitor_ticks_s(3) * 1000)
     if not client.set(lock, token, nx=True, px=lock_ms):
         return True
     try:
@@ -151,7 +160,7 @@ def monitor_tick(session_id: int) -> bool:
 
     load_started_at = read_load_started_at(client, session_id)
     if load_started_at is not None and session.load_started_at is None:
-        services.mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
+        mark_running(session_id, datetime.fromtimestamp(load_started_at, tz=UTC))
         session.refresh_from_db(fields=["status", "load_started_at"])
 
     previous_tick = client.get(keys.ticked)
@@ -185,7 +194,7 @@ def monitor_tick(session_id: int) -> bool:
         for state in states.values()
     ):
         reason, detail = _end_reason(session, states)
-        finished = services.finish_session(session_id, reason, detail, notify=False)
+        finished = finish_session(session_id, reason, detail, notify=False)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         _store_events(session, client)
         verdicts.check_final(session_id)  # on the complete figures; marks them final
@@ -201,7 +210,7 @@ def monitor_tick(session_id: int) -> bool:
     capacity = load_capacity(client) if queued else None
     detail = _waiting_detail(waiting, capacity)
     if detail != session.status_detail and not stopping:
-        services.note_waiting(session_id, detail)
+        note_waiting(session_id, detail)
     if _seconds_without_shards(client, keys) > settings.SHARD_START_TIMEOUT_S:
         _give_up(session, client, queued, capacity)
         return False
@@ -324,7 +333,7 @@ def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
             "or shut down."
         )
         logger.warning("Session %s: %s", session.pk, message)
-        services.record_event(session.pk, EventKind.SHARD_REDISPATCHED, message, shard=index)
+        record_event(session.pk, EventKind.SHARD_REDISPATCHED, message, shard=index)
         webhooks.notify(session.pk, WebhookEvent.WORKERS_LOST, message)
 
 
@@ -363,7 +372,7 @@ def _seconds_without_shards(client, keys: SessionKeys) -> float:
         alive, ticked = pipe.execute()
     alive_at = float(alive or now)
     away_s = now - float(ticked) if ticked is not None else 0.0
-    if away_s > services.monitor_ticks_s(5):  # several ticks missed
+    if away_s > monitor_ticks_s(5):  # several ticks missed
         alive_at += away_s
         client.set(keys.alive, alive_at, ex=ORPHAN_TTL_S)
     return now - alive_at
@@ -409,7 +418,7 @@ def _give_up(session: LoadTestSession, client, waiting: list[int], capacity) -> 
     )
     why = f"{counted(len(waiting), 'shard', 'shards')} queued; " if waiting else ""
     why += capacity.shortage() if capacity is not None else "no shard is queued"
-    services.finish_session(
+    finish_session(
         session.pk,
         EndReason.NO_CAPACITY if never_started else EndReason.WORKERS_LOST,
         f"{what}: {why}. Add load workers (Celery workers consuming the {LOAD_QUEUE!r} "
@@ -422,7 +431,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
     """The end of the duration, the error ceiling, and load reduction."""
     deadline = session.deadline
     if deadline is not None and now >= deadline:
-        services.stop_session(session, reason=EndReason.COMPLETED)
+        stop_session(session, reason=EndReason.COMPLETED)
         return
     if session.status != SessionStatus.RUNNING:
         return
@@ -433,7 +442,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
                 f"{errors} errors in the last minute, above max_errors_per_minute "
                 f"({session.max_errors_per_minute})."
             )
-            services.stop_session(session, reason=EndReason.ERROR_THRESHOLD, detail=detail)
+            stop_session(session, reason=EndReason.ERROR_THRESHOLD, detail=detail)
             webhooks.notify(session.pk, WebhookEvent.ERROR_CEILING_REACHED, detail)
             return
     # Requests a breaker suppressed count as finding the target unavailable: that is why
@@ -450,7 +459,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
             f"{settings.LOAD_REDUCTION_WINDOW_S:g} s found the target unavailable: load "
             f"reduced to {settings.LOAD_REDUCTION_FACTOR:.0%}."
         )
-        services.record_event(session.pk, EventKind.LOAD_REDUCED, message)
+        record_event(session.pk, EventKind.LOAD_REDUCED, message)
         webhooks.notify(session.pk, WebhookEvent.LOAD_REDUCED, message)
     elif (
         factor < 1.0
@@ -458,7 +467,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
         and unavailable < threshold / 2 * requests
     ):
         set_load_factor(client, session.pk, 1.0)
-        services.record_event(
+        record_event(
             session.pk,
             EventKind.LOAD_RESTORED,
             f"{unavailable} of {requests} requests unavailable in the last "
@@ -711,14 +720,14 @@ def _store_events(session: LoadTestSession, client) -> None:
     ):
         if rows:
             model.objects.bulk_create(rows)
-            services.keep_newest(model.objects.filter(session=session), kept)
+            keep_newest(model.objects.filter(session=session), kept)
 
 
 def _store_request_log(session: LoadTestSession, client) -> None:
     """The request log of a session with enable_logging: shards sample, the database keeps."""
     raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).requests)
     if raw:  # LPUSH stored them newest first
-        services.record_request_log(session.pk, [json.loads(item) for item in reversed(raw)])
+        record_request_log(session.pk, [json.loads(item) for item in reversed(raw)])
 
 
 # When the last periodic tick reached the control worker (epoch seconds, as a string).
@@ -741,7 +750,7 @@ def monitor_active_sessions() -> int:
         LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
     )
     for session_id in session_ids:
-        services.queue_monitor_tick(session_id)
+        queue_monitor_tick(session_id)
     # Load whose session row is gone has no monitor of its own: stop it here.
-    services.stop_orphan_load()
+    stop_orphan_load()
     return len(session_ids)

@@ -15,12 +15,13 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.utils import timezone
 
+from apps.sessions.integrations import webhooks
+from apps.sessions.lifecycle.stop import stop_session
+from apps.sessions.models import EndpointStats, LoadTestSession
+from apps.sessions.models.choices import EndReason, EventKind, SessionStatus, WebhookEvent
+from apps.sessions.results.records import record_event, record_threshold_results
+from apps.sessions.results.thresholds import Figures, Verdict, judge, parse_thresholds
 from apps.workers.histogram import percentiles_ms
-
-from . import services, webhooks
-from .choices import EndReason, EventKind, SessionStatus, WebhookEvent
-from .models import EndpointStats, LoadTestSession
-from .thresholds import Figures, Verdict, judge, parse_thresholds
 
 QUANTILES = {0.5: "p50_ms", 0.9: "p90_ms", 0.95: "p95_ms", 0.99: "p99_ms"}
 
@@ -107,7 +108,7 @@ def check_live(session: LoadTestSession) -> None:
     failed = [v for v in verdicts if v.passed is False and v.threshold.abort]
     aborting = bool(failed) and session.status == SessionStatus.RUNNING
     now = timezone.now().isoformat()
-    services.record_threshold_results(
+    record_threshold_results(
         session.pk,
         [v.as_json(now, aborted=aborting and v in failed) for v in verdicts],
     )
@@ -115,8 +116,8 @@ def check_live(session: LoadTestSession) -> None:
         detail = "; ".join(
             f"{v.threshold.expression} failed (observed {v.observed:.15g})" for v in failed
         )
-        services.record_event(session.pk, EventKind.THRESHOLD_FAILED, detail)
-        services.stop_session(session, reason=EndReason.THRESHOLD_FAILED, detail=detail)
+        record_event(session.pk, EventKind.THRESHOLD_FAILED, detail)
+        stop_session(session, reason=EndReason.THRESHOLD_FAILED, detail=detail)
         webhooks.notify(session.pk, WebhookEvent.THRESHOLD_FAILED, detail)
 
 
@@ -140,7 +141,7 @@ def check_final(session_id: int) -> None:
             result["passed"] = False
             result["note"] = f"failed live at {live['observed']:.15g}, which stopped the session"
         results.append(result)
-    services.record_threshold_results(session_id, results, final=True)
+    record_threshold_results(session_id, results, final=True)
     # Those that failed only now (an aborting one was announced when it stopped the session).
     failed_now = [
         result for result in results if result["passed"] is False and not result.get("aborted")
