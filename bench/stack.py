@@ -24,6 +24,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from rest_framework.authtoken.models import Token
 
+from apps.sessions.choices import TERMINAL_STATUSES
 from apps.sessions.lifecycle.monitor import monitor_tick
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import emergency_stop, stop_session
@@ -36,7 +37,6 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
-from apps.sessions.models.choices import TERMINAL_STATUSES
 from apps.workers import control
 from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.vocabulary import ShardState

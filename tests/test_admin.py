@@ -7,6 +7,7 @@ from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.sessions.choices import EventKind
 from apps.sessions.models import (
     Endpoint,
     EndpointStats,
@@ -17,7 +18,6 @@ from apps.sessions.models import (
     Target,
     TimeSeriesPoint,
 )
-from apps.sessions.models.choices import EventKind
 
 from .admin_page import inline_management
 from .conftest import wait_until

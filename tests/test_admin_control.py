@@ -15,8 +15,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.sessions.errors import SessionStateError
 from apps.sessions.lifecycle.editing import clone_session, delete_session, update_session
-from apps.sessions.lifecycle.errors import SessionStateError
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import emergency_stop, stop_session
 from apps.sessions.models import (

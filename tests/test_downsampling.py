@@ -11,10 +11,10 @@ import pytest
 from django.db.models import Sum
 from django.test import override_settings
 
-from apps.sessions.lifecycle import monitor
 from apps.sessions.models import LoadTestSession, Target, TimeSeriesPoint
 from apps.sessions.results import downsampling
 from apps.sessions.results.downsampling import HOUR_S, MINUTE_S, downsample_all
+from apps.sessions.results.sync import add_point
 from apps.workers.stats import SecondTotals
 
 pytestmark = pytest.mark.django_db
@@ -211,8 +211,8 @@ def test_a_late_flush_into_a_rolled_up_period_is_counted_once():
     now = at(START_S + 2 * 3600)
     downsample_all(now=now)
     expected = totals(session)["requests"]
-    monitor._add_point(session, START_S, SecondTotals(requests=7, latency_sum_us=7000))
-    monitor._add_point(session, START_S + 61, SecondTotals(requests=5, failures=5))
+    add_point(session, START_S, SecondTotals(requests=7, latency_sum_us=7000))
+    add_point(session, START_S + 61, SecondTotals(requests=5, failures=5))
     assert resolutions(session) == {MINUTE_S: 2, 1: 1}
     downsample_all(now=now)
     assert resolutions(session) == {MINUTE_S: 2}

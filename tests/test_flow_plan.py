@@ -10,11 +10,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.sessions.catalog.flow_changes import save_flow
+from apps.sessions.choices import SessionStatus
 from apps.sessions.lifecycle.editing import create_session
 from apps.sessions.lifecycle.live import change_weights, live_endpoint_weights
 from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import Endpoint, Flow, FlowStep, LoadTestSession, Target
-from apps.sessions.models.choices import SessionStatus
 from apps.workers.control import WEIGHTS_FIELD, SessionKeys
 from apps.workers.plan import Plan
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.sessions.lifecycle import recovery
-from apps.sessions.lifecycle.monitor import monitor_tick, publish_snapshot, sync_statistics
+from apps.sessions.lifecycle.monitor import monitor_tick, publish_snapshot
 from apps.sessions.models import (
     EndpointStats,
     ErrorSample,
@@ -33,6 +33,7 @@ from apps.sessions.models import (
     RequestLogEntry,
     Target,
 )
+from apps.sessions.results.sync import sync_statistics
 from apps.workers.control import (
     FLUSH_SCRIPT,
     SessionKeys,

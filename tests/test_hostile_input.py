@@ -21,13 +21,10 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.test import APIClient
 
 from apps.sessions import validation
-from apps.sessions.api.serializers import (
-    EndpointSerializer,
-    LoadTestSessionSerializer,
-    TargetSerializer,
-)
+from apps.sessions.api.serializers.catalog import EndpointSerializer, TargetSerializer
+from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
+from apps.sessions.choices import SessionStatus
 from apps.sessions.models import ConfigChange, Endpoint, LoadTestSession, Target
-from apps.sessions.models.choices import SessionStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -3,6 +3,10 @@
 The engine (``apps/workers``) is a library the control plane (``apps/sessions``) drives and
 the operations commands (``apps/ops``) run: it imports neither. No import cycle anywhere, and
 no import hidden inside a function to get round one (imports inside functions are read too).
+
+Inside the control plane, its concerns talk one way too: results never reach into the
+lifecycle, integrations only read results and models, and only the surfaces (admin, API,
+dashboard, CLI, management commands) and the tasks call the lifecycle's state changes.
 """
 
 from __future__ import annotations
@@ -77,7 +81,14 @@ def _resolve(importer: str, node: ast.Import | ast.ImportFrom) -> set[str]:
     found = _with_parents(base)
     for alias in node.names:  # ``from package import module``
         found |= _with_parents(f"{base}.{alias.name}")
-    return found
+    return found - _ancestors(importer)
+
+
+def _ancestors(name: str) -> set[str]:
+    """A module's own packages: they have run before it, so importing a sibling through them
+    adds no dependency (``admin/sessions.py`` importing ``admin/common.py``)."""
+    parts = name.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts))}
 
 
 def _imports_in(name: str, path: Path) -> Iterator[Import]:
@@ -147,8 +158,8 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read():
     """Guard against a parser that sees nothing: known edges are there."""
     graph = import_graph()
-    assert "apps.sessions.services" in MODULES and "apps.workers.shard" in MODULES
-    assert "apps.workers.control" in graph["apps.sessions.services"]
+    assert "apps.sessions.lifecycle.start" in MODULES and "apps.workers.shard" in MODULES
+    assert "apps.workers.control" in graph["apps.sessions.lifecycle.start"]
     assert "apps.workers.shard" in graph["apps.workers.tasks"]
     # Imports inside functions are read too.
     assert any(item.function == "ready" for item in IMPORTS)
@@ -194,3 +205,96 @@ def test_no_function_level_import_of_a_project_module():
         and (item.importer, item.function) not in FUNCTION_LEVEL_ALLOWED
     ]
     assert hidden == []
+
+
+# --- the control plane's concerns -------------------------------------------------------------
+
+SESSIONS = "apps.sessions"
+# What a concern of apps/sessions may import from the others (its own modules aside). Models,
+# the shared checks, the vocabularies and the refusals are below everything.
+FOUNDATION = {"models", "validation", "choices", "errors"}
+CONCERN_MAY_IMPORT = {
+    "models": {"validation", "choices"},
+    "validation": {"models", "choices", "results"},  # results.thresholds: the syntax check
+    "choices": set(),
+    "errors": set(),
+    "access": FOUNDATION,
+    "catalog": FOUNDATION | {"access"},
+    "results": FOUNDATION | {"access", "api"},
+    "integrations": FOUNDATION | {"access", "results"},
+    "lifecycle": FOUNDATION | {"access", "catalog", "results", "integrations", "api"},
+}
+# The surfaces and the tasks may import any concern: they are what people and beat drive.
+SURFACES = ("admin", "api", "dashboard", "cli", "tasks", "apps", "templatetags")
+
+
+def concern_of(module: str) -> str | None:
+    """``apps.sessions.results.figures`` -> ``results``; None outside apps/sessions."""
+    parts = module.split(".")
+    if parts[:2] != SESSIONS.split(".") or len(parts) < 3:
+        return None
+    return parts[2]
+
+
+def concern_imports() -> list[tuple[str, str, str]]:
+    """(importer, imported module, imported concern) for every import across two concerns."""
+    found = []
+    for item in IMPORTS:
+        own = concern_of(item.importer)
+        for target in item.targets:
+            other = concern_of(target)
+            if own and other and own != other and ".migrations" not in item.importer:
+                found.append((item.importer, target, other))
+    return found
+
+
+def test_every_concern_of_the_control_plane_is_known():
+    """A new folder of apps/sessions must say here what it may import."""
+    concerns = {concern_of(name) for name in MODULES} - {None, "migrations"}
+    assert concerns <= set(CONCERN_MAY_IMPORT) | set(SURFACES)
+
+
+@pytest.mark.parametrize("concern", sorted(CONCERN_MAY_IMPORT))
+def test_a_concern_imports_only_what_is_below_it(concern):
+    allowed = CONCERN_MAY_IMPORT[concern]
+    upward = [
+        f"{importer} -> {target}"
+        for importer, target, other in concern_imports()
+        if concern_of(importer) == concern and other not in allowed
+    ]
+    assert upward == []
+
+
+def test_results_never_reach_into_the_lifecycle():
+    assert "lifecycle" not in CONCERN_MAY_IMPORT["results"]
+    assert not [
+        (importer, target)
+        for importer, target, other in concern_imports()
+        if concern_of(importer) == "results" and other == "lifecycle"
+    ]
+
+
+def test_only_surfaces_and_tasks_call_the_lifecycle():
+    """The lifecycle's state changes (start, stop, live changes, finish...) are called by
+    the admin, the API, the dashboard, the CLI, the management commands and the tasks; no
+    other concern drives a session."""
+    callers = {
+        item.importer
+        for item in IMPORTS
+        for target in item.targets
+        if concern_of(target) == "lifecycle" and concern_of(item.importer) != "lifecycle"
+    }
+    outside = sorted(
+        caller
+        for caller in callers
+        if concern_of(caller) not in SURFACES and not caller.startswith("apps.ops.")
+    )
+    assert outside == []
+    assert "apps.sessions.api.views" in callers and "apps.sessions.tasks" in callers
+
+
+def test_the_concern_graph_is_read():
+    """Guard against rules that pass on an empty graph: known edges across concerns are seen."""
+    edges = {(importer, other) for importer, _, other in concern_imports()}
+    assert ("apps.sessions.lifecycle.start", "results") in edges
+    assert ("apps.sessions.api.views", "lifecycle") in edges

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from apps.sessions.lifecycle.monitor import TickGrowth
 from apps.sessions.models import EndpointStats, TimeSeriesPoint
+from apps.sessions.results.sync import TickGrowth
 from apps.workers.control import SessionKeys
 from apps.workers.histogram import bucket_index
 from apps.workers.stats import EndpointTotals

@@ -19,9 +19,9 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from apps.sessions.choices import EventKind, SessionStatus
 from apps.sessions.integrations import newrelic
 from apps.sessions.models import LoadTestSession, SessionEvent, Target
-from apps.sessions.models.choices import EventKind, SessionStatus
 
 from .conftest import Workers, wait_until
 from .servers import NewRelicStandIn

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from apps.sessions.choices import SessionStatus
 from apps.sessions.models import Endpoint, LoadTestSession, Target, TimeSeriesPoint
-from apps.sessions.models.choices import SessionStatus
 
 from . import browser
 from .browser import screenshot, sign_in

@@ -15,7 +15,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from apps.sessions.lifecycle import monitor
 from apps.sessions.lifecycle.editing import purge_expired_sessions
 from apps.sessions.models import (
     AuditEntry,
@@ -27,6 +26,7 @@ from apps.sessions.models import (
     TimeSeriesPoint,
 )
 from apps.sessions.results.records import record_event
+from apps.sessions.results.sync import store_events
 from apps.workers.control import SessionKeys
 from apps.workers.vocabulary import ERROR_SAMPLE
 from loadtest_project import celery_app
@@ -114,7 +114,7 @@ def test_engine_events_and_error_samples_stay_capped(settings, redis_client):
                 sample = {"kind": ERROR_SAMPLE, "at": at, "endpoint": "home",
                           "failure_class": "network", "message": f"failed {name}"}  # fmt: skip
                 redis_client.lpush(key, json.dumps(event), json.dumps(sample))
-            monitor._store_events(session, redis_client)
+            store_events(session, redis_client)
             assert session.events.count() == 4 and session.error_samples.count() == 3
     finally:
         redis_client.delete(key)

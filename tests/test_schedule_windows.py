@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from apps.sessions.lifecycle.windows import Window
+from apps.sessions.models.windows import Window
 
 PARIS = ZoneInfo("Europe/Paris")
 OFFICE = Window(days=(0, 1, 2, 3, 4), start=time(9), end=time(18), time_zone="Europe/Paris")

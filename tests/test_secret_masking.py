@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from apps.sessions.lifecycle.monitor import _store_events
 from apps.sessions.models import Endpoint, ErrorSample, LoadTestSession, Target
+from apps.sessions.results.sync import store_events
 from apps.workers.control import SessionKeys
 from apps.workers.plan import EndpointPlan, Plan
 from apps.workers.secrets import (
@@ -155,7 +155,7 @@ def test_the_monitor_masks_again_when_it_stores(redis_client, db):
                          f"ation: Bearer {MARK}2-bea"}  # fmt: skip
     redis_client.lpush(SessionKeys(session.pk).events, json.dumps(leaked))
     try:
-        _store_events(session, redis_client)
+        store_events(session, redis_client)
     finally:
         redis_client.delete(SessionKeys(session.pk).events)
     (stored,) = ErrorSample.objects.filter(session=session)

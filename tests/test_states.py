@@ -8,16 +8,16 @@ import itertools
 
 import pytest
 
-from apps.sessions.lifecycle.monitor import monitor_tick
-from apps.sessions.lifecycle.transitions import move_status
-from apps.sessions.models import LoadTestSession, Target
-from apps.sessions.models.choices import (
+from apps.sessions.choices import (
     ACTIVE_STATUSES,
     SESSION_TRANSITIONS,
     TERMINAL_STATUSES,
     EndReason,
     SessionStatus,
 )
+from apps.sessions.lifecycle.monitor import monitor_tick
+from apps.sessions.lifecycle.transitions import move_status
+from apps.sessions.models import LoadTestSession, Target
 from apps.workers import control
 from apps.workers.control import SessionKeys, publish_session, reassign, request_stop
 from apps.workers.shard import ShardRunner, ShardSettings

@@ -2,8 +2,8 @@
 plane's model choices take every one of them (a kind the engine sends but the database does
 not know would be refused by the admin's forms and shown raw)."""
 
+from apps.sessions.choices import FAILURE_CLASS_CHOICES, EventKind
 from apps.sessions.models import ErrorSample, RequestLogEntry, SessionEvent
-from apps.sessions.models.choices import FAILURE_CLASS_CHOICES, EventKind
 from apps.workers.vocabulary import EngineEventKind, FailureClass
 
 

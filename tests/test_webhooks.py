@@ -14,9 +14,9 @@ from django.test import override_settings
 from django.urls import reverse
 from kombu.exceptions import OperationalError
 
+from apps.sessions.choices import WebhookEvent
 from apps.sessions.integrations import webhooks
 from apps.sessions.models import LoadTestSession, SessionEvent, Target, Webhook
-from apps.sessions.models.choices import WebhookEvent
 from loadtest_project import celery_app
 
 from .conftest import wait_until

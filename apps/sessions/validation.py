@@ -22,7 +22,7 @@ from celery.schedules import crontab as celery_crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.sessions.models.choices import WebhookEvent
+from apps.sessions.choices import WebhookEvent
 from apps.sessions.results.thresholds import thresholds_problems
 from apps.workers.checks import parse_checks, parse_statuses
 from apps.workers.extraction import parse_extractions

@@ -165,3 +165,13 @@ def _form_secrets(encoded: str) -> set[str]:
         if raw and is_secret_name(unquote_plus(name)):
             found.update({raw, unquote_plus(raw)})
     return found
+
+
+def describe_url(url: str) -> str:
+    """The URL as messages may show it: scheme, host and port, never credentials, path or
+    query (where a key may sit)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    except ValueError:
+        return "(an unreadable URL)"

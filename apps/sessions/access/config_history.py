@@ -14,9 +14,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from apps.sessions.integrations.webhooks import describe_url
 from apps.sessions.models import ConfigChange, Endpoint, Flow, LoadTestSession, Target, Webhook
-from apps.workers.secrets import REDACTED, endpoint_secrets, mask_secrets
+from apps.workers.secrets import REDACTED, describe_url, endpoint_secrets, mask_secrets
 
 TRACKED_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
     LoadTestSession: ("session", LoadTestSession.CONFIG_FIELDS),

@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 
 logger = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ import json
 
 from rest_framework.renderers import BaseRenderer
 
-from apps.sessions.api.serializers import (
+from apps.sessions.api.serializers.results import (
     ErrorSampleSerializer,
     FlowStatsSerializer,
-    LoadTestSessionSerializer,
     RequestLogEntrySerializer,
     SessionEventSerializer,
     TimeSeriesPointSerializer,
 )
+from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
 from apps.sessions.api.snapshots import stats_snapshot
 from apps.sessions.models import LoadTestSession
 from apps.workers.secrets import mask_secrets, plan_secrets

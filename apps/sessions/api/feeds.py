@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from apps.sessions.access.permissions import CHANGE_TARGETS
 from apps.sessions.api.parsers import BoundedJSONParser
-from apps.sessions.api.serializers import DataFeedSerializer
+from apps.sessions.api.serializers.catalog import DataFeedSerializer
 from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
 from apps.sessions.models import DataFeed, Target
 

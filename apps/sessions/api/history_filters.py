@@ -20,8 +20,8 @@ from rest_framework import serializers
 from rest_framework.filters import BaseFilterBackend
 
 from apps.sessions.api.query_params import parse_time
+from apps.sessions.choices import SessionStatus
 from apps.sessions.models import LoadTestSession
-from apps.sessions.models.choices import SessionStatus
 from apps.sessions.validation import TAGS_MAX, check_single_line, clean_tags
 
 # Time filters: parameter -> the lookup it applies.

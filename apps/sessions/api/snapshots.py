@@ -8,7 +8,7 @@ synchronous: async callers run it in ``sync_to_async``.
 
 from collections.abc import Iterable
 
-from apps.sessions.api.serializers import (
+from apps.sessions.api.serializers.results import (
     EndpointStatsSerializer,
     FlowStatsSerializer,
     SessionEventSerializer,

@@ -44,8 +44,8 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from apps.sessions.api.permissions import HasActionPermission
 from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.choices import TERMINAL_STATUSES
 from apps.sessions.models import LoadTestSession
-from apps.sessions.models.choices import TERMINAL_STATUSES
 from apps.workers.control import SessionKeys
 from loadtest_project.embedded_redis import redis_answers
 

@@ -23,25 +23,29 @@ from apps.sessions.api import comparison_params
 from apps.sessions.api.export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from apps.sessions.api.history_filters import SessionHistoryFilter
 from apps.sessions.api.query_params import LongPages, parse_since
-from apps.sessions.api.serializers import (
-    AuditEntrySerializer,
-    ConfigChangeSerializer,
+from apps.sessions.api.serializers.access import AuditEntrySerializer, ConfigChangeSerializer
+from apps.sessions.api.serializers.catalog import (
     EndpointSerializer,
-    ErrorSampleSerializer,
     FlowSerializer,
-    LoadTestSessionSerializer,
+    TargetSerializer,
+)
+from apps.sessions.api.serializers.integrations import WebhookSerializer
+from apps.sessions.api.serializers.results import (
+    ErrorSampleSerializer,
     RequestLogEntrySerializer,
+    TimeSeriesPointSerializer,
+)
+from apps.sessions.api.serializers.sessions import (
+    LoadTestSessionSerializer,
     ScheduleSerializer,
     StartedSessionSerializer,
-    TargetSerializer,
-    TimeSeriesPointSerializer,
-    WebhookSerializer,
 )
 from apps.sessions.api.snapshots import stats_snapshot
 from apps.sessions.catalog.flow_changes import delete_flow
+from apps.sessions.choices import SessionStatus
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.integrations.webhook_settings import delete_webhook
 from apps.sessions.lifecycle.editing import clone_session, delete_session, update_session
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.schedules import delete_schedule
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import emergency_stop, stop_session
@@ -54,7 +58,6 @@ from apps.sessions.models import (
     Target,
     Webhook,
 )
-from apps.sessions.models.choices import SessionStatus
 from apps.sessions.results import comparison
 from apps.sessions.results.baselines import clear_baseline, set_baseline
 from apps.sessions.results.charts import chart

@@ -10,17 +10,9 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.sessions.catalog.flow_changes import save_flow
-from apps.sessions.catalog.flows import (
-    steps_from_data,
-)
-from apps.sessions.models import (
-    Endpoint,
-    Flow,
-    Target,
-)
-from apps.sessions.validation import (
-    check_target_url,
-)
+from apps.sessions.catalog.flows import steps_from_data
+from apps.sessions.models import Endpoint, Flow, Target
+from apps.sessions.validation import check_target_url
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "data" / "default_endpoints.json"
 # The demo catalog's flows, by endpoint name (a file of its own beside the endpoints').

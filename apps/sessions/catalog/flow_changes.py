@@ -12,13 +12,8 @@ from apps.sessions.access.permissions import (
     DELETE_FLOWS,
     require_permission,
 )
-from apps.sessions.catalog.flows import (
-    check_flow,
-)
-from apps.sessions.models import (
-    Flow,
-    FlowStep,
-)
+from apps.sessions.catalog.flows import check_flow
+from apps.sessions.models import Flow, FlowStep
 
 
 def save_flow(flow: Flow, steps: list[FlowStep], user=None, via: str = "api") -> Flow:

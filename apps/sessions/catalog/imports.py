@@ -12,14 +12,8 @@ from apps.sessions.access import config_history
 from apps.sessions.access.permissions import CHANGE_CATALOG, require_permission
 from apps.sessions.catalog.defaults import CATALOG_TO_MODEL_FIELDS
 from apps.sessions.catalog.flow_changes import save_flow
-from apps.sessions.catalog.flows import (
-    steps_from_data,
-)
-from apps.sessions.models import (
-    Endpoint,
-    Flow,
-    Target,
-)
+from apps.sessions.catalog.flows import steps_from_data
+from apps.sessions.models import Endpoint, Flow, Target
 
 FLOW_FILE_FIELDS = ("name", "weight", "description", "steps")
 ENDPOINT_FILE_FIELDS = ("name", "url", "method", "weight", "timeout", "description", "headers",

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from django.core.exceptions import ValidationError
 
-from apps.sessions.api.serializers import LoadTestSessionSerializer
+from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
 from apps.sessions.models import LoadTestSession, Target
 from apps.sessions.validation import JSON_DEPTH_MAX, check_target_url, json_depth, loads_json
 

@@ -17,9 +17,9 @@ from django.core.exceptions import ValidationError
 
 from apps.sessions.catalog.feed_files import PREVIEW_ROWS, FeedError, parse_feed_csv
 from apps.sessions.catalog.feeds import check_feed_mode, delete_feed, save_feed
+from apps.sessions.choices import FeedMode
 from apps.sessions.cli.config_file import find_target
 from apps.sessions.models import DataFeed, Target
-from apps.sessions.models.choices import FeedMode
 
 FEED_FILE_FIELDS = ("file", "mode")
 

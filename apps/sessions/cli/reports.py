@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from apps.sessions.api.export import CSVRenderer, export_document, export_rows
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results.comparison import METRICS
-from apps.sessions.results.verdicts import session_figures
+from apps.sessions.results.figures import session_figures
 
 EXPORT_SUFFIXES = (".json", ".csv")
 HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",

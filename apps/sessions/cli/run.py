@@ -32,17 +32,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus
 from apps.sessions.cli import reports
 from apps.sessions.cli.config_file import ConfigError, build_session, read_config
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.editing import create_session
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import LoadTestSession
-from apps.sessions.models.choices import ACTIVE_STATUSES, EndReason, SessionStatus
 from apps.sessions.results import comparison
+from apps.sessions.results.figures import session_figures
 from apps.sessions.results.report import write_report
-from apps.sessions.results.verdicts import session_figures
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 POLL_S = 0.5

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from apps.sessions.api.serializers import LoadTestSessionSerializer
+from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
 from apps.sessions.models import Endpoint, Flow, LoadTestSession, Target
 from apps.sessions.validation import tags_from_text
 

@@ -28,15 +28,15 @@ from apps.sessions.api import comparison_params
 from apps.sessions.api.history_filters import filter_sessions
 from apps.sessions.api.snapshots import stats_snapshot
 from apps.sessions.catalog.defaults import catalog_weights, default_target, find_default_target
+from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
 from apps.sessions.dashboard import tables
 from apps.sessions.dashboard.forms import SessionForm
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.models import LoadTestSession, Schedule, Target
-from apps.sessions.models.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
 from apps.sessions.results import comparison
+from apps.sessions.results.figures import whole_session_figures
 from apps.sessions.results.thresholds import Figures
-from apps.sessions.results.verdicts import whole_session_figures
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
 

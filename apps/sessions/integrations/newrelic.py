@@ -30,15 +30,11 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from apps.sessions.integrations.webhooks import (
-    describe_url,
-    event_due,
-    session_summary,
-    session_url,
-)
+from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind
+from apps.sessions.integrations.webhooks import event_due, session_summary, session_url
 from apps.sessions.models import LoadTestSession, SessionEvent
-from apps.sessions.models.choices import ACTIVE_STATUSES, EndReason, EventKind
 from apps.workers.control import KEY_PREFIX, get_redis
+from apps.workers.secrets import describe_url
 from loadtest_project import celery_app
 
 logger = logging.getLogger(__name__)

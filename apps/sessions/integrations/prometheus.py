@@ -43,9 +43,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
+from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES
 from apps.sessions.integrations import metrics_access
 from apps.sessions.models import EndpointStats, LoadTestSession
-from apps.sessions.models.choices import ACTIVE_STATUSES, TERMINAL_STATUSES
 from apps.workers.control import get_redis
 from apps.workers.histogram import cumulative_counts
 from apps.workers.inventory import LOAD_QUEUE, live_workers

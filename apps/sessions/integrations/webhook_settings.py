@@ -13,9 +13,7 @@ from apps.sessions.access.permissions import (
     MANAGE_GLOBAL_WEBHOOKS,
     require_permission,
 )
-from apps.sessions.models import (
-    Webhook,
-)
+from apps.sessions.models import Webhook
 
 
 def check_webhook_scope(user, session_id: int | None) -> None:

@@ -28,7 +28,6 @@ import hmac
 import json
 import logging
 import time
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -38,17 +37,18 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from apps.sessions.models import LoadTestSession, SessionEvent, Webhook, target_hosts
-from apps.sessions.models.choices import (
+from apps.sessions.choices import (
     EndReason,
     EventKind,
     SessionStatus,
     WebhookEvent,
     WebhookFormat,
 )
+from apps.sessions.models import LoadTestSession, SessionEvent, Webhook, target_hosts
 from apps.sessions.validation import check_webhook_url
 from apps.workers.control import KEY_PREFIX, get_redis
 from apps.workers.histogram import percentiles_ms
+from apps.workers.secrets import describe_url
 from loadtest_project import celery_app
 
 logger = logging.getLogger(__name__)
@@ -141,15 +141,6 @@ def sign(secret: str, timestamp: int, body: str) -> str:
     """The signature header's value for ``body`` sent at ``timestamp``."""
     signed = f"{timestamp}.{body}".encode()
     return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def describe_url(url: str) -> str:
-    """The URL as messages may show it: scheme, host and port, never path or query."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-    except ValueError:
-        return "(an unreadable URL)"
 
 
 # --- queueing (the control plane's side) -------------------------------------------------------

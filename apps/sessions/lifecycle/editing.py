@@ -21,18 +21,11 @@ from apps.sessions.access.permissions import (
     require_permission,
 )
 from apps.sessions.catalog.defaults import default_target
-from apps.sessions.lifecycle.errors import SessionStateError
+from apps.sessions.choices import TERMINAL_STATUSES, SessionStatus
+from apps.sessions.errors import SessionStateError
 from apps.sessions.lifecycle.live import change_users, change_weights
-from apps.sessions.models import (
-    LoadTestSession,
-)
-from apps.sessions.models.choices import (
-    TERMINAL_STATUSES,
-    SessionStatus,
-)
-from apps.sessions.validation import (
-    clean_tags,
-)
+from apps.sessions.models import LoadTestSession
+from apps.sessions.validation import clean_tags
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,10 @@ from redis.exceptions import RedisError
 from apps.sessions.access import config_history
 from apps.sessions.access.permissions import OPERATE_SESSIONS, require_permission
 from apps.sessions.catalog.defaults import catalog_weights
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.choices import EventKind, SessionStatus
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import check_total_users
-from apps.sessions.models import (
-    LoadTestSession,
-)
-from apps.sessions.models.choices import (
-    EventKind,
-    SessionStatus,
-)
+from apps.sessions.models import LoadTestSession
 from apps.sessions.results.records import record_event
 from apps.sessions.validation import (
     check_concurrent_users,

@@ -30,18 +30,24 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.sessions.api.serializers import ErrorSampleSerializer
+from apps.sessions.api.serializers.results import ErrorSampleSerializer
 from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.choices import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    EndReason,
+    EventKind,
+    SessionStatus,
+    WebhookEvent,
+)
 from apps.sessions.integrations import newrelic, webhooks
+from apps.sessions.lifecycle.judging import check_final, check_live
 from apps.sessions.lifecycle.recovery import recover_lost_state
 from apps.sessions.lifecycle.stop import stop_orphan_load, stop_session
 from apps.sessions.lifecycle.transitions import (
@@ -51,27 +57,11 @@ from apps.sessions.lifecycle.transitions import (
     note_waiting,
     queue_monitor_tick,
 )
-from apps.sessions.models import (
-    EndpointStats,
-    ErrorSample,
-    FlowStats,
-    LoadTestSession,
-    SessionEvent,
-    TimeSeriesPoint,
-)
-from apps.sessions.models.choices import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    EndReason,
-    EventKind,
-    SessionStatus,
-    WebhookEvent,
-)
-from apps.sessions.results import verdicts
-from apps.sessions.results.records import keep_newest, record_event, record_request_log
+from apps.sessions.models import LoadTestSession
+from apps.sessions.results.live import live_figures, tick_figures, window_totals
+from apps.sessions.results.records import record_event
+from apps.sessions.results.sync import record_tick_point, store_events, sync_statistics
 from apps.workers.control import (
-    DRAIN_HASH_SCRIPT,
-    DRAIN_LIST_SCRIPT,
     KEY_PREFIX,
     ORPHAN_TTL_S,
     RELEASE_LOCK_SCRIPT,
@@ -88,26 +78,16 @@ from apps.workers.control import (
     set_load_factor,
 )
 from apps.workers.dispatch import redispatch_shards
-from apps.workers.histogram import percentiles_ms
 from apps.workers.inventory import LOAD_QUEUE, counted, load_capacity
-from apps.workers.plan import FlowPlan
-from apps.workers.secrets import mask_secrets, plan_secrets
 from apps.workers.signals import PRESENCE_INTERVAL_S
-from apps.workers.stats import (
-    EndpointTotals,
-    FlowTotals,
-    parse_flow_stats,
-    parse_series_hash,
-    parse_stats_hash,
-)
 from apps.workers.vocabulary import (
-    ERROR_SAMPLE,
     SHARD_STATES_COMPLETE,
     SHARD_STATES_REPLACEABLE,
     ShardState,
 )
 
 logger = logging.getLogger(__name__)
+
 
 # A queued shard counts as waiting for a worker only after this long (see _waited_long).
 WAITING_REPORTED_AFTER_S = 2 * PRESENCE_INTERVAL_S
@@ -120,8 +100,6 @@ class LiveErrorSerializer(ErrorSampleSerializer):
 
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
-TICK_QUANTILES = (0.5, 0.95, 0.99)  # the charts' latency lines
-LIVE_ERROR_WINDOW_S = 10.0  # the live error rate's window
 LIVE_ERRORS = 20  # error samples in each live snapshot
 # A finished session's last snapshot outlives its other keys (forgotten at once) this long,
 # so that a stream opened later still sends its end.
@@ -166,13 +144,13 @@ def monitor_tick(session_id: int) -> bool:
     previous_tick = client.get(keys.ticked)
     states = mark_silent_shards_lost(client, session_id)
     growth = sync_statistics(session, client)
-    _store_events(session, client)
+    store_events(session, client)
     now = timezone.now()
     heartbeats = read_heartbeats(client, session_id)
     figures = tick_figures(growth, heartbeats)
-    _record_tick_point(session, int(now.timestamp()), figures)
+    record_tick_point(session, int(now.timestamp()), figures)
     elapsed_s = now.timestamp() - float(previous_tick) if previous_tick else None
-    live = _live(session, growth, figures, now, elapsed_s)
+    live = live_figures(session, growth, figures, now, elapsed_s)
     publish_snapshot(session_id, client, live, heartbeats)
 
     if any(state == ShardState.RUNNING for state in states.values()):
@@ -196,8 +174,8 @@ def monitor_tick(session_id: int) -> bool:
         reason, detail = _end_reason(session, states)
         finished = finish_session(session_id, reason, detail, notify=False)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
-        _store_events(session, client)
-        verdicts.check_final(session_id)  # on the complete figures; marks them final
+        store_events(session, client)
+        check_final(session_id)  # on the complete figures; marks them final
         if finished:
             webhooks.notify_final(session_id)  # with the complete figures and verdicts
             newrelic.queue_marker(session_id, newrelic.END)
@@ -217,50 +195,8 @@ def monitor_tick(session_id: int) -> bool:
     if not stopping:
         _enforce_limits(session, client, now)
         session.refresh_from_db(fields=["status", "total_requests", "end_time"])
-        verdicts.check_live(session)
+        check_live(session)
     return True
-
-
-def tick_figures(growth: TickGrowth, heartbeats: dict[int, dict]) -> dict:
-    """The per-tick fields of a ``TimeSeriesPoint``."""
-    percentiles = growth.percentiles_ms()
-    return {
-        "p50_ms": percentiles[0.5],
-        "p95_ms": percentiles[0.95],
-        "p99_ms": percentiles[0.99],
-        "users": sum(int(beat.get("users", 0)) for beat in heartbeats.values()),
-        "failures_by_class": growth.failures_by_class,
-    }
-
-
-def _live(session, growth: TickGrowth, figures: dict, now, elapsed_s: float | None) -> dict:
-    """The dashboard's figures "now": this tick's rates and percentiles, the last ~10 s's
-    error rate, and the tick's point for appending to the charts."""
-    elapsed_s = max(elapsed_s or settings.MONITOR_INTERVAL_S, 0.1)
-    failures = sum(figures["failures_by_class"].values())
-    window = _window(session, now, LIVE_ERROR_WINDOW_S)
-    rps = round(growth.requests / elapsed_s, 2)
-    failures_per_s = round(failures / elapsed_s, 2)
-    percentiles = {name: figures[name] for name in ("p50_ms", "p95_ms", "p99_ms")}
-    return {
-        "live": {
-            "rps": rps,
-            "failures_per_s": failures_per_s,
-            "error_rate": round(window["failures"] / window["requests"], 4)
-            if window["requests"]
-            else 0.0,
-            **percentiles,
-            "users": figures["users"],
-        },
-        "point": {
-            "t": int(now.timestamp()),
-            "rps": rps,
-            "failures_per_s": failures_per_s,
-            **percentiles,
-            "users": figures["users"],
-            "failures_by_class": figures["failures_by_class"],
-        },
-    }
 
 
 def publish_snapshot(session_id: int, client, live: dict, heartbeats: dict[int, dict]) -> None:
@@ -436,7 +372,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
     if session.status != SessionStatus.RUNNING:
         return
     if session.max_errors_per_minute:
-        errors = _window(session, now, 60.0)["failures"]
+        errors = window_totals(session, now, 60.0)["failures"]
         if errors > session.max_errors_per_minute:
             detail = (
                 f"{errors} errors in the last minute, above max_errors_per_minute "
@@ -447,7 +383,7 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
             return
     # Requests a breaker suppressed count as finding the target unavailable: that is why
     # they were not sent.
-    window = _window(session, now, settings.LOAD_REDUCTION_WINDOW_S)
+    window = window_totals(session, now, settings.LOAD_REDUCTION_WINDOW_S)
     requests = window["requests"] + window["suppressed"]
     unavailable = window["unavailable"] + window["suppressed"]
     factor = read_load_factor(client, session.pk)
@@ -473,261 +409,6 @@ def _enforce_limits(session: LoadTestSession, client, now) -> None:
             f"{unavailable} of {requests} requests unavailable in the last "
             f"{settings.LOAD_REDUCTION_WINDOW_S:g} s: full load restored.",
         )
-
-
-def _window(session: LoadTestSession, now, seconds: float) -> dict[str, int]:
-    totals = TimeSeriesPoint.objects.filter(
-        session=session, timestamp__gte=now - timedelta(seconds=seconds)
-    ).aggregate(
-        requests=Sum("requests"),
-        failures=Sum("failures"),
-        unavailable=Sum("unavailable"),
-        suppressed=Sum("suppressed"),
-    )
-    return {name: value or 0 for name, value in totals.items()}
-
-
-@dataclass
-class TickGrowth:
-    """What the session's cumulative counters gained since the monitor's previous pass:
-    the stored per-endpoint rows hold the previous pass's values, so the difference needs no
-    extra state and no work in the shards."""
-
-    requests: int = 0
-    failures_by_class: dict[str, int] = field(default_factory=dict)
-    histogram: dict[int, int] = field(default_factory=dict)
-
-    def add(self, entry: EndpointTotals, previous: EndpointStats | None) -> None:
-        self.requests += entry.requests - (previous.requests if previous else 0)
-        old_failures = previous.failures_by_class if previous else {}
-        for failure_class, count in entry.failures_by_class.items():
-            gained = count - old_failures.get(failure_class, 0)
-            if gained > 0:
-                self.failures_by_class[failure_class] = (
-                    self.failures_by_class.get(failure_class, 0) + gained
-                )
-        old_histogram = previous.histogram if previous else {}
-        for bucket, count in entry.histogram.items():
-            gained = count - old_histogram.get(str(bucket), 0)
-            if gained > 0:
-                self.histogram[bucket] = self.histogram.get(bucket, 0) + gained
-
-    def percentiles_ms(self) -> dict[float, float | None]:
-        return percentiles_ms(self.histogram, TICK_QUANTILES)
-
-
-def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
-    """Copy the session's cumulative counters and new per-second points into the database;
-    returns what the counters gained since the previous copy."""
-    keys = SessionKeys(session.pk)
-    growth = TickGrowth()
-    raw_stats = client.hgetall(keys.stats)
-    totals = parse_stats_hash(raw_stats)
-    flow_totals = parse_flow_stats(raw_stats)
-    drained = client.eval(DRAIN_HASH_SCRIPT, 1, keys.series)
-    points = parse_series_hash(dict(zip(drained[::2], drained[1::2], strict=True)))
-    if not totals and not points and not flow_totals:
-        return growth
-    plan = session.read_plan()
-    plan_endpoints = plan.endpoints
-    with transaction.atomic():
-        _sync_flow_statistics(session, plan.flows, flow_totals)
-        existing = {row.name: row for row in session.endpoint_stats.all()}
-        for index, entry in totals.items():
-            endpoint = plan_endpoints[index]
-            row = existing.get(endpoint.name)
-            growth.add(entry, row)
-            if row is not None and (row.requests, row.not_sent) == (
-                entry.requests,
-                entry.not_sent,
-            ):
-                continue  # nothing new for this endpoint
-            EndpointStats.objects.update_or_create(
-                session=session,
-                name=endpoint.name,
-                defaults={
-                    "endpoint_id": endpoint.endpoint_id,
-                    "method": endpoint.method,
-                    "url": endpoint.url,
-                    "requests": entry.requests,
-                    "failures": entry.failures,
-                    "failures_by_class": entry.failures_by_class,
-                    "not_sent": entry.not_sent,
-                    "check_failures": entry.check_failures,
-                    **_duration_figures(entry),
-                },
-            )
-        if totals:
-            LoadTestSession.objects.filter(pk=session.pk).update(
-                total_requests=sum(entry.requests for entry in totals.values()),
-                total_failures=sum(entry.failures for entry in totals.values()),
-                stats_updated_at=timezone.now(),
-            )
-        for second, point in sorted(points.items()):
-            _add_point(session, second, point)
-    return growth
-
-
-def _sync_flow_statistics(
-    session: LoadTestSession, flows: tuple[FlowPlan, ...], totals: dict[int, FlowTotals]
-) -> None:
-    """Copy each flow's cumulative counters into its ``FlowStats`` row, by the flow's name in
-    the plan (a plan of a release before flows has none, and its hash no flow fields). Like
-    the endpoints' rows, a row is written only when its flow ended iterations since."""
-    if not totals:
-        return
-    existing = {row.name: row for row in session.flow_stats.all()}
-    for index, entry in sorted(totals.items()):
-        if index >= len(flows):
-            # Counters of a flow the plan does not name: written by a shard of another plan
-            # (impossible unless the hash was tampered with). Nothing to file them under.
-            logger.warning("Session %s: flow counters at position %s, beyond the plan's %s "
-                           "flows, ignored.", session.pk, index, len(flows))  # fmt: skip
-            continue
-        flow = flows[index]
-        row = existing.get(flow.name)
-        if row is not None and (row.iterations, row.failed_iterations) == (
-            entry.iterations,
-            entry.failed,
-        ):
-            continue  # no iteration of this flow ended since the previous copy
-        FlowStats.objects.update_or_create(
-            session=session,
-            name=flow.name,
-            defaults={
-                "flow_id": flow.flow_id,
-                "iterations": entry.iterations,
-                "failed_iterations": entry.failed,
-                **_duration_figures(entry),
-            },
-        )
-
-
-def _duration_figures(entry: EndpointTotals | FlowTotals) -> dict:
-    """A ``DurationFigures`` row's fields from the totals read back from Redis."""
-    percentiles = entry.percentiles_ms()
-    return {
-        "min_ms": entry.min_us / 1000 if entry.min_us is not None else None,
-        "max_ms": entry.max_us / 1000 if entry.max_us is not None else None,
-        "mean_ms": entry.mean_ms(),
-        "p50_ms": percentiles[0.5],
-        "p90_ms": percentiles[0.9],
-        "p95_ms": percentiles[0.95],
-        "p99_ms": percentiles[0.99],
-        "p999_ms": percentiles[0.999],
-        "histogram": {str(bucket): count for bucket, count in entry.histogram.items()},
-    }
-
-
-def _add_point(session, second: int, point) -> None:
-    """Add to the second's point: its counts may arrive over several flushes and ticks."""
-    timestamp = datetime.fromtimestamp(second, tz=UTC)
-    latency_sum_ms = point.latency_sum_us / 1000
-    increments = {
-        "requests": F("requests") + point.requests,
-        "failures": F("failures") + point.failures,
-        "unavailable": F("unavailable") + point.unavailable,
-        "suppressed": F("suppressed") + point.suppressed,
-        "latency_sum_ms": F("latency_sum_ms") + latency_sum_ms,
-    }
-    rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
-    if rows.update(**increments):
-        return
-    try:
-        with transaction.atomic():
-            TimeSeriesPoint.objects.create(
-                session=session,
-                timestamp=timestamp,
-                requests=point.requests,
-                failures=point.failures,
-                unavailable=point.unavailable,
-                suppressed=point.suppressed,
-                latency_sum_ms=latency_sum_ms,
-            )
-    except IntegrityError:  # another monitor created it between our update and insert
-        rows.update(**increments)
-
-
-def _record_tick_point(session: LoadTestSession, second: int, figures: dict) -> None:
-    """The tick's percentiles, users and failures by class on the second the tick ended in
-    (the second's requests may still arrive in later flushes: ``_add_point`` adds them).
-
-    Two ticks may end in one second (a stop queues one between beats): the failures add
-    up and the percentiles keep the higher value. Only the monitor writes these fields, one
-    tick per session at a time, so reading them back first is safe.
-    """
-    timestamp = datetime.fromtimestamp(second, tz=UTC)
-    rows = TimeSeriesPoint.objects.filter(session=session, timestamp=timestamp)
-    earlier = rows.values("p50_ms", "p95_ms", "p99_ms", "failures_by_class").first()
-    if earlier is not None:
-        merged = dict(earlier["failures_by_class"] or {})
-        for failure_class, count in figures["failures_by_class"].items():
-            merged[failure_class] = merged.get(failure_class, 0) + count
-        figures = {**figures, "failures_by_class": merged}
-        for name in ("p50_ms", "p95_ms", "p99_ms"):
-            values = [value for value in (earlier[name], figures[name]) if value is not None]
-            figures[name] = max(values) if values else None
-        rows.update(**figures)
-        return
-    try:
-        with transaction.atomic():
-            TimeSeriesPoint.objects.create(session=session, timestamp=timestamp, **figures)
-    except IntegrityError:  # a flush's point was created between our update and insert
-        rows.update(**figures)
-
-
-def _store_events(session: LoadTestSession, client) -> None:
-    """Move the engine's events, error samples and sampled requests from Redis into the
-    database, keeping the newest of each (SESSION_EVENTS_KEPT, ERROR_SAMPLES_KEPT,
-    REQUEST_LOG_KEPT)."""
-    _store_request_log(session, client)
-    raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).events)
-    if not raw:
-        return
-    events, samples = [], []
-    secrets = plan_secrets(session.read_plan())  # masked by the shard; again here, in depth
-    for item in reversed(raw):  # LPUSH stored them newest first
-        data = json.loads(item)
-        data["message"] = mask_secrets(data["message"], secrets, cut_short=True)
-        at = datetime.fromtimestamp(data["at"], tz=UTC)
-        if data["kind"] == ERROR_SAMPLE:
-            samples.append(
-                ErrorSample(
-                    session=session,
-                    at=at,
-                    endpoint=data.get("endpoint", ""),
-                    failure_class=data.get("failure_class", ""),
-                    status=data.get("status"),
-                    message=data["message"],
-                    hostname=data.get("hostname", ""),
-                    trace_id=str(data.get("trace_id") or "")[:32],
-                )
-            )
-        else:
-            events.append(
-                SessionEvent(
-                    session=session,
-                    at=at,
-                    kind=data["kind"],
-                    message=data["message"],
-                    hostname=data.get("hostname", ""),
-                    shard=data.get("shard"),
-                )
-            )
-    for model, rows, kept in (
-        (SessionEvent, events, settings.SESSION_EVENTS_KEPT),
-        (ErrorSample, samples, settings.ERROR_SAMPLES_KEPT),
-    ):
-        if rows:
-            model.objects.bulk_create(rows)
-            keep_newest(model.objects.filter(session=session), kept)
-
-
-def _store_request_log(session: LoadTestSession, client) -> None:
-    """The request log of a session with enable_logging: shards sample, the database keeps."""
-    raw = client.eval(DRAIN_LIST_SCRIPT, 1, SessionKeys(session.pk).requests)
-    if raw:  # LPUSH stored them newest first
-        record_request_log(session.pk, [json.loads(item) for item in reversed(raw)])
 
 
 # When the last periodic tick reached the control worker (epoch seconds, as a string).

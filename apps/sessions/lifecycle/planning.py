@@ -7,16 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.sessions.catalog.defaults import catalog_weights
-from apps.sessions.catalog.flows import (
-    endpoint_variables,
-    extracted_names,
-)
-from apps.sessions.models import (
-    DataFeed,
-    Endpoint,
-    LoadTestSession,
-    Target,
-)
+from apps.sessions.catalog.flows import endpoint_variables, extracted_names
+from apps.sessions.models import DataFeed, Endpoint, LoadTestSession, Target
 from apps.sessions.validation import (
     check_endpoint_url,
     check_host_header,

@@ -30,10 +30,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import Sum
 from django.utils import timezone
 
+from apps.sessions.choices import EndReason, EventKind, SessionStatus
 from apps.sessions.lifecycle.live import live_endpoint_weights
 from apps.sessions.lifecycle.transitions import finish_session
 from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession, TimeSeriesPoint
-from apps.sessions.models.choices import EndReason, EventKind, SessionStatus
 from apps.sessions.results.records import record_event
 from apps.sessions.validation import check_endpoint_url
 from apps.workers.control import forget_session

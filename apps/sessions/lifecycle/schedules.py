@@ -19,17 +19,11 @@ from apps.sessions.access.permissions import (
     DELETE_SCHEDULES,
     require_permission,
 )
+from apps.sessions.choices import ACTIVE_STATUSES, SessionStatus
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.editing import create_session, delete_session
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import start_session
-from apps.sessions.models import (
-    LoadTestSession,
-    Schedule,
-)
-from apps.sessions.models.choices import (
-    ACTIVE_STATUSES,
-    SessionStatus,
-)
+from apps.sessions.models import LoadTestSession, Schedule
 
 logger = logging.getLogger(__name__)
 

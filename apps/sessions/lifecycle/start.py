@@ -11,16 +11,11 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.sessions.access.permissions import OPERATE_SESSIONS, require_permission
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
+from apps.sessions.choices import ACTIVE_STATUSES, SessionStatus
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.lifecycle.transitions import move_status, queue_monitor_tick
-from apps.sessions.models import (
-    LoadTestSession,
-)
-from apps.sessions.models.choices import (
-    ACTIVE_STATUSES,
-    SessionStatus,
-)
+from apps.sessions.models import LoadTestSession
 from apps.workers import control, dispatch, inventory
 
 logger = logging.getLogger(__name__)

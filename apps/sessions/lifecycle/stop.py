@@ -8,17 +8,11 @@ import logging
 from django.utils import timezone
 
 from apps.sessions.access.permissions import EMERGENCY_STOP, OPERATE_SESSIONS, require_permission
+from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus
+from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.integrations import webhooks
-from apps.sessions.lifecycle.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.transitions import move_status
-from apps.sessions.models import (
-    LoadTestSession,
-)
-from apps.sessions.models.choices import (
-    ACTIVE_STATUSES,
-    EndReason,
-    SessionStatus,
-)
+from apps.sessions.models import LoadTestSession
 from apps.workers import control
 
 logger = logging.getLogger(__name__)

@@ -13,11 +13,7 @@ from collections.abc import Collection
 from django.conf import settings
 from django.utils import timezone
 
-from apps.sessions.integrations import newrelic, webhooks
-from apps.sessions.models import (
-    LoadTestSession,
-)
-from apps.sessions.models.choices import (
+from apps.sessions.choices import (
     ACTIVE_STATUSES,
     SESSION_TRANSITIONS,
     EndReason,
@@ -25,6 +21,8 @@ from apps.sessions.models.choices import (
     SessionStatus,
     WebhookEvent,
 )
+from apps.sessions.integrations import newrelic, webhooks
+from apps.sessions.models import LoadTestSession
 from apps.sessions.results.records import record_event
 from loadtest_project import celery_app
 

@@ -9,10 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.sessions import validation
-from apps.sessions.models.choices import (
-    FeedMode,
-    HttpMethod,
-)
+from apps.sessions.choices import FeedMode, HttpMethod
 from apps.workers.checks import DEFAULT_EXPECTED_STATUSES, STATUSES_CHARS_MAX, normalise_statuses
 
 

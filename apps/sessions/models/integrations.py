@@ -7,10 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps.sessions import validation
+from apps.sessions.choices import WebhookFormat
 from apps.sessions.models.catalog import Target
-from apps.sessions.models.choices import (
-    WebhookFormat,
-)
 from apps.sessions.models.sessions import LoadTestSession
 
 

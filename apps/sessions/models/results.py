@@ -4,11 +4,8 @@ second, and capped logs of events, error samples and requests."""
 
 from django.db import models
 
+from apps.sessions.choices import FAILURE_CLASS_CHOICES, EventKind
 from apps.sessions.models.catalog import Endpoint
-from apps.sessions.models.choices import (
-    FAILURE_CLASS_CHOICES,
-    EventKind,
-)
 from apps.sessions.models.sessions import LoadTestSession
 
 # A name in the results: an endpoint's (at most 100 characters), or a flow step's, which the

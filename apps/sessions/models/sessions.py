@@ -10,13 +10,9 @@ from django.db import models
 from django.utils import timezone
 
 from apps.sessions import validation
-from apps.sessions.lifecycle.windows import Window
+from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus
 from apps.sessions.models.catalog import Target
-from apps.sessions.models.choices import (
-    ACTIVE_STATUSES,
-    EndReason,
-    SessionStatus,
-)
+from apps.sessions.models.windows import Window
 from apps.workers.plan import Plan
 
 

@@ -6,14 +6,9 @@ from django.db import transaction
 
 from apps.sessions.access import config_history
 from apps.sessions.access.permissions import OPERATE_SESSIONS, require_permission
-from apps.sessions.lifecycle.errors import SessionStateError
-from apps.sessions.models import (
-    LoadTestSession,
-    Target,
-)
-from apps.sessions.models.choices import (
-    SessionStatus,
-)
+from apps.sessions.choices import SessionStatus
+from apps.sessions.errors import SessionStateError
+from apps.sessions.models import LoadTestSession, Target
 
 # A run compared against must have complete figures: one that ended normally or was stopped.
 BASELINE_STATUSES = (SessionStatus.COMPLETED, SessionStatus.STOPPED)

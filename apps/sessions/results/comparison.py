@@ -32,9 +32,9 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.sessions.choices import SessionStatus
 from apps.sessions.models import EndpointStats, LoadTestSession
-from apps.sessions.models.choices import SessionStatus
-from apps.sessions.results.verdicts import merged_histogram, scope_figures
+from apps.sessions.results.figures import merged_histogram, scope_figures
 from apps.workers.histogram import percentile_curve, percentiles_ms
 
 # Whether a higher value is better, for each compared figure (the judged ones).

@@ -10,11 +10,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.sessions.models import (
-    LoadTestSession,
-    RequestLogEntry,
-    SessionEvent,
-)
+from apps.sessions.models import LoadTestSession, RequestLogEntry, SessionEvent
 
 
 def record_threshold_results(session_id: int, results: list[dict], *, final: bool = False) -> None:

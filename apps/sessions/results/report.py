@@ -30,8 +30,8 @@ from django.utils.text import slugify
 from apps.sessions.api.snapshots import sum_counts
 from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession
 from apps.sessions.results.charts import chart
+from apps.sessions.results.figures import merged_histogram, session_figures
 from apps.sessions.results.thresholds import Figures
-from apps.sessions.results.verdicts import merged_histogram, session_figures
 from apps.workers.histogram import percentile_curve
 from apps.workers.plan import FeedPlan
 from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.sessions.choices import FeedMode
 from apps.sessions.cli import catalog, feeds
 from apps.sessions.cli.config_file import export_config
 from apps.sessions.cli.reports import check_report_path
 from apps.sessions.cli.run import RunOptions, run
 from apps.sessions.models import LoadTestSession
-from apps.sessions.models.choices import FeedMode
 from apps.sessions.results.report import write_report
 
 
