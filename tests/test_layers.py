@@ -296,5 +296,5 @@ def test_only_surfaces_and_tasks_call_the_lifecycle():
 def test_the_concern_graph_is_read():
     """Guard against rules that pass on an empty graph: known edges across concerns are seen."""
     edges = {(importer, other) for importer, _, other in concern_imports()}
-    assert ("apps.sessions.lifecycle.start", "results") in edges
+    assert ("apps.sessions.lifecycle.monitor", "results") in edges
     assert ("apps.sessions.api.views", "lifecycle") in edges
