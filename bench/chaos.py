@@ -184,7 +184,7 @@ class ChaosSoak:
             "ours": ended.total_requests,
             "target": self.counting.stats()["count"],
             "bound": bound,
-            "seconds": ended.elapsed_seconds(),
+            "seconds": ended.duration_s(),
         }
 
 

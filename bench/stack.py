@@ -196,10 +196,10 @@ class Stack:
             model.objects.filter(session=ended).count()
             for model in (TimeSeriesPoint, EndpointStats, SessionEvent, ErrorSample)
         )
-        minutes = ended.elapsed_seconds() / 60
+        minutes = ended.duration_s() / 60
         return {
             "rows_per_min": rows / minutes,
-            "rps": ended.total_requests / ended.elapsed_seconds(),
+            "rps": ended.total_requests / ended.duration_s(),
             "ours": ended.total_requests,
             "target": counting.stats()["count"],
         }

@@ -8,7 +8,8 @@ from rest_framework.exceptions import ValidationError
 
 from apps.sessions.api import comparison_params
 from apps.sessions.models import EndpointStats
-from apps.sessions.results.comparison import compare_scope, delta, figures_of
+from apps.sessions.results.comparison import compare_scope, delta
+from apps.sessions.results.figures import scope_figures
 from apps.workers.histogram import bucket_index
 
 
@@ -113,7 +114,7 @@ def row(name, latencies_ms, failures_by_class=None):
 def test_figures_of_merge_the_endpoints_histograms_and_count_failures_by_class():
     fast = row("fast", [1.0] * 90, {"http_5xx": 9})
     slow = row("slow", [100.0] * 10, {"timeout": 1})
-    merged = figures_of([fast, slow], duration_s=4.0)
+    merged = scope_figures([fast, slow], duration_s=4.0).as_dict()
     assert merged["requests"] == 100 and merged["rps"] == 25.0
     assert merged["error_rate"] == 0.1
     assert merged["error_rate_by_class"] == {"http_5xx": 0.09, "timeout": 0.01}

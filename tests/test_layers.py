@@ -91,11 +91,23 @@ def _ancestors(name: str) -> set[str]:
     return {".".join(parts[:end]) for end in range(1, len(parts))}
 
 
+def _type_checking_only(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``) with no ``else``."""
+    if not isinstance(node, ast.If) or node.orelse:
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def _imports_in(name: str, path: Path) -> Iterator[Import]:
     tree = ast.parse(path.read_text(), filename=str(path))
 
     def visit(node: ast.AST, function: str | None) -> Iterator[Import]:
         for child in ast.iter_child_nodes(node):
+            if _type_checking_only(child):
+                continue  # read by type checkers, never run: no dependency at run time
             if isinstance(child, ast.Import | ast.ImportFrom):
                 targets = _resolve(name, child) - {name}
                 if targets:

@@ -37,7 +37,7 @@ def test_session_completes_and_counts_every_request(
     assert endpoint["name"] == "ping"
     assert endpoint["requests"] == counting_server.count("/ping")
     assert 0 < endpoint["p50_ms"] <= endpoint["p95_ms"] <= endpoint["p99_ms"] <= endpoint["max_ms"]
-    assert stats["requests_per_second"] > 0
+    assert stats["run"]["rps"] > 0
     # Ran for about its duration, not much more.
     assert 2.5 <= (session.end_time - session.start_time).total_seconds() <= 15
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from apps.sessions.results.figures import RunFigures
 from apps.sessions.results.thresholds import (
-    Figures,
     ThresholdError,
     judge,
     parse_threshold,
@@ -81,8 +81,8 @@ def test_a_list_is_checked_item_by_item_and_against_the_endpoints():
 
 
 FIGURES = {
-    None: Figures(requests=200, failures=4, elapsed_s=10.0, p95_ms=80.0, mean_ms=20.0),
-    "slow": Figures(requests=50, failures=0, elapsed_s=10.0, p95_ms=900.0),
+    None: RunFigures(requests=200, failures=4, duration_s=10.0, p95_ms=80.0, mean_ms=20.0),
+    "slow": RunFigures(requests=50, failures=0, duration_s=10.0, p95_ms=900.0),
 }
 
 
@@ -109,7 +109,7 @@ def test_final_judgement(text, observed, passed):
 
 
 def test_nothing_measured_fails_at_the_end_and_waits_live():
-    empty = {None: Figures(requests=0, failures=0, elapsed_s=5.0)}
+    empty = {None: RunFigures(requests=0, failures=0, duration_s=5.0)}
     latency = parse_threshold("p95_ms < 500")
     assert judge(latency, empty, final=True).passed is False
     assert judge(latency, empty, final=False).passed is None

@@ -91,7 +91,7 @@ def test_a_sessions_start_and_end_reach_the_receiver_signed(
     # Sent after the monitor's last copy: the summary's totals are the final ones.
     assert done["total_requests"] == counting_server.total > 0
     assert done["total_failures"] == 0 and done["error_rate"] == 0.0
-    assert done["requests_per_second"] > 0 and done["p95_ms"] > 0
+    assert done["rps"] > 0 and done["p95_ms"] > 0
     assert done["url"] == f"http://loadtest.test/sessions/{session_id}/"
 
     (slack_request,) = receiver.requests("/slack")

@@ -6,14 +6,13 @@ It reads the database only (the monitor copies Redis there about once a second),
 synchronous: async callers run it in ``sync_to_async``.
 """
 
-from collections.abc import Iterable
-
 from apps.sessions.api.serializers.results import (
     EndpointStatsSerializer,
     FlowStatsSerializer,
     SessionEventSerializer,
 )
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results.figures import scope_figures, sum_counts
 
 RECENT_EVENTS = 20
 
@@ -29,8 +28,9 @@ def stats_snapshot(session: LoadTestSession) -> dict:
         "status": session.status,
         "total_requests": session.total_requests,
         "total_failures": session.total_failures,
-        "requests_per_second": round(session.requests_per_second(), 2),
-        "elapsed_s": round(session.elapsed_seconds(), 3),
+        # The whole run's figures, as every other surface shows them (``results.figures``).
+        "run": scope_figures(endpoints, session.duration_s()).as_dict(),
+        "duration_s": round(session.duration_s(), 3),
         "updated_at": session.stats_updated_at,
         "not_sent": sum_counts(row.not_sent for row in endpoints),
         "endpoints": EndpointStatsSerializer(endpoints, many=True).data,
@@ -42,12 +42,3 @@ def stats_snapshot(session: LoadTestSession) -> dict:
             session.events.order_by("-at", "-pk")[:RECENT_EVENTS], many=True
         ).data,
     }
-
-
-def sum_counts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
-    """Add up name -> count dicts (the endpoints' ``not_sent``)."""
-    total: dict[str, int] = {}
-    for counts in dicts:
-        for name, count in counts.items():
-            total[name] = total.get(name, 0) + count
-    return total

@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from apps.sessions.api.export import CSVRenderer, export_document, export_rows
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results.comparison import METRICS
-from apps.sessions.results.figures import session_figures
+from apps.sessions.results.figures import figures_by_scope
 
 EXPORT_SUFFIXES = (".json", ".csv")
 HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",
@@ -40,7 +40,7 @@ def observed_text(result: dict) -> str:
 def summary(session: LoadTestSession) -> str:
     """The table a person reads at the end of a run: per endpoint and in all, then each
     threshold's verdict."""
-    figures = session_figures(session)
+    figures = figures_by_scope(session)
     header = ("endpoint", "requests", "failures", "error %", "rps", "mean ms", "p50 ms",
               "p95 ms", "p99 ms", "max ms")  # fmt: skip
     scopes = [(name, scoped) for name, scoped in figures.items() if name is not None]
@@ -73,7 +73,7 @@ def summary(session: LoadTestSession) -> str:
         f"Session {session.pk} '{session.session_name}': {session.status}, "
         f"{session.get_end_reason_display() or 'no end reason'}"
         + (f" ({session.end_detail})" if session.end_detail else "")
-        + f", {session.elapsed_seconds():.1f} s of load",
+        + f", {session.duration_s():.1f} s of load",
         "",
         line(header),
         *(line(row) for row in rows),
@@ -144,7 +144,7 @@ def write_junit(path: Path, session: LoadTestSession, problem: str = "") -> None
     results = (session.threshold_results or []) if session is not None else []
     suite = ET.Element("testsuite", name=f"loadtest session {getattr(session, 'pk', '-')}")
     failures = errors = 0
-    elapsed = session.elapsed_seconds() if session is not None else 0.0
+    elapsed = session.duration_s() if session is not None else 0.0
     for result in results:
         case = ET.SubElement(
             suite,

@@ -41,7 +41,7 @@ from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results import comparison
-from apps.sessions.results.figures import session_figures
+from apps.sessions.results.figures import figures_by_scope
 from apps.sessions.results.report import write_report
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -218,8 +218,8 @@ class Run:
     def _progress(self, session: LoadTestSession) -> None:
         if self.options.quiet:
             return
-        whole = session_figures(session)[None]
-        elapsed = session.elapsed_seconds()
+        whole = figures_by_scope(session)[None]
+        elapsed = session.duration_s()
         rate = whole.observe("error_rate")
         results = session.threshold_results or []
         failing = sum(1 for result in results if result["passed"] is False)

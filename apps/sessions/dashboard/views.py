@@ -35,8 +35,7 @@ from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.models import LoadTestSession, Schedule, Target
 from apps.sessions.results import comparison
-from apps.sessions.results.figures import whole_session_figures
-from apps.sessions.results.thresholds import Figures
+from apps.sessions.results.figures import run_figures
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
 
@@ -111,7 +110,7 @@ def session_list(request):
     page = Paginator(sessions.order_by("-created_at", "-pk"), SESSIONS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    rows = [(session, _summary(whole_session_figures(session))) for session in page]
+    rows = [(session, run_figures(session).as_dict()) for session in page]
     context = {
         "page": page,
         "rows": rows,
@@ -126,16 +125,6 @@ def session_list(request):
         **_links(),
     }
     return render(request, "dashboard/sessions.html", context, status=400 if errors else 200)
-
-
-def _summary(figures: Figures) -> dict[str, float | int | None]:
-    """A history row's figures, as the API's list gives them."""
-    return {
-        "requests": figures.requests,
-        "rps": figures.observe("rps"),
-        "error_rate": figures.observe("error_rate"),
-        "p95_ms": figures.p95_ms,
-    }
 
 
 @login_required

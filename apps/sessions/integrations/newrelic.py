@@ -97,7 +97,7 @@ def marker_description(session: LoadTestSession, phase: str) -> str:
     return (
         f"Load test ended: {who} [{status}]: {summary['total_requests']} requests, "
         f"{summary['total_failures']} failures ({summary['error_rate']:.2%}), "
-        f"{summary['requests_per_second']:g} req/s, p95 {p95}"
+        f"{summary['rps']:g} req/s, p95 {p95}"
     )
 
 

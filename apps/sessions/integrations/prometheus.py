@@ -46,6 +46,8 @@ from redis.exceptions import RedisError
 from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES
 from apps.sessions.integrations import metrics_access
 from apps.sessions.models import EndpointStats, LoadTestSession
+from apps.sessions.models.results import DURATION_FIELDS
+from apps.sessions.results.figures import QUANTILES, scope_figures
 from apps.workers.control import get_redis
 from apps.workers.histogram import cumulative_counts
 from apps.workers.inventory import LOAD_QUEUE, live_workers
@@ -94,9 +96,11 @@ class SessionsCollector:
 
     def collect(self) -> Iterator[Metric]:
         sessions = reported_sessions()
-        endpoint_rows = EndpointStats.objects.filter(session__in=[s.pk for s in sessions]).only(
-            "session_id", "name", "requests", "failures_by_class", "not_sent", "histogram",
-            "mean_ms",
+        endpoint_rows = list(
+            EndpointStats.objects.filter(session__in=[s.pk for s in sessions]).only(
+                "session_id", "name", "requests", "failures", "failures_by_class", "not_sent",
+                "histogram", *DURATION_FIELDS,
+            )
         )  # fmt: skip
         labels = {session.pk: session_labels(session) for session in sessions}
         started = {
@@ -106,6 +110,7 @@ class SessionsCollector:
         }
         yield from endpoint_families(endpoint_rows, labels, started)
         yield from session_families(sessions, labels)
+        yield from figures_families(sessions, endpoint_rows, labels)
         yield from engine_families(labels, {s.pk for s in sessions if s.is_active})
 
 
@@ -193,11 +198,48 @@ def session_families(
         session_labels_ = labels[session.pk]
         info.add_metric(session_labels_, {"status": session.status, "pacing": session.pacing})
         active.add_metric(session_labels_, 1 if session.is_active else 0)
-        elapsed.add_metric(session_labels_, session.elapsed_seconds())
+        elapsed.add_metric(session_labels_, session.duration_s())
         configured_users.add_metric(session_labels_, session.concurrent_users)
         if session.target_rps:
             target_rps.add_metric(session_labels_, session.target_rps)
     yield from (info, active, elapsed, configured_users, target_rps)
+
+
+def figures_families(
+    sessions: list[LoadTestSession], rows: list[EndpointStats], labels: dict[int, list[str]]
+) -> Iterator[Metric]:
+    """Each reported session's run figures, the values its page, report, CLI and JUnit show
+    (``results.figures``, rounded as they are), in base units: a dashboard that wants "the
+    run's p95" reads it here rather than from histogram buckets at fixed bounds."""
+    rate = GaugeMetricFamily(
+        "loadtest_session_requests_per_second",
+        "Requests per second over the whole run (the session page's and report's figure).",
+        labels=SESSION_LABELS,
+    )
+    errors = GaugeMetricFamily(
+        "loadtest_session_error_ratio",
+        "Failures / requests over the whole run (absent before the first request).",
+        labels=SESSION_LABELS,
+    )
+    latency = GaugeMetricFamily(
+        "loadtest_session_latency_seconds",
+        "The whole run's latency percentiles, all endpoints' histograms merged.",
+        labels=(*SESSION_LABELS, "quantile"),
+    )
+    by_session: dict[int, list[EndpointStats]] = {}
+    for row in rows:
+        by_session.setdefault(row.session_id, []).append(row)
+    for session in sessions:
+        figures = scope_figures(by_session.get(session.pk, []), session.duration_s()).as_dict()
+        session_labels_ = labels[session.pk]
+        if figures["rps"] is not None:
+            rate.add_metric(session_labels_, figures["rps"])
+        if figures["error_rate"] is not None:
+            errors.add_metric(session_labels_, figures["error_rate"])
+        for quantile, name in QUANTILES.items():
+            if figures[name] is not None:
+                latency.add_metric([*session_labels_, f"{quantile:g}"], figures[name] / 1000)
+    yield from (rate, errors, latency)
 
 
 def engine_families(labels: dict[int, list[str]], active: set[int]) -> Iterator[Metric]:

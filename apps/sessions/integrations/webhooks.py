@@ -45,9 +45,9 @@ from apps.sessions.choices import (
     WebhookFormat,
 )
 from apps.sessions.models import LoadTestSession, SessionEvent, Webhook, target_hosts
+from apps.sessions.results.figures import run_figures
 from apps.sessions.validation import check_webhook_url
 from apps.workers.control import KEY_PREFIX, get_redis
-from apps.workers.histogram import percentiles_ms
 from apps.workers.secrets import describe_url
 from loadtest_project import celery_app
 
@@ -78,13 +78,7 @@ def session_url(session_id: int) -> str:
 
 def session_summary(session: LoadTestSession) -> dict:
     """The session as a receiver needs it: what it is, how it stands, its headline figures."""
-    rows = list(session.endpoint_stats.values_list("histogram", flat=True))
-    histogram: dict[int, int] = {}
-    for row in rows:
-        for bucket, count in (row or {}).items():
-            histogram[int(bucket)] = histogram.get(int(bucket), 0) + count
-    p95_ms = percentiles_ms(histogram, (0.95,))[0.95] if histogram else None
-    requests_total = session.total_requests
+    figures = run_figures(session).as_dict()
     return {
         "id": session.pk,
         "name": session.session_name,
@@ -95,12 +89,15 @@ def session_summary(session: LoadTestSession) -> dict:
         "concurrent_users": session.concurrent_users,
         "start_time": session.start_time,
         "end_time": session.end_time,
-        "elapsed_s": round(session.elapsed_seconds(), 1),
-        "total_requests": requests_total,
+        "duration_s": figures["duration_s"],
+        "total_requests": session.total_requests,
         "total_failures": session.total_failures,
-        "requests_per_second": round(session.requests_per_second(), 2),
-        "error_rate": round(session.total_failures / requests_total, 4) if requests_total else 0.0,
-        "p95_ms": round(p95_ms, 1) if p95_ms is not None else None,
+        # The run's figures as every surface shows them (``results.figures``).
+        "rps": figures["rps"] or 0.0,
+        "error_rate": figures["error_rate"] or 0.0,
+        "p50_ms": figures["p50_ms"],
+        "p95_ms": figures["p95_ms"],
+        "p99_ms": figures["p99_ms"],
         "url": session_url(session.pk),
     }
 
@@ -123,7 +120,7 @@ def slack_text(event: str, summary: dict, detail: str) -> str:
     p95 = f"{summary['p95_ms']:,.1f} ms" if summary["p95_ms"] is not None else "n/a"
     lines = [
         f"*{_slack_escape(summary['name'])}* (#{summary['id']}): {label} [{status}]",
-        f"{summary['total_requests']:,} requests, {summary['requests_per_second']:,} req/s, "
+        f"{summary['total_requests']:,} requests, {summary['rps']:,} req/s, "
         f"{summary['error_rate']:.1%} errors, p95 {p95}",
     ]
     if detail:

@@ -13,6 +13,10 @@ from apps.sessions.models.sessions import LoadTestSession
 STATS_NAME_CHARS_MAX = 250
 
 
+# The fields of ``DurationFigures``, in the order tables show them.
+DURATION_FIELDS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
+
+
 class DurationFigures(models.Model):
     """What the statistics rows of endpoints and flows share: a distribution of durations
     (a request's latency, a flow iteration's length) as its summary and its histogram's

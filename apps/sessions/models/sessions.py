@@ -174,7 +174,7 @@ class LoadTestSession(models.Model):
             return None
         return self.load_started_at + timedelta(minutes=float(self.duration_minutes))
 
-    def elapsed_seconds(self) -> float:
+    def duration_s(self) -> float:
         """Seconds of load so far (or in all, once ended); 0 while no shard has started."""
         if self.load_started_at is None:
             return 0.0
@@ -182,7 +182,7 @@ class LoadTestSession(models.Model):
         return max((end - self.load_started_at).total_seconds(), 0.0)
 
     def requests_per_second(self) -> float:
-        elapsed = self.elapsed_seconds()
+        elapsed = self.duration_s()
         return self.total_requests / elapsed if elapsed > 0 else 0.0
 
     def config(self) -> dict[str, object]:

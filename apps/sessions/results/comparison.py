@@ -3,8 +3,8 @@ run (the first one asked for, or the target's baseline), and whether a run regre
 
 Every figure comes from the stored results, so any two finished runs stay comparable however
 old: counts from the per-endpoint rows, percentiles from their merged latency histograms
-(``verdicts.scope_figures``, the same numbers thresholds are judged on), requests/s over the
-load's own duration (from the first shard's start to the end, not from the start call).
+(``figures.scope_figures``: the numbers every surface shows and thresholds judge), requests/s
+over the load's own duration (from the first shard's start to the end, not from the start call).
 
 Better or worse: lower latency and error rate are better, higher requests/s is better. A
 figure has *regressed* when it is worse than the reference's
@@ -27,14 +27,14 @@ arithmetic is tested on hand-made numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
 
 from apps.sessions.choices import SessionStatus
 from apps.sessions.models import EndpointStats, LoadTestSession
-from apps.sessions.results.figures import merged_histogram, scope_figures
+from apps.sessions.results.figures import figures_by_scope, merged_histogram
 from apps.workers.histogram import percentile_curve, percentiles_ms
 
 # Whether a higher value is better, for each compared figure (the judged ones).
@@ -60,46 +60,17 @@ BETTER, WORSE, SAME = "better", "worse", "same"
 # The statuses of a run whose figures are complete and may serve as a baseline.
 FINISHED_STATUSES = (SessionStatus.COMPLETED, SessionStatus.STOPPED)
 
-Figures = dict[str, Any]
+# One scope's figures as ``RunFigures.as_dict`` gives them: what the deltas are taken on.
+FigureValues = dict[str, Any]
 
 
 # --- one run's figures -----------------------------------------------------------------------
 
 
-def figures_of(rows: Iterable[EndpointStats], duration_s: float) -> Figures:
-    """One scope's comparable figures from its endpoints' rows (saved or not)."""
-    rows = list(rows)
-    merged = scope_figures(rows, duration_s)
-    by_class: dict[str, int] = {}
-    for row in rows:
-        for failure_class, count in (row.failures_by_class or {}).items():
-            by_class[failure_class] = by_class.get(failure_class, 0) + int(count)
-    requests = merged.requests
-    return {
-        "requests": requests,
-        "failures": merged.failures,
-        "duration_s": round(duration_s, 3),
-        "rps": _round(merged.observe("rps"), 3),
-        "error_rate": _round(merged.observe("error_rate"), 6),
-        "error_rate_by_class": {
-            name: round(count / requests, 6) for name, count in sorted(by_class.items())
-        }
-        if requests
-        else {},
-        "p50_ms": _round(merged.p50_ms, 3),
-        "p95_ms": _round(merged.p95_ms, 3),
-        "p99_ms": _round(merged.p99_ms, 3),
-    }
-
-
-def session_scopes(session: LoadTestSession) -> dict[str | None, Figures]:
-    """Figures by scope: None for all endpoints together, then each endpoint by name."""
-    rows = list(session.endpoint_stats.all())
-    duration_s = session.elapsed_seconds()
-    scopes: dict[str | None, Figures] = {None: figures_of(rows, duration_s)}
-    for row in rows:
-        scopes[row.name] = figures_of([row], duration_s)
-    return scopes
+def session_scopes(session: LoadTestSession) -> dict[str | None, FigureValues]:
+    """Figures by scope (None for all endpoints together, then each endpoint by name), as
+    every surface shows them (``results.figures``)."""
+    return {scope: figures.as_dict() for scope, figures in figures_by_scope(session).items()}
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -138,7 +109,7 @@ def delta(metric: str, reference: float | None, value: float | None, margin_pct:
     }
 
 
-def compare_scope(reference: Figures | None, figures: Figures | None, margin_pct: float,
+def compare_scope(reference: FigureValues | None, figures: FigureValues | None, margin_pct: float,
                   min_requests: int) -> dict[str, Any]:  # fmt: skip
     """One scope of one run against the reference's: the deltas of every figure (and of
     the error rate of each failure class, shown but not judged) and what regressed."""
@@ -243,7 +214,7 @@ def compare(
     }
 
 
-def regression_entry(endpoint: str | None, metric: str, reference: Figures,
+def regression_entry(endpoint: str | None, metric: str, reference: FigureValues,
                      row: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
     change = row["deltas"][metric]
     before, after = reference[metric], row["figures"][metric]
@@ -274,7 +245,7 @@ def describe(session: LoadTestSession) -> dict[str, Any]:
         "target_name": session.target.name,
         "load_started_at": session.load_started_at,
         "end_time": session.end_time,
-        "duration_s": round(session.elapsed_seconds(), 3),
+        "duration_s": round(session.duration_s(), 3),
     }
 
 

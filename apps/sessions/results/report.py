@@ -27,11 +27,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from apps.sessions.api.snapshots import sum_counts
 from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession
 from apps.sessions.results.charts import chart
-from apps.sessions.results.figures import merged_histogram, session_figures
-from apps.sessions.results.thresholds import Figures
+from apps.sessions.results.figures import RunFigures, figures_by_scope, merged_histogram, sum_counts
 from apps.workers.histogram import percentile_curve
 from apps.workers.plan import FeedPlan
 from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
@@ -72,27 +70,12 @@ def _time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
-def _figures_json(figures: Figures) -> dict:
-    return {
-        "requests": figures.requests,
-        "failures": figures.failures,
-        "error_rate": figures.observe("error_rate"),
-        "rps": figures.observe("rps"),
-        "mean_ms": figures.mean_ms,
-        "p50_ms": figures.p50_ms,
-        "p90_ms": figures.p90_ms,
-        "p95_ms": figures.p95_ms,
-        "p99_ms": figures.p99_ms,
-        "max_ms": figures.max_ms,
-    }
-
-
-def _endpoint_json(row: EndpointStats, figures: Figures, secrets: set[str]) -> dict:
+def _endpoint_json(row: EndpointStats, figures: RunFigures, secrets: set[str]) -> dict:
     return {
         "name": row.name,
         "method": row.method,
         "url": mask_secrets(row.url, secrets),
-        **_figures_json(figures),
+        **figures.as_dict(),
         "failures_by_class": row.failures_by_class or {},
         "not_sent": row.not_sent or {},
     }
@@ -188,7 +171,7 @@ def report_data(session: LoadTestSession) -> dict:
     """Everything the report shows, JSON-ready."""
     secrets = plan_secrets(session.read_plan())
     rows = list(session.endpoint_stats.order_by("name"))
-    figures = session_figures(session)
+    figures = figures_by_scope(session)
     whole = figures[None]
     minima = [row.min_ms for row in rows if row.min_ms is not None]
     maxima = [row.max_ms for row in rows if row.max_ms is not None]
@@ -229,7 +212,7 @@ def report_data(session: LoadTestSession) -> dict:
             "started_at": _time(session.start_time),
             "load_started_at": _time(session.load_started_at),
             "ended_at": _time(session.end_time),
-            "duration_s": round(session.elapsed_seconds(), 3),
+            "duration_s": round(session.duration_s(), 3),
             "users": session.concurrent_users,
             "pacing": session.pacing,
             "target_rps": session.target_rps,
@@ -237,7 +220,7 @@ def report_data(session: LoadTestSession) -> dict:
             "total_failures": session.total_failures,
             "not_sent": sum_counts(row.not_sent for row in rows),
         },
-        "whole": _figures_json(whole),
+        "whole": whole.as_dict(),
         "thresholds": session.threshold_results or [],
         "endpoints": [_endpoint_json(row, figures[row.name], secrets) for row in rows],
         "flows": [_flow_json(row) for row in session.flow_stats.order_by("name")],

@@ -6,8 +6,8 @@ it judges the whole session; ``abort`` lets the monitor stop the session as soon
 (once there is enough data to say so). The same parser serves the API, the admin, the
 dashboard and the CLI, so every edge refuses the same text with the same message.
 
-Pure code: no database, no Redis. The monitor collects the figures (``Figures``) and stores
-what ``judge`` says.
+Pure code: no database, no Redis. Judged on a run's figures (``figures.RunFigures``); the
+monitor stores what ``judge`` says.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+
+from apps.sessions.results.figures import RunFigures
 
 METRICS: dict[str, str] = {
     "p50_ms": "50th percentile latency, ms",
@@ -161,35 +163,6 @@ def parse_thresholds(texts: Iterable[str]) -> list[Threshold]:
 
 
 @dataclass(frozen=True)
-class Figures:
-    """What a threshold can be judged on, for the whole session or one endpoint.
-
-    Latencies are None while nothing has completed.
-    """
-
-    requests: int
-    failures: int
-    elapsed_s: float
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    mean_ms: float | None = None
-    max_ms: float | None = None
-
-    def observe(self, metric: str) -> float | None:
-        if metric == "requests":
-            return float(self.requests)
-        if metric == "failures":
-            return float(self.failures)
-        if metric == "error_rate":
-            return self.failures / self.requests if self.requests else None
-        if metric == "rps":
-            return self.requests / self.elapsed_s if self.elapsed_s > 0 else None
-        return getattr(self, metric)
-
-
-@dataclass(frozen=True)
 class Verdict:
     """A threshold's judgement: ``passed`` None while it cannot be judged yet (live only)."""
 
@@ -214,7 +187,7 @@ class Verdict:
 
 def judge(
     threshold: Threshold,
-    figures: Mapping[str | None, Figures],
+    figures: Mapping[str | None, RunFigures],
     *,
     final: bool,
     min_requests: int = 0,
@@ -229,7 +202,7 @@ def judge(
     """
     scoped = figures.get(threshold.scope)
     if scoped is None:
-        scoped = Figures(requests=0, failures=0, elapsed_s=0.0)
+        scoped = RunFigures(requests=0, failures=0, duration_s=0.0)
     observed = scoped.observe(threshold.metric)
     lower_bound = threshold.operator in (">", ">=")
     if final:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.sessions.models import LoadTestSession
-from apps.sessions.results.figures import session_figures
+from apps.sessions.results.figures import figures_by_scope
 from apps.sessions.results.thresholds import Verdict, judge, parse_thresholds
 
 
@@ -17,7 +17,7 @@ def judge_session(session: LoadTestSession, *, final: bool) -> list[Verdict]:
     thresholds = parse_thresholds(session.thresholds or [])
     if not thresholds:
         return []
-    figures = session_figures(session)
+    figures = figures_by_scope(session)
     return [
         judge(threshold, figures, final=final, min_requests=settings.THRESHOLD_MIN_REQUESTS)
         for threshold in thresholds

@@ -10,9 +10,9 @@ from apps.sessions.models import (
     SessionEvent,
     TimeSeriesPoint,
 )
+from apps.sessions.models.results import DURATION_FIELDS
 
 # The duration summary an endpoint's and a flow's figures share (``DurationFigures``).
-DURATION_FIELDS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
 
 
 class EndpointStatsSerializer(serializers.ModelSerializer):

@@ -12,8 +12,7 @@ from apps.sessions.lifecycle.editing import create_session, update_session
 from apps.sessions.lifecycle.schedules import save_schedule
 from apps.sessions.models import LoadTestSession, Schedule, Target
 from apps.sessions.results.comparison import against_baseline
-from apps.sessions.results.figures import whole_session_figures
-from apps.sessions.results.thresholds import Figures
+from apps.sessions.results.figures import run_figures
 from apps.sessions.validation import TAGS_MAX, BoundedJSONDecoder, check_session_config, clean_tags
 
 
@@ -55,18 +54,20 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
         help_text=f'Up to {TAGS_MAX} labels (letters, digits, - _ . :), e.g. ["nightly"]; '
         "they can change at any status.",
     )
-    requests_per_second = serializers.SerializerMethodField()
     # The history list's figures for the whole run: its endpoints' histograms merged.
     duration_s = serializers.SerializerMethodField(help_text="Seconds of load so far.")
-    users = serializers.IntegerField(
-        source="concurrent_users", read_only=True, help_text="Virtual users (as last set)."
-    )
     rps = serializers.SerializerMethodField(help_text="Requests/s over the whole run.")
     error_rate = serializers.SerializerMethodField(
         help_text="Failures / requests over the whole run (null before any request)."
     )
+    p50_ms = serializers.SerializerMethodField(
+        help_text="Median latency of all endpoints' requests together (their histograms merged)."
+    )
     p95_ms = serializers.SerializerMethodField(
         help_text="95th percentile latency of all endpoints' requests together."
+    )
+    p99_ms = serializers.SerializerMethodField(
+        help_text="99th percentile latency of all endpoints' requests together."
     )
     created_by = serializers.StringRelatedField()
     started_by = serializers.StringRelatedField()
@@ -90,12 +91,12 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "end_detail",
             "total_requests",
             "total_failures",
-            "requests_per_second",
             "duration_s",
-            "users",
             "rps",
             "error_rate",
+            "p50_ms",
             "p95_ms",
+            "p99_ms",
             "threshold_results",
             "results_final_at",
         ]
@@ -113,9 +114,6 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             "results_final_at",
         ]
 
-    def get_requests_per_second(self, session: LoadTestSession) -> float:
-        return round(session.requests_per_second(), 2)
-
     def to_representation(self, session):
         data = super().to_representation(session)
         # One session's page: its deltas against its target's baseline. Not in lists, where
@@ -124,27 +122,31 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
             data["baseline_comparison"] = against_baseline(session)
         return data
 
-    def _whole(self, session: LoadTestSession) -> Figures:
-        """Computed once per session and response (four fields read it)."""
-        cached = getattr(session, "_whole_figures", None)
+    def _whole(self, session: LoadTestSession) -> dict:
+        """The run's figures as every surface shows them (``RunFigures.as_dict``), computed
+        once per session and response (four fields read them)."""
+        cached = getattr(session, "_run_figures", None)
         if cached is None:
-            cached = session._whole_figures = whole_session_figures(session)
+            cached = session._run_figures = run_figures(session).as_dict()
         return cached
 
     def get_duration_s(self, session: LoadTestSession) -> float:
-        return round(session.elapsed_seconds(), 3)
+        return self._whole(session)["duration_s"]
 
     def get_rps(self, session: LoadTestSession) -> float | None:
-        rate = self._whole(session).observe("rps")
-        return None if rate is None else round(rate, 2)
+        return self._whole(session)["rps"]
 
     def get_error_rate(self, session: LoadTestSession) -> float | None:
-        rate = self._whole(session).observe("error_rate")
-        return None if rate is None else round(rate, 6)
+        return self._whole(session)["error_rate"]
+
+    def get_p50_ms(self, session: LoadTestSession) -> float | None:
+        return self._whole(session)["p50_ms"]
 
     def get_p95_ms(self, session: LoadTestSession) -> float | None:
-        p95_ms = self._whole(session).p95_ms
-        return None if p95_ms is None else round(p95_ms, 3)
+        return self._whole(session)["p95_ms"]
+
+    def get_p99_ms(self, session: LoadTestSession) -> float | None:
+        return self._whole(session)["p99_ms"]
 
     def validate_tags(self, tags):
         try:

@@ -18,10 +18,10 @@
     return element("tr", { "data-session": session.id },
       element("td", {}, element("a", { href: `/sessions/${session.id}/` }, `#${session.id} ${session.session_name}`)),
       element("td", {}, session.status),
-      element("td", { class: "num" }, format.duration(stats.elapsed_s)),
-      element("td", { class: "num" }, durationS ? format.duration(stats.remaining_s ?? durationS - (stats.elapsed_s || 0)) : "until stopped"),
+      element("td", { class: "num" }, format.duration(stats.duration_s)),
+      element("td", { class: "num" }, durationS ? format.duration(stats.remaining_s ?? durationS - (stats.duration_s || 0)) : "until stopped"),
       element("td", { class: "num" }, format.count(live.users ?? usersBySession[session.id] ?? session.concurrent_users)),
-      element("td", { class: "num" }, format.rate(live.rps ?? stats.requests_per_second)),
+      element("td", { class: "num" }, format.rate(live.rps ?? stats.run.rps)),
       element("td", { class: "num" }, format.percent(live.error_rate ?? (total ? (stats.total_failures ?? 0) / total : null))),
       element("td", { class: "num" }, p95 ? format.ms(p95) : "—"));
   }

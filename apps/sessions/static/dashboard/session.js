@@ -165,7 +165,7 @@
 
   // --- figures --------------------------------------------------------------------------
   // Live figures cover the last seconds; once a session has ended its page shows the whole
-  // run's (averages, totals, the worst endpoint's percentiles), whichever snapshot it got.
+  // run's (all endpoints together, as every other surface), whichever snapshot it got.
   function render(snapshot) {
     const ended = ENDED.includes(snapshot.status);
     const live = ended ? {} : snapshot.live || {};
@@ -173,23 +173,22 @@
     const total = snapshot.total_requests;
     document.querySelector('[data-testid="session-status"]').textContent = snapshot.status;
     document.querySelector('[data-testid="live-total"]').textContent = format.count(total);
-    document.querySelector('[data-testid="live-rps"]').textContent = format.rate(live.rps ?? snapshot.requests_per_second);
-    const errorRate = live.error_rate ?? (total ? snapshot.total_failures / total : null);
-    const remaining = snapshot.remaining_s ?? (durationS && snapshot.elapsed_s ? durationS - snapshot.elapsed_s : null);
-    const worstEndpoint = (key) => {
-      const values = endpoints.map((e) => e[key]).filter((v) => v != null);
-      return values.length ? Math.max(...values) : null;
-    };
-    const worst = (key) => live[key] ?? worstEndpoint(key);
+    document.querySelector('[data-testid="live-rps"]').textContent = format.rate(live.rps ?? snapshot.run.rps);
+    // The whole run's figures (all endpoints' histograms merged), as the list, the report
+    // and the API show them; live ones while the session runs.
+    const run = snapshot.run || {};
+    const errorRate = live.error_rate ?? run.error_rate;
+    const remaining = snapshot.remaining_s ?? (durationS && snapshot.duration_s ? durationS - snapshot.duration_s : null);
+    const figure = (key) => live[key] ?? run[key];
     page.querySelectorAll("[data-live-label]").forEach((label) => {
       label.textContent = ended ? label.dataset.endedLabel : label.dataset.liveLabel;
     });
     fill(page, {
-      elapsed: format.duration(snapshot.elapsed_s),
+      elapsed: format.duration(snapshot.duration_s),
       remaining: ended ? "ended" : durationS || snapshot.remaining_s != null ? format.duration(remaining) : "until stopped",
       failures: format.count(snapshot.total_failures),
       error_rate: format.percent(errorRate),
-      percentiles: ["p50_ms", "p95_ms", "p99_ms"].map((k) => format.ms(worst(k))).join(" / "),
+      percentiles: ["p50_ms", "p95_ms", "p99_ms"].map((k) => format.ms(figure(k))).join(" / "),
       status_detail: snapshot.status_detail ?? "",
     });
     if (ended) setUsers(0);
