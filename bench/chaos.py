@@ -2,7 +2,7 @@
 interval, one process of the service dies (a load worker, Redis without persistence, the
 control worker, beat, web) and is replaced at once. Per fault: how long the target's
 observed rate stayed below 90% of the session's rate; at the end: the session's status and
-the requests it counted against those the target received, beside the README's bound for
+the requests it counted against those the target received, beside the docs' bound for
 what a worker SIGKILL and a Redis loss may lose."""
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class ChaosSoak:
             fault.back_s, fault.lowest_rps = recovery(sampler.rates(at, until), at, RATE)
         worker_kills = sum(1 for f in done if f.kind == "load worker")
         redis_losses = sum(1 for f in done if f.kind == "redis")
-        # README, Self-healing: a worker SIGKILL loses at most one flush interval of its
+        # docs/operations/self-healing.md: a worker SIGKILL loses at most one flush interval of its
         # shard's requests (here: of the whole session's, two shards: generous); a Redis
         # loss at most MONITOR_INTERVAL_S + HEARTBEAT_TTL_S + STOP_GRACE_S of traffic.
         bound = RATE * (

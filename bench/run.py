@@ -481,7 +481,7 @@ class Bench:
                 f"{soak['status']} / {soak['end_reason']} after {soak['seconds']:.0f} s"),
             Row("l", f"requests the target received ({soak['target']:,}) - the session's "
                 f"total ({soak['ours']:,})", [lost], "requests",
-                f"0 ≤ lost ≤ {soak['bound']:,.0f} (README bound)",
+                f"0 ≤ lost ≤ {soak['bound']:,.0f} (docs bound)",
                 0 <= lost <= soak["bound"],
                 f"{lost / max(soak['target'], 1) * 100:.2f}% of the traffic"),
         ]  # fmt: skip

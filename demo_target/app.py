@@ -160,7 +160,7 @@ def _error(status: int, message: str) -> tuple:
 
 
 def default_db_path() -> Path:
-    """``$DATA_DIR/demo_target.sqlite3`` as the README's configuration table says, so a
+    """``$DATA_DIR/demo_target.sqlite3`` as the configuration reference says, so a
     service run with its own DATA_DIR keeps the demo's database there too; ``data/`` of the
     checkout when DATA_DIR is unset (the service's own default)."""
     data_dir = os.environ.get("DATA_DIR")

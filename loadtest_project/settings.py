@@ -1,6 +1,7 @@
 """Settings, read only from the environment (django-environ) and failing fast on bad values.
 
-Every variable is listed with its default in ``.env.example`` and in the README. A ``.env``
+Every variable is listed with its default in ``.env.example`` and in
+docs/reference/configuration.md (a test checks that page names every one). A ``.env``
 file at the project root is read when present, so a single machine needs no exports.
 """
 
@@ -350,7 +351,7 @@ WEBHOOK_RETRY_BASE_S = env.float("WEBHOOK_RETRY_BASE_S", default=10.0)
 # webhook and session; the last failure always is.
 WEBHOOK_FAILURE_EVENT_INTERVAL_S = env.float("WEBHOOK_FAILURE_EVENT_INTERVAL_S", default=60.0)
 
-# --- The APM beside the load (README: "The APM beside the load") --------------------------
+# --- The APM beside the load (docs/guides/apm.md) -----------------------------------------
 # The header every request of a session carries, naming it (its id), unless the session
 # turns it off (send_session_header).
 SESSION_HEADER_NAME = env.str("SESSION_HEADER_NAME", default="X-Load-Test-Session")
@@ -551,8 +552,8 @@ METRICS_MAX_SESSIONS = int(_bounded_float("METRICS_MAX_SESSIONS", 20, 1, 1000, "
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # Optional file that every process appends to. Several processes (and a Celery worker's pool
 # children) write it at once, so none of them may rotate it: a rotation by one would leave
-# the others writing to the renamed file. Rotation is the system's job (logrotate, see the
-# README); WatchedFileHandler reopens the file when it has been moved away.
+# the others writing to the renamed file. Rotation is the system's job (logrotate, see
+# docs/operations/monitoring.md); WatchedFileHandler reopens the file when it has been moved away.
 LOG_FILE = env.str("LOG_FILE", default="")
 if LOG_FILE:
     Path(LOG_FILE).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@
 They create ``.venv`` beside this repository on first use and reinstall only when the
 requirements change. Extra arguments go to ``manage.py runstack`` or to pytest.
 The static checks are ruff's lint, ruff's format check and mypy (configured in
-pyproject.toml); the test command stops before pytest if one fails, so that CI (which runs
+pyproject.toml), and the docs site's strict build (mkdocs.yml: a broken link or anchor in
+docs/ fails it); the test command stops before pytest if one fails, so that CI (which runs
 the test command) fails on them too.
 Unless SECRET_KEY or SECRET_KEY_FILE is set, they create ``data/secret_key`` once
 (``$DATA_DIR/secret_key``) and pass it on as SECRET_KEY_FILE: the service refuses to start
@@ -37,6 +38,8 @@ STATIC_CHECKS = (
     ("ruff check", ["ruff", "check", "."]),
     ("ruff format", ["ruff", "format", "--check", "."]),
     ("mypy", ["mypy"]),
+    # Into site/ (git ignores it). Not --quiet: it silences the warnings --strict counts.
+    ("mkdocs", ["mkdocs", "build", "--strict", "--site-dir", "site"]),
 )
 SKIP_CHECKS = "--no-checks"  # test command only: while iterating; CI never passes it
 
@@ -80,6 +83,7 @@ def ensure_secret_key(data_dir: Path) -> Path:
 
 def static_checks(python: Path) -> bool:
     """Run every check, even after one failed, so that one run shows every problem."""
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")  # material's banner about its successor
     failed, timings = [], []
     for name, args in STATIC_CHECKS:
         print(f"$ {' '.join(args)}", flush=True)

@@ -1,8 +1,9 @@
 """The test command (``scripts/dev.py test``, which CI runs) runs ruff's lint, ruff's format
-check and mypy before pytest, stops there if one fails, and otherwise ends with pytest's own
-exit code; ``--no-checks`` skips them. Each test runs the real script, with the real tools of
-this virtualenv, in a small project of its own, so that the repository's state does not
-matter and the project's mistakes are made on purpose."""
+check, mypy and the docs site's strict build (``mkdocs build --strict``) before pytest, stops
+there if one fails, and otherwise ends with pytest's own exit code; ``--no-checks`` skips
+them. Each test runs the real script, with the real tools of this virtualenv, in a small
+project of its own, so that the repository's state does not matter and the project's
+mistakes are made on purpose."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ disallow_untyped_defs = true
 [tool.pytest.ini_options]
 testpaths = ["tests"]
 """
+# A docs site of one page linking to a heading of its own, built with MkDocs' plain theme.
+MKDOCS_YML = """\
+site_name: calc
+validation:
+  links:
+    anchors: warn
+"""
+DOCS_INDEX = "# Calc\n\nSee [usage](#usage).\n\n## Usage\n\nDouble a number.\n"
 CLEAN_MODULE = "def double(number: int) -> int:\n    return number * 2\n"
 TESTS = """\
 from engine.calc import double
@@ -45,11 +54,16 @@ MARKING_TESTS = (
 )
 
 
-def make_project(root: Path, module: str = CLEAN_MODULE, tests: str = TESTS) -> Path:
+def make_project(
+    root: Path, module: str = CLEAN_MODULE, tests: str = TESTS, docs: str = DOCS_INDEX
+) -> Path:
     for name in COPIED:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / "mkdocs.yml").write_text(MKDOCS_YML)
+    (root / "docs").mkdir()
+    (root / "docs" / "index.md").write_text(docs)
     (root / "engine").mkdir()
     (root / "engine" / "__init__.py").write_text("")
     (root / "engine" / "calc.py").write_text(module)
@@ -75,6 +89,7 @@ def test_checks_pass_then_pytest_runs_with_the_arguments_and_its_exit_code_is_ke
 
     assert "Static checks passed (ruff check" in result.stdout, result.stdout + result.stderr
     assert result.stdout.index("$ ruff check .") < result.stdout.index("$ mypy")
+    assert result.stdout.index("$ mypy") < result.stdout.index("$ mkdocs build --strict")
     assert "1 failed, 1 deselected" in result.stdout  # -k reached pytest
     assert result.returncode == 1  # pytest's: one test failed
 
@@ -93,6 +108,18 @@ def test_a_failing_check_stops_the_command_before_pytest_and_every_check_reports
     assert "File would be reformatted\n --> engine/calc.py:5" in output  # ruff format --check
     assert "engine/calc.py:5: error: Incompatible return value" in output  # mypy
     assert "Static checks failed: ruff check, ruff format, mypy." in result.stderr
+    assert not (project / "suite-ran").exists()
+
+
+def test_a_broken_anchor_in_the_docs_fails_the_checks_before_pytest(tmp_path):
+    broken = DOCS_INDEX.replace("(#usage)", "(#usage-notes)")
+    project = make_project(tmp_path, tests=MARKING_TESTS, docs=broken)
+
+    result = dev(project, "test")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "there is no such anchor on this page" in result.stderr  # MkDocs names the link
+    assert "Static checks failed: mkdocs." in result.stderr
     assert not (project / "suite-ran").exists()
 
 
