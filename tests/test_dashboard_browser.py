@@ -9,11 +9,12 @@ from playwright.sync_api import expect
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import Endpoint, LoadTestSession, Target, TimeSeriesPoint
+from apps.sessions.results.figures import run_figures
 
 from . import browser
 from .browser import screenshot, sign_in
 from .conftest import persona, wait_until
-from .sessions import wait_for_status
+from .sessions import finished_session, wait_for_status
 
 # The browser fixtures, for this module's tests.
 chromium = browser.chromium
@@ -271,3 +272,26 @@ def test_a_start_s_banner_goes_when_the_session_ends(
     expect(banner).to_be_visible()
     expect(page.get_by_test_id("session-status")).to_have_text("completed", timeout=30_000)
     expect(banner).to_be_hidden()
+
+
+def test_a_finished_sessions_header_shows_the_whole_runs_figures(dashboard_web, chromium, db):
+    """Ended, the header's p50 / p95 / p99 and rate are the whole run's (all endpoints'
+    histograms merged), as the list, the report and the API give them: not each figure from
+    whichever endpoint is worst."""
+    persona("olive", "viewer")
+    target = Target.objects.create(name="finished", base_url="http://127.0.0.1:9")
+    session = finished_session(
+        target,
+        endpoints={"fast": ([2.0] * 900, {}), "slow": ([400.0] * 100, {"http_5xx": 3})},
+    )
+    figures = run_figures(session).as_dict()
+    page = sign_in(chromium, dashboard_web, "olive", "olive-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session.pk}/"))
+    expect(page.get_by_text("p50 / p95 / p99 (whole run)")).to_be_visible()
+    shown = page.locator('[data-field="percentiles"]').inner_text()
+    assert shown == " / ".join(
+        f"{figures[name]:,.1f} ms" for name in ("p50_ms", "p95_ms", "p99_ms")
+    )
+    # The slow endpoint alone has 400 ms at every percentile: the worst-endpoint header did.
+    assert figures["p50_ms"] < 10 and shown.startswith(f"{figures['p50_ms']:,.1f} ms")
+    expect(page.get_by_test_id("live-rps")).to_have_text(f"{figures['rps']:,.1f}")

@@ -73,10 +73,11 @@ class RunFigures:
         }
 
     def observe(self, metric: str) -> float | None:
-        """The value a threshold's ``metric`` names (``p95_ms``, ``rps``, ``error_rate``...)."""
-        if metric in ("requests", "failures"):
-            return float(getattr(self, metric))
-        return getattr(self, metric)
+        """The value a threshold's ``metric`` names (``p95_ms``, ``rps``, ``error_rate``...),
+        rounded as every surface shows it: a verdict's "observed" is the figure a person
+        reads on the page."""
+        value = self.as_dict()[metric]
+        return None if value is None else float(value)
 
     def as_dict(self) -> dict[str, Any]:
         """The figures as JSON shows them (the API, the report, the comparison, webhooks),

@@ -34,7 +34,7 @@ from apps.workers.histogram import percentile_curve
 from apps.workers.plan import FeedPlan
 from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
 
-VENDOR = Path(__file__).resolve().parent / "static" / "dashboard" / "vendor" / "uplot"
+VENDOR = Path(__file__).resolve().parent.parent / "static" / "dashboard" / "vendor" / "uplot"
 PYPROJECT = Path(settings.BASE_DIR) / "pyproject.toml"
 ERRORS_SHOWN = 50
 EVENTS_SHOWN = 100
