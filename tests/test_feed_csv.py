@@ -4,7 +4,7 @@ or hostile one is refused with a message that names the line (or limit) and the 
 import pytest
 from django.test import override_settings
 
-from apps.sessions.catalog.feed_files import FeedError, parse_feed_csv
+from apps.sessions.catalog.feed_csv import FeedError, parse_feed_csv
 
 
 def refusal(data: bytes, **limits) -> str:

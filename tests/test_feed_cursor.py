@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from apps.workers.feeds import FEED_MODES, FeedCursor
+from apps.workers.feed_cursor import FEED_MODES, FeedCursor
 from apps.workers.plan import FeedPlan, Plan
 from apps.workers.userstate import UserState
 

@@ -7,7 +7,7 @@ labels people read.
 
 from django.db import models
 
-from apps.workers.feeds import PER_USER, RANDOM, SEQUENTIAL
+from apps.workers.feed_cursor import PER_USER, RANDOM, SEQUENTIAL
 from apps.workers.vocabulary import EngineEventKind, FailureClass
 
 
@@ -145,7 +145,7 @@ class HttpMethod(models.TextChoices):
 
 
 class FeedMode(models.TextChoices):
-    """How a data feed's rows are handed to users (the engine's words: ``apps.workers.feeds``)."""
+    """How a data feed's rows are handed to users (the engine's words: ``workers.feed_cursor``)."""
 
     SEQUENTIAL = SEQUENTIAL, "Sequential (in order)"
     RANDOM = RANDOM, "Random"

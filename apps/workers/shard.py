@@ -58,7 +58,7 @@ from .control import (
     worker_draining_key,
 )
 from .extraction import Extraction, TooSlow, parse_document, parse_extractions
-from .feeds import FeedCursor
+from .feed_cursor import FeedCursor
 from .http import HttpClient, PreparedRequest, Response
 from .plan import EndpointPlan, FlowPlan, Plan
 from .resources import ResourceGuard, raise_open_files_limit

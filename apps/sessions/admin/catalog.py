@@ -15,7 +15,7 @@ from apps.sessions.access.permissions import (
     VIEW_FLOWS,
 )
 from apps.sessions.admin.common import CatalogPermissionsMixin, HistoryAdminMixin, refusal
-from apps.sessions.catalog.feed_files import PREVIEW_ROWS, FeedError, parse_feed_csv
+from apps.sessions.catalog.feed_csv import PREVIEW_ROWS, FeedError, parse_feed_csv
 from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
 from apps.sessions.catalog.flow_changes import delete_flow, save_flow
 from apps.sessions.catalog.flows import check_flow

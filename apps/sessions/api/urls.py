@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.settings import api_settings
 
 from apps.sessions.access.lockout import lockout_response
-from apps.sessions.api import feeds, streams, throttles, views
+from apps.sessions.api import feed_views, streams, throttles, views
 
 
 class ObtainToken(ObtainAuthToken):
@@ -58,7 +58,7 @@ urlpatterns = [
     path("workers/", views.WorkersView.as_view(), name="workers"),
     path("sessions/<int:pk>/events/", streams.session_events, name="session-events"),
     path("sessions/compare/", views.CompareView.as_view(), name="session-compare"),
-    path("targets/<int:pk>/feed/", feeds.TargetFeedView.as_view(), name="target-feed"),
+    path("targets/<int:pk>/feed/", feed_views.TargetFeedView.as_view(), name="target-feed"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include(router.urls)),

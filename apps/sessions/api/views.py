@@ -21,7 +21,6 @@ from rest_framework.views import APIView
 from apps.sessions.access import config_history
 from apps.sessions.api import comparison_params
 from apps.sessions.api.export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
-from apps.sessions.api.history_filters import SessionHistoryFilter
 from apps.sessions.api.query_params import LongPages, parse_since
 from apps.sessions.api.serializers.access import AuditEntrySerializer, ConfigChangeSerializer
 from apps.sessions.api.serializers.catalog import (
@@ -40,6 +39,7 @@ from apps.sessions.api.serializers.sessions import (
     ScheduleSerializer,
     StartedSessionSerializer,
 )
+from apps.sessions.api.session_filters import SessionHistoryFilter
 from apps.sessions.api.snapshots import stats_snapshot
 from apps.sessions.catalog.flow_changes import delete_flow
 from apps.sessions.choices import SessionStatus

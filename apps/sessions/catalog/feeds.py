@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.sessions.access import config_history
 from apps.sessions.access.permissions import CHANGE_TARGETS, require_permission
-from apps.sessions.catalog.feed_files import FeedError, parse_feed_csv
+from apps.sessions.catalog.feed_csv import FeedError, parse_feed_csv
 from apps.sessions.choices import FeedMode
 from apps.sessions.models import DataFeed, Target
 

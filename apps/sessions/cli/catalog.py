@@ -21,7 +21,7 @@ from django.db import transaction
 from apps.sessions.catalog.feeds import save_feed
 from apps.sessions.catalog.imports import import_catalog
 from apps.sessions.cli.config_file import ConfigError, read_document
-from apps.sessions.cli.feeds import FeedCommandError, read_catalog_feed
+from apps.sessions.cli.feed_command import FeedCommandError, read_catalog_feed
 
 
 class CatalogError(Exception):

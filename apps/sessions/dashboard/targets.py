@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from apps.sessions.access import audit
 from apps.sessions.access.permissions import CHANGE_TARGETS, require_permission
-from apps.sessions.catalog.feed_files import PREVIEW_ROWS
+from apps.sessions.catalog.feed_csv import PREVIEW_ROWS
 from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
 from apps.sessions.choices import FeedMode
 from apps.sessions.dashboard.views import _can, _links

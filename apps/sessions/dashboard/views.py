@@ -25,7 +25,7 @@ from apps.sessions.access.permissions import (
     require_permission,
 )
 from apps.sessions.api import comparison_params
-from apps.sessions.api.history_filters import filter_sessions
+from apps.sessions.api.session_filters import filter_sessions
 from apps.sessions.api.snapshots import stats_snapshot
 from apps.sessions.catalog.defaults import catalog_weights, default_target, find_default_target
 from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus

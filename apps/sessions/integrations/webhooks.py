@@ -37,13 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from apps.sessions.choices import (
-    EndReason,
-    EventKind,
-    SessionStatus,
-    WebhookEvent,
-    WebhookFormat,
-)
+from apps.sessions.choices import EndReason, EventKind, SessionStatus, WebhookEvent, WebhookFormat
 from apps.sessions.models import LoadTestSession, SessionEvent, Webhook, target_hosts
 from apps.sessions.results.figures import run_figures
 from apps.sessions.validation import check_webhook_url

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.sessions.choices import FeedMode
-from apps.sessions.cli import catalog, feeds
+from apps.sessions.cli import catalog, feed_command
 from apps.sessions.cli.config_file import export_config
 from apps.sessions.cli.reports import check_report_path
 from apps.sessions.cli.run import RunOptions, run
@@ -184,11 +184,11 @@ class Command(BaseCommand):
     def _feed(self, options) -> None:
         try:
             if options["feed_action"] == "upload":
-                text = feeds.upload(options["target"], options["file"], options["mode"])
+                text = feed_command.upload(options["target"], options["file"], options["mode"])
             elif options["feed_action"] == "show":
-                text = feeds.show(options["target"])
+                text = feed_command.show(options["target"])
             else:
-                text = feeds.delete(options["target"])
-        except feeds.FeedCommandError as exc:
+                text = feed_command.delete(options["target"])
+        except feed_command.FeedCommandError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         self.stdout.write(text)

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from apps.sessions.catalog.feed_files import PREVIEW_ROWS
+from apps.sessions.catalog.feed_csv import PREVIEW_ROWS
 from apps.sessions.catalog.flow_changes import save_flow
 from apps.sessions.catalog.flows import check_flow, steps_as_data, steps_from_data
 from apps.sessions.models import DataFeed, Endpoint, Flow, FlowStep, Target

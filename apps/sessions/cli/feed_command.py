@@ -15,7 +15,7 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.sessions.catalog.feed_files import PREVIEW_ROWS, FeedError, parse_feed_csv
+from apps.sessions.catalog.feed_csv import PREVIEW_ROWS, FeedError, parse_feed_csv
 from apps.sessions.catalog.feeds import check_feed_mode, delete_feed, save_feed
 from apps.sessions.choices import FeedMode
 from apps.sessions.cli.config_file import find_target
