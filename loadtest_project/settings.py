@@ -261,7 +261,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- The load-testing service ---------------------------------------------------------------
-# The default target: where a session goes when it names no target (the seed's app port).
+# The default target: where a session goes when it names no target.
 TARGET_APP_URL = env.str("TARGET_APP_URL", default="http://localhost:5001")
 # Hosts and ports that load may be sent to (loadtest_project/allowlist.py): "host" is the
 # scheme's default port only, "host:port" one port, "host:*" any port, ".domain" also admits

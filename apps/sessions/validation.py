@@ -478,7 +478,7 @@ def check_session_config(
     endpoint_default_weights: Mapping[str, float],
     flow_default_weights: Mapping[str, float] | None = None,
 ) -> None:
-    """The LoadTestConfig rules, for ``config`` keyed by the LoadTestConfig's field names (a
+    """The configuration's rules, for ``config`` keyed by its field names (a
     session's ``config()``, or the API's validated data), given the default weights of the
     target's endpoints and flows (``endpoint_weights`` names either). Errors are keyed by the
     same names."""

@@ -1,4 +1,4 @@
-"""Configuration history (the seed's 設定変更の履歴): who changed which field, when.
+"""Configuration history: who changed which field, when.
 
 Recorded by the API's update views, the admin, and ``services.change_users``; never for
 statistics or status, which are results, not configuration. Secrets are never stored: every

@@ -90,7 +90,7 @@ class HTMLReportRenderer(BaseRenderer):
 
 
 class HistoryMixin:
-    """Record who changed which configuration field (the seed's configuration history)."""
+    """Record who changed which configuration field (the configuration history)."""
 
     def perform_update(self, serializer):
         before = config_history.snapshot(serializer.instance)
@@ -196,7 +196,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):
     )
 )
 class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
-    """Load-test sessions: create from a LoadTestConfig, start, stop, read results.
+    """Load-test sessions: create from a configuration, start, stop, read results.
 
     A pending session's configuration can be changed freely; a running one's
     ``concurrent_users`` only (the load changes live); a finished one's not at all. Only a

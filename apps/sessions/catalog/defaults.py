@@ -34,7 +34,7 @@ def default_catalog() -> list[dict]:
 
 
 def load_default_catalog(target: Target) -> int:
-    """Add the seed app's endpoints (from the data file) that the target does not have yet."""
+    """Add the demo app's endpoints (from the data file) that the target does not have yet."""
     created = 0
     for fields in default_catalog():
         name = fields.pop("name")

@@ -1,7 +1,7 @@
 """A session's configuration as a file (YAML or JSON) for headless runs: read, checked field by
 field with the API's own rules and messages, and written back out (``export-config``).
 
-The file holds the LoadTestConfig's field names, as the API does, and ``target``: a target's
+The file holds the session configuration's field names, as the API does, and ``target``: a target's
 base URL or its name. Every error names the field and, where the file says where it is, the
 line, so that a CI log points at the mistake.
 """

@@ -1,7 +1,7 @@
 """The New session / Clone form, validated by the API's serializer: one set of rules.
 
 The page sends one input per session field and one weight input per endpoint of the chosen
-target; this module turns them into the API's LoadTestConfig body, lets
+target; this module turns them into the API's configuration body, lets
 ``LoadTestSessionSerializer`` judge it (the same messages as ``POST /api/sessions/``), and
 files each message next to its input.
 """
@@ -15,7 +15,7 @@ from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
 from apps.sessions.models import Endpoint, Flow, LoadTestSession, Target
 from apps.sessions.validation import tags_from_text
 
-# The seed's defaults, as the serializer applies them (one place: its fields).
+# The defaults, as the serializer applies them (one place: its fields).
 _FIELDS = LoadTestSessionSerializer().fields
 NUMBER_FIELDS = (
     "concurrent_users",
@@ -116,7 +116,7 @@ class SessionForm:
         return form
 
     def api_body(self) -> dict[str, object]:
-        """The LoadTestConfig body, as a client of ``POST /api/sessions/`` would send it."""
+        """The configuration body, as a client of ``POST /api/sessions/`` would send it."""
         body = {name: self.values[name] for name in ("session_name", *BOOLEAN_FIELDS)}
         for name in NUMBER_FIELDS:
             if self.values[name] != "":

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def create_session(session: LoadTestSession, user=None) -> LoadTestSession:
-    """Store a new, pending session that the API or the admin built from a LoadTestConfig.
+    """Store a new, pending session that the API or the admin built from a configuration.
 
     Checked here as a whole configuration, whatever the edge checked before, so that nothing
     invalid is stored from any edge; without a target, the target at TARGET_APP_URL is used.
@@ -65,7 +65,7 @@ def update_session(
 ) -> LoadTestSession:
     """Change a session's configuration and record who changed what (``via`` "api"/"admin").
 
-    Pending: any LoadTestConfig field, checked as the whole configuration it produces.
+    Pending: any configuration field, checked as the whole configuration it produces.
     Starting or running: ``endpoint_weights`` and ``concurrent_users`` only, applied live
     (``change_weights``, ``change_users``).
     Stopping or ended: nothing; its configuration is what ran.

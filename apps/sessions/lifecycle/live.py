@@ -64,7 +64,7 @@ def _apply_live(
 def change_users(
     session: LoadTestSession, concurrent_users: int, user=None, via: str = "api"
 ) -> LoadTestSession:
-    """Change the load of a running session (the seed's adjust_worker_count).
+    """Change the load of a running session.
 
     The new count is spread over shards at once: running shards adjust within a poll, new
     shards are queued, shards no longer needed retire. Validated like a new configuration.
@@ -97,7 +97,7 @@ def change_users(
 def change_weights(
     session: LoadTestSession, endpoint_weights: Mapping[str, float], user=None, via: str = "api"
 ) -> LoadTestSession:
-    """Change the request mix of a running session (the seed's update_weights).
+    """Change the request mix of a running session.
 
     ``endpoint_weights`` replaces the session's overrides, checked like a new configuration's
     against the target's endpoints now. Every shard picks the new weights up on its next

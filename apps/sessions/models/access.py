@@ -6,7 +6,7 @@ from django.db import models
 
 class ConfigChange(models.Model):
     """Who changed which field of a session, endpoint or target, when, from what to what
-    (the seed's 設定変更の履歴, configuration history)."""
+    (the configuration history)."""
 
     object_type = models.CharField(max_length=20)  # "session", "endpoint", "target"
     object_id = models.BigIntegerField()

@@ -65,7 +65,7 @@ class Target(models.Model):
 
 
 class Endpoint(models.Model):
-    """One request the virtual users may send (the seed's EndpointConfig)."""
+    """One request the virtual users may send ."""
 
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="endpoints")
     name = models.CharField(max_length=100, validators=[validation.check_single_line])

@@ -17,13 +17,13 @@ from apps.workers.plan import Plan
 
 
 class LoadTestSession(models.Model):
-    """A run of load against one target: the seed's LoadTestConfig plus its lifecycle.
+    """A run of load against one target: its configuration (``CONFIG_FIELDS``) plus its lifecycle.
 
     ``plan`` is the resolved configuration the shards executed (absolute URLs, effective
     weights), frozen at start so results stay readable if the catalog changes later.
     """
 
-    # The LoadTestConfig: what a user sets, what the history tracks, what a clone copies.
+    # The configuration: what a user sets, what the history tracks, what a clone copies.
     CONFIG_FIELDS = (
         "session_name",
         "target",
@@ -186,7 +186,7 @@ class LoadTestSession(models.Model):
         return self.total_requests / elapsed if elapsed > 0 else 0.0
 
     def config(self) -> dict[str, object]:
-        """The session's LoadTestConfig, by field name."""
+        """The session's configuration, by field name."""
         return {name: getattr(self, name) for name in self.CONFIG_FIELDS}
 
     def read_plan(self) -> Plan | None:

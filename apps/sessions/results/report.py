@@ -103,7 +103,7 @@ def _shown(value: object) -> str:
 
 
 def _configuration(session: LoadTestSession, secrets: set[str]) -> dict:
-    """What ran: the LoadTestConfig and the frozen plan's endpoints, secrets masked (header
+    """What ran: the configuration and the frozen plan's endpoints, secrets masked (header
     values are never shown, whatever their name)."""
     config = {
         name: _shown(getattr(session, name)) for name in session.CONFIG_FIELDS if name != "target"

@@ -17,7 +17,8 @@ from apps.sessions.validation import TAGS_MAX, BoundedJSONDecoder, check_session
 
 
 class LoadTestSessionSerializer(serializers.ModelSerializer):
-    """A session is created from a LoadTestConfig; everything else is read-only."""
+    """A session is created from its configuration (``LoadTestSession.CONFIG_FIELDS``);
+    everything else is read-only."""
 
     target = serializers.PrimaryKeyRelatedField(
         queryset=Target.objects.all(),
