@@ -65,7 +65,7 @@ class Target(models.Model):
 
 
 class Endpoint(models.Model):
-    """One request the virtual users may send ."""
+    """One request the virtual users may send: a path on its target, a method, a weight."""
 
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="endpoints")
     name = models.CharField(max_length=100, validators=[validation.check_single_line])
