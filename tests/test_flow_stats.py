@@ -64,7 +64,7 @@ SECOND = 1_700_000_000
 
 def flow_plan(flows: bool = True) -> Plan:
     """One single endpoint and, with ``flows``, a two-step flow whose steps are weight-0
-    plan entries, as ``services.build_plan`` lays them out."""
+    plan entries, as ``planning.build_plan`` lays them out."""
     endpoints = [EndpointPlan(name="home", method="GET", url=f"{BASE}/", timeout_s=5, weight=1)]
     if not flows:
         return Plan(endpoints=tuple(endpoints), request_interval_min=1, request_interval_max=1)

@@ -560,7 +560,7 @@ def endpoint_weights_problems(
 ) -> list[str]:
     """What is wrong with a session's ``endpoint_weights`` (overrides by endpoint or flow
     name), given the default weights of the target's endpoints and flows: the rule of a new
-    configuration, and of a running session's new weights (``services.change_weights``)."""
+    configuration, and of a running session's new weights (``live.change_weights``)."""
     problems: list[str] = []
     weights = {} if endpoint_weights is None else endpoint_weights
     if not isinstance(weights, Mapping):

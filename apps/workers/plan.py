@@ -1,6 +1,6 @@
 """The plan: everything a session's shards execute, frozen when the session starts.
 
-The control plane builds it (``services.build_plan``: absolute URLs, effective weights, checked
+The control plane builds it (``planning.build_plan``: absolute URLs, effective weights, checked
 against the allow-list) and stores ``to_json()`` in the session's row and, dumped, in Redis;
 whoever reads it back (a shard, the monitor, an export) reads it with ``from_json``. A field
 added here is added once: ``to_json`` and ``from_json`` follow the dataclasses' fields.

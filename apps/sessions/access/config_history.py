@@ -1,6 +1,6 @@
 """Configuration history: who changed which field, when.
 
-Recorded by the API's update views, the admin, and ``services.change_users``; never for
+Recorded by the API's update views, the admin, and ``live.change_users``; never for
 statistics or status, which are results, not configuration. Secrets are never stored: every
 header value is kept as a fingerprint (so a changed credential still shows as a change), and
 the body's and URL's secrets are masked by value (``apps.workers.secrets``).

@@ -2,7 +2,7 @@
 (API JSON, the dashboard's steps editor, a catalog file, the admin's inline), and checking a
 flow with its steps as one whole before anything is stored.
 
-Every surface ends in ``services.save_flow``, which calls ``check_flow``: the same rules and
+Every surface ends in ``flow_changes.save_flow``, which calls ``check_flow``: the same rules and
 the same messages wherever a flow is edited. Errors are keyed the way the API shows them:
 ``name``, ``weight``, ``steps`` and ``steps[i].field`` (i from 0, as in the JSON), so that a
 caller can point at the step at fault.

@@ -27,7 +27,7 @@ class Target(models.Model):
         blank=True, max_length=validation.DESCRIPTION_CHARS_MAX, validators=[validation.check_text]
     )
     # The finished run later runs on this target are compared with (apps/sessions/
-    # comparison.py); set and cleared only through services.set_baseline / clear_baseline.
+    # comparison.py); set and cleared only through baselines.set_baseline / clear_baseline.
     baseline_session = models.ForeignKey(
         "LoadTestSession",
         null=True,
@@ -166,7 +166,7 @@ class Flow(models.Model):
 
     Its name shares the namespace of the target's endpoints (a session's ``endpoint_weights``
     names either), so it is unique among both. Steps are written whole, through
-    ``services.save_flow``, which checks the flow and its steps together (``flows``).
+    ``flow_changes.save_flow``, which checks the flow and its steps together (``flows``).
     """
 
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="flows")
@@ -251,10 +251,10 @@ class DataFeed(models.Model):
     """A target's data feed: rows of values (a CSV file with a header) that the templates of
     its endpoints read as ``{{ feed.<column> }}``, one row per iteration of a user.
 
-    Stored parsed (``columns``, ``rows``), so that ``services.build_plan`` ships it in the
+    Stored parsed (``columns``, ``rows``), so that ``planning.build_plan`` ships it in the
     plan without parsing again; the file itself is not kept, only its name, size and a hash
-    (for the configuration history). Changed only through ``services.save_feed`` and
-    ``services.delete_feed``.
+    (for the configuration history). Changed only through ``feeds.save_feed`` and
+    ``feeds.delete_feed``.
     """
 
     target = models.OneToOneField(Target, on_delete=models.CASCADE, related_name="feed")

@@ -82,7 +82,7 @@ class LoadTestSession(models.Model):
     )
 
     # Labels to find runs by ("nightly", "release-2.4"), not configuration of the load: they
-    # may change at any status (``services.update_session``).
+    # may change at any status (``editing.update_session``).
     tags = models.JSONField(
         default=list,
         blank=True,
@@ -137,7 +137,7 @@ class LoadTestSession(models.Model):
     # happened, so a reader such as the CLI knows the figures are complete.
     threshold_results = models.JSONField(default=list, blank=True, editable=False)
     results_final_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # The schedule that started this run, if any (apps/sessions/services.py run_schedule).
+    # The schedule that started this run, if any (``lifecycle/schedules.py``, ``run_schedule``).
     schedule = models.ForeignKey(
         "Schedule",
         null=True,
