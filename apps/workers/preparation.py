@@ -16,7 +16,7 @@ from .checks import ResponseRules
 from .extraction import Extraction, parse_extractions
 from .http import PreparedRequest
 from .plan import EndpointPlan, Plan
-from .templating import TemplatedRequest, compile_request
+from .templated_requests import TemplatedRequest, compile_request
 
 # An endpoint's request: fixed bytes, a template rendered per request, or why neither could
 # be built (every pick of the endpoint then fails as an ``application`` error, reported once

@@ -49,7 +49,7 @@ from .reporting import ERROR_BODY_CHARS, ShardReporter
 from .resources import ResourceGuard, raise_open_files_limit
 from .selection import EndpointSelector
 from .stats import MISSED, SUPPRESSED, ShardStats
-from .templating import TemplatedRequest
+from .templated_requests import TemplatedRequest
 from .userstate import UserState
 from .vocabulary import (
     SHARD_STATE_AFTER_STOP,
