@@ -36,8 +36,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import cookies, pacing
-from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
-from .checks import DEFAULT_CHECK_BODY_LIMIT, unexpected_status_class
+from .breaker import DENIED, PROBE, CircuitBreaker
+from .checks import DEFAULT_CHECK_BODY_LIMIT, unexpected_answer
 from .control import REDIS_SOCKET_TIMEOUT_S, WEIGHTS_FIELD, Assignment, SessionKeys, decode
 from .control_channel import ControlChannel
 from .extraction import extract_variables
@@ -95,7 +95,9 @@ class _VirtualUser:
 
 
 class ShardRunner:
-    """Runs generation ``generation`` of shard ``shard_index`` until it has to stop."""
+    """Runs generation ``generation`` of shard ``shard_index`` until it has to stop: sends the
+    load itself, and composes a ``ControlChannel`` (when to stop, what load is wanted) and a
+    ``ShardReporter`` (what it recorded, flushed to Redis with its heartbeat)."""
 
     def __init__(
         self,
@@ -229,6 +231,8 @@ class ShardRunner:
         self.started_at = time.time()
 
     def _connect_control_and_reporting(self) -> None:
+        """The shard's two companions on its loop, sharing its Redis connection: the control
+        channel it watches, and the reporter that flushes what it records."""
         self.control = ControlChannel(
             redis=self.redis,
             keys=self.keys,
@@ -578,7 +582,7 @@ class ShardRunner:
                 state.cookies = cookies.store(state.cookies, response.set_cookies)
             rules = self.rules[index]
             if not rules.expected[status]:
-                failure, unavailable, detail = self._judge_unexpected_status(response)
+                failure, unavailable, detail = unexpected_answer(response, ERROR_BODY_CHARS)
             elif rules.checks or self.extractions[index]:
                 failure, detail = self._judge_expected_answer(index, response, state, origin)
         except asyncio.CancelledError:
@@ -598,18 +602,6 @@ class ShardRunner:
         return failure, unavailable
 
     # What ``_send`` calls only when it needs them.
-
-    @staticmethod
-    def _judge_unexpected_status(response: Response) -> tuple[str, bool, str]:
-        """A status the endpoint does not expect: its failure class, whether it says the
-        target is unavailable, and the detail for the error log (with the body's start)."""
-        status = response.status
-        text = response.body_prefix[:ERROR_BODY_CHARS].decode(errors="replace").strip()
-        return (
-            unexpected_status_class(status),
-            status in UNAVAILABLE_STATUSES,
-            f"HTTP {status} {response.reason}: {text}".strip(),
-        )
 
     def _judge_expected_answer(
         self, index: int, response: Response, state: UserState, origin: float
