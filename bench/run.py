@@ -186,9 +186,9 @@ class Bench:
     def templating_cost(self, nginx: Nginx) -> None:
         """Figure o: what request templates cost the hot loop. The same POST, its path, query,
         a header and its body fixed, then templated (rendered per request by the shard, as
-        ``templating.compile_request`` builds it), in turns, against nginx. nginx answers a
-        path whose placeholders were not rendered with a 500: the figure then refuses to
-        print a ratio of two fixed requests."""
+        ``templated_requests.compile_request`` builds it), in turns, against nginx. nginx
+        answers a path whose placeholders were not rendered with a 500: the figure then
+        refuses to print a ratio of two fixed requests."""
         templated = {
             "url": nginx.url + 'items/{{ random_int(1, 5000) }}?q={{ choice("a","b","c") }}',
             "headers": {"X-Request": "{{ seq() }}"},
@@ -216,7 +216,7 @@ class Bench:
                     raise RuntimeError(
                         f"figure o: {outcome['failures']} of {outcome['requests']} {kind} "
                         "requests failed (a 500 from nginx: placeholders sent unrendered, the "
-                        "shard does not use templating.compile_request)"
+                        "shard does not use templated_requests.compile_request)"
                     )
                 rates[kind].append(outcome["requests"] / seconds)
                 cpu_us[kind].append(outcome["cpu_s"] * 1e6 / outcome["requests"])

@@ -68,6 +68,26 @@ async def answer_ok(connection: RawConnection, request: RawRequest) -> None:
     connection.write(response(body=b"ok"))
 
 
+async def never_answer(connection: RawConnection, request: RawRequest) -> None:
+    pass
+
+
+async def close_without_answer(connection: RawConnection, request: RawRequest) -> None:
+    connection.close()
+
+
+def answer_first_then(then):
+    """A handler answering each connection's first request, then doing ``then`` with the rest."""
+
+    async def handler(connection: RawConnection, request: RawRequest) -> None:
+        if len(connection.requests) == 1:
+            connection.write(response(body=b"first"))
+        else:
+            await then(connection, request)
+
+    return handler
+
+
 class RawServer:
     """``async with RawServer(handler) as server``: ``server.url(path)``,
     ``server.connections``, ``server.requests``."""
@@ -129,3 +149,14 @@ class RawServer:
 async def wait_for_eof(connection: RawConnection, timeout_s: float = 2.0) -> None:
     """Wait until the client closed ``connection``; TimeoutError when it did not."""
     await asyncio.wait_for(connection.eof.wait(), timeout_s)
+
+
+# What the HTTP client's tests share: the client's timeout, an answer body longer than the
+# prefix the client keeps, and a time limit on each test's asyncio code.
+TIMEOUT_S = 2.0
+BODY = bytes(range(256)) * 3 + b"tail"  # 772 bytes, the prefix is not the whole body
+
+
+def run(coro, limit_s: float = 5.0):
+    """Run one test's asyncio code; a hang fails the test instead of the suite."""
+    return asyncio.run(asyncio.wait_for(coro, limit_s))

@@ -1,10 +1,11 @@
 """Request templates render what they say, refuse what they cannot mean, and build valid HTTP.
 
-Pure tests of ``apps.workers.templating`` (no network): every function's values over many
-renders, per-user sequences, feed columns and flow variables; every error with the character
-it points at; hostile input (megabytes, NUL, unicode, deep parentheses, huge numbers) refused
-with a TemplateError, never another exception; and the request bytes parsed by httptools (the
-parser of uvicorn), with a right Content-Length and no way for a value to add a header.
+Pure tests of ``apps.workers.templating`` and ``templated_requests`` (no network): every
+function's values over many renders, per-user sequences, feed columns and flow variables;
+every error with the character it points at; hostile input (megabytes, NUL, unicode, deep
+parentheses, huge numbers) refused with a TemplateError, never another exception; and the
+request bytes parsed by httptools (the parser of uvicorn), with a right Content-Length and no
+way for a value to add a header.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import pytest
 
 from apps.workers.http import PreparedRequest, prepare
 from apps.workers.plan import EndpointPlan
+from apps.workers.templated_requests import TemplatedRequest, compile_request
 from apps.workers.templating import (
     MAX_PLACEHOLDERS,
     MAX_TEMPLATE_CHARS,
-    TemplatedRequest,
     TemplateError,
-    compile_request,
     parse_template,
 )
 from apps.workers.userstate import UserState

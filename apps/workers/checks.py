@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .breaker import UNAVAILABLE_STATUSES
 from .http import TOKEN, Response
 from .vocabulary import FailureClass
 
@@ -124,6 +125,19 @@ def unexpected_status_class(status: int) -> FailureClass:
     if status >= 400:
         return FailureClass.HTTP_4XX
     return FailureClass.APPLICATION
+
+
+def unexpected_answer(response: Response, body_chars: int) -> tuple[FailureClass, bool, str]:
+    """An answer whose status the endpoint does not expect: its failure class, whether it
+    says the target is unavailable (for the breaker and the back-off), and the detail for the
+    error log, with the first ``body_chars`` characters of the body."""
+    status = response.status
+    text = response.body_prefix[:body_chars].decode(errors="replace").strip()
+    return (
+        unexpected_status_class(status),
+        status in UNAVAILABLE_STATUSES,
+        f"HTTP {status} {response.reason}: {text}".strip(),
+    )
 
 
 # --- JSON paths -----------------------------------------------------------------------------

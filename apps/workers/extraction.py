@@ -29,6 +29,7 @@ import regex
 
 from .checks import _MISSING, follow, parse_json_path
 from .http import TOKEN, Response
+from .userstate import UserState
 
 EXTRACTIONS_MAX = 20  # per step
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -169,3 +170,25 @@ def parse_extractions(value: object) -> tuple[Extraction, ...]:
             raise ValueError(f"extract[{index}].name: {extraction.name!r} is set twice.")
         parsed.append(extraction)
     return tuple(parsed)
+
+
+def extract_variables(
+    extractions: tuple[Extraction, ...], response: Response, state: UserState
+) -> tuple[str, str] | None:
+    """Set the user's variables from the answer; the first one not found (its variable's
+    name and why), or None."""
+    document = None
+    if any(extraction.source == "json_path" for extraction in extractions):
+        document = parse_document(response)
+    variables = state.variables
+    if variables is None:
+        variables = state.variables = {}
+    for extraction in extractions:
+        try:
+            value = extraction.value(response, document)
+        except TooSlow as exc:
+            return extraction.name, str(exc)
+        if value is None:
+            return extraction.name, f"{extraction.expression} not found"
+        variables[extraction.name] = value
+    return None

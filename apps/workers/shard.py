@@ -3,10 +3,11 @@
 This is where requests are sent (``_send``). In the closed model each virtual user picks an
 endpoint by weight, sends it with the endpoint's timeout, records the outcome in memory and
 thinks for a uniform random time; in the open model an arrival schedule hands requests due at
-fixed times to free users (see ``pacing``). Beside them, one task flushes statistics and
-events to Redis about once a second with the shard's heartbeat, and one watches the
-session's control state, so a stop, an emergency stop or a new user count reaches the shard
-within CONTROL_POLL_INTERVAL_S. The hot loop never touches the Django database.
+fixed times to free users (see ``pacing``). The hot loop never touches the Django database.
+Beside the users, on the same loop, the shard's ``ShardReporter`` (``reporting``) flushes
+statistics and events to Redis about once a second with the shard's heartbeat, and its
+``ControlChannel`` (``control_channel``) watches the session's control state, so a stop, an
+emergency stop or a new user count reaches the shard within CONTROL_POLL_INTERVAL_S.
 
 When the session's plan asks for a request log (``enable_logging``), the first few requests
 per endpoint of every flush are sampled, whatever their outcome, with the error samples'
@@ -24,51 +25,33 @@ as ``cancelled``, and a final flush marks the shard finished in the same atomic 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from . import cookies, pacing
-from .breaker import DENIED, PROBE, UNAVAILABLE_STATUSES, CircuitBreaker
-from .checks import DEFAULT_CHECK_BODY_LIMIT, ResponseRules, unexpected_status_class
-from .control import (
-    CLAIM_LOAD_START_SCRIPT,
-    EMERGENCY_KEY,
-    FLUSH_APPLIED,
-    FLUSH_SCRIPT,
-    FLUSH_SUPERSEDED,
-    LOAD_STARTED_FIELD,
-    REDIS_SOCKET_TIMEOUT_S,
-    WEIGHTS_FIELD,
-    Assignment,
-    SessionKeys,
-    decode,
-    flush_script_args,
-    flush_script_keys,
-    worker_draining_key,
-)
-from .extraction import Extraction, TooSlow, parse_document, parse_extractions
+from .breaker import DENIED, PROBE, CircuitBreaker
+from .checks import DEFAULT_CHECK_BODY_LIMIT, unexpected_answer
+from .control import REDIS_SOCKET_TIMEOUT_S, WEIGHTS_FIELD, Assignment, SessionKeys, decode
+from .control_channel import ControlChannel
+from .extraction import extract_variables
 from .feed_cursor import FeedCursor
-from .http import HttpClient, PreparedRequest, Response
+from .http import HttpClient, Response
 from .plan import EndpointPlan, FlowPlan, Plan
+from .preparation import EndpointRequest, prepare_endpoints
+from .reporting import ERROR_BODY_CHARS, ShardReporter
 from .resources import ResourceGuard, raise_open_files_limit
-from .secrets import endpoint_secrets, mask_secrets
 from .selection import EndpointSelector
-from .stats import MISSED, SUPPRESSED, ShardStats, StatsDelta
-from .templating import TemplatedRequest, compile_request
+from .stats import MISSED, SUPPRESSED, ShardStats
+from .templated_requests import TemplatedRequest
 from .userstate import UserState
 from .vocabulary import (
-    ERROR_SAMPLE,
     SHARD_STATE_AFTER_STOP,
     ControlState,
     EngineEventKind,
@@ -80,15 +63,6 @@ from .vocabulary import (
 logger = logging.getLogger(__name__)
 
 SUPPRESSED_PAUSE_S = 0.05  # a user whose endpoint's breaker is open waits at least this
-EVENTS_HELD = 100  # events kept locally while Redis is unreachable
-ERROR_REPORT_INTERVAL_S = 60.0  # the same engine error is logged once a minute per endpoint
-ERROR_SAMPLES_PER_FLUSH = 3  # sampled failures per endpoint and class, per flush
-ERROR_BODY_CHARS = 200  # of a failed response's body, kept in its sample
-REQUEST_SAMPLES_PER_FLUSH = 3  # requests per endpoint, per flush, in the request log
-REQUEST_SAMPLE = "request"  # the sample counter's key for the request log (errors: a class)
-# A shard's last counts are retried for a heartbeat's lifetime, and at least this long: a
-# Redis that restarts takes a few seconds to load its data.
-FINAL_FLUSH_RETRY_MIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -121,7 +95,9 @@ class _VirtualUser:
 
 
 class ShardRunner:
-    """Runs generation ``generation`` of shard ``shard_index`` until it has to stop."""
+    """Runs generation ``generation`` of shard ``shard_index`` until it has to stop: sends the
+    load itself, and composes a ``ControlChannel`` (when to stop, what load is wanted) and a
+    ``ShardReporter`` (what it recorded, flushed to Redis with its heartbeat)."""
 
     def __init__(
         self,
@@ -141,19 +117,8 @@ class ShardRunner:
         self.settings = settings
         self.keys = SessionKeys(session_id)
         self._stopping = False
-        self._stop_reason: StopReason | None = None
-        self._wake = asyncio.Event()
-        self._flushes_end = asyncio.Event()  # the periodic flushes stop (see _run)
         self._users: list[_VirtualUser] = []  # the active ones; retiring users leave it
         self._tasks: set[asyncio.Task] = set()  # every user and open-model request
-        self._unflushed = StatsDelta()
-        self._events: list[dict] = []
-        self._error_reported_at: dict[tuple[str, str], float] = {}
-        # Samples taken since the last flush, per (endpoint, failure class or REQUEST_SAMPLE).
-        self._samples_taken: dict[tuple[int, str], int] = {}
-        self._request_samples: list[dict] = []
-        self._last_flush_at = time.monotonic()
-        self._last_redis_contact = time.monotonic()
         self.session_factor = 1.0
         self.assignment = Assignment(generation, 0, 0.0)
         # Open model
@@ -190,37 +155,34 @@ class ShardRunner:
             return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
         self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor, raw_weights)
         self._number_users(assignments)
-        self._flush_script = self.redis.register_script(FLUSH_SCRIPT)
+        self._connect_control_and_reporting()
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
             # Stopped (or retired) before this shard got a worker: send nothing.
             reason = StopReason.STOPPED if assignment.users else StopReason.RETIRED
-            await self._final_flush(SHARD_STATE_AFTER_STOP[reason])
+            await self.reporter.final_flush(SHARD_STATE_AFTER_STOP[reason])
             return reason
 
-        await self._claim_load_start()
-        await self._flush(ShardState.RUNNING)
+        await self.control.claim_load_start(self.duration_s)
+        await self.reporter.flush(ShardState.RUNNING)
         logger.info("Session %s shard %s/%s: %s users (%s model) on %s.", self.session_id,
                     self.shard_index, self.generation, assignment.users,
                     "open" if self.open_model else "closed", self.hostname)  # fmt: skip
         self.http = HttpClient()
         try:
             self._apply_load(initial=True)
-            flusher = asyncio.create_task(self._flush_loop())
-            reason = await self._watch_control()
+            flusher = asyncio.create_task(self.reporter.flush_periodically(self._check_resources))
+            reason = await self.control.watch(self._follow_control)
             await self._stop_everything()
-            # Not cancelled: a flush cut in the middle of its Redis call could apply its counts
-            # and keep them for the final flush too, and a cancellation swallowed inside the
-            # client would leave this waiting for ever. Told to stop, it ends after its flush.
-            self._flushes_end.set()
+            self.reporter.end_periodic_flushes()  # after the flush in progress, never cut
             await asyncio.gather(flusher, return_exceptions=True)
         finally:
             self.http.close()
 
         if reason == StopReason.SUPERSEDED:
-            self._event(EngineEventKind.SHARD_SUPERSEDED,
-                        f"Shard {self.shard_index} generation {self.generation} on "
-                        f"{self.hostname} was superseded and stopped.")  # fmt: skip
-        await self._final_flush(SHARD_STATE_AFTER_STOP[reason])
+            self.reporter.event(EngineEventKind.SHARD_SUPERSEDED,
+                                f"Shard {self.shard_index} generation {self.generation} on "
+                                f"{self.hostname} was superseded and stopped.")  # fmt: skip
+        await self.reporter.final_flush(SHARD_STATE_AFTER_STOP[reason])
         logger.info("Session %s shard %s/%s: finished (%s).",
                     self.session_id, self.shard_index, self.generation, reason)  # fmt: skip
         return reason
@@ -230,54 +192,25 @@ class ShardRunner:
     ) -> None:
         self.endpoints = plan.endpoints
         self.flows: tuple[FlowPlan, ...] = plan.flows
-        # What each flow step takes from its answer (compiled once; empty for the rest).
-        self.extractions: list[tuple[Extraction, ...]] = [() for _ in self.endpoints]
-        for flow in self.flows:
-            for step in flow.steps:
-                self.extractions[step.endpoint] = parse_extractions(list(step.extract))
-        # Users keep the target's cookies when the plan has flows (a login must hold).
-        self.keep_cookies = bool(self.flows)
+        prepared = prepare_endpoints(
+            plan, session_id=self.session_id, check_body_limit=self.settings.check_body_limit
+        )
+        self.requests = prepared.requests
+        self.rules = prepared.rules
+        self.extractions = prepared.extractions
+        self.traceparent = plan.traceparent
         self.feed = plan.feed
         self.feed_cursor: FeedCursor | None = None  # set by _number_users (needs the shards)
         self.first_user_id = 1
         self._next_user_id = 1
-        # The session's header, the same on every request, is in the prepared bytes; a
-        # traceparent is spliced into them per request (``PreparedRequest.traced``).
-        self.traceparent = plan.traceparent
-        session_headers = {plan.session_header: str(self.session_id)} if plan.session_header else {}
-        self.rules = [
-            ResponseRules(
-                endpoint.expected_statuses, list(endpoint.checks), self.settings.check_body_limit
-            )
-            for endpoint in self.endpoints
-        ]
-        columns = plan.feed.columns if plan.feed is not None else ()
-        self.requests = [
-            self._prepare(
-                endpoint, rules, extractions, session_headers, plan.traceparent, columns,
-                self.keep_cookies,
-            )
-            for endpoint, rules, extractions in zip(
-                self.endpoints, self.rules, self.extractions, strict=True
-            )
-        ]  # fmt: skip
+        self.plan_weights = plan.pick_weights()
         self._use_weights(raw_weights)
         self.interval_min = plan.request_interval_min
         self.interval_max = plan.request_interval_max
         self.duration_s = plan.duration_s
-        self.deadline: float | None = None  # set by _claim_load_start
         self.ramp_up_s = plan.ramp_up_s
         self.open_model = plan.open_model
         self.request_log = plan.request_log
-        # The request log shows paths, never query strings (they may carry credentials).
-        # The request log's paths, masked once: a path may carry a token as well as a query.
-        self.request_paths = [
-            mask_secrets(
-                urlsplit(endpoint.url).path or "/",
-                endpoint_secrets(endpoint.headers, endpoint.body, endpoint.url),
-            )
-            for endpoint in self.endpoints
-        ]
         self.assignment = assignment
         self.session_factor = float(factor) if factor is not None else 1.0
         self.stats = ShardStats(len(self.endpoints), len(self.flows))
@@ -297,17 +230,33 @@ class ShardRunner:
         self.guard = ResourceGuard(self.settings.max_rss_mb, self.settings.max_cpu_percent)
         self.started_at = time.time()
 
-    async def _claim_load_start(self) -> None:
-        """The session's duration counts from when its load starts: the first shard to begin
-        sending records the time (HSETNX: once, atomically), and every shard, re-dispatched
-        ones included, ends at that time plus the duration. A shard that waited in the queue
-        for a free worker process thus still runs the whole duration."""
-        load_started_at = await self.redis.eval(
-            CLAIM_LOAD_START_SCRIPT, 1, self.keys.control, LOAD_STARTED_FIELD, repr(time.time())
+    def _connect_control_and_reporting(self) -> None:
+        """The shard's two companions on its loop, sharing its Redis connection: the control
+        channel it watches, and the reporter that flushes what it records."""
+        self.control = ControlChannel(
+            redis=self.redis,
+            keys=self.keys,
+            shard_index=self.shard_index,
+            generation=self.generation,
+            hostname=self.hostname,
+            started_at=self.started_at,
+            poll_interval_s=self.settings.control_poll_interval_s,
+            redis_lost_after_s=self.settings.heartbeat_ttl_s,
         )
-        # None: the session was forgotten meanwhile; the first flush finds that and stops.
-        if load_started_at is not None and self.duration_s is not None:
-            self.deadline = float(load_started_at) + self.duration_s
+        self.reporter = ShardReporter(
+            redis=self.redis,
+            keys=self.keys,
+            shard_index=self.shard_index,
+            generation=self.generation,
+            hostname=self.hostname,
+            started_at=self.started_at,
+            endpoints=self.endpoints,
+            stats=self.stats,
+            control=self.control,
+            status=self._status,
+            flush_interval_s=self.settings.flush_interval_s,
+            heartbeat_ttl_s=self.settings.heartbeat_ttl_s,
+        )
 
     def _number_users(self, assignments: dict[bytes, bytes]) -> None:
         """Users are numbered across the session (``{{ user_id }}``, a ``per_user`` feed row):
@@ -328,48 +277,6 @@ class ShardRunner:
         state = UserState(self._next_user_id)
         self._next_user_id += 1
         return state
-
-    def _prepare(
-        self,
-        endpoint: EndpointPlan,
-        rules: ResponseRules,
-        extractions: tuple[Extraction, ...],
-        session_headers: dict[str, str],
-        traceparent: bool,
-        columns: tuple[str, ...],
-        keep_cookies: bool,
-    ) -> PreparedRequest | TemplatedRequest | ValueError:
-        """The endpoint's request, built once: its bytes, or its compiled template; or why it
-        cannot be built (every pick of the endpoint then fails as an ``application`` error,
-        reported once a minute). An endpoint whose checks or extractions read the body or
-        headers asks the client to keep them, and a plan with flows its cookies."""
-        try:
-            request = compile_request(
-                endpoint,
-                default_headers=session_headers,
-                traceparent=traceparent,
-                columns=columns,
-            )
-        except ValueError as exc:
-            return exc
-        prepared = request.prepared if isinstance(request, TemplatedRequest) else request
-        body_limit = rules.body_limit
-        if any(extraction.source != "header" for extraction in extractions):
-            body_limit = max(body_limit, self.settings.check_body_limit)
-        keep_headers = rules.needs_headers or any(
-            extraction.source == "header" for extraction in extractions
-        )
-        if body_limit > prepared.body_limit or keep_headers or keep_cookies:
-            prepared = replace(
-                prepared,
-                body_limit=max(prepared.body_limit, body_limit),
-                keep_headers=keep_headers,
-                keep_cookies=keep_cookies,
-            )
-            if isinstance(request, TemplatedRequest):
-                return replace(request, prepared=prepared)
-            return prepared
-        return request
 
     # --- how much load -----------------------------------------------------------------------
 
@@ -396,6 +303,62 @@ class ShardRunner:
         wanted = max(1, round(users * self._scale())) if users else 0
         delays = pacing.ramp_offsets_s(wanted, self.ramp_up_s) if initial else None
         self._resize_users(wanted, delays)
+
+    def _follow_control(
+        self, assignment: Assignment, session_factor: float, raw_weights: bytes | None
+    ) -> None:
+        """What the control channel reads on each poll: a new mix of endpoints, a new share
+        of users or rate, or a new load factor takes effect now."""
+        if raw_weights != self.raw_weights:
+            self._use_weights(raw_weights)
+        if assignment != self.assignment or session_factor != self.session_factor:
+            self.assignment, self.session_factor = assignment, session_factor
+            self._apply_load()
+
+    def _use_weights(self, raw_weights: bytes | None) -> None:
+        """Pick endpoints and flows by the weights set while the session runs (the control
+        hash's: one per plan endpoint, then one per flow: ``Plan.pick_weights``) or, until any
+        are set, by the plan's. Users and arrivals read ``self.selector`` at each pick, so the
+        new mix applies from the next request."""
+        self.raw_weights = raw_weights
+        weights = self.plan_weights
+        if raw_weights is not None:
+            live = json.loads(raw_weights)
+            # Weights set by a release without flows have one per endpoint only.
+            weights = live + weights[len(live) :] if len(live) <= len(weights) else weights
+        self.selector = EndpointSelector(weights)
+
+    def _check_resources(self) -> None:
+        """Before each periodic flush: shed users while the worker is short of memory or
+        CPU (the resource guard), and restore them when it recovers."""
+        decision = self.guard.check()
+        if not decision.changed:
+            return
+        shed = decision.factor < 1.0
+        kind = EngineEventKind.USERS_SHED if shed else EngineEventKind.USERS_RESTORED
+        verb = "shedding" if shed else "restoring"
+        self.reporter.event(kind, f"{self.hostname}: {verb} users to {decision.factor:.0%} "
+                                  f"of the shard's share ({decision.message}).")  # fmt: skip
+        logger.warning("Session %s shard %s: resource guard %s users to %.0f%% (%s)",
+                       self.session_id, self.shard_index, verb, decision.factor * 100,
+                       decision.message)  # fmt: skip
+        self._apply_load()
+
+    def _status(self) -> dict[str, object]:
+        """The shard's part of its heartbeat: how much load it sends, and what holds it back."""
+        return {
+            "users": self.active_users,
+            "assigned_users": self.assignment.users,
+            "model": "open" if self.open_model else "closed",
+            "target_rps": round(self.assignment.rps * self._scale(), 3),
+            "load_factor": self.session_factor,
+            "resource_factor": round(self.guard.factor, 3),
+            "breakers_open": [
+                endpoint.name
+                for endpoint, breaker in zip(self.endpoints, self.breakers, strict=True)
+                if breaker.state != CircuitBreaker.CLOSED
+            ],
+        }
 
     def _resize_users(self, wanted: int, start_delays: list[float] | None = None) -> None:
         while len(self._users) < wanted:
@@ -584,6 +547,10 @@ class ShardRunner:
 
         Latency runs from ``intended_at`` when given (open model), so time spent waiting for
         a late send counts: a slow target or an overloaded generator cannot hide delay.
+
+        This runs once per request: what only failures, checks, the request log or a breaker
+        that changes state need is in methods called for those alone, so a plain success
+        costs no call, allocation or lookup beyond what it uses.
         """
         endpoint = self.endpoints[index]
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds, cached per
@@ -594,12 +561,12 @@ class ShardRunner:
         unavailable = False
         status: int | None = None
         detail = ""
-        traced: bytes | None = None
+        traced: bytes | None = None  # the bytes sent, when built per request (for a trace id)
         request = self.requests[index]
         try:
             if isinstance(request, Exception):
                 raise request  # this endpoint's request could not even be built
-            raw: bytes | None = None
+            raw: bytes | None = None  # None: the prepared bytes as they are
             if isinstance(request, TemplatedRequest):
                 raw = traced = request.render(state)
                 prepared = request.prepared
@@ -614,151 +581,96 @@ class ShardRunner:
             if response.set_cookies:
                 state.cookies = cookies.store(state.cookies, response.set_cookies)
             rules = self.rules[index]
-            if rules.expected[status]:
-                if rules.checks:
-                    elapsed_ms = (time.perf_counter() - origin) * 1000
-                    failed = rules.first_failure(response, elapsed_ms)
-                    if failed is not None:
-                        failure = FailureClass.APPLICATION
-                        self.stats.record_check_failure(index, failed[0])
-                        detail = f"HTTP {status}: check {failed[0]!r} failed: {failed[1]}"
-                extractions = self.extractions[index]
-                if extractions and failure is None:
-                    missing = self._extract(extractions, response, state)
-                    if missing is not None:
-                        failure = FailureClass.APPLICATION
-                        name, why = missing
-                        self.stats.record_check_failure(index, f"extract {name}")
-                        detail = f"HTTP {status}: extract {name!r} failed: {why}"
-            else:
-                failure = unexpected_status_class(status)
-                unavailable = status in UNAVAILABLE_STATUSES
-                text = response.body_prefix[:ERROR_BODY_CHARS].decode(errors="replace").strip()
-                detail = f"HTTP {status} {response.reason}: {text}".strip()
+            if not rules.expected[status]:
+                failure, unavailable, detail = unexpected_answer(response, ERROR_BODY_CHARS)
+            elif rules.checks or self.extractions[index]:
+                failure, detail = self._judge_expected_answer(index, response, state, origin)
         except asyncio.CancelledError:
             # Cancelled at stop after the grace period: counted, never lost.
             self.stats.record(index, None, FailureClass.CANCELLED, int(time.time()))
             self.breakers[index].abandon(admission)
             raise
-        except TimeoutError:
-            failure, unavailable = FailureClass.TIMEOUT, True
-            detail = f"No complete answer within the endpoint's {endpoint.timeout_s:g} s timeout."
-        except OSError as exc:  # refused, reset, DNS, TLS, invalid HTTP (ConnectionError)
-            failure, unavailable = FailureClass.NETWORK, True
-            detail = f"{type(exc).__name__}: {exc}"
         except Exception as exc:
-            failure = FailureClass.APPLICATION
-            detail = f"{type(exc).__name__}: {exc}"
-            self._report_engine_error(endpoint, exc)
+            failure, unavailable, detail = self._judge_failed_send(endpoint, exc)
         latency_us = int((time.perf_counter() - origin) * 1_000_000)
         self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
+        if failure is not None or self.request_log:
+            self._sample(index, request, traced, status, failure, detail, latency_us)
+        change = self.breakers[index].record(unavailable, admission)
+        if change is not None:
+            self._report_breaker_change(endpoint, change, admission)
+        return failure, unavailable
+
+    # What ``_send`` calls only when it needs them.
+
+    def _judge_expected_answer(
+        self, index: int, response: Response, state: UserState, origin: float
+    ) -> tuple[str | None, str]:
+        """An expected status, on an endpoint with checks or extractions: the first check
+        that fails, or else the first variable not found, is an ``application`` failure
+        (with its detail); extractions run only when every check passed."""
+        status = response.status
+        rules = self.rules[index]
+        if rules.checks:
+            elapsed_ms = (time.perf_counter() - origin) * 1000
+            failed = rules.first_failure(response, elapsed_ms)
+            if failed is not None:
+                self.stats.record_check_failure(index, failed[0])
+                return (
+                    FailureClass.APPLICATION,
+                    f"HTTP {status}: check {failed[0]!r} failed: {failed[1]}",
+                )
+        extractions = self.extractions[index]
+        if extractions:
+            missing = extract_variables(extractions, response, state)
+            if missing is not None:
+                name, why = missing
+                self.stats.record_check_failure(index, f"extract {name}")
+                return FailureClass.APPLICATION, f"HTTP {status}: extract {name!r} failed: {why}"
+        return None, ""
+
+    def _judge_failed_send(self, endpoint: EndpointPlan, exc: Exception) -> tuple[str, bool, str]:
+        """No answer: a timeout and a network error say the target is unavailable; anything
+        else is a fault of ours (or of the endpoint's request), reported once a minute."""
+        if isinstance(exc, TimeoutError):  # before OSError, of which it is a kind
+            detail = f"No complete answer within the endpoint's {endpoint.timeout_s:g} s timeout."
+            return FailureClass.TIMEOUT, True, detail
+        if isinstance(exc, OSError):  # refused, reset, DNS, TLS, invalid HTTP (ConnectionError)
+            return FailureClass.NETWORK, True, f"{type(exc).__name__}: {exc}"
+        self.reporter.report_engine_error(endpoint, exc)
+        return FailureClass.APPLICATION, False, f"{type(exc).__name__}: {exc}"
+
+    def _sample(
+        self,
+        index: int,
+        request: EndpointRequest,
+        traced: bytes | None,
+        status: int | None,
+        failure: str | None,
+        detail: str,
+        latency_us: int,
+    ) -> None:
+        """A failure for the error log, a request for the request log (both sampled), with
+        the trace id of what was sent when the plan adds a traceparent."""
         trace_id = ""
-        if self.traceparent and traced is not None and (failure is not None or self.request_log):
+        if self.traceparent and traced is not None:
             trace_id = request.trace_id(traced)  # type: ignore[union-attr]  # traced: built
         if failure is not None:
-            self._sample_error(index, failure, status, detail, trace_id)
+            self.reporter.sample_error(index, failure, status, detail, trace_id)
         if self.request_log:
-            self._sample_request(index, status, failure, latency_us, trace_id)
-        change = self.breakers[index].record(unavailable, admission)
+            self.reporter.sample_request(index, status, failure, latency_us, trace_id)
+
+    def _report_breaker_change(self, endpoint: EndpointPlan, change: str, admission: int) -> None:
         if change == CircuitBreaker.OPEN and admission != PROBE:
-            self._event(EngineEventKind.BREAKER_OPENED,
-                        f"{endpoint.name}: circuit breaker opened after "
-                        f"{self.settings.breaker_failures} unavailable answers in a row; "
-                        "sending probes only.")  # fmt: skip
+            self.reporter.event(EngineEventKind.BREAKER_OPENED,
+                                f"{endpoint.name}: circuit breaker opened after "
+                                f"{self.settings.breaker_failures} unavailable answers in a "
+                                "row; sending probes only.")  # fmt: skip
         elif change == CircuitBreaker.CLOSED:
-            self._event(
+            self.reporter.event(
                 EngineEventKind.BREAKER_CLOSED,
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
-        return failure, unavailable
-
-    @staticmethod
-    def _extract(
-        extractions: tuple[Extraction, ...], response: Response, state: UserState
-    ) -> tuple[str, str] | None:
-        """Set the user's variables from the answer; the first one not found (its variable's
-        name and why), or None."""
-        document = None
-        if any(extraction.source == "json_path" for extraction in extractions):
-            document = parse_document(response)
-        variables = state.variables
-        if variables is None:
-            variables = state.variables = {}
-        for extraction in extractions:
-            try:
-                value = extraction.value(response, document)
-            except TooSlow as exc:
-                return extraction.name, str(exc)
-            if value is None:
-                return extraction.name, f"{extraction.expression} not found"
-            variables[extraction.name] = value
-        return None
-
-    def _sample_error(
-        self, index: int, failure: str, status: int | None, detail: str, trace_id: str
-    ) -> None:
-        """Keep a few failures per endpoint and class each flush for the session's error log:
-        enough to see what fails and how, bounded however many requests fail. A target may
-        echo the request back, so the endpoint's secrets are masked by value before the
-        sample leaves the worker (the body's start may end inside one: ``cut_short``). The
-        trace id (with traceparent on) finds the failing request in the target's APM."""
-        if not self._take_sample((index, failure), ERROR_SAMPLES_PER_FLUSH):
-            return
-        endpoint = self.endpoints[index]
-        secrets = endpoint_secrets(endpoint.headers, endpoint.body, endpoint.url)
-        self._event(
-            ERROR_SAMPLE,
-            mask_secrets(detail, secrets, cut_short=True)[: ERROR_BODY_CHARS + 100],
-            endpoint=endpoint.name,
-            failure_class=str(failure),
-            status=status,
-            trace_id=trace_id,
-        )
-
-    def _sample_request(
-        self, index: int, status: int | None, failure: str | None, latency_us: int, trace_id: str
-    ) -> None:
-        """The session's request log: the first few requests per endpoint each flush, what
-        was sent and how it went (never headers or bodies)."""
-        if not self._take_sample((index, REQUEST_SAMPLE), REQUEST_SAMPLES_PER_FLUSH):
-            return
-        endpoint = self.endpoints[index]
-        self._request_samples.append(
-            {
-                "at": time.time(),
-                "endpoint": endpoint.name,
-                "method": endpoint.method,
-                "path": self.request_paths[index],
-                "status": status,
-                "failure_class": str(failure or ""),
-                "latency_ms": latency_us / 1000,
-                "hostname": self.hostname,
-                "trace_id": trace_id,
-            }
-        )
-
-    def _take_sample(self, key: tuple[int, str], per_flush: int) -> bool:
-        """Whether one more sample of ``key`` fits in this flush (and count it if so)."""
-        taken = self._samples_taken.get(key, 0)
-        if taken >= per_flush:
-            return False
-        self._samples_taken[key] = taken + 1
-        return True
-
-    def _report_engine_error(self, endpoint: EndpointPlan, exc: Exception) -> None:
-        """Log the traceback and record an event, once a minute per endpoint and error type:
-        an error that repeats on every request must not flood the logs."""
-        key = (endpoint.name, type(exc).__name__)
-        now = time.monotonic()
-        if now - self._error_reported_at.get(key, -ERROR_REPORT_INTERVAL_S) < (
-            ERROR_REPORT_INTERVAL_S
-        ):
-            return
-        self._error_reported_at[key] = now
-        logger.error("Session %s: error in the load engine sending %s %s (repeats are logged "
-                     "once a minute)", self.session_id, endpoint.method, endpoint.name,
-                     exc_info=exc)  # fmt: skip
-        self._event(EngineEventKind.ENGINE_ERROR, f"{endpoint.name}: {type(exc).__name__}: {exc}")
 
     async def _stop_everything(self) -> None:
         """Stop sending now; let requests in flight finish within the grace period."""
@@ -776,209 +688,3 @@ class ShardRunner:
         for task in still_running:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    # --- control -----------------------------------------------------------------------------
-
-    async def _watch_control(self) -> StopReason:
-        poll_s = self.settings.control_poll_interval_s
-        draining_key = worker_draining_key(self.hostname)
-        while True:
-            if self._stop_reason is not None:
-                return self._stop_reason
-            remaining_s = poll_s
-            if self.deadline is not None:
-                remaining_s = self.deadline - time.time()
-                if remaining_s <= 0:
-                    return StopReason.DEADLINE
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.hmget(self.keys.control, "state", "factor", WEIGHTS_FIELD)
-                    pipe.get(draining_key)
-                    pipe.get(EMERGENCY_KEY)
-                    pipe.hget(self.keys.assign, str(self.shard_index))
-                    (
-                        (state, factor, raw_weights),
-                        draining,
-                        emergency,
-                        raw_assignment,
-                    ) = await pipe.execute()
-                self._last_redis_contact = time.monotonic()
-            except (RedisError, OSError) as exc:
-                silent_s = time.monotonic() - self._last_redis_contact
-                if silent_s > self.settings.heartbeat_ttl_s:
-                    logger.error("Session %s shard %s: Redis unreachable for %.0f s (%s); "
-                                 "stopping.", self.session_id, self.shard_index, silent_s,
-                                 exc)  # fmt: skip
-                    return StopReason.REDIS_LOST
-            else:
-                reason = self._read_control(
-                    state, factor, raw_weights, draining, emergency, raw_assignment
-                )
-                if reason is not None:
-                    return reason
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(poll_s, remaining_s))
-
-    def _read_control(
-        self,
-        state: bytes | None,
-        factor: bytes | None,
-        raw_weights: bytes | None,
-        draining: bytes | None,
-        emergency: bytes | None,
-        raw_assignment: bytes | None,
-    ) -> StopReason | None:
-        if decode(state) != ControlState.RUNNING:
-            return StopReason.STOPPED
-        if emergency is not None and float(emergency) >= self.started_at:
-            return StopReason.STOPPED
-        if draining is not None:
-            return StopReason.DRAINING
-        assignment = Assignment.decode(raw_assignment)
-        if assignment is None or assignment.generation != self.generation:
-            return StopReason.SUPERSEDED
-        if assignment.users == 0:
-            return StopReason.RETIRED
-        if raw_weights != self.raw_weights:
-            self._use_weights(raw_weights)
-        session_factor = float(factor) if factor is not None else 1.0
-        if assignment != self.assignment or session_factor != self.session_factor:
-            self.assignment, self.session_factor = assignment, session_factor
-            self._apply_load()
-        return None
-
-    def _use_weights(self, raw_weights: bytes | None) -> None:
-        """Pick endpoints and flows by the weights set while the session runs (the control
-        hash's: one per plan endpoint, then one per flow: ``Plan.pick_weights``) or, until any
-        are set, by the plan's. Users and arrivals read ``self.selector`` at each pick, so the
-        new mix applies from the next request."""
-        self.raw_weights = raw_weights
-        weights = [endpoint.weight for endpoint in self.endpoints] + [
-            flow.weight for flow in self.flows
-        ]
-        if raw_weights is not None:
-            live = json.loads(raw_weights)
-            # Weights set by a release without flows have one per endpoint only.
-            weights = live + weights[len(live) :] if len(live) <= len(weights) else weights
-        self.selector = EndpointSelector(weights)
-
-    def _stop(self, reason: StopReason) -> None:
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._wake.set()
-
-    # --- statistics and events ---------------------------------------------------------------
-
-    def _event(self, kind: str, message: str, **details: object) -> None:
-        if len(self._events) < EVENTS_HELD:
-            self._events.append(
-                {
-                    "at": time.time(),
-                    "kind": str(kind),
-                    "message": message,
-                    "shard": self.shard_index,
-                    "hostname": self.hostname,
-                    **details,
-                }
-            )
-
-    async def _flush_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._flushes_end.wait(), timeout=self.settings.flush_interval_s
-                )
-            if self._flushes_end.is_set():
-                return  # the final flush follows
-            decision = self.guard.check()
-            if decision.changed:
-                shed = decision.factor < 1.0
-                kind = EngineEventKind.USERS_SHED if shed else EngineEventKind.USERS_RESTORED
-                verb = "shedding" if shed else "restoring"
-                self._event(kind, f"{self.hostname}: {verb} users to {decision.factor:.0%} "
-                                  f"of the shard's share ({decision.message}).")  # fmt: skip
-                logger.warning("Session %s shard %s: resource guard %s users to %.0f%% (%s)",
-                               self.session_id, self.shard_index, verb, decision.factor * 100,
-                               decision.message)  # fmt: skip
-                self._apply_load()
-            try:
-                await self._flush(None)
-            except (RedisError, OSError) as exc:
-                logger.warning("Session %s shard %s: flush failed, will retry: %s",
-                               self.session_id, self.shard_index, exc)  # fmt: skip
-
-    def _heartbeat(self, requests: int) -> dict:
-        now = time.monotonic()
-        elapsed_s = max(now - self._last_flush_at, 1e-6)
-        self._last_flush_at = now
-        return {
-            "session": self.session_id,
-            "shard": self.shard_index,
-            "generation": self.generation,
-            "hostname": self.hostname,
-            "pid": os.getpid(),
-            "users": self.active_users,
-            "assigned_users": self.assignment.users,
-            "model": "open" if self.open_model else "closed",
-            "target_rps": round(self.assignment.rps * self._scale(), 3),
-            "rate": round(requests / elapsed_s, 2),
-            "load_factor": self.session_factor,
-            "resource_factor": round(self.guard.factor, 3),
-            "breakers_open": [
-                endpoint.name
-                for endpoint, breaker in zip(self.endpoints, self.breakers, strict=True)
-                if breaker.state != CircuitBreaker.CLOSED
-            ],
-            "started_at": self.started_at,
-            "at": time.time(),
-        }
-
-    async def _flush(self, new_state: ShardState | None, *, final: bool = False) -> int:
-        """Push what happened since the last successful flush; keep it for retry on failure."""
-        self._unflushed.merge(self.stats.take_delta())
-        delta = self._unflushed
-        # Users keep adding events and samples while the script runs: only those sent now are
-        # dropped after it.
-        events_sent, samples_sent = len(self._events), len(self._request_samples)
-        result: int = await self._flush_script(
-            keys=flush_script_keys(self.keys, self.shard_index),
-            args=flush_script_args(
-                shard_index=self.shard_index,
-                generation=self.generation,
-                new_state=new_state,
-                heartbeat=None if final else self._heartbeat(delta.requests),
-                events=self._events,
-                request_samples=self._request_samples,
-                increments=delta.increments,
-                maxima=delta.maxima,
-                minima=delta.minima,
-                series=delta.series,
-                heartbeat_ttl_s=self.settings.heartbeat_ttl_s,
-                session_id=self.session_id,
-            ),
-        )
-        self._unflushed = StatsDelta()
-        del self._events[:events_sent]
-        del self._request_samples[:samples_sent]
-        self._samples_taken.clear()
-        self._last_redis_contact = time.monotonic()
-        if result == FLUSH_SUPERSEDED:
-            self._stop(StopReason.SUPERSEDED)
-        elif result != FLUSH_APPLIED:
-            self._stop(StopReason.SESSION_GONE)
-        return result
-
-    async def _final_flush(self, final_state: ShardState | None) -> None:
-        """The last counts and the finished state, retried until Redis answers or gives up."""
-        deadline = time.monotonic() + max(self.settings.heartbeat_ttl_s, FINAL_FLUSH_RETRY_MIN_S)
-        while True:
-            try:
-                await self._flush(final_state, final=True)
-                return
-            except (RedisError, OSError) as exc:
-                if time.monotonic() > deadline:
-                    logger.error("Session %s shard %s: final statistics lost (%s requests): %s",
-                                 self.session_id, self.shard_index,
-                                 self._unflushed.requests, exc)  # fmt: skip
-                    return
-                await asyncio.sleep(0.5)

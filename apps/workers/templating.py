@@ -14,10 +14,10 @@ built-in function with literal arguments; no operators, no nesting.
   ``\\\\`` escapes); ``{{ "{{" }}`` writes a literal ``{{``. A ``}}`` outside a placeholder
   is ordinary text (JSON bodies end objects with it).
 
-A template is parsed once (``parse_template``) into literal pieces and small render callables;
-``compile_request`` turns an endpoint into the ordinary ``PreparedRequest`` when nothing in
-it is templated (the fast path stays exactly as fast), else into a ``TemplatedRequest`` whose
-fixed bytes are encoded once and whose rendered values alone are encoded per request.
+A template is parsed once (``parse_template``) into literal pieces and small render callables.
+This module is the language: its parser, its functions and ``Template``, which the control
+plane also uses to check what is saved. Turning an endpoint's templates into request bytes
+(``compile_request``) is ``templated_requests``' business.
 """
 
 from __future__ import annotations
@@ -25,20 +25,9 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from .http import (
-    _NONZERO_IDS,
-    _SPAN_ID_MASK,
-    TRACEPARENT,
-    PreparedRequest,
-    encode_path,
-    encode_query,
-    prepare,
-)
-from .plan import EndpointPlan
 from .userstate import UserState
 
 MAX_TEMPLATE_CHARS = 1 << 20  # 1 MiB of text: the largest body the catalog accepts
@@ -62,8 +51,6 @@ _STRING_BODY = {'"': re.compile(r'[^"\\]*'), "'": re.compile(r"[^'\\]*")}
 _OPERATORS = frozenset("+*/%<>=!&|^~[]")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
 _RANDOM_STRING_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-# Characters HTTP does not allow in a header value (RFC 9110): every control but the tab.
-_HEADER_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 
 
 class TemplateError(ValueError):
@@ -169,7 +156,7 @@ Piece = Callable[[UserState], bytes]  # a value as the request's bytes, per requ
 
 
 @dataclass(frozen=True)
-class _Placeholder:
+class Placeholder:
     """One placeholder that renders per request. ``render`` gives its text; ``options`` (a
     choice's values) let a field encode them once; ``safe_bytes``, when set, gives the same
     value as bytes that need no encoding anywhere (ASCII letters, digits and ``-:.``): the
@@ -188,7 +175,7 @@ class _Parsed:
     """A placeholder's meaning: a constant text, or a placeholder rendered per request."""
 
     constant: str | None = None
-    placeholder: _Placeholder | None = None
+    placeholder: Placeholder | None = None
 
 
 def _parse_placeholder(text: str, opening: int) -> tuple[_Parsed, int]:
@@ -223,15 +210,15 @@ def _expect_end(tokens: _Tokens, where: str) -> None:
         raise TemplateError(f"expected '}}}}' {where}; no operators", token.position)
 
 
-def _name(token: _Token) -> _Placeholder:
+def _name(token: _Token) -> Placeholder:
     name = token.value
     if name in FUNCTIONS:
         raise TemplateError(f"{name} is a function: write {name}()", token.position)
     if name == "feed":
         raise TemplateError("write feed.<column>, e.g. feed.email", token.position)
     if name == "user_id":
-        return _Placeholder(lambda user: str(user.user_id), lambda user: b"%d" % user.user_id)
-    return _Placeholder(_variable_renderer(name), variable=name)
+        return Placeholder(lambda user: str(user.user_id), lambda user: b"%d" % user.user_id)
+    return Placeholder(_variable_renderer(name), variable=name)
 
 
 def _variable_renderer(name: str) -> Render:
@@ -242,7 +229,7 @@ def _variable_renderer(name: str) -> Render:
     return render
 
 
-def _parse_column(first: _Token, tokens: _Tokens) -> _Placeholder:
+def _parse_column(first: _Token, tokens: _Tokens) -> Placeholder:
     if first.value != "feed":
         raise TemplateError(
             f"no attribute access on {first.value!r}: only feed.<column> has a dot",
@@ -253,7 +240,7 @@ def _parse_column(first: _Token, tokens: _Tokens) -> _Placeholder:
         raise TemplateError(
             "after 'feed.' comes a column name (letters, digits, _)", column.position
         )
-    return _Placeholder(_unbound_column(column.value), column=column.value)
+    return Placeholder(_unbound_column(column.value), column=column.value)
 
 
 def _unbound_column(column: str) -> Render:
@@ -271,7 +258,7 @@ def _column_renderer(index: int) -> Render:
     return render
 
 
-def _parse_call(name: _Token, tokens: _Tokens) -> _Placeholder:
+def _parse_call(name: _Token, tokens: _Tokens) -> Placeholder:
     if name.value not in FUNCTIONS:
         raise TemplateError(f"unknown function {name.value!r}; use {_FUNCTION_LIST}", name.position)
     arguments: list[_Token] = []
@@ -310,7 +297,7 @@ def _integer(name: _Token, argument: _Token, low: int, high: int) -> int:
     return value
 
 
-def _random_int(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+def _random_int(name: _Token, arguments: list[_Token], closing: int) -> Placeholder:
     if len(arguments) != 2:
         raise TemplateError("random_int(a, b) takes two integers, a <= b", closing)
     low, high = (_integer(name, a, -RANDOM_INT_LIMIT, RANDOM_INT_LIMIT) for a in arguments)
@@ -333,23 +320,23 @@ def _random_int(name: _Token, arguments: list[_Token], closing: int) -> _Placeho
         def number(user: UserState) -> bytes:
             return b"%d" % randrange(low, stop)
 
-    return _Placeholder(lambda user: number(user).decode(), number, width=width)
+    return Placeholder(lambda user: number(user).decode(), number, width=width)
 
 
-def _choice(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+def _choice(name: _Token, arguments: list[_Token], closing: int) -> Placeholder:
     if not arguments:
         raise TemplateError(
             f'choice() takes 1 to {MAX_CHOICES} values, e.g. choice("a", "b")', closing
         )
     options = tuple(argument.value for argument in arguments)
     pick = random.choice
-    return _Placeholder(lambda user: pick(options), options=options)
+    return Placeholder(lambda user: pick(options), options=options)
 
 
-def _uuid(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+def _uuid(name: _Token, arguments: list[_Token], closing: int) -> Placeholder:
     _no_arguments(name, arguments)
     uuid = _batched(_uuid4_batch)
-    return _Placeholder(lambda user: uuid(user).decode(), uuid, width=36)
+    return Placeholder(lambda user: uuid(user).decode(), uuid, width=36)
 
 
 def _batched(make_batch: Callable[[], list[bytes]]) -> Piece:
@@ -392,9 +379,9 @@ _UUID_DIGIT_PLACES = tuple(
 )
 
 
-def _seq(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+def _seq(name: _Token, arguments: list[_Token], closing: int) -> Placeholder:
     _no_arguments(name, arguments)
-    return _Placeholder(lambda user: _next_in_sequence(user).decode(), _next_in_sequence)
+    return Placeholder(lambda user: _next_in_sequence(user).decode(), _next_in_sequence)
 
 
 def _next_in_sequence(user: UserState) -> bytes:
@@ -402,9 +389,9 @@ def _next_in_sequence(user: UserState) -> bytes:
     return b"%d" % user.counter
 
 
-def _now_iso(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+def _now_iso(name: _Token, arguments: list[_Token], closing: int) -> Placeholder:
     _no_arguments(name, arguments)
-    return _Placeholder(_utc_now_iso, lambda user: _utc_now_iso(user).encode(), width=24)
+    return Placeholder(_utc_now_iso, lambda user: _utc_now_iso(user).encode(), width=24)
 
 
 def _utc_now_iso(user: UserState) -> str:
@@ -414,21 +401,21 @@ def _utc_now_iso(user: UserState) -> str:
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{milliseconds:03d}Z"
 
 
-def _random_string(name: _Token, arguments: list[_Token], closing: int) -> _Placeholder:
+def _random_string(name: _Token, arguments: list[_Token], closing: int) -> Placeholder:
     if len(arguments) != 1:
         raise TemplateError(
             f"random_string(n) takes one integer, 1 to {MAX_RANDOM_STRING_CHARS}", closing
         )
     length = _integer(name, arguments[0], 1, MAX_RANDOM_STRING_CHARS)
     choices, alphabet = random.choices, _RANDOM_STRING_ALPHABET
-    return _Placeholder(
+    return Placeholder(
         lambda user: "".join(choices(alphabet, k=length)),
         lambda user: "".join(choices(alphabet, k=length)).encode(),
         width=length,
     )
 
 
-_FUNCTION_PARSERS: dict[str, Callable[[_Token, list[_Token], int], _Placeholder]] = {
+_FUNCTION_PARSERS: dict[str, Callable[[_Token, list[_Token], int], Placeholder]] = {
     "random_int": _random_int,
     "choice": _choice,
     "uuid": _uuid,
@@ -448,7 +435,7 @@ class Template:
 
     __slots__ = ("literals", "placeholders")
 
-    def __init__(self, literals: tuple[str, ...], placeholders: tuple[_Placeholder, ...]):
+    def __init__(self, literals: tuple[str, ...], placeholders: tuple[Placeholder, ...]):
         self.literals = literals
         self.placeholders = placeholders
 
@@ -475,7 +462,7 @@ class Template:
                 if placeholder.column not in columns:
                     raise ValueError(_missing_column(placeholder.column, columns))
                 index = list(columns).index(placeholder.column)
-                placeholder = _Placeholder(_column_renderer(index), column=placeholder.column)
+                placeholder = Placeholder(_column_renderer(index), column=placeholder.column)
             placeholders.append(placeholder)
         return Template(self.literals, tuple(placeholders))
 
@@ -505,7 +492,7 @@ def parse_template(text: str, *, columns: Sequence[str] | None = None) -> Templa
             f"a template is at most {MAX_TEMPLATE_CHARS} characters", MAX_TEMPLATE_CHARS
         )
     literals: list[str] = []
-    placeholders: list[_Placeholder] = []
+    placeholders: list[Placeholder] = []
     pending, position = [], 0  # the literal being built, where the next one starts
     while True:
         opening = text.find("{{", position)
@@ -535,190 +522,6 @@ def parse_template(text: str, *, columns: Sequence[str] | None = None) -> Templa
     return template if columns is None else template.bind(columns)
 
 
-# --- requests ----------------------------------------------------------------------------------
-
-_ORIGIN_REFUSED = (
-    "A placeholder cannot be in the URL's scheme or host, only in its path and query (load "
-    "goes only where the allow-list says)."
-)
-_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # as ``http.prepare``: always a length
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """A placeholder's place in a request: its value for a user (``piece``), encoded for
-    where it stands, and the length of every value when they all have one (``width``)."""
-
-    piece: Piece
-    width: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TemplatedRequest:
-    """An endpoint's request with placeholders: the fixed bytes encoded once, the placeholders'
-    values encoded per request (``render(user)``: the whole request for that user).
-
-    ``prepared`` is the request as ``http.prepare`` made it with the placeholders left empty:
-    its pool key, ``is_head``, ``body_limit`` and ``keep_header_names`` are this request's;
-    its ``raw`` is empty (never send it: send ``render(user)``)."""
-
-    prepared: PreparedRequest
-    # The head without its Content-Length and traceparent: head_literals[0] + value 0 +
-    # head_literals[1] + ..., and the body the same way.
-    head_literals: tuple[bytes, ...]
-    head_slots: tuple[_Slot, ...]
-    body_literals: tuple[bytes, ...]
-    body_slots: tuple[_Slot, ...]
-    always_length: bool  # a POST, PUT or PATCH says Content-Length: 0 too
-    traceparent: bool
-    render: Callable[[UserState], bytes] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.traceparent or self.fixed_body_length() is None:
-            render = _length_renderer(self)
-        else:  # every value in its place, the body's length written in once
-            pieces = tuple(slot.piece for slot in self.head_slots + self.body_slots)
-            render = _renderer(self.request_format(), pieces)
-        object.__setattr__(self, "render", render)
-
-    def request_format(self) -> bytes:
-        """The request as one bytes format of its values in order: the head's, the body's
-        length (``%d``) unless it is fixed, the traceparent's ids, the body's."""
-        length = b""
-        fixed_length = self.fixed_body_length()
-        if fixed_length is None:
-            length = b"Content-Length: %d\r\n"
-        elif fixed_length or self.always_length:
-            length = b"Content-Length: %d\r\n" % fixed_length
-        trace = b"%s: 00-%%032x-%%016x-01\r\n" % _TRACEPARENT_NAME if self.traceparent else b""
-        head, body = _bytes_format(self.head_literals), _bytes_format(self.body_literals)
-        return head + length + trace + b"\r\n" + body
-
-    def fixed_body_length(self) -> int | None:
-        """The body's length, the same for every request; None if its values change it."""
-        widths = [slot.width for slot in self.body_slots]
-        if None in widths:
-            return None
-        return sum(map(len, self.body_literals)) + sum(widths)  # type: ignore[arg-type]
-
-    def trace_id(self, raw: bytes) -> str:
-        """The trace id in the bytes ``render`` made (for a sampled error or request)."""
-        assert self.traceparent, "compiled with traceparent=True"
-        start = raw.index(_TRACEPARENT_LINE) + len(_TRACEPARENT_LINE)
-        return raw[start : start + 32].decode()
-
-
-def _renderer(request_format: bytes, pieces: tuple[Piece, ...]) -> Callable[[UserState], bytes]:
-    """``request_format`` filled with the pieces' values for a user, in order. Python calls
-    are what a render costs, so the usual counts of values get a function that calls each
-    piece directly (a loop or a comprehension costs about as much again as cheap values)."""
-    if len(pieces) == 1:
-        (first,) = pieces
-        return lambda user: request_format % (first(user),)
-    if len(pieces) == 2:
-        first, second = pieces
-        return lambda user: request_format % (first(user), second(user))
-    if len(pieces) == 3:
-        first, second, third = pieces
-        return lambda user: request_format % (first(user), second(user), third(user))
-    if len(pieces) == 4:
-        first, second, third, fourth = pieces
-        return lambda user: request_format % (first(user), second(user), third(user), fourth(user))
-
-    def render(user: UserState) -> bytes:
-        values = []
-        for piece in pieces:
-            values.append(piece(user))
-        return request_format % tuple(values)
-
-    return render
-
-
-def _length_renderer(request: TemplatedRequest) -> Callable[[UserState], bytes]:
-    """The request for a user when its values change its body's length, or a fresh
-    traceparent goes in: the head's values (in the order they appear), the body's length,
-    the traceparent's ids, the body's values, in one bytes format."""
-    with_length = without_length = request.request_format()
-    length_varies = request.fixed_body_length() is None  # else written in the format
-    if length_varies:
-        without_length = with_length.replace(b"Content-Length: %d\r\n", b"", 1)
-    head_pieces = tuple(slot.piece for slot in request.head_slots)
-    body_pieces = tuple(slot.piece for slot in request.body_slots)
-    body_fixed_bytes = sum(map(len, request.body_literals))
-    always_length, traceparent = request.always_length, request.traceparent
-
-    def render(user: UserState) -> bytes:
-        # Plain loops: cheaper than comprehensions for the few pieces a request has.
-        values: list[bytes | int] = []
-        append = values.append
-        for piece in head_pieces:
-            append(piece(user))
-        body_values = []
-        body_bytes = body_fixed_bytes
-        for piece in body_pieces:
-            value = piece(user)
-            body_values.append(value)
-            body_bytes += len(value)
-        request_format = without_length
-        if length_varies and (body_bytes or always_length):
-            values.append(body_bytes)
-            request_format = with_length
-        if traceparent:
-            ids = random.getrandbits(192) | _NONZERO_IDS
-            values.append(ids >> 64)
-            values.append(ids & _SPAN_ID_MASK)
-        values += body_values
-        return request_format % tuple(values)
-
-    return render
-
-
-_TRACEPARENT_NAME = TRACEPARENT.encode()
-_TRACEPARENT_LINE = b"\r\n" + _TRACEPARENT_NAME + b": 00-"
-
-
-def _bytes_format(literals: tuple[bytes, ...]) -> bytes:
-    """``literals`` joined by ``%s``, their own ``%`` escaped: a format for the values
-    between them."""
-    return b"%s".join(literal.replace(b"%", b"%%") for literal in literals)
-
-
-def _header_bytes(value: str) -> bytes:
-    """A rendered header value as HTTP allows it: controls (CR, LF...) dropped, so a value
-    can never end the header or start another; Latin-1, or UTF-8 for wider characters."""
-    value = value.translate(_HEADER_CONTROLS)
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode()
-
-
-_ENCODERS: dict[str, Callable[[str], bytes]] = {
-    "path": lambda value: encode_path(value).encode("ascii"),
-    "query": lambda value: encode_query(value).encode("ascii"),
-    "header": _header_bytes,
-    "body": str.encode,
-}
-
-
-def _slot(placeholder: _Placeholder, field: str) -> _Slot:
-    """The placeholder's values encoded for ``field`` (path, query, header or body); a
-    choice's values are encoded once, here."""
-    if placeholder.options is not None:
-        encode, draw = _ENCODERS[field], random.random
-        options = tuple(encode(option) for option in placeholder.options)
-        count = len(options)
-        widths = {len(option) for option in options}
-        return _Slot(
-            lambda user: options[int(draw() * count)],
-            widths.pop() if len(widths) == 1 else None,
-        )
-    if placeholder.safe_bytes is not None:  # nothing to encode, nothing to drop
-        return _Slot(placeholder.safe_bytes, placeholder.width)
-    render, encode = placeholder.render, _ENCODERS[field]
-    return _Slot(lambda user: encode(render(user)))
-
-
 def origin_placeholder_position(url: str) -> int | None:
     """Where a ``{{`` stands in an absolute URL's scheme or host (or port, or credentials),
     if one does: a template there could send load off the allow-list, so it is refused
@@ -731,108 +534,3 @@ def origin_placeholder_position(url: str) -> int | None:
     authority_end = min((end for end in ends if end >= 0), default=len(url))
     position = url.find("{{", 0, authority_end)
     return position if position >= 0 else None
-
-
-def compile_request(
-    endpoint: EndpointPlan,
-    *,
-    default_headers: Mapping[str, str] | None = None,
-    traceparent: bool = False,
-    columns: Sequence[str] = (),
-) -> PreparedRequest | TemplatedRequest:
-    """The endpoint's request, compiled once per shard: the ordinary ``PreparedRequest`` when
-    nothing in it is templated, else a ``TemplatedRequest``. ValueError (a TemplateError for a
-    bad template) if it cannot be sent, as from ``http.prepare``; ``columns`` are the data
-    feed's (``FeedPlan.columns``), empty without one.
-
-    The session's ``default_headers`` are not templates. A placeholder may be in the URL's
-    path and query, never in its scheme or host (the allow-list checked those)."""
-    if origin_placeholder_position(endpoint.url) is not None:
-        raise ValueError(_ORIGIN_REFUSED)
-    url = parse_template(endpoint.url, columns=columns)
-    headers = {
-        name: parse_template(value, columns=columns) for name, value in endpoint.headers.items()
-    }
-    body = parse_template(endpoint.body, columns=columns)
-    if url.constant and body.constant and all(t.constant for t in headers.values()):
-        return prepare(
-            endpoint.method,
-            url.literals[0],
-            {name: template.literals[0] for name, template in headers.items()},
-            body.literals[0],
-            default_headers=default_headers,
-            traceparent=traceparent,
-        )
-    texts = [endpoint.url, endpoint.body, *endpoint.headers.values(),
-             *(default_headers or {}).values()]  # fmt: skip
-    marker = _marker(texts)
-    placeholders: list[_Placeholder] = []
-
-    def skeleton(template: Template) -> str:
-        """The template's text with each placeholder replaced by a numbered marker."""
-        pieces = [template.literals[0]]
-        for placeholder, literal in zip(template.placeholders, template.literals[1:], strict=True):
-            pieces.append(f"{marker}{len(placeholders)}{marker}")
-            placeholders.append(placeholder)
-            pieces.append(literal)
-        return "".join(pieces)
-
-    skeleton_url = skeleton(url)
-    origin = urlsplit(skeleton_url)
-    if marker in origin.scheme or marker in origin.netloc:
-        raise ValueError(_ORIGIN_REFUSED)
-    request = prepare(
-        endpoint.method,
-        skeleton_url,
-        {name: skeleton(template) for name, template in headers.items()},
-        "",
-        default_headers=default_headers,
-        traceparent=traceparent,  # drops an endpoint's own traceparent: ours is fresh
-    )
-    head = request.raw[:-2]  # without the blank line that ends the head (the body is empty)
-    always_length = request.raw.startswith(tuple(m.encode() + b" " for m in _LENGTH_METHODS))
-    if always_length:
-        head = head.removesuffix(b"Content-Length: 0\r\n")
-    head_literals, head_slots = _split_head(head, marker, placeholders)
-    return TemplatedRequest(
-        replace(request, raw=b""),
-        head_literals,
-        head_slots,
-        tuple(literal.encode() for literal in body.literals),
-        tuple(_slot(placeholder, "body") for placeholder in body.placeholders),
-        always_length,
-        traceparent,
-    )
-
-
-def _marker(texts: Sequence[str]) -> str:
-    """A word none of ``texts`` contains: it stands for the placeholders while ``http.prepare``
-    lays the request out (letters only, so no encoding changes it)."""
-    while True:
-        marker = f"qz{random.getrandbits(48):012x}zq"
-        marker = marker.translate(str.maketrans("0123456789", "ghijklmnop"))
-        if not any(marker in text for text in texts):
-            return marker
-
-
-def _split_head(
-    head: bytes, marker: str, placeholders: Sequence[_Placeholder]
-) -> tuple[tuple[bytes, ...], tuple[_Slot, ...]]:
-    """The head's fixed bytes between the markers, and each marker's values, encoded for
-    where it stands: the request line's path or query, or a header."""
-    target_end = head.index(b"\r\n")
-    query_start = head.find(b"?", 0, target_end)
-    pattern = re.compile(re.escape(marker.encode()) + rb"(\d+)" + re.escape(marker.encode()))
-    literals, slots, position = [], [], 0
-    for match in pattern.finditer(head):
-        literals.append(head[position : match.start()])
-        if match.start() > target_end:
-            field = "header"
-        elif 0 <= query_start < match.start():
-            field = "query"
-        else:
-            field = "path"
-        slots.append(_slot(placeholders[int(match.group(1))], field))
-        position = match.end()
-    literals.append(head[position:])
-    return tuple(literals), tuple(slots)
