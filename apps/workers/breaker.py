@@ -1,7 +1,7 @@
-"""Per-endpoint circuit breaker of a shard (the seed's ErrorHandler).
+"""Per-endpoint circuit breaker of a shard.
 
 Only failures that say the target is *unavailable* count: network errors, timeouts, and
-HTTP 502/503/504. An endpoint that answers 500 on purpose (the seed's /performance/error)
+HTTP 502/503/504. An endpoint that answers 500 on purpose (the demo's /performance/error)
 is doing its job for the APM and keeps its load.
 
 closed --(N unavailable in a row)--> open --(cooldown)--> half-open: one probe at a time

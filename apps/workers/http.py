@@ -1,6 +1,6 @@
 """A lean HTTP/1.1 client for the hot loop: keep-alive connections on asyncio protocols.
 
-Why not aiohttp (the seed's choice): a load generator's requests are known in advance, so
+Why not aiohttp (the original design's choice): a load generator's requests are known in advance, so
 each endpoint's request bytes are built once, and a response needs to be parsed, counted and
 timed, not turned into objects. On one core this client sends about ten times more requests
 than aiohttp (bench/ has the figures), which is what lets one worker process drive a target

@@ -1,6 +1,6 @@
 """When virtual users send: think time (closed model), arrival times (open model), ramp-up.
 
-Closed model (the seed's): each user sends, waits for the answer, then thinks for a uniform
+Closed model: each user sends, waits for the answer, then thinks for a uniform
 random time. The rate follows the target's latency.
 
 Open model (k6's constant-arrival-rate, wrk2): requests are due at fixed times whatever the

@@ -1,4 +1,4 @@
-"""Weighted random choice of the next endpoint (the seed's EndpointSelector)."""
+"""Weighted random choice of the next endpoint."""
 
 import math
 import random
