@@ -245,7 +245,7 @@ def test_rows_carry_whole_run_figures_from_merged_histograms(viewer_api, shop):
     ])  # fmt: skip
     row = viewer_api.get("/api/sessions/", {"name": "two endpoints"}).json()["results"][0]
     assert row["duration_s"] == 20.0
-    assert row["users"] == 4
+    assert row["concurrent_users"] == 4 and "users" not in row  # one field per figure
     assert row["rps"] == 5.0  # 100 requests in 20 s
     assert row["error_rate"] == 0.05
     # Of all 100 requests, the 95th is the last fast one: ~10 ms, not the slow endpoint's
@@ -331,7 +331,7 @@ def test_list_figures_match_a_real_run_on_the_workers(
     assert row["id"] == session_id and row["status"] == "completed"
     assert row["total_requests"] == sent > 10
     assert 2.0 <= row["duration_s"] <= 15.0  # 3 s of load, generously bounded
-    assert row["users"] == 3
+    assert row["concurrent_users"] == 3
     assert row["rps"] == pytest.approx(sent / row["duration_s"], rel=0.02)
     assert row["error_rate"] == pytest.approx(failed / sent, abs=1e-6)
     assert 0 < failed < sent
