@@ -3,7 +3,8 @@
 
     python3 scripts/dev.py run    install, then run the whole service until Ctrl-C
     python3 scripts/dev.py test   install the test tools, run the static checks, then the
-                                  whole test suite (--no-checks: the suite only)
+                                  whole test suite (--no-checks: the suite only;
+                                  --unit: tests/unit alone, the tier without processes)
     python3 scripts/dev.py check  install the test tools, then the static checks only
     python3 scripts/dev.py bench  install the benchmark tools, then run bench/ (--quick)
 
@@ -39,6 +40,8 @@ STATIC_CHECKS = (
     ("mypy", ["mypy"]),
 )
 SKIP_CHECKS = "--no-checks"  # test command only: while iterating; CI never passes it
+UNIT_ONLY = "--unit"  # test command only: the tests/unit tier alone (seconds, no processes)
+UNIT_TIER = "tests/unit"
 
 
 def venv_python() -> Path:
@@ -114,6 +117,8 @@ def main(argv: list[str]) -> int:
     python = ensure_installed("requirements-dev.txt")
     if command == "check":
         return 0 if static_checks(python) else 1
+    if UNIT_ONLY in extra:
+        extra = [*(arg for arg in extra if arg != UNIT_ONLY), UNIT_TIER]
     if SKIP_CHECKS in extra:
         extra = [arg for arg in extra if arg != SKIP_CHECKS]
     elif not static_checks(python):
