@@ -1,7 +1,6 @@
 """The dashboard in a real browser on the real web process, workers and a counting server."""
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -11,6 +10,7 @@ from apps.sessions.models import Endpoint, LoadTestSession, Target, TimeSeriesPo
 
 from ..support.browser import screenshot, sign_in
 from ..support.sessions import wait_for_status
+from ..support.traffic import RecentCounts
 from ..support.users import persona
 from ..support.waiting import wait_until
 
@@ -179,15 +179,19 @@ def test_operator_applies_weights_to_a_running_session(
     page.get_by_role("button", name="Apply weights").click()
     expect(page.locator("#action-result")).to_have_text("Weights applied.")
     expect(page.locator("#action-result")).to_have_class(re.compile("alert-success"))
-    time.sleep(2)  # every worker takes the new weights within 2 s
-    fast, slow = counting_server.count("/fast"), counting_server.count("/slow")
+    # Every worker takes the new weights within 2 s: then two seconds show the new mix.
+    recent = RecentCounts(
+        lambda: (counting_server.count("/fast"), counting_server.count("/slow")), window_s=2.0
+    )
 
     def mix_changed() -> bool:
-        more_fast = counting_server.count("/fast") - fast
-        more_slow = counting_server.count("/slow") - slow
+        lately = recent()
+        if lately is None:
+            return False
+        more_fast, more_slow = lately
         return more_fast + more_slow >= 50 and more_slow > 3 * more_fast  # 9:1 asked
 
-    wait_until(mix_changed, 20)
+    wait_until(mix_changed, 22, what="The 9:1 mix")
     services.stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
 

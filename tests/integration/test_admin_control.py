@@ -28,7 +28,7 @@ from apps.sessions.models import (
 from apps.workers.control import SessionKeys, read_assignments
 
 from ..support.sessions import wait_for_status
-from ..support.waiting import wait_until
+from ..support.waiting import assert_stays, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,8 +100,7 @@ def new_session(base_url: str, **config) -> LoadTestSession:
 
 def assert_quiet(server) -> None:
     before = server.total
-    time.sleep(QUIET_S)
-    assert server.total == before, f"{server.total - before} requests after the load stopped"
+    assert_stays(lambda: server.total == before, QUIET_S, "No request after the load stopped")
 
 
 # --- deleting ---------------------------------------------------------------------------------

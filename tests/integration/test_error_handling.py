@@ -3,13 +3,13 @@ is reduced, both undone when it recovers; too many errors stop the session; a wo
 resource ceiling sheds users and says so."""
 
 import json
-import time
 
 import pytest
 
 from apps.workers.control import SessionKeys
 
 from ..support.sessions import BRISK, start_load, wait_for_status
+from ..support.traffic import rate_over
 from ..support.waiting import wait_until
 from ..support.workers import WORKER_ENV
 
@@ -20,12 +20,6 @@ def event_kinds(session_id):
     from apps.sessions.models import SessionEvent
 
     return [event.kind for event in SessionEvent.objects.filter(session_id=session_id)]
-
-
-def rate_over(server, path, seconds):
-    before = server.count(path)
-    time.sleep(seconds)
-    return (server.count(path) - before) / seconds
 
 
 def test_breaker_and_load_reduction_follow_an_unavailable_endpoint_and_recover(
@@ -47,8 +41,8 @@ def test_breaker_and_load_reduction_follow_an_unavailable_endpoint_and_recover(
     del counting_server.statuses["/flaky"]
     wait_until(lambda: "breaker_closed" in event_kinds(session_id), timeout_s=10)
     wait_until(lambda: "load_restored" in event_kinds(session_id), timeout_s=15)
-    time.sleep(1.0)
-    assert rate_over(counting_server, "/flaky", 1.0) > healthy_rps / 2
+    wait_until(lambda: rate_over(counting_server, "/flaky", 1.0) > healthy_rps / 2,
+               timeout_s=10, interval_s=0, what="The healthy rate back")  # fmt: skip
 
     api.post(f"/api/sessions/{session_id}/stop/")
     session = wait_for_status(session_id, timeout_s=20)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections import Counter
 
 import pytest
@@ -20,7 +19,7 @@ from apps.sessions.services import MONITOR_SESSION_TASK
 from loadtest_project.procfile import ProcessGroup
 
 from ..support.sessions import BRISK, start_load, wait_for_status
-from ..support.waiting import wait_until
+from ..support.waiting import assert_stays, wait_until
 from .test_flower_auth import start_flower, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -55,16 +54,26 @@ def test_flower_lists_the_shards_and_hardly_any_monitor_ticks(
             api, counting_server, concurrent_users=3, duration_minutes=0, **BRISK
         )
         wait_for_status(session_id, {"running"}, timeout_s=15)
-        time.sleep(RUN_S)  # 20 monitor passes and 20 ticks at the tests' 0.5 s interval
 
-        tasks = requests.get(f"{url}api/tasks", auth=credentials, timeout=10).json()
-        names = Counter(task["name"] for task in tasks.values())
-        shards = [task for task in tasks.values() if task["name"] == SHARD_TASK]
-        assert any(
-            task["args"].startswith(f"({session_id},") and task["state"] == "STARTED"
-            for task in shards
-        ), names
-        assert sum(names[name] for name in MONITOR_TASKS) <= 3, names
+        def listed_tasks() -> dict:
+            return requests.get(f"{url}api/tasks", auth=credentials, timeout=10).json()
+
+        def shard_started() -> bool:
+            return any(
+                task["name"] == SHARD_TASK
+                and task["args"].startswith(f"({session_id},")
+                and task["state"] == "STARTED"
+                for task in listed_tasks().values()
+            )
+
+        def monitor_tasks_listed() -> int:
+            names = Counter(task["name"] for task in listed_tasks().values())
+            return sum(names[name] for name in MONITOR_TASKS)
+
+        wait_until(shard_started, timeout_s=15, interval_s=0.5, what="A started shard listed")
+        # 20 monitor passes and 20 ticks at the tests' 0.5 s interval, hardly any listed.
+        assert_stays(lambda: monitor_tasks_listed() <= 3, RUN_S, "Monitor ticks unlisted",
+                     interval_s=1.0)  # fmt: skip
 
         # The control worker runs the ticks without announcing them, but is still online in
         # Flower: its heartbeats are worker events, not task events.

@@ -10,6 +10,7 @@ import pytest
 from apps.workers.control import HEARTBEATS_KEY
 
 from ..support.sessions import BRISK, start_load, wait_for_status
+from ..support.traffic import RecentCounts
 from ..support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -24,12 +25,11 @@ def counts(server) -> tuple[int, int]:
 def seconds_until_only_fast(server, timeout_s: float) -> float:
     """Seconds until /slow receives nothing for a whole second while /fast still does."""
     started = time.monotonic()
+    recent = RecentCounts(lambda: counts(server), window_s=1.0)
 
     def only_fast() -> bool:
-        before = counts(server)
-        time.sleep(1.0)
-        after = counts(server)
-        return after[0] > before[0] and after[1] == before[1]
+        lately = recent()
+        return lately is not None and lately[0] > 0 and lately[1] == 0
 
     wait_until(only_fast, timeout_s=timeout_s, interval_s=0.05)
     return time.monotonic() - started - 1.0  # the quiet second proves the change; not lag
@@ -58,13 +58,17 @@ def test_patch_changes_the_request_mix_on_every_worker(
 
     response = api.patch(url, {"endpoint_weights": {"fast": 1, "slow": 3}}, format="json")
     assert response.status_code == 200, response.json()
-    time.sleep(2.0)  # picked up within 2 s; measure the mix after that
-    before = counts(counting_server)
-    time.sleep(3.0)
-    fast, slow = (after - was for after, was in zip(counts(counting_server), before, strict=True))
-    share = slow / (fast + slow)
-    print(f"/slow's share after 1:3 weights: {share:.2f} of {fast + slow} requests")
-    assert fast + slow > 50 and 0.6 < share < 0.9
+    # Picked up within 2 s: then three seconds of requests show the new mix.
+    recent = RecentCounts(lambda: counts(counting_server), window_s=3.0)
+
+    def the_new_mix() -> tuple[int, ...] | None:
+        lately = recent()
+        if lately is None or sum(lately) <= 50:
+            return None
+        return lately if 0.6 < lately[1] / sum(lately) < 0.9 else None
+
+    fast, slow = wait_until(the_new_mix, timeout_s=10, what="The 1:3 mix on both workers")
+    print(f"/slow's share after 1:3 weights: {slow / (fast + slow):.2f} of {fast + slow} requests")
 
     history = api.get(f"{url}history/").json()["results"]  # newest first
     weight_changes = [c for c in history if c["field"] == "endpoint_weights"]

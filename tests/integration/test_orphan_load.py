@@ -16,11 +16,10 @@ from apps.workers.control import (
 
 from ..support.engine import plan_for
 from ..support.sessions import BRISK, make_target, start_load, wait_for_status
+from ..support.traffic import wait_for_quiet
 from ..support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-QUIET_S = 3.0
 
 
 def listed_shards(viewer_api, session_id: int) -> list[dict]:
@@ -31,27 +30,6 @@ def listed_shards(viewer_api, session_id: int) -> list[dict]:
 def state_left(redis_client, session_id: int) -> int:
     keys = SessionKeys(session_id)
     return redis_client.exists(keys.plan, keys.control, keys.assign, keys.shards)
-
-
-def wait_for_quiet(server, timeout_s: float = 15.0) -> float:
-    """Until a full second passes without a request, then QUIET_S more must stay silent.
-
-    A stopped shard sends nothing after its next control poll (0.1 s here); the first second
-    leaves room for the requests it sent just before that poll. Returns when the silent
-    second began (``time.monotonic()``): the latest the load can have stopped.
-    """
-
-    def silent_for_a_second() -> bool:
-        before = server.total
-        time.sleep(1.0)
-        return server.total == before
-
-    wait_until(silent_for_a_second, timeout_s=timeout_s, interval_s=0)
-    silent_from = time.monotonic() - 1.0
-    before = server.total
-    time.sleep(QUIET_S)
-    assert server.total == before, f"{server.total - before} requests after the load stopped"
-    return silent_from
 
 
 def running_orphan(api, viewer_api, server) -> int:

@@ -72,8 +72,10 @@ def test_open_model_latency_runs_from_the_intended_send_time(
     plan = plan_for([("ping", f"{counting_server.base_url}/ping")], target_rps=100)
     with shard_in_thread(redis_client, redis_url, plan, users=20, rps=100.0) as (session, loop):
         wait_until(lambda: counting_server.total > 50, timeout_s=10)
+        stalled_at = counting_server.total
         loop.call_soon_threadsafe(time.sleep, 0.3)  # the generator stalls
-        time.sleep(1.0)
+        wait_until(lambda: counting_server.total > stalled_at + 50, timeout_s=10,
+                   what="Requests sent after the stall")  # fmt: skip
 
     (ping,) = totals(redis_client, session).values()
     assert ping.requests == counting_server.total

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -20,7 +19,7 @@ from apps.sessions.models import LoadTestSession, RequestLogEntry, Target
 from apps.workers.control import SessionKeys
 
 from ..support.sessions import BRISK, start_load, wait_for_status
-from ..support.waiting import wait_until
+from ..support.waiting import assert_stays, wait_until
 from ..support.workers import WORKER_ENV
 
 KEPT = int(WORKER_ENV["REQUEST_LOG_KEPT"])
@@ -99,8 +98,9 @@ def test_a_session_without_logging_keeps_no_request_log(
     try:
         wait_until(lambda: LoadTestSession.objects.get(pk=session_id).total_requests > 50,
                    timeout_s=30)  # fmt: skip
-        time.sleep(1.0)  # a few more flushes and monitor passes
-        assert redis_client.llen(SessionKeys(session_id).requests) == 0
+        # Through a few more flushes and monitor passes.
+        assert_stays(lambda: redis_client.llen(SessionKeys(session_id).requests) == 0, 1.0,
+                     "No request logged")  # fmt: skip
     finally:
         api.post(f"/api/sessions/{session_id}/stop/")
         wait_for_status(session_id)

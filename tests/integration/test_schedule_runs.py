@@ -10,7 +10,7 @@ from apps.sessions.models import LoadTestSession, Schedule
 from apps.sessions.services import SCHEDULE_BUSY_STATUSES
 
 from ..support.sessions import BRISK, create_session, make_target
-from ..support.waiting import wait_until
+from ..support.waiting import assert_stays, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -86,10 +86,8 @@ def test_a_run_longer_than_the_interval_is_never_overlapped_and_skips_are_record
     first = wait_until(
         lambda: Schedule.objects.get(pk=schedule_id).runs.first(), timeout_s=30, what="A run"
     )
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline:  # a firing every second meanwhile
-        assert busy_runs(schedule_id) <= 1
-        time.sleep(0.2)
+    # A firing every second meanwhile.
+    assert_stays(lambda: busy_runs(schedule_id) <= 1, 8.0, "One run at a time", interval_s=0.2)
     recorded = Schedule.objects.get(pk=schedule_id)
     assert recorded.runs.count() == 1
     assert recorded.skipped_runs >= 3
@@ -122,7 +120,9 @@ def test_a_window_elsewhere_in_the_week_never_starts_while_an_open_one_does(
     wait_until(
         lambda: Schedule.objects.get(pk=opened).runs.exists(), timeout_s=30, what="The open run"
     )
-    time.sleep(3)  # more firings of both
+    wait_until(  # more firings of both
+        lambda: Schedule.objects.get(pk=opened).runs.count() >= 2, timeout_s=30, what="More runs"
+    )
     assert not Schedule.objects.get(pk=closed).runs.exists()
     for schedule_id in (closed, opened):
         assert api.patch(f"/api/schedules/{schedule_id}/", {"enabled": False}).status_code == 200
