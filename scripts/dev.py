@@ -3,12 +3,18 @@
 
     python3 scripts/dev.py run    install, then run the whole service until Ctrl-C
     python3 scripts/dev.py test   install the test tools, run the static checks, then the
-                                  whole test suite (--no-checks: the suite only)
+                                  whole test suite (--no-checks: the suite only;
+                                  --unit: tests/unit alone, the tier without processes)
     python3 scripts/dev.py check  install the test tools, then the static checks only
     python3 scripts/dev.py bench  install the benchmark tools, then run bench/ (--quick)
 
 They create ``.venv`` beside this repository on first use and reinstall only when the
 requirements change. Extra arguments go to ``manage.py runstack`` or to pytest.
+The test command runs the tests in parallel (pytest-xdist, TEST_WORKERS processes, default
+4: the tests mostly wait on worker processes, so more processes than cores pays), each
+process with its own Redis, Celery workers, test database and temporary folders. Passing
+``-n``/``--numprocesses``, ``-p no:xdist`` or setting TEST_REDIS_URL (one shared Redis)
+runs it as given instead; ``-n 0`` runs everything in one process, for debugging.
 The static checks are ruff's lint, ruff's format check and mypy (configured in
 pyproject.toml), and the docs site's strict build (mkdocs.yml: a broken link or anchor in
 docs/ fails it); the test command stops before pytest if one fails, so that CI (which runs
@@ -42,6 +48,11 @@ STATIC_CHECKS = (
     ("mkdocs", ["mkdocs", "build", "--strict", "--site-dir", "site"]),
 )
 SKIP_CHECKS = "--no-checks"  # test command only: while iterating; CI never passes it
+UNIT_ONLY = "--unit"  # test command only: the tests/unit tier alone (seconds, no processes)
+UNIT_TIER = "tests/unit"
+# Parallel processes for the test command: the shortest wall time on 2 cores without flaky
+# tests (measured: see the README). Tests that must not overlap share an xdist_group.
+DEFAULT_TEST_WORKERS = "4"
 
 
 def venv_python() -> Path:
@@ -118,11 +129,25 @@ def main(argv: list[str]) -> int:
     python = ensure_installed("requirements-dev.txt")
     if command == "check":
         return 0 if static_checks(python) else 1
+    if UNIT_ONLY in extra:
+        extra = [*(arg for arg in extra if arg != UNIT_ONLY), UNIT_TIER]
     if SKIP_CHECKS in extra:
         extra = [arg for arg in extra if arg != SKIP_CHECKS]
     elif not static_checks(python):
         return 1
-    return replace_process([str(python), "-m", "pytest", *extra])
+    return replace_process([str(python), "-m", "pytest", *parallel(extra), *extra])
+
+
+def parallel(extra: list[str]) -> list[str]:
+    """pytest-xdist's options, unless the arguments choose (``-n``, ``-p no:xdist``) or the
+    tests share one Redis (TEST_REDIS_URL: the worker processes would see each other's keys)."""
+    chosen = any(
+        arg.startswith(("-n", "--numprocesses", "--dist")) or arg in ("no:xdist", "-pno:xdist")
+        for arg in extra
+    )
+    if chosen or os.environ.get("TEST_REDIS_URL"):
+        return []
+    return ["-n", os.environ.get("TEST_WORKERS", DEFAULT_TEST_WORKERS), "--dist", "loadgroup"]
 
 
 def replace_process(args: list[str]) -> int:

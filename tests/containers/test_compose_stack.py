@@ -36,7 +36,7 @@ import requests
 from loadtest_project.embedded_redis import free_port
 from scripts import containers
 
-from ..conftest import wait_until
+from ..support.waiting import wait_until
 
 # The first run builds the base images and the project image (several minutes); later runs
 # find them in the engine's cache.

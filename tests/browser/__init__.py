@@ -1,0 +1,1 @@
+"""Pages driven in Debian's chromium through Playwright, against a real web server."""

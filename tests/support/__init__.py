@@ -1,0 +1,1 @@
+"""Helpers the test tiers share: servers, processes, sessions, waits. No test lives here."""
