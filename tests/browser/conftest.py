@@ -7,10 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
-from ..support.browser import chromium_or_skip
+from ..support.browser import TIMEOUT_MS, chromium_or_skip
 from ..support.web import collect_static, procfile_web
 from ..support.workers import database_url_for_workers
+
+# Web-first assertions wait as long as the pages' own actions (Playwright's default is 5 s):
+# the suite runs in parallel on two shared cores, where a page's script can take longer to
+# answer a click, and a generous bound fails only what is really broken.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
