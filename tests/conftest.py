@@ -32,30 +32,6 @@ from .support.workers import WORKER_ENV, Workers, database_url_for_workers
 TIERS = ("unit", "integration", "browser", "containers")
 
 
-# The modules whose tests take longest in all (minutes of processes started and stopped), by
-# measured duration: pytest-xdist hands work out in collection order, so they go first.
-SLOWEST_FIRST = {
-    stem: rank
-    for rank, stem in enumerate(
-        (
-            "test_process_kills",
-            "test_run_command",
-            "test_dashboard_browser",
-            "test_fuzz_api",
-            "test_dev_command",
-            "test_demo_default_session",
-            "test_admin_password",
-            "test_bench_smoke",
-            "test_report",
-            "test_cli_baseline",
-            "test_migrations",
-            "test_readme_example",
-            "test_self_healing",
-        )
-    )
-}
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each test is marked with its tier, the folder it lives in (``-m "not browser"``).
@@ -68,9 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, tier))
         if _uses_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
-    # Longest first: a long test started last is the tail of a parallel run (stable sort,
-    # so everything else keeps its order).
-    items.sort(key=lambda item: SLOWEST_FIRST.get(item.path.stem, len(SLOWEST_FIRST)))
     if "containers" in (config.option.markexpr or ""):
         return
     kept = [item for item in items if item.get_closest_marker("containers") is None]
