@@ -139,13 +139,17 @@ def main(argv: list[str]) -> int:
 
 
 def parallel(extra: list[str]) -> list[str]:
-    """pytest-xdist's options, unless the arguments choose (``-n``, ``-p no:xdist``) or the
-    tests share one Redis (TEST_REDIS_URL: the worker processes would see each other's keys)."""
+    """pytest-xdist's options, unless the arguments choose (``-n``, ``-p no:xdist``), ask for
+    the container test, or the tests share one Redis (TEST_REDIS_URL: the worker processes
+    would see each other's keys)."""
     chosen = any(
         arg.startswith(("-n", "--numprocesses", "--dist")) or arg in ("no:xdist", "-pno:xdist")
         for arg in extra
     )
-    if chosen or os.environ.get("TEST_REDIS_URL"):
+    # The container test (-m containers) is one compose stack, whose tests run in turn on it:
+    # it runs in one process (several would each start a stack under the same names).
+    containers = any("containers" in arg for arg in extra)
+    if chosen or containers or os.environ.get("TEST_REDIS_URL"):
         return []
     return ["-n", os.environ.get("TEST_WORKERS", DEFAULT_TEST_WORKERS), "--dist", "loadgroup"]
 
