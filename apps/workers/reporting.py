@@ -25,14 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .control import (
     FLUSH_APPLIED,
     FLUSH_SCRIPT,
     FLUSH_SUPERSEDED,
-    SessionKeys,
     flush_script_args,
     flush_script_keys,
 )
@@ -64,32 +62,27 @@ class ShardReporter:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
-        keys: SessionKeys,
-        shard_index: int,
-        generation: int,
-        hostname: str,
-        started_at: float,
+        control: ControlChannel,
         endpoints: Sequence[EndpointPlan],
         stats: ShardStats,
-        control: ControlChannel,
         status: ShardStatus,
         flush_interval_s: float,
         heartbeat_ttl_s: float,
     ) -> None:
-        self.keys = keys
-        self.session_id = keys.session_id
-        self.shard_index = shard_index
-        self.generation = generation
-        self.hostname = hostname
-        self.started_at = started_at
+        # Which shard this is, and its Redis connection: the control channel's, read once.
+        self.keys = control.keys
+        self.session_id = control.keys.session_id
+        self.shard_index = control.shard_index
+        self.generation = control.generation
+        self.hostname = control.hostname
+        self.started_at = control.started_at
         self.endpoints = endpoints
         self.stats = stats
         self.control = control
         self.status = status
         self.flush_interval_s = flush_interval_s
         self.heartbeat_ttl_s = heartbeat_ttl_s
-        self._flush_script = redis.register_script(FLUSH_SCRIPT)
+        self._flush_script = control.redis.register_script(FLUSH_SCRIPT)
         self._periodic_flushes_end = asyncio.Event()
         self._unflushed = StatsDelta()
         self._events: list[dict] = []

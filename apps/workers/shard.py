@@ -244,15 +244,9 @@ class ShardRunner:
             redis_lost_after_s=self.settings.heartbeat_ttl_s,
         )
         self.reporter = ShardReporter(
-            redis=self.redis,
-            keys=self.keys,
-            shard_index=self.shard_index,
-            generation=self.generation,
-            hostname=self.hostname,
-            started_at=self.started_at,
+            control=self.control,
             endpoints=self.endpoints,
             stats=self.stats,
-            control=self.control,
             status=self._status,
             flush_interval_s=self.settings.flush_interval_s,
             heartbeat_ttl_s=self.settings.heartbeat_ttl_s,
