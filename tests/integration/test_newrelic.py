@@ -156,7 +156,8 @@ def test_new_relic_failing_becomes_session_events_and_nothing_else(
         try:
             wait_until(lambda: len(_failures(session_id)) >= 2, timeout_s=20)
             stand_in.fail_with = 401
-            wait_until(lambda: any("401" in m for m in _failures(session_id)),
+            # "HTTP 401", not "401": the stand-in's port may hold those digits.
+            wait_until(lambda: any("HTTP 401" in m for m in _failures(session_id)),
                        timeout_s=FAILURE_EVENT_INTERVAL_S + 10)  # fmt: skip
             running = LoadTestSession.objects.get(pk=session_id)
             assert running.status == SessionStatus.RUNNING
