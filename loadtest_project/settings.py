@@ -236,6 +236,11 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 # Beat drives every session's monitor, which moves statistics into the database and looks
 # after the session (see apps/sessions/monitor.py), every MONITOR_INTERVAL_S.
 MONITOR_INTERVAL_S = env.float("MONITOR_INTERVAL_S", default=1.0)
+# The live latency percentiles (the session page's tile, the charts' latency lines) cover the
+# answers of this sliding window, stretched up to LIVE_WINDOW_MAX_S while it holds too few
+# answers for p99 to differ from the maximum (see apps/sessions/results/live.py).
+LIVE_WINDOW_S = _bounded_float("LIVE_WINDOW_S", 10, 1, 600, "seconds")
+LIVE_WINDOW_MAX_S = _bounded_float("LIVE_WINDOW_MAX_S", 60, LIVE_WINDOW_S, 3600, "seconds")
 # How often beat rolls old time-series points up and purges expired sessions.
 DOWNSAMPLE_INTERVAL_S = _bounded_float("DOWNSAMPLE_INTERVAL_S", 300, 1, 86400, "seconds")
 # Beat keeps its schedule in the database (django-celery-beat), where the schedules of load

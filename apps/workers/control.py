@@ -156,6 +156,12 @@ class SessionKeys:
         return f"{self._base}:monitor"
 
     @property
+    def latency_window(self) -> str:
+        """The monitor's recent ticks' latency histograms (a list, newest last), from which
+        the live percentiles are computed over a sliding window."""
+        return f"{self._base}:latency_window"
+
+    @property
     def snapshot(self) -> str:
         """The newest live snapshot the monitor built (JSON: id, event, data)."""
         return f"{self._base}:snapshot"
@@ -188,6 +194,7 @@ class SessionKeys:
             self.alive,
             self.ticked,
             self.monitor,
+            self.latency_window,
             *(self.heartbeat(index) for index in shard_indices),
         ]
 

@@ -1,12 +1,15 @@
-"""One run, one set of figures: after a real run (real workers, real HTTP), its request rate,
-error rate and p50/p95/p99 read the same on every surface that shows them: the session's API
-resource, the sessions list (API and page), the live statistics behind the session page, the
-report, the comparison, the thresholds' verdicts, /metrics, the CLI summary, JUnit and the
-webhooks' summary. Each surface is read as a person or a program reads it, not through the
-function that computes them."""
+"""One run, one set of figures: after a real run (real workers, real HTTP) whose users and
+weights were changed while it ran and which was then stopped, its request rate, error rate
+and p50/p95/p99 read the same on every surface that shows them: the session's API resource,
+the sessions list (API and page), the live statistics behind the session page, the report,
+the comparison, the thresholds' verdicts, /metrics, the CLI summary, JUnit and the webhooks'
+summary. Each surface is read as a person or a program reads it, not through the function
+that computes them. The run's per-second series has no gap, and its report says what ran:
+the configuration at the start and at the end, and each change with who made it."""
 
 import json
 import re
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -18,6 +21,7 @@ from apps.sessions.integrations.webhooks import session_summary
 from apps.sessions.models import LoadTestSession
 
 from ..support.sessions import BRISK, start_load, wait_for_status
+from ..support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -28,20 +32,31 @@ THRESHOLDS = [f"{name} < 0.001" for name in PERCENTILES] + ["rps < 0.001", "erro
 
 
 def finished_run(api, counting_server) -> LoadTestSession:
-    """Two endpoints of different speeds, one failing now and then, for about 3 s."""
+    """Two endpoints of different speeds and one failing, 4 users for a while, then 6, then
+    other weights, then a stop."""
     counting_server.delays = {"/slow": 0.03}
     counting_server.statuses = {"/broken": 500}
     session_id = start_load(
         api,
         counting_server,
         endpoints=(("fast", "/fast", 4.0), ("slow", "/slow", 2.0), ("broken", "/broken", 1.0)),
-        concurrent_users=6,
-        duration_minutes="0.05",
+        concurrent_users=4,
+        duration_minutes="0",
         thresholds=THRESHOLDS,
         **BRISK,
     )
+    url = f"/api/sessions/{session_id}/"
+    wait_until(lambda: LoadTestSession.objects.get(pk=session_id).total_requests > 10, 30)
+    changed = api.patch(url, {"concurrent_users": 6}, format="json")
+    assert changed.status_code == 200, changed.json()
+    time.sleep(1.5)
+    weights = {"fast": 1.0, "slow": 4.0, "broken": 1.0}
+    changed = api.patch(url, {"endpoint_weights": weights}, format="json")
+    assert changed.status_code == 200, changed.json()
+    time.sleep(1.5)
+    assert api.post(f"{url}stop/").status_code == 202
     session = wait_for_status(session_id, timeout_s=60)
-    assert session.status == "completed", session.end_detail
+    assert session.status == "stopped", session.end_detail
     session.refresh_from_db()
     assert session.results_final_at is not None
     assert session.total_requests > 20 and 0 < session.total_failures < session.total_requests
@@ -83,6 +98,32 @@ def test_one_run_shows_one_set_of_figures_on_every_surface(
     report = api.get(f"/api/sessions/{session.pk}/report/").content.decode()
     data = json.loads(re.search(r'id="report-data"[^>]*>(.*?)</script>', report, re.S).group(1))
     assert {name: data["whole"][name] for name in figures} == figures
+
+    # What ran, labelled: the users at the start and end, the configuration both ways, and
+    # each change with who made it and through which surface.
+    assert data["session"]["users"]["at_start"] == 4 and data["session"]["users"]["at_end"] == 6
+    assert 0 < data["session"]["users"]["mean"] < 6 and data["session"]["users"]["max"] == 6
+    config = {row["name"]: row for row in data["configuration"]["session"]}
+    assert (config["concurrent_users"]["at_start"], config["concurrent_users"]["at_end"]) == (
+        "4", "6",
+    )  # fmt: skip
+    assert config["endpoint_weights"]["changed"] and not config["session_name"]["changed"]
+    changed = [(row["field"], row["by"], row["via"]) for row in data["changes"]]
+    assert changed == [("concurrent_users", "olivia", "api"), ("endpoint_weights", "olivia", "api")]
+    assert "At the start" in report and "At the end" in report
+    assert "Endpoints as run (at the start)" in report
+    assert "fast 1, slow 4, broken 1" in report  # the weights as a person reads them
+
+    # The per-second series has no gap: every second with requests has its users and its
+    # latency (p50 needs 2 answers in the window, which a second of this load has).
+    points = list(session.timeseries.filter(requests__gt=0).order_by("timestamp"))
+    assert len(points) >= 4
+    gaps = [p.timestamp for p in points if p.users is None or p.p50_ms is None]
+    assert gaps == []
+    chart = api.get(f"/api/sessions/{session.pk}/chart/").json()
+    busy = [i for i, rps in enumerate(chart["rps"]) if rps]
+    assert [chart["users"][i] for i in busy if chart["users"][i] is None] == []
+    assert [chart["p50_ms"][i] for i in busy if chart["p50_ms"][i] is None] == []
 
     # The comparison (with itself: the figures of the one run, side by side).
     other = api.post(f"/api/sessions/{session.pk}/clone/").json()["id"]

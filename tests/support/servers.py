@@ -12,6 +12,7 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
@@ -26,7 +27,8 @@ class CountingServer:
     request itself (body, query, headers), as some error pages do. Each header named in
     ``watched`` has its value (None: absent) kept for every request, in arrival order;
     ``bodies`` maps a path to the text it answers with (JSON if it parses as JSON),
-    ``headers`` to extra headers, and ``delays`` to its own delay (instead of ``delay_s``).
+    ``headers`` to extra headers, and ``delays`` to its own delay (instead of ``delay_s``):
+    seconds, or a function that gives them for each request (a spread of latencies).
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -39,7 +41,7 @@ class CountingServer:
         self.watched: dict[str, list[str | None]] = {}
         self.bodies: dict[str, str] = {}
         self.headers: dict[str, dict[str, str]] = {}
-        self.delays: dict[str, float] = {}
+        self.delays: dict[str, float | Callable[[], float]] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -79,6 +81,8 @@ class CountingServer:
             text = f"{await request.text()}\n{request.query_string}\n{echoed}"
             return web.Response(status=self.statuses.get(request.path, 200), text=text)
         delay_s = self.delays.get(request.path, self.delay_s)
+        if callable(delay_s):
+            delay_s = delay_s()
         if delay_s:
             await asyncio.sleep(delay_s)
         if request.path in self.redirects:

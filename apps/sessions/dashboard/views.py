@@ -150,6 +150,8 @@ def session_detail(request, pk: int):
         "history": config_history.history_of(session)[:HISTORY_SHOWN],
         "is_terminal": session.status in TERMINAL_STATUSES,
         "can": _can(request),
+        "live_window_s": settings.LIVE_WINDOW_S,
+        "live_window_max_s": settings.LIVE_WINDOW_MAX_S,
         **_links(),
     }
     return render(request, "dashboard/session_detail.html", context)

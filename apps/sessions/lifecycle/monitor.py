@@ -58,9 +58,19 @@ from apps.sessions.lifecycle.transitions import (
     queue_monitor_tick,
 )
 from apps.sessions.models import LoadTestSession
-from apps.sessions.results.live import live_figures, tick_figures, window_totals
+from apps.sessions.results.live import (
+    latency_window,
+    live_figures,
+    tick_figures,
+    window_totals,
+)
 from apps.sessions.results.records import record_event
-from apps.sessions.results.sync import record_tick_point, store_events, sync_statistics
+from apps.sessions.results.sync import (
+    fill_tick_gap,
+    record_tick_point,
+    store_events,
+    sync_statistics,
+)
 from apps.workers.control import (
     KEY_PREFIX,
     ORPHAN_TTL_S,
@@ -146,11 +156,19 @@ def monitor_tick(session_id: int) -> bool:
     growth = sync_statistics(session, client)
     store_events(session, client)
     now = timezone.now()
+    now_s = now.timestamp()
     heartbeats = read_heartbeats(client, session_id)
-    figures = tick_figures(growth, heartbeats)
-    record_tick_point(session, int(now.timestamp()), figures)
-    elapsed_s = now.timestamp() - float(previous_tick) if previous_tick else None
-    live = live_figures(session, growth, figures, now, elapsed_s)
+    since_s = _tick_began(previous_tick, load_started_at, now_s)
+    window = latency_window(client, session_id, growth, since_s, now_s)
+    figures = tick_figures(window, growth, heartbeats)
+    if load_started_at is not None:
+        # The seconds of load since the previous tick that have no latency or users yet:
+        # none ended a tick, or the previous tick came before the first answers.
+        after_s = int(float(previous_tick)) if previous_tick else 0
+        fill_tick_gap(session, max(after_s, int(load_started_at)), int(now_s) - 1, figures)
+    record_tick_point(session, int(now_s), figures)
+    elapsed_s = now_s - float(previous_tick) if previous_tick else None
+    live = live_figures(session, growth, window, figures, now, elapsed_s)
     publish_snapshot(session_id, client, live, heartbeats)
 
     if any(state == ShardState.RUNNING for state in states.values()):
@@ -174,6 +192,8 @@ def monitor_tick(session_id: int) -> bool:
         reason, detail = _end_reason(session, states)
         finished = finish_session(session_id, reason, detail, notify=False)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
+        # The last flush's seconds, after this tick's: the run's last users and percentiles.
+        fill_tick_gap(session, int(now_s) + 1, int(time.time()) + 1, figures, create=False)
         store_events(session, client)
         check_final(session_id)  # on the complete figures; marks them final
         if finished:
@@ -197,6 +217,16 @@ def monitor_tick(session_id: int) -> bool:
         session.refresh_from_db(fields=["status", "total_requests", "end_time"])
         check_live(session)
     return True
+
+
+def _tick_began(previous_tick: bytes | None, load_started_at: float | None, now_s: float) -> float:
+    """Where this tick's answers begin: the previous tick, or the load's start for the first
+    one (or one interval back, when neither is known)."""
+    if previous_tick:
+        return float(previous_tick)
+    if load_started_at is not None:
+        return min(float(load_started_at), now_s)
+    return now_s - settings.MONITOR_INTERVAL_S
 
 
 def publish_snapshot(session_id: int, client, live: dict, heartbeats: dict[int, dict]) -> None:

@@ -27,9 +27,16 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from apps.sessions.access import config_history
 from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession
 from apps.sessions.results.charts import chart
 from apps.sessions.results.figures import RunFigures, figures_by_scope, merged_histogram, sum_counts
+from apps.sessions.results.what_ran import (
+    change_rows,
+    changes_while_running,
+    configuration_at_start,
+    users_run,
+)
 from apps.workers.histogram import percentile_curve
 from apps.workers.plan import FeedPlan
 from apps.workers.secrets import REDACTED, mask_secrets, plan_secrets
@@ -81,6 +88,15 @@ def _endpoint_json(row: EndpointStats, figures: RunFigures, secrets: set[str]) -
     }
 
 
+def _masked_change(row: dict, secrets: set[str]) -> dict:
+    return {
+        **row,
+        "at": _time(row["at"]),
+        "from": mask_secrets(row["from"], secrets),
+        "to": mask_secrets(row["to"], secrets),
+    }
+
+
 def _flow_json(row: FlowStats) -> dict:
     return {
         "name": row.name,
@@ -102,12 +118,22 @@ def _shown(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _configuration(session: LoadTestSession, secrets: set[str]) -> dict:
-    """What ran: the configuration and the frozen plan's endpoints, secrets masked (header
-    values are never shown, whatever their name)."""
-    config = {
-        name: _shown(getattr(session, name)) for name in session.CONFIG_FIELDS if name != "target"
-    }
+def _configuration(session: LoadTestSession, secrets: set[str], changes) -> dict:
+    """What ran: the configuration at the start and at the end (they differ where it was
+    changed while running), and the frozen plan's endpoints (as at the start), secrets
+    masked (header values are never shown, whatever their name)."""
+    at_start = configuration_at_start(session, changes)
+    at_end = config_history.snapshot(session)
+    config = [
+        {
+            "name": name,
+            "at_start": _shown(at_start.get(name)),
+            "at_end": _shown(at_end.get(name)),
+            "changed": at_start.get(name) != at_end.get(name),
+        }
+        for name in session.CONFIG_FIELDS
+        if name != "target"
+    ]
     plan = session.read_plan()
     endpoints = [
         {
@@ -191,6 +217,7 @@ def report_data(session: LoadTestSession) -> dict:
         }
         for sample in session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN]
     ]
+    changes = changes_while_running(session)
     events = [
         {
             "at": _time(event.at),
@@ -213,7 +240,7 @@ def report_data(session: LoadTestSession) -> dict:
             "load_started_at": _time(session.load_started_at),
             "ended_at": _time(session.end_time),
             "duration_s": round(session.duration_s(), 3),
-            "users": session.concurrent_users,
+            "users": users_run(session, changes).as_dict(),
             "pacing": session.pacing,
             "target_rps": session.target_rps,
             "total_requests": session.total_requests,
@@ -229,7 +256,8 @@ def report_data(session: LoadTestSession) -> dict:
         "events": events,
         "chart": chart(session, {"points": str(CHART_POINTS)}),
         "distribution": [[round(q * 100, 4), ms] for q, ms in curve],
-        "configuration": _configuration(session, secrets),
+        "configuration": _configuration(session, secrets, changes),
+        "changes": [_masked_change(row, secrets) for row in change_rows(changes)],
         "environment": {
             "service_version": service_version(),
             "python": platform.python_version(),

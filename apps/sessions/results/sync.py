@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.sessions.models import (
@@ -236,6 +236,45 @@ def record_tick_point(session: LoadTestSession, second: int, figures: dict) -> N
             TimeSeriesPoint.objects.create(session=session, timestamp=timestamp, **figures)
     except IntegrityError:  # a flush's point was created between our update and insert
         rows.update(**figures)
+
+
+TICK_FIELDS = ("p50_ms", "p95_ms", "p99_ms", "users")
+
+
+def fill_tick_gap(session: LoadTestSession, first_s: int, last_s: int, figures: dict, *,
+                  create: bool = True) -> None:  # fmt: skip
+    """Give the seconds from ``first_s`` to ``last_s`` that no tick ended in the users and
+    percentiles of the tick that follows them.
+
+    Ticks come about once a second, but not on every second: on a busy machine one is late
+    and the next lands in the same second. The seconds between hold requests, and without
+    this the charts' users and latency lines would break there. A second whose tick had no
+    latency yet (it came before the load's first answers) is filled too. The later tick's
+    figures are the true ones for them: its percentiles' window covers those seconds, and
+    the users only change when a tick (or a flush) says so. At most LIVE_WINDOW_MAX_S
+    seconds are filled: a monitor away longer has no figures for the time it was away.
+    ``create=False`` fills only the seconds that have a point (the last flush's, after the
+    last tick).
+    """
+    first_s = max(first_s, last_s - int(settings.LIVE_WINDOW_MAX_S))
+    if last_s < first_s:
+        return
+    values = {name: figures[name] for name in TICK_FIELDS}
+    if create:
+        TimeSeriesPoint.objects.bulk_create(
+            [
+                TimeSeriesPoint(
+                    session=session, timestamp=datetime.fromtimestamp(second, tz=UTC), **values
+                )
+                for second in range(first_s, last_s + 1)
+            ],
+            ignore_conflicts=True,  # a flush's point for the second: updated below
+        )
+    TimeSeriesPoint.objects.filter(
+        session=session,
+        timestamp__gte=datetime.fromtimestamp(first_s, tz=UTC),
+        timestamp__lte=datetime.fromtimestamp(last_s, tz=UTC),
+    ).filter(Q(users__isnull=True) | Q(p50_ms__isnull=True)).update(**values)
 
 
 def store_events(session: LoadTestSession, client) -> None:

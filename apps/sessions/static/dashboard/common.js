@@ -59,12 +59,14 @@ const Dashboard = (() => {
 
   const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
   const oneDecimal = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const upToOneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   const dash = "—";
 
   const format = {
     count: (n) => (n === null || n === undefined ? dash : integer.format(n)),
     ms: (n) => (n === null || n === undefined ? dash : `${oneDecimal.format(n)} ms`),
     rate: (n) => (n === null || n === undefined ? dash : oneDecimal.format(n)),
+    seconds: (n) => (n === null || n === undefined ? dash : `${upToOneDecimal.format(n)} s`),
     percent: (fraction) =>
       fraction === null || fraction === undefined || !isFinite(fraction) ? dash : `${oneDecimal.format(fraction * 100)} %`,
     duration(seconds) {

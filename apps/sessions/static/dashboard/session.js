@@ -28,6 +28,9 @@
   const textColor = () => getComputedStyle(document.body).color;
   const axis = (label) => ({ label, stroke: textColor, grid: { stroke: "rgba(128,128,128,.2)" } });
   const charts = {};
+  // The time axis's steps, in seconds: the points are whole seconds, so no finer step.
+  const TIME_INCREMENTS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+    21600, 43200, 86400, 172800, 604800];
 
   const CHARTS = {
     rps: {
@@ -75,7 +78,8 @@
           cursor: { sync: { key: `session-${sessionId}` }, drag: { x: true, y: false, setScale: false } },
           hooks: { setSelect: [selectRange] },
           scales: { x: { time: true } },
-          axes: [axis("local time"), axis(spec.unit)],
+          // Whole seconds at least: a run's first seconds would otherwise read ":05.000 :05.500".
+          axes: [{ ...axis("local time"), incrs: TIME_INCREMENTS }, axis(spec.unit)],
           series: [{}, ...spec.series.map(([label, , stroke]) => ({ label, stroke, width: 1.5, spanGaps: false,
             value: (u, v) => (v === null || v === undefined ? "—" : spec.unit === "ms" ? format.ms(v) : format.rate(v)) }))],
         },
@@ -183,12 +187,18 @@
     page.querySelectorAll("[data-live-label]").forEach((label) => {
       label.textContent = ended ? label.dataset.endedLabel : label.dataset.liveLabel;
     });
+    // The live percentiles say the window they cover, which stretches while answers are few.
+    if (!ended && live.latency_window_s != null) {
+      page.querySelector('[data-testid="percentiles-label"]').textContent =
+        `p50 / p95 / p99 (last ${format.seconds(live.latency_window_s)}, ${format.count(live.latency_answers)} answers)`;
+    }
     fill(page, {
       elapsed: format.duration(snapshot.duration_s),
       remaining: ended ? "ended" : durationS || snapshot.remaining_s != null ? format.duration(remaining) : "until stopped",
       failures: format.count(snapshot.total_failures),
       error_rate: format.percent(errorRate),
       percentiles: ["p50_ms", "p95_ms", "p99_ms"].map((k) => format.ms(figure(k))).join(" / "),
+      percentile_note: ended ? "" : tooFewNote(live),
       status_detail: snapshot.status_detail ?? "",
     });
     if (ended) setUsers(0);
@@ -200,6 +210,17 @@
     if (snapshot.errors) renderErrors(snapshot.errors);
     if (snapshot.shards) renderShards(snapshot.shards);
     toggleControls(snapshot.status);
+  }
+
+  // A percentile the window's answers cannot tell from the slowest one is left out: say why.
+  const ANSWERS_NEEDED = { p95_ms: ["p95", 20], p99_ms: ["p99", 100] };
+  function tooFewNote(live) {
+    const answers = live.latency_answers;
+    if (!answers) return "";
+    const missing = Object.entries(ANSWERS_NEEDED).filter(([key]) => live[key] == null);
+    if (!missing.length) return "";
+    const [name, needed] = missing[missing.length - 1];
+    return `${missing.map(([, [n]]) => n).join(", ")}: too few answers (${name} needs ${needed}; ${format.count(answers)} in the window)`;
   }
 
   function setUsers(users) {
