@@ -220,6 +220,11 @@ def test_latency_chart_fills_and_a_drag_zooms_through_the_chart_api(
         .locator(".u-value")
     )
     expect(p95).to_have_text(re.compile(r"\d ms"))
+    # The live percentiles say their window: how far back, and over how many answers.
+    expect(page.get_by_test_id("percentiles-label")).to_have_text(
+        re.compile(r"p50 / p95 / p99 \(last [\d.]+ s, [\d,]+ answers\)")
+    )
+    expect(page.get_by_test_id("latency-window-note")).to_contain_text("10 s before it")
 
     zoom = re.compile(r"/chart/\?from=\d+&to=\d+$")
     with page.expect_request(lambda request: bool(zoom.search(request.url))):

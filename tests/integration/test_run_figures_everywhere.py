@@ -93,6 +93,9 @@ def test_one_run_shows_one_set_of_figures_on_every_surface(
         re.search(r'id="initial-snapshot"[^>]*>(.*?)</script>', detail, re.S).group(1)
     )
     assert {name: embedded["run"][name] for name in figures} == figures
+    what_ran = re.search(r'data-testid="what-ran">(.*?)</p>', detail, re.S).group(1)
+    assert re.search(r"Users: 4 at the start\s*→ 6 at the end", what_ran), what_ran
+    assert "2 changes while running" in what_ran
 
     # The report (its data, embedded as JSON in the downloaded file).
     report = api.get(f"/api/sessions/{session.pk}/report/").content.decode()

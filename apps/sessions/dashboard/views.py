@@ -34,7 +34,7 @@ from apps.sessions.dashboard.forms import SessionForm
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.models import LoadTestSession, Schedule, Target
-from apps.sessions.results import comparison
+from apps.sessions.results import comparison, what_ran
 from apps.sessions.results.figures import run_figures
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
@@ -137,6 +137,7 @@ def session_detail(request, pk: int):
         for name, weight in catalog_weights(session.target).items()
     }
     against = comparison.against_baseline(session)
+    changes = what_ran.changes_while_running(session)
     context = {
         "session": session,
         "baseline_id": session.target.baseline_session_id,
@@ -150,6 +151,8 @@ def session_detail(request, pk: int):
         "history": config_history.history_of(session)[:HISTORY_SHOWN],
         "is_terminal": session.status in TERMINAL_STATUSES,
         "can": _can(request),
+        "users_run": what_ran.users_run(session, changes) if session.start_time else None,
+        "changes_while_running": len(changes),
         "live_window_s": settings.LIVE_WINDOW_S,
         "live_window_max_s": settings.LIVE_WINDOW_MAX_S,
         **_links(),
