@@ -236,6 +236,11 @@ def test_latency_chart_fills_and_a_drag_zooms_through_the_chart_api(
     expect(reset).to_be_visible()
     reset.click()
     expect(reset).to_be_hidden()
+    # The overview's row: the run so far, all endpoints together, and its columns say so.
+    page.goto(dashboard_web.url("/"))
+    expect(page.locator("#active-sessions thead")).to_contain_text("p95 (run so far)")
+    row = page.locator(f'#active-sessions tr[data-session="{session_id}"]')
+    expect(row.locator("td").nth(7)).to_have_text(re.compile(r"\d ms$"))
     stop_session(LoadTestSession.objects.get(pk=session_id))
     wait_for_status(session_id)
 

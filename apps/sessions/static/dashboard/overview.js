@@ -11,8 +11,9 @@
   async function activeRow(session, usersBySession) {
     const answer = await api("GET", `/api/sessions/${session.id}/stats/`);
     const stats = answer.ok ? answer.data : {};
-    const live = stats.live || {};
-    const p95 = live.p95_ms ?? Math.max(...(stats.endpoints || []).map((e) => e.p95_ms ?? 0), 0);
+    // The run so far, all endpoints together (the columns say so): the figures the session's
+    // list row and API give, never one endpoint's.
+    const run = stats.run || {};
     const durationS = Number(session.duration_minutes) * 60;
     const total = stats.total_requests ?? session.total_requests;
     return element("tr", { "data-session": session.id },
@@ -20,10 +21,10 @@
       element("td", {}, session.status),
       element("td", { class: "num" }, format.duration(stats.duration_s)),
       element("td", { class: "num" }, durationS ? format.duration(stats.remaining_s ?? durationS - (stats.duration_s || 0)) : "until stopped"),
-      element("td", { class: "num" }, format.count(live.users ?? usersBySession[session.id] ?? session.concurrent_users)),
-      element("td", { class: "num" }, format.rate(live.rps ?? stats.run.rps)),
-      element("td", { class: "num" }, format.percent(live.error_rate ?? (total ? (stats.total_failures ?? 0) / total : null))),
-      element("td", { class: "num" }, p95 ? format.ms(p95) : "—"));
+      element("td", { class: "num" }, format.count(usersBySession[session.id] ?? session.concurrent_users)),
+      element("td", { class: "num" }, format.rate(run.rps)),
+      element("td", { class: "num" }, format.percent(run.error_rate ?? (total ? (stats.total_failures ?? 0) / total : null))),
+      element("td", { class: "num" }, format.ms(run.p95_ms)));
   }
 
   async function refresh() {
