@@ -207,16 +207,14 @@ def test_runstack_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
 
 @pytest.mark.timeout(420)
 def test_a_crashed_child_is_restarted_and_the_session_goes_on(stack, counting_server):
+    """The embedded Redis killed: the supervisor restarts it and the session carries on.
+    (The control worker, beat and web are killed in test_process_kills.py, which also checks
+    the counts stay exact; a Redis lost without persistence may lose a second of counts.)"""
     stack.start()
     session_id = stack.start_session(counting_server)
     wait_until(lambda: counting_server.total > 20, timeout_s=30)
 
-    for name, marker in (
-        ("web", "uvicorn"),
-        ("control", "-Q control"),
-        ("beat", "beat --scheduler"),
-        ("redis", "redis-server"),
-    ):
+    for name, marker in (("redis", "redis-server"),):
         victim = stack.child(marker)
         victim.kill()  # kill -9
         stack.wait_for_output(f"{name} exited with code -9; restarting in 1 s", timeout_s=10)
