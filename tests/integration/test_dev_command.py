@@ -78,7 +78,9 @@ def dev(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "scripts/dev.py", *args, "-p", "no:cacheprovider"],
         cwd=project,
-        env={**env, "VENV_DIR": sys.prefix, "SECRET_KEY": "not-used-by-this-project"},
+        # Two tests need no pytest-xdist workers (each would start in about a second).
+        env={**env, "VENV_DIR": sys.prefix, "SECRET_KEY": "not-used-by-this-project",
+             "TEST_WORKERS": "0"},  # fmt: skip
         capture_output=True,
         text=True,
         timeout=300,
