@@ -60,7 +60,7 @@ def test_debug_keeps_a_local_key_in_the_data_folder(tmp_path):
 def test_the_dev_script_makes_one_key_and_hands_it_to_what_it_runs(tmp_path):
     """``scripts/dev.py test`` with nothing set: pytest (which loads the settings without
     DEBUG) starts, and the key file is created once, readable by its owner only."""
-    env = environment_without_a_key(tmp_path, VENV_DIR=sys.prefix)
+    env = environment_without_a_key(tmp_path, VENV_DIR=sys.prefix, TEST_WORKERS="0")
     command = [sys.executable, "scripts/dev.py", "test", "--no-checks", "--collect-only", "-q",
                "-p", "no:cacheprovider", "tests/unit/test_histogram.py"]  # fmt: skip
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
