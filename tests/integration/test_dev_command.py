@@ -79,8 +79,12 @@ def dev(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "scripts/dev.py", *args, "-p", "no:cacheprovider"],
         cwd=project,
         # Two tests need no pytest-xdist workers (each would start in about a second).
-        env={**env, "VENV_DIR": sys.prefix, "SECRET_KEY": "not-used-by-this-project",
-             "TEST_WORKERS": "0"},  # fmt: skip
+        env={
+            **env,
+            "VENV_DIR": sys.prefix,
+            "SECRET_KEY": "not-used-by-this-project",
+            "TEST_WORKERS": "0",
+        },
         capture_output=True,
         text=True,
         timeout=300,
