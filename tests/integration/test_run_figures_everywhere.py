@@ -122,7 +122,8 @@ def test_one_run_shows_one_set_of_figures_on_every_surface(
     points = list(session.timeseries.filter(requests__gt=0).order_by("timestamp"))
     assert len(points) >= 4
     gaps = [p.timestamp for p in points if p.users is None or p.p50_ms is None]
-    assert gaps == []
+    seen = [(p.timestamp.strftime("%S"), p.requests, p.users, p.p50_ms) for p in points]
+    assert gaps == [], (session.load_started_at, session.end_time, seen)
     chart = api.get(f"/api/sessions/{session.pk}/chart/").json()
     busy = [i for i, rps in enumerate(chart["rps"]) if rps]
     assert [chart["users"][i] for i in busy if chart["users"][i] is None] == []
