@@ -324,8 +324,8 @@ class Run:
             if regressed and against is not None:
                 reasons.append(f"a regression against baseline #{against['baseline']}")
             elif unjudged and against is not None:
-                reasons.append(f"nothing judged against baseline #{against['baseline']} (too few "
-                               "requests)")  # fmt: skip
+                why = "too few requests" if against["same_load"] else "the load differed"
+                reasons.append(f"nothing judged against baseline #{against['baseline']} ({why})")
             self.say(f"\nResult: FAIL, {' and '.join(reasons)} (exit 1).")
         elif code == EXIT_PASSED:
             self.say(

@@ -10,6 +10,8 @@ figure's name (``p50_ms``, ``rps``) is replaced by the words a person uses.
 
 from __future__ import annotations
 
+import math
+
 # What each figure is called in words (the API's machine names stay as they are).
 LABELS: dict[str, str] = {
     "rps": "requests/s",
@@ -44,14 +46,17 @@ def percent(fraction: float) -> str:
     significant digits (0.00004 -> "0.004 %") rather than reading as 0."""
     value = fraction * 100
     if value and abs(value) < 0.01:
-        return f"{value:.2g} %"
+        digits = min(12, 1 - math.floor(math.log10(abs(value))))
+        return f"{_trimmed(value, digits)} %"
     return f"{_trimmed(value, 2)} %"
 
 
 def rate(value: float, sign: str = "") -> str:
-    """Requests per second with the decimals a small rate needs (0.25, not 0.2 or 0.0)."""
+    """Requests per second with the decimals a small rate needs (0.25, not 0.2 or 0.0),
+    trailing zeros dropped (3.5, not 3.50)."""
     decimals = 1 if abs(value) >= 10 or value == 0 else 2 if abs(value) >= 0.1 else 3
-    return f"{value:{sign},.{decimals}f}"
+    text = f"{value:{sign},.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def milliseconds(value: float, sign: str = "") -> str:
