@@ -16,14 +16,15 @@ from ..support.sessions import finished_session
 @pytest.mark.parametrize(
     ("metric", "value", "text"),
     [
-        ("p95_ms", 9.823, "9.82 ms"),
-        ("p50_ms", 1234.56, "1,234.6 ms"),
+        ("p95_ms", 9.823, "9.823 ms"),
+        ("p50_ms", 1234.56, "1,234.56 ms"),
         ("error_rate", 0.021, "2.1 %"),
         ("error_rate", 0.0, "0 %"),
         ("error_rate", 0.0000004, "0.00004 %"),
         ("rps", 42.5, "42.5 requests/s"),
         ("rps", 3.5, "3.5 requests/s"),
         ("rps", 0.25, "0.25 requests/s"),
+        ("rps", 62.64, "62.64 requests/s"),
         ("requests", 1234.0, "1,234 requests"),
         ("failures", 3.0, "3 failures"),
         ("max_ms", None, "n/a"),
@@ -78,7 +79,7 @@ def test_a_failed_thresholds_junit_message_carries_the_unit(target, tmp_path):
     write_junit(path, session)
     messages = [f.get("message") for f in ET.parse(path).getroot().iter("failure")]
     assert messages == [
-        "p95_ms < 5: observed 9.82 ms",
+        "p95_ms < 5: observed 9.823 ms",
         "error_rate < 0.01: observed 2.1 %",
         "rps > 100: observed 42.5 requests/s",
     ]
@@ -87,7 +88,7 @@ def test_a_failed_thresholds_junit_message_carries_the_unit(target, tmp_path):
 def test_the_cli_summary_writes_units_in_headings_and_verdicts(target):
     text = summary(judged(finished_session(target), RESULTS))
     assert "requests/s" in text.splitlines()[2] and "p95 ms" in text.splitlines()[2]
-    assert "FAIL  p95_ms < 5         observed 9.82 ms" in text
+    assert "FAIL  p95_ms < 5         observed 9.823 ms" in text
     assert "PASS  requests > 10      observed 200 requests" in text
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from apps.sessions.results.figures import ERROR_RATE_DIGITS, MS_DIGITS, RATE_DIGITS
+
 # What each figure is called in words (the API's machine names stay as they are).
 LABELS: dict[str, str] = {
     "rps": "requests/s",
@@ -41,14 +43,14 @@ def _trimmed(value: float, decimals: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def percent(fraction: float) -> str:
+def percent(fraction: float, decimals: int = 2) -> str:
     """A fraction as a percentage: 0.021 -> "2.1 %"; a tiny non-zero one keeps two
-    significant digits (0.00004 -> "0.004 %") rather than reading as 0."""
+    significant digits (0.0000004 -> "0.00004 %") rather than reading as 0."""
     value = fraction * 100
-    if value and abs(value) < 0.01:
+    if value and abs(value) < 10**-decimals:
         digits = min(12, 1 - math.floor(math.log10(abs(value))))
         return f"{_trimmed(value, digits)} %"
-    return f"{_trimmed(value, 2)} %"
+    return f"{_trimmed(value, decimals)} %"
 
 
 def rate(value: float, sign: str = "") -> str:
@@ -60,24 +62,35 @@ def rate(value: float, sign: str = "") -> str:
 
 
 def milliseconds(value: float, sign: str = "") -> str:
-    """A latency: two decimals below 10 ms (9.82 ms), one above (123.4 ms)."""
+    """A latency in a sentence: two decimals below 10 ms (9.82 ms), one above (123.4 ms)."""
     decimals = 2 if abs(value) < 10 else 1
     return f"{value:{sign},.{decimals}f} ms"
 
 
 def figure(metric: str, value: float | None) -> str:
-    """One figure with its unit: "9.82 ms", "2.1 %", "42.5 requests/s", "1,234 requests"."""
+    """One figure with its unit, to the digits ``RunFigures`` keeps, so that a verdict shows
+    the very number it was judged on (a threshold ``p95_ms < 9.82`` that failed must not
+    read "observed 9.82 ms"): "9.823 ms", "2.1 %", "42.5 requests/s", "1,234 requests"."""
     if value is None:
         return "n/a"
     if metric == "error_rate":
-        return percent(value)
+        return percent(value, ERROR_RATE_DIGITS - 2)
     if metric == "rps":
-        return f"{rate(value)} requests/s"
+        return f"{_trimmed(value, RATE_DIGITS)} requests/s"
     if metric in COUNTS:
         return f"{round(value):,} {metric}"
     if metric.endswith("_ms"):
-        return milliseconds(value)
+        return f"{_trimmed(value, MS_DIGITS)} ms"
     return f"{value:,.6g}"
+
+
+def _short(metric: str, value: float | None) -> str:
+    """A figure in a sentence about a change: as many digits as a person compares."""
+    if value is not None and metric.endswith("_ms"):
+        return milliseconds(value)
+    if value is not None and metric == "rps":
+        return f"{rate(value)} requests/s"
+    return figure(metric, value)
 
 
 def _relative(relative: float) -> str:
@@ -90,10 +103,10 @@ def change(metric: str, before: float | None, after: float | None) -> str:
     12 % (-3.4 /s)", "error rate up 2.1 points (0.4 % → 2.5 %)"."""
     name = label(metric)
     if before is None or after is None:
-        return f"{name} {figure(metric, before)} → {figure(metric, after)}"
+        return f"{name} {_short(metric, before)} → {_short(metric, after)}"
     difference = after - before
     if difference == 0:
-        return f"{name} unchanged ({figure(metric, after)})"
+        return f"{name} unchanged ({_short(metric, after)})"
     direction = "up" if difference > 0 else "down"
     if metric == "error_rate":
         points = _trimmed(abs(difference) * 100, 2)
@@ -105,5 +118,5 @@ def change(metric: str, before: float | None, after: float | None) -> str:
     else:
         amount = milliseconds(difference, "+")
     if before == 0:
-        return f"{name} {direction} from 0 ({amount}, now {figure(metric, after)})"
+        return f"{name} {direction} from 0 ({amount}, now {_short(metric, after)})"
     return f"{name} {direction} {_relative(difference / before)} ({amount})"
