@@ -134,3 +134,15 @@ def test_the_page_refuses_a_bad_config_with_400(changed_run, operator):
     page = browser_for(operator).get(f"/sessions/new/?clone={changed_run.pk}&config=both")
     assert page.status_code == 400
     assert "config: &#x27;both&#x27; is not a choice" in page.content.decode()
+
+
+def test_a_history_row_that_cannot_say_falls_back_to_the_row(target, viewer_api):
+    """Hand-edited or old history rows (a text, a list) never make the comparison a 500."""
+    session = finished_session(target, "odd")
+    live_change(session, "concurrent_users", "many", 10)
+    live_change(session, "endpoint_weights", ["pong"], {"pong": 0})
+    config = run_configuration(session)
+    assert config.users_start == session.concurrent_users and config.overrides_start == {}
+    other = finished_session(target, "other")
+    answer = viewer_api.get(f"/api/sessions/compare/?ids={other.pk},{session.pk}")
+    assert answer.status_code == 200, answer.content

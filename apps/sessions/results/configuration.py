@@ -118,34 +118,45 @@ def _users_over_time(session: LoadTestSession) -> tuple[float | None, int | None
     return totals["user_seconds"] / totals["seconds"], totals["most"]
 
 
+def _catalog(session: LoadTestSession) -> dict[str, float]:
+    """The catalog's own weights, as ``catalog.defaults.catalog_weights`` reads them (the
+    results sit below the catalog's services, so they read the rows)."""
+    target = session.target
+    return {
+        **dict(target.endpoints.values_list("name", "weight")),
+        **dict(target.flows.values_list("name", "weight")),
+    }
+
+
+def _started_users(change, session: LoadTestSession) -> int:
+    """The users before the first live change; the row's if the history cannot say."""
+    try:
+        return int(change.old_value)
+    except (TypeError, ValueError):
+        return session.concurrent_users
+
+
 def run_configuration(session: LoadTestSession) -> RunConfiguration:
     """``session``'s load at its start and at its end (the same for a run nobody changed)."""
     users_change = _first_live_change(session, "concurrent_users")
     weights_change = _first_live_change(session, "endpoint_weights")
     overrides_end = dict(session.endpoint_weights or {})
-    overrides_start = (
-        dict(weights_change.old_value or {}) if weights_change is not None else overrides_end
-    )
-    # The catalog's own weights, as ``catalog.defaults.catalog_weights`` reads them (the
-    # results sit below the catalog's services, so they read the rows).
-    target = session.target
-    catalog = {
-        **dict(target.endpoints.values_list("name", "weight")),
-        **dict(target.flows.values_list("name", "weight")),
-    }
+    overrides_start = overrides_end
+    if weights_change is not None and isinstance(weights_change.old_value, dict):
+        overrides_start = dict(weights_change.old_value)
     mix_start = _plan_mix(session)
     if mix_start is None:  # never started: what it would start with
         mix_start = {
             name: weight
-            for name, weight in effective_weights(catalog, overrides_start).items()
+            for name, weight in effective_weights(_catalog(session), overrides_start).items()
             if weight > 0
         }
     if weights_change is None:
         mix_end = dict(mix_start)
     else:
-        # As the shards were told (``live.change_weights``): the overrides over the catalog,
-        # for what the plan holds.
-        now = effective_weights(catalog, overrides_end)
+        # As the shards were told (``live.change_weights``): the overrides over the catalog's
+        # weights (as the catalog is now), for what the plan holds.
+        now = effective_weights(_catalog(session), overrides_end)
         mix_end = {name: float(now.get(name, 0.0)) for name in mix_start}
     users_mean, users_max = _users_over_time(session)
     changed = tuple(
@@ -156,7 +167,7 @@ def run_configuration(session: LoadTestSession) -> RunConfiguration:
     duration_minutes = float(session.duration_minutes or 0)
     return RunConfiguration(
         session_id=session.pk,
-        users_start=int(users_change.old_value)
+        users_start=_started_users(users_change, session)
         if users_change is not None
         else session.concurrent_users,
         users_end=session.concurrent_users,
