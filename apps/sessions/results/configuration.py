@@ -1,13 +1,15 @@
 """What a run ran with: its load as configured at the start, as it ended, and its users over
-time. The comparison needs it to compare like with like, and a clone to copy one or the other.
+time. The comparison needs it to compare like with like, and a clone to copy one or the
+other.
 
 A running session's users and weights can change live (``lifecycle/live.py``), and each
-change overwrites the row's ``concurrent_users`` / ``endpoint_weights``: the row says how the
-run *ended*. How it *started* is kept in two places that never change afterwards: the plan
-frozen at the start (each endpoint's and flow's effective weight, the model, the think
+change overwrites the row's ``concurrent_users`` / ``endpoint_weights``: the row says how
+the run *ended*. How it *started* is kept in two places that never change afterwards: the
+plan frozen at the start (each endpoint's and flow's effective weight, the model, the think
 time), and the configuration history, whose first live change of a field holds the value the
-run started with as its ``old_value``. Everything else (model, rate, think time, ramp-up,
-duration, target) cannot change once a session has started, so the row holds it for both.
+run started with as its ``old_value`` (read by ``what_ran``, as the report reads it).
+Everything else (model, rate, think time, ramp-up, duration, target) cannot change once a
+session has started, so the row holds it for both.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Max, Sum
-
-from apps.sessions.access import config_history
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results import what_ran
 from apps.sessions.validation import effective_weights
 
 START, END = "start", "end"
@@ -83,19 +83,6 @@ class RunConfiguration:
         }
 
 
-def _first_live_change(session: LoadTestSession, name: str):
-    """The first change of field ``name`` after the start: its ``old_value`` is the value
-    the run started with. None when the field never changed while it ran."""
-    if session.start_time is None:
-        return None
-    return (
-        config_history.history_of(session)
-        .filter(field=name, changed_at__gte=session.start_time)
-        .order_by("changed_at", "pk")
-        .first()
-    )
-
-
 def _plan_mix(session: LoadTestSession) -> dict[str, float] | None:
     """The effective weights the plan froze at the start: each single endpoint's, then each
     flow's (a flow's steps are never picked on their own)."""
@@ -105,17 +92,6 @@ def _plan_mix(session: LoadTestSession) -> dict[str, float] | None:
     mix = {endpoint.name: endpoint.weight for endpoint in plan.endpoints if endpoint.flow is None}
     mix.update({flow.name: flow.weight for flow in plan.flows})
     return mix
-
-
-def _users_over_time(session: LoadTestSession) -> tuple[float | None, int | None]:
-    totals = session.timeseries.filter(users__isnull=False).aggregate(
-        user_seconds=Sum(F("users") * F("resolution_s")),
-        seconds=Sum("resolution_s"),
-        most=Max("users"),
-    )
-    if not totals["seconds"]:
-        return None, None
-    return totals["user_seconds"] / totals["seconds"], totals["most"]
 
 
 def _catalog(session: LoadTestSession) -> dict[str, float]:
@@ -128,22 +104,19 @@ def _catalog(session: LoadTestSession) -> dict[str, float]:
     }
 
 
-def _started_users(change, session: LoadTestSession) -> int:
-    """The users before the first live change; the row's if the history cannot say."""
-    try:
-        return int(change.old_value)
-    except (TypeError, ValueError):
-        return session.concurrent_users
-
-
 def run_configuration(session: LoadTestSession) -> RunConfiguration:
-    """``session``'s load at its start and at its end (the same for a run nobody changed)."""
-    users_change = _first_live_change(session, "concurrent_users")
-    weights_change = _first_live_change(session, "endpoint_weights")
+    """``session``'s load at its start and at its end (the same for a run nobody changed).
+
+    The users (at the start, the end, and over time) and the configuration at the start are
+    ``what_ran``'s, the same the report and the session page show."""
+    changes = what_ran.changes_while_running(session)
+    users = what_ran.users_run(session, changes)
+    at_start = what_ran.configuration_at_start(session, changes)
+    changed_fields = {change.field for change in changes}
     overrides_end = dict(session.endpoint_weights or {})
     overrides_start = overrides_end
-    if weights_change is not None and isinstance(weights_change.old_value, dict):
-        overrides_start = dict(weights_change.old_value)
+    if "endpoint_weights" in changed_fields and isinstance(at_start.get("endpoint_weights"), dict):
+        overrides_start = dict(at_start["endpoint_weights"])
     mix_start = _plan_mix(session)
     if mix_start is None:  # never started: what it would start with
         mix_start = {
@@ -151,28 +124,25 @@ def run_configuration(session: LoadTestSession) -> RunConfiguration:
             for name, weight in effective_weights(_catalog(session), overrides_start).items()
             if weight > 0
         }
-    if weights_change is None:
+    if "endpoint_weights" not in changed_fields:
         mix_end = dict(mix_start)
     else:
         # As the shards were told (``live.change_weights``): the overrides over the catalog's
         # weights (as the catalog is now), for what the plan holds.
         now = effective_weights(_catalog(session), overrides_end)
         mix_end = {name: float(now.get(name, 0.0)) for name in mix_start}
-    users_mean, users_max = _users_over_time(session)
     changed = tuple(
         name
-        for name, change in (("users", users_change), ("weights", weights_change))
-        if change is not None
+        for name, field_name in (("users", "concurrent_users"), ("weights", "endpoint_weights"))
+        if field_name in changed_fields
     )
     duration_minutes = float(session.duration_minutes or 0)
     return RunConfiguration(
         session_id=session.pk,
-        users_start=_started_users(users_change, session)
-        if users_change is not None
-        else session.concurrent_users,
-        users_end=session.concurrent_users,
-        users_mean=users_mean,
-        users_max=users_max,
+        users_start=users.at_start,
+        users_end=users.at_end,
+        users_mean=users.mean,
+        users_max=users.max,
         overrides_start=overrides_start,
         overrides_end=overrides_end,
         mix_start=mix_start,
