@@ -50,7 +50,7 @@ def test_baseline_exit_codes(api, workers, counting_server, forget_redis_session
     slower = loadtest(workers, "--config", config, "--baseline")
     assert slower.returncode == 1, slower.stdout + slower.stderr
     assert f"Against baseline #{fast.pk} 'ci smoke'" in slower.stdout
-    assert "Regressions:" in slower.stdout and "all endpoints: p95_ms " in slower.stdout
+    assert "Regressions:" in slower.stdout and "all endpoints: p95 up " in slower.stdout
     assert f"Result: FAIL, a regression against baseline #{fast.pk} (exit 1)." in slower.stdout
     slow = LoadTestSession.objects.latest("pk")
     assert slow.status == "completed"  # the run itself went well: only the comparison failed
@@ -62,6 +62,18 @@ def test_baseline_exit_codes(api, workers, counting_server, forget_redis_session
     assert f"Against baseline #{slow.pk}" in faster.stdout
     assert "No regression against the baseline." in faster.stdout
     assert "and no regression against the baseline (exit 0)." in faster.stdout
+
+    # Twice the users: the load differs from the baseline's, so nothing is judged, the
+    # difference is printed, and a CI gate fails rather than pass on an unlike comparison.
+    doubled = str(write_config(tmp_path, counting_server.base_url, concurrent_users=6))
+    unlike = loadtest(workers, "--config", doubled, "--baseline", str(slow.pk))
+    assert unlike.returncode == 1, unlike.stdout + unlike.stderr
+    assert "Configuration (baseline → this run):\n  users: 3 → 6" in unlike.stdout
+    assert (
+        "Not judged against the baseline: users differ: 3 → 6; a verdict needs runs of the "
+        "same load." in unlike.stdout
+    )
+    assert f"nothing judged against baseline #{slow.pk} (the load differed)" in unlike.stdout
 
     # A baseline that does not exist, or has not finished, is bad input: no load is sent.
     sent = counting_server.total

@@ -4,6 +4,7 @@ exit code says pass (0), fail (1) or bad input (2), and whose JUnit, JSON and CS
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,7 +75,10 @@ def test_a_failing_threshold_exits_1_with_the_failure_in_junit(
     suite = ET.parse(junit).getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
     (failure,) = list(suite.iter("failure"))
-    assert failure.get("message").startswith("requests > 1000000000: observed ")
+    # The observed figure carries its unit: "observed 123 requests", never a bare number.
+    assert re.fullmatch(
+        r"requests > 1000000000: observed [0-9,]+ requests", failure.get("message")
+    ), failure.get("message")
 
 
 def test_bad_input_exits_2_naming_the_field_and_line(

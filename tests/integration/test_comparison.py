@@ -101,7 +101,8 @@ def test_comparison_figures_deltas_and_regressions_of_known_runs(two_runs, viewe
     assert fast_summary["is_reference"] and fast_summary["regression"] is False
     assert slow_summary["regression"] is True
     texts = [entry["text"] for entry in slow_summary["regressions"]]
-    assert any(text.startswith("ping: p95_ms ") for text in texts), texts
+    # In words with units, never a field name: "ping: p95 up 1,900 % (+95.2 ms)".
+    assert any(text.startswith("ping: p95 up ") and text.endswith(" ms)") for text in texts), texts
 
     # The other way round, the slow run is the reference and the fast one regressed nowhere.
     reverse = viewer_api.get(f"/api/sessions/compare/?ids={slow},{fast}").json()

@@ -165,15 +165,21 @@ def test_one_run_shows_one_set_of_figures_on_every_surface(
     assert cells[4] == f"{figures['rps']:,.1f}"
     assert cells[6:9] == [f"{figures[name]:,.1f}" for name in PERCENTILES]
 
-    # JUnit: each failed threshold's message says what was observed (to 4 figures).
+    # JUnit: each failed threshold's message says what was observed, the figure itself
+    # with its unit.
     junit = tmp_path / "junit.xml"
     write_junit(junit, session)
     messages = {
         case.get("name").split(" ")[0]: case.find("failure").get("message")
         for case in ET.parse(junit).getroot().iter("testcase")
     }
+    shown = {
+        "rps": f"{figures['rps']:,g} requests/s",
+        "error_rate": f"{round(figures['error_rate'] * 100, 4):,g} %",
+        **{name: f"{figures[name]:,g} ms" for name in PERCENTILES},
+    }
     for name in figures:
-        assert messages[name].endswith(f"observed {figures[name]:,.4g}"), messages[name]
+        assert messages[name].endswith(f"observed {shown[name]}"), messages[name]
 
     # The webhooks' summary (and New Relic's, built from it).
     told = session_summary(session)

@@ -122,4 +122,6 @@ def test_the_admin_shows_each_result(client, django_user_model, api, counting_se
     client.force_login(django_user_model.objects.create_superuser("ada", "a@example.com", "pw"))
     page = client.get(f"/admin/loadtests/loadtestsession/{session.pk}/change/")
     assert page.status_code == 200
-    assert "rps &gt; 5: FAIL (observed 3.5); stopped the session" in page.content.decode()
+    assert "rps &gt; 5: FAIL (observed 3.5 requests/s); stopped the session" in (
+        page.content.decode()
+    )

@@ -6,6 +6,7 @@ right roles manage them."""
 import hashlib
 import hmac
 import json
+import re
 import socket
 import time
 
@@ -149,8 +150,9 @@ def test_failed_thresholds_are_announced_live_and_at_the_end(
     assert_stays(lambda: len(receiver.requests()) == 2, 1.0, "No third notification")
     details = [json.loads(r["body"])["detail"] for r in receiver.requests()]
     assert len(details) == 2, details
-    assert details[0].startswith("requests < 30 abort failed (observed")
-    assert details[1].startswith("rps > 5000 failed (observed")
+    # Each observed figure with its unit, never a bare number.
+    assert re.fullmatch(r"requests < 30 abort failed \(observed [0-9,]+ requests\)", details[0])
+    assert re.fullmatch(r"rps > 5000 failed \(observed [0-9.,]+ requests/s\)", details[1])
 
 
 @pytest.mark.integration
@@ -233,6 +235,7 @@ def test_slack_body_is_text_with_escaped_name_and_a_link(catalog_session):
     body = json.loads(webhooks.render_body("slack", "failed", summary, "", None))
     assert list(body) == ["text"]
     assert "&lt;!channel&gt; &amp; co" in body["text"] and "<!channel>" not in body["text"]
+    assert "0 requests, 0 requests/s, 0 % errors, p95 n/a" in body["text"]  # units on each
     assert body["text"].endswith(f"/sessions/{catalog_session.pk}/|Open the session>")
 
 

@@ -35,6 +35,7 @@ from apps.sessions.lifecycle.schedules import delete_schedule, save_schedule
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession, Schedule, SessionEvent
+from apps.sessions.results import units
 from apps.sessions.results.baselines import set_baseline
 from apps.sessions.validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags, tags_from_text
 
@@ -203,7 +204,9 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
                 (
                     result["expression"],
                     words[result["passed"]],
-                    "-" if result["observed"] is None else f"{result['observed']:.15g}",
+                    "-"
+                    if result["observed"] is None
+                    else units.figure(result["metric"], result["observed"]),
                     f"; {result['note']}" if result.get("note") else "",
                     "; stopped the session" if result["aborted"] else "",
                 )

@@ -284,11 +284,25 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         session = stop_session(self.get_object(), user=request.user)
         return Response(self.get_serializer(session).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={201: LoadTestSessionSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "config",
+                OpenApiTypes.STR,
+                enum=["start", "end"],
+                description="Which users and weights to copy, for a session changed while it "
+                "ran: as configured at the start (default) or as it ended. In the query "
+                "string or the body.",
+            )
+        ],
+        responses={201: LoadTestSessionSerializer},
+    )
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
-        """A new pending session with this one's configuration."""
-        session = clone_session(self.get_object(), user=request.user)
+        """A new pending session with this one's configuration: its users and weights as
+        configured at the start (``config=start``, the default) or as it ended (``end``)."""
+        session = clone_session(self.get_object(), user=request.user, config=_clone_config(request))
         return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -486,3 +500,19 @@ class WorkersView(APIView):
                 f"unreachable ({exc}). Check that Redis is running at REDIS_URL."
             ) from exc
         return Response({"workers": workers})
+
+
+def _clone_config(request) -> object:
+    """``config`` from the body or the query string (the service checks its value); the two
+    disagreeing is a 400 rather than a guess."""
+    if not isinstance(request.data, Mapping):
+        raise serializers.ValidationError(
+            {"non_field_errors": [f"Send a JSON object, not {type(request.data).__name__}."]}
+        )
+    in_body = request.data.get("config")
+    in_query = request.query_params.get("config")
+    if in_body is not None and in_query is not None and in_body != in_query:
+        raise serializers.ValidationError(
+            {"config": ["Given twice with different values (body and query string): give one."]}
+        )
+    return in_body if in_body is not None else in_query

@@ -12,12 +12,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from apps.sessions.api.export import CSVRenderer, export_document, export_rows
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results import units
 from apps.sessions.results.comparison import METRICS
 from apps.sessions.results.figures import figures_by_scope
 
 EXPORT_SUFFIXES = (".json", ".csv")
-HEADINGS = {"rps": "rps", "error_rate": "error %", "p50_ms": "p50 ms", "p95_ms": "p95 ms",
-            "p99_ms": "p99 ms"}  # fmt: skip
+HEADINGS = {"rps": "requests/s", "error_rate": "error %", "p50_ms": "p50 ms",
+            "p95_ms": "p95 ms", "p99_ms": "p99 ms"}  # fmt: skip
 REPORT_SUFFIXES = (".html", ".htm")
 OUTCOME_WORDS = {True: "PASS", False: "FAIL", None: "NOT JUDGED"}
 
@@ -31,17 +32,18 @@ def _number(value, digits: int = 1) -> str:
 
 
 def observed_text(result: dict) -> str:
+    """A verdict's observed figure with its unit ("9.82 ms", "2.1 %", "42.5 requests/s")."""
     observed = result["observed"]
     if observed is None:
         return result.get("note") or "nothing to judge on"
-    return f"{observed:.4g}" if result["metric"] == "error_rate" else f"{observed:,.4g}"
+    return units.figure(result["metric"], observed)
 
 
 def summary(session: LoadTestSession) -> str:
     """The table a person reads at the end of a run: per endpoint and in all, then each
     threshold's verdict."""
     figures = figures_by_scope(session)
-    header = ("endpoint", "requests", "failures", "error %", "rps", "mean ms", "p50 ms",
+    header = ("endpoint", "requests", "failures", "error %", "requests/s", "mean ms", "p50 ms",
               "p95 ms", "p99 ms", "max ms")  # fmt: skip
     scopes = [(name, scoped) for name, scoped in figures.items() if name is not None]
     scopes.append(("(all)", figures[None]))
@@ -123,6 +125,17 @@ def baseline_table(against: dict) -> str:
         first = cells[0].ljust(widths[0])
         rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
         lines.append("  ".join([first, *rest]))
+    if against["differences"]:
+        lines += ["", "Configuration (baseline → this run):"]
+        for difference in against["differences"]:
+            baseline_text, this_text = (value["text"] for value in difference["values"])
+            lines.append(f"  {difference['label']}: {baseline_text} → {this_text}")
+    if not against["same_load"]:
+        lines += [
+            "",
+            f"Not judged against the baseline: {against['verdict_reason']}.",
+        ]
+        return "\n".join(lines)
     lines += [
         f"{'(all)' if scope['endpoint'] is None else scope['endpoint']}: {scope['note']}"
         for scope in against["endpoints"]

@@ -40,7 +40,7 @@ from apps.sessions.lifecycle.editing import create_session
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import LoadTestSession
-from apps.sessions.results import comparison
+from apps.sessions.results import comparison, units
 from apps.sessions.results.figures import figures_by_scope
 from apps.sessions.results.report import write_report
 
@@ -227,7 +227,7 @@ class Run:
         text = (
             f"{session.status:<8} {elapsed:6.1f} s  requests {whole.requests:,}  failures "
             f"{whole.failures:,}" + (f" ({rate:.1%})" if rate is not None else "")
-            + f"  rps {whole.observe('rps') or 0:,.1f}"
+            + f"  {units.rate(whole.observe('rps') or 0)} requests/s"
             + (f"  p95 {whole.p95_ms:,.1f} ms" if whole.p95_ms is not None else "")
             + (f"  thresholds {passing} pass, {failing} fail" if results else "")
         )  # fmt: skip
@@ -324,8 +324,8 @@ class Run:
             if regressed and against is not None:
                 reasons.append(f"a regression against baseline #{against['baseline']}")
             elif unjudged and against is not None:
-                reasons.append(f"nothing judged against baseline #{against['baseline']} (too few "
-                               "requests)")  # fmt: skip
+                why = "too few requests" if against["same_load"] else "the load differed"
+                reasons.append(f"nothing judged against baseline #{against['baseline']} ({why})")
             self.say(f"\nResult: FAIL, {' and '.join(reasons)} (exit 1).")
         elif code == EXIT_PASSED:
             self.say(

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 
 from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
+from apps.sessions.lifecycle.editing import CLONE_DEFAULT
 from apps.sessions.models import Endpoint, Flow, LoadTestSession, Target
+from apps.sessions.results.configuration import configuration_at
 from apps.sessions.validation import tags_from_text
 
 # The defaults, as the serializer applies them (one place: its fields).
@@ -77,17 +79,19 @@ class SessionForm:
         return cls.for_config(target, seed_defaults(), {})
 
     @classmethod
-    def clone_of(cls, session: LoadTestSession) -> SessionForm:
-        """Prefilled with ``session``'s configuration (named "... (copy)")."""
-        values = {name: getattr(session, name) for name in ("session_name", *NUMBER_FIELDS)}
+    def clone_of(cls, session: LoadTestSession, which: str = CLONE_DEFAULT) -> SessionForm:
+        """Prefilled with ``session``'s configuration (named "... (copy)"), its users and
+        weights as configured at the start or as it ended (``which``, as the API's clone)."""
+        config = configuration_at(session, which)
+        values = {name: config[name] for name in ("session_name", *NUMBER_FIELDS)}
         values["session_name"] = f"{session.session_name} (copy)"[:200]
         for name in BOOLEAN_FIELDS:
-            values[name] = getattr(session, name)
-        values["thresholds"] = "\n".join(session.thresholds or [])
-        values["tags"] = ", ".join(session.tags or [])
-        values["target_rps"] = "" if session.target_rps is None else session.target_rps
-        form = cls.for_config(session.target, values, session.endpoint_weights or {})
-        form.model = OPEN_MODEL if session.target_rps else CLOSED_MODEL
+            values[name] = config[name]
+        values["thresholds"] = "\n".join(config["thresholds"] or [])
+        values["tags"] = ", ".join(config["tags"] or [])
+        values["target_rps"] = "" if config["target_rps"] is None else config["target_rps"]
+        form = cls.for_config(session.target, values, config["endpoint_weights"] or {})
+        form.model = OPEN_MODEL if config["target_rps"] else CLOSED_MODEL
         return form
 
     @classmethod

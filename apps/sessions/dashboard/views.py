@@ -32,9 +32,11 @@ from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionSta
 from apps.sessions.dashboard import tables
 from apps.sessions.dashboard.forms import SessionForm
 from apps.sessions.errors import EngineUnavailable, SessionStateError
+from apps.sessions.lifecycle.editing import check_clone_config
 from apps.sessions.lifecycle.start import start_session
 from apps.sessions.models import LoadTestSession, Schedule, Target
 from apps.sessions.results import comparison, what_ran
+from apps.sessions.results.configuration import CLONE_WORDS, changed_while_running, clone_choices
 from apps.sessions.results.figures import run_figures
 from apps.workers.control import get_redis
 from apps.workers.inventory import live_workers
@@ -149,6 +151,7 @@ def session_detail(request, pk: int):
         "weights": weights,
         "errors": session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN],
         "history": config_history.history_of(session)[:HISTORY_SHOWN],
+        "clone_choices": clone_choices(session),
         "is_terminal": session.status in TERMINAL_STATUSES,
         "can": _can(request),
         "users_run": what_ran.users_run(session, changes) if session.start_time else None,
@@ -198,6 +201,7 @@ def _epoch(session: LoadTestSession) -> float | None:
 def session_new(request):
     """New session (``?target=``), or Clone (``?clone=<id>``) prefilled; Save, Save and start."""
     require_permission(request.user, ADD_SESSIONS, "create sessions")
+    clone_config = ""  # which configuration a clone copies, said when there are two
     if request.method == "POST":
         target = _chosen_target(request.POST.get("target"))
         form = SessionForm.from_post(target, request.POST)
@@ -208,11 +212,21 @@ def session_new(request):
             return redirect("dashboard:session", pk=session.pk)
     elif request.GET.get("clone"):
         source = get_object_or_404(LoadTestSession, pk=_int_or_404(request.GET["clone"]))
-        form = SessionForm.clone_of(source)
+        try:
+            which = check_clone_config(request.GET.get("config"))
+        except ValidationError as exc:
+            form = SessionForm.clone_of(source)
+            form.errors["non_field_errors"] = [
+                f"config: {message}" for message in exc.message_dict["config"]
+            ]
+        else:
+            form = SessionForm.clone_of(source, which)
+            clone_config = which if changed_while_running(source) else ""
     else:
         form = SessionForm.blank(_chosen_target(request.GET.get("target")))
     context = {
         "form": form,
+        "clone_config": CLONE_WORDS.get(clone_config, ""),
         "targets": Target.objects.order_by("name"),
         "can": _can(request),
         "session_header_name": settings.SESSION_HEADER_NAME,

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind
 from apps.sessions.integrations.webhooks import event_due, session_summary, session_url
 from apps.sessions.models import LoadTestSession, SessionEvent
+from apps.sessions.results import units
 from apps.workers.control import KEY_PREFIX, get_redis
 from apps.workers.secrets import describe_url
 from loadtest_project import celery_app
@@ -93,11 +94,11 @@ def marker_description(session: LoadTestSession, phase: str) -> str:
     status = session.status
     if session.end_reason:
         status += f", {EndReason(session.end_reason).label.lower()}"
-    p95 = f"{summary['p95_ms']:g} ms" if summary["p95_ms"] is not None else "n/a"
+    error_rate = units.figure("error_rate", summary["error_rate"])
     return (
         f"Load test ended: {who} [{status}]: {summary['total_requests']} requests, "
-        f"{summary['total_failures']} failures ({summary['error_rate']:.2%}), "
-        f"{summary['rps']:g} req/s, p95 {p95}"
+        f"{summary['total_failures']} failures ({error_rate}), "
+        f"{units.figure('rps', summary['rps'])}, p95 {units.figure('p95_ms', summary['p95_ms'])}"
     )
 
 

@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 
 from apps.sessions.choices import EndReason, EventKind, SessionStatus, WebhookEvent, WebhookFormat
 from apps.sessions.models import LoadTestSession, SessionEvent, Webhook, target_hosts
+from apps.sessions.results import units
 from apps.sessions.results.figures import run_figures
 from apps.sessions.validation import check_webhook_url
 from apps.workers.control import KEY_PREFIX, get_redis
@@ -111,11 +112,11 @@ def slack_text(event: str, summary: dict, detail: str) -> str:
     status = summary["status"]
     if summary["end_reason"]:
         status += f", {EndReason(summary['end_reason']).label.lower()}"
-    p95 = f"{summary['p95_ms']:,.1f} ms" if summary["p95_ms"] is not None else "n/a"
     lines = [
         f"*{_slack_escape(summary['name'])}* (#{summary['id']}): {label} [{status}]",
-        f"{summary['total_requests']:,} requests, {summary['rps']:,} req/s, "
-        f"{summary['error_rate']:.1%} errors, p95 {p95}",
+        f"{summary['total_requests']:,} requests, {units.figure('rps', summary['rps'])}, "
+        f"{units.figure('error_rate', summary['error_rate'])} errors, "
+        f"p95 {units.figure('p95_ms', summary['p95_ms'])}",
     ]
     if detail:
         lines.append(_slack_escape(detail))

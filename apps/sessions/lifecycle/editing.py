@@ -25,6 +25,7 @@ from apps.sessions.choices import TERMINAL_STATUSES, SessionStatus
 from apps.sessions.errors import SessionStateError
 from apps.sessions.lifecycle.live import change_users, change_weights
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results.configuration import CONFIG_CHOICES, START, configuration_at
 from apps.sessions.validation import clean_tags
 
 logger = logging.getLogger(__name__)
@@ -196,8 +197,37 @@ def purge_expired_sessions(now=None) -> list[int]:
     return purged
 
 
-def clone_session(session: LoadTestSession, user=None) -> LoadTestSession:
-    """A new pending session with the same configuration, to run the same test again."""
-    copied = session.config()
+# A clone copies the run as configured at its start unless asked otherwise: live changes of
+# users or weights are a run's experiments, and copying them by accident makes two runs
+# whose load differs (which no comparison can judge).
+CLONE_DEFAULT = START
+_CLONE_WORDS = "'start' (users and weights as configured at the start) or 'end' (as it ended)"
+
+
+def check_clone_config(value: object) -> str:
+    """Which configuration a clone copies: ``start`` or ``end`` (None: the default); any
+    other value is refused, naming the allowed ones."""
+    if value is None:
+        return CLONE_DEFAULT
+    if isinstance(value, str) and value in CONFIG_CHOICES:
+        return value
+    if isinstance(value, str):
+        shown = value if len(value) <= 20 else value[:19] + "…"
+        problem = f"'{shown}' is not a choice" if value.isprintable() else "Not a choice"
+    else:
+        problem = f"Must be a text, not {type(value).__name__}"
+    raise ValidationError({"config": [f"{problem}: choose {_CLONE_WORDS}."]})
+
+
+def clone_session(session: LoadTestSession, user=None, config: object = None) -> LoadTestSession:
+    """A new pending session with the same configuration, to run the same test again.
+
+    ``config`` says which, for a run whose users or weights changed while it ran: ``start``
+    (the default, ``CLONE_DEFAULT``) copies them as configured at its start, ``end`` as it
+    ended; everything else cannot change once started, so it is the same in both.
+    """
+    require_permission(user, ADD_SESSIONS, "create sessions")
+    which = check_clone_config(config)
+    copied = configuration_at(session, which)
     copied["session_name"] = f"{session.session_name} (copy)"[:200]
     return create_session(LoadTestSession(**copied), user=user)

@@ -13,6 +13,7 @@ from apps.sessions.choices import EndReason, EventKind, SessionStatus, WebhookEv
 from apps.sessions.integrations import webhooks
 from apps.sessions.lifecycle.stop import stop_session
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results import units
 from apps.sessions.results.records import record_event, record_threshold_results
 from apps.sessions.results.verdicts import judge_session
 
@@ -32,7 +33,9 @@ def check_live(session: LoadTestSession) -> None:
     )
     if aborting:
         detail = "; ".join(
-            f"{v.threshold.expression} failed (observed {v.observed:.15g})" for v in failed
+            f"{v.threshold.expression} failed "
+            f"(observed {units.figure(v.threshold.metric, v.observed)})"
+            for v in failed
         )
         record_event(session.pk, EventKind.THRESHOLD_FAILED, detail)
         stop_session(session, reason=EndReason.THRESHOLD_FAILED, detail=detail)
@@ -57,7 +60,8 @@ def check_final(session_id: int) -> None:
         if live is not None:
             result["aborted"] = True
             result["passed"] = False
-            result["note"] = f"failed live at {live['observed']:.15g}, which stopped the session"
+            observed = units.figure(result["metric"], live["observed"])
+            result["note"] = f"failed live at {observed}, which stopped the session"
         results.append(result)
     record_threshold_results(session_id, results, final=True)
     # Those that failed only now (an aborting one was announced when it stopped the session).
@@ -66,8 +70,11 @@ def check_final(session_id: int) -> None:
     ]
     if failed_now:
         detail = "; ".join(
-            f"{result['expression']} failed "
-            f"({result['note'] or 'observed ' + str(result['observed'])})"
+            f"{result['expression']} failed ({result['note'] or _observed(result)})"
             for result in failed_now
         )
         webhooks.notify(session_id, WebhookEvent.THRESHOLD_FAILED, detail)
+
+
+def _observed(result: dict) -> str:
+    return f"observed {units.figure(result['metric'], result['observed'])}"

@@ -21,6 +21,12 @@ A scope is judged only when both runs have at least ``THRESHOLD_MIN_REQUESTS`` r
 it, the same minimum thresholds wait for: a handful of requests says little about a p95. A
 change within ``SAME_WITHIN`` (0.5 %, about the histogram's resolution) is "same".
 
+Like with like: the comparison first lists how the runs' load differed (``configuration``:
+users at the start and the end, the endpoint mix, the model and rate, think time, ramp-up,
+target, and, shown only, the durations). Twice the users give a higher request rate and
+usually a slower p50 on the same code, so a run whose load differed from the reference's
+gets no verdict at all, only the reason in words; its deltas are still shown.
+
 Pure apart from reading the rows: ``delta`` and ``compare_scope`` take plain figures, so the
 arithmetic is tested on hand-made numbers.
 """
@@ -34,6 +40,12 @@ from django.conf import settings
 
 from apps.sessions.choices import SessionStatus
 from apps.sessions.models import EndpointStats, LoadTestSession
+from apps.sessions.results import units
+from apps.sessions.results.configuration import (
+    differences,
+    load_differences,
+    run_configuration,
+)
 from apps.sessions.results.figures import figures_by_scope, merged_histogram
 from apps.workers.histogram import percentile_curve, percentiles_ms
 
@@ -55,8 +67,14 @@ ABSOLUTE_FLOORS: dict[str, float] = {
     "p99_ms": 1.0,
 }
 SAME_WITHIN = 0.005
-UNITS = {"rps": "/s", "error_rate": "", "p50_ms": " ms", "p95_ms": " ms", "p99_ms": " ms"}
 BETTER, WORSE, SAME = "better", "worse", "same"
+# A run's verdict against the reference.
+REFERENCE, REGRESSION, NO_REGRESSION, NOT_JUDGED = (
+    "reference",
+    "regression",
+    "no regression",
+    "not judged",
+)
 # The statuses of a run whose figures are complete and may serve as a baseline.
 FINISHED_STATUSES = (SessionStatus.COMPLETED, SessionStatus.STOPPED)
 
@@ -110,9 +128,10 @@ def delta(metric: str, reference: float | None, value: float | None, margin_pct:
 
 
 def compare_scope(reference: FigureValues | None, figures: FigureValues | None, margin_pct: float,
-                  min_requests: int) -> dict[str, Any]:  # fmt: skip
+                  min_requests: int, *, same_load: bool = True) -> dict[str, Any]:  # fmt: skip
     """One scope of one run against the reference's: the deltas of every figure (and of
-    the error rate of each failure class, shown but not judged) and what regressed."""
+    the error rate of each failure class, shown but not judged) and what regressed (nothing
+    when the runs' load differed: their figures are shown, not judged)."""
     if reference is None or figures is None:
         return {
             "deltas": None,
@@ -121,7 +140,8 @@ def compare_scope(reference: FigureValues | None, figures: FigureValues | None, 
             "note": "not in the reference run" if reference is None else "not in this run",
             "regressed": [],
         }
-    judged = reference["requests"] >= min_requests and figures["requests"] >= min_requests
+    enough = reference["requests"] >= min_requests and figures["requests"] >= min_requests
+    judged = enough and same_load
     deltas = {
         metric: delta(metric, reference[metric], figures[metric], margin_pct, judged=judged)
         for metric in METRICS
@@ -143,6 +163,8 @@ def compare_scope(reference: FigureValues | None, figures: FigureValues | None, 
         "judged": judged,
         "note": ""
         if judged
+        else "not judged: the load differed"
+        if not same_load
         else f"not judged: fewer than {min_requests} requests in one of the runs",
         "regressed": [metric for metric, change in deltas.items() if change["regressed"]],
     }
@@ -159,7 +181,7 @@ def compare(
 ) -> dict[str, Any]:
     """``sessions`` side by side, each scope's figures with deltas against ``reference``
     (default: the first session), judged with ``margin_pct`` (default: the reference's
-    target's margin)."""
+    target's margin) where the load was the same as the reference's."""
     reference = reference or sessions[0]
     if margin_pct is None:
         margin_pct = reference.target.margin_pct()
@@ -168,6 +190,14 @@ def compare(
     if reference.pk not in scopes_by_session:
         scopes_by_session[reference.pk] = session_scopes(reference)
     reference_scopes = scopes_by_session[reference.pk]
+    configs = {session.pk: run_configuration(session) for session in sessions}
+    if reference.pk not in configs:
+        configs[reference.pk] = run_configuration(reference)
+    # Why each run's load is not the reference's; a run with any reason gets no verdict.
+    unlike = {
+        session.pk: load_differences(configs[reference.pk], configs[session.pk])
+        for session in sessions
+    }
     names: list[str | None] = [None]
     for session in [reference, *sessions]:
         names += sorted(
@@ -188,7 +218,8 @@ def compare(
                            note="reference", regressed=[])  # fmt: skip
             else:
                 row.update(compare_scope(reference_scopes.get(name), figures, margin_pct,
-                                         min_requests))  # fmt: skip
+                                         min_requests,
+                                         same_load=not unlike[session.pk]))  # fmt: skip
                 judged[session.pk] = judged[session.pk] or row["judged"]
                 for metric in row["regressed"]:
                     regressions[session.pk].append(
@@ -196,17 +227,32 @@ def compare(
                     )
             rows.append(row)
         scopes.append({"endpoint": name, "rows": rows})
+    # The reference first: the differences are told against it.
+    ordered = [configs[reference.pk]] + [
+        configs[session.pk] for session in sessions if session.pk != reference.pk
+    ]
     return {
         "reference": reference.pk,
         "margin_pct": margin_pct,
         "min_requests": min_requests,
+        "configurations": [config.as_dict() for config in ordered],
+        "differences": differences(ordered),
         "sessions": [
             {
                 **describe(session),
                 "is_reference": session.pk == reference.pk,
+                "same_load": not unlike[session.pk],
+                "load_differences": unlike[session.pk],
                 "regression": bool(regressions[session.pk]),
                 "regressions": regressions[session.pk],
                 "judged": judged[session.pk],
+                **verdict(
+                    session.pk == reference.pk,
+                    unlike[session.pk],
+                    regressions[session.pk],
+                    judged[session.pk],
+                    min_requests,
+                ),
             }
             for session in sessions
         ],
@@ -214,17 +260,43 @@ def compare(
     }
 
 
+def verdict(is_reference: bool, unlike: list[str], regressions: list[dict[str, Any]],
+            judged: bool, min_requests: int) -> dict[str, str]:  # fmt: skip
+    """A run's verdict against the reference and its reason, in words."""
+    if is_reference:
+        return {
+            "verdict": REFERENCE,
+            "verdict_reason": "the reference the others are compared with",
+        }
+    if unlike:
+        return {
+            "verdict": NOT_JUDGED,
+            "verdict_reason": "; ".join(unlike) + "; a verdict needs runs of the same load",
+        }
+    if regressions:
+        return {
+            "verdict": REGRESSION,
+            "verdict_reason": "; ".join(entry["text"] for entry in regressions),
+        }
+    if not judged:
+        return {
+            "verdict": NOT_JUDGED,
+            "verdict_reason": f"fewer than {min_requests:,} requests in one of the runs: "
+            "too few to judge (run longer or with more users)",
+        }
+    return {
+        "verdict": NO_REGRESSION,
+        "verdict_reason": "no figure worse than the reference's by more than the margin",
+    }
+
+
 def regression_entry(endpoint: str | None, metric: str, reference: FigureValues,
                      row: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """One regressed figure: the numbers for machines, and in ``text`` the change in words
+    with units ("all endpoints: p50 up 34 % (+42.1 ms)")."""
     change = row["deltas"][metric]
     before, after = reference[metric], row["figures"][metric]
     scope = endpoint if endpoint is not None else "all endpoints"
-    relative = "" if change["relative"] is None else f" ({change['relative']:+.1%})"
-    unit = UNITS[metric]
-    if metric == "error_rate":
-        before_text, after_text = f"{before:.2%}", f"{after:.2%}"
-    else:
-        before_text, after_text = f"{before:,.1f}{unit}", f"{after:,.1f}{unit}"
     return {
         "endpoint": endpoint,
         "metric": metric,
@@ -232,7 +304,7 @@ def regression_entry(endpoint: str | None, metric: str, reference: FigureValues,
         "value": after,
         "absolute": change["absolute"],
         "relative": change["relative"],
-        "text": f"{scope}: {metric} {before_text} -> {after_text}{relative}",
+        "text": f"{scope}: {units.change(metric, before, after)}",
     }
 
 
@@ -277,6 +349,11 @@ def against_baseline(
         "regression": summary["regression"],
         "regressions": summary["regressions"],
         "judged": summary["judged"],
+        "same_load": summary["same_load"],
+        "load_differences": summary["load_differences"],
+        "verdict": summary["verdict"],
+        "verdict_reason": summary["verdict_reason"],
+        "differences": result["differences"],
         "endpoints": [
             {
                 "endpoint": scope["endpoint"],

@@ -73,8 +73,12 @@ def users_run(session: LoadTestSession, changes=None) -> UsersRun:
         most=Max("users"),
     )
     mean = totals["user_seconds"] / totals["seconds"] if totals["seconds"] else None
+    try:
+        started = int(at_start if at_start is not None else session.concurrent_users)
+    except (TypeError, ValueError):  # a history row that cannot say (hand-edited, old)
+        started = session.concurrent_users
     return UsersRun(
-        at_start=int(at_start if at_start is not None else session.concurrent_users),
+        at_start=started,
         at_end=session.concurrent_users,
         mean=mean,
         max=totals["most"],
