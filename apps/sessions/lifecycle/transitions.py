@@ -19,10 +19,11 @@ from apps.sessions.choices import (
     EndReason,
     EventKind,
     SessionStatus,
+    Via,
     WebhookEvent,
 )
 from apps.sessions.integrations import newrelic, webhooks
-from apps.sessions.models import LoadTestSession
+from apps.sessions.models import LoadTestSession, SessionEvent
 from apps.sessions.results.records import record_event
 from loadtest_project import celery_app
 
@@ -71,6 +72,8 @@ def mark_running(session_id: int, load_started_at) -> bool:
     )
     moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
     if moved:
+        record_event(session_id, EventKind.LOAD_STARTED, "The first shard began sending.",
+                     at=load_started_at)  # fmt: skip
         webhooks.notify(session_id, WebhookEvent.STARTED)
         newrelic.queue_marker(session_id, newrelic.START)
     return moved
@@ -113,6 +116,7 @@ def finish_session(
         status_detail="",
     )
     if updated:
+        record_ended(session_id, final_reason, detail or session.end_detail)
         logger.info(
             "Session %s ended: %s (%s). %s",
             session_id,
@@ -124,3 +128,25 @@ def finish_session(
             webhooks.notify_final(session_id)
             newrelic.queue_marker(session_id, newrelic.END)
     return bool(updated)
+
+
+def record_ended(
+    session_id: int, reason: EndReason, detail: str, *, actor: str = "", via: str = ""
+) -> None:
+    """The ``ended`` event: the end reason and its detail, by whoever asked for the stop
+    (the latest stop request's actor and surface, when the monitor finishes a stopped
+    session), else by the service itself."""
+    if not actor:
+        asked = (
+            SessionEvent.objects.filter(
+                session_id=session_id,
+                kind__in=(EventKind.STOP_REQUESTED, EventKind.EMERGENCY_STOP),
+            )
+            .order_by("-at", "-pk")
+            .first()
+        )
+        actor, via = (asked.actor, asked.via) if asked else ("system", Via.SYSTEM)
+    message = f"{reason.label} (status {reason.final_status.value})." + (
+        f" {detail}" if detail else ""
+    )
+    record_event(session_id, EventKind.ENDED, message, actor=actor, via=via or Via.SYSTEM)
