@@ -99,9 +99,9 @@ class SessionEventInline(admin.TabularInline):
     model = SessionEvent
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "message", "hostname", "shard"]
+    fields = ["at", "kind", "message", "actor", "via", "hostname", "shard"]
     readonly_fields = fields
-    ordering = ["-at"]
+    ordering = ["-at", "-pk"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
