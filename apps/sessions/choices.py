@@ -76,6 +76,14 @@ class EndReason(models.TextChoices):
         }.get(self, SessionStatus.FAILED)
 
 
+# Who ends a session when no user does, as its events name it (``actor``); "system" otherwise.
+END_REASON_ACTORS = {
+    EndReason.COMPLETED: "the duration",
+    EndReason.ERROR_THRESHOLD: "the error ceiling",
+    EndReason.THRESHOLD_FAILED: "a threshold",
+}
+
+
 FAILURE_CLASS_LABELS = {
     FailureClass.NETWORK: "Network (refused, reset, DNS)",
     FailureClass.TIMEOUT: "Timeout",

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
 
 from apps.sessions.access.permissions import EMERGENCY_STOP, OPERATE_SESSIONS, require_permission
-from apps.sessions.choices import ACTIVE_STATUSES, EndReason, EventKind, SessionStatus, Via
+from apps.sessions.choices import (
+    ACTIVE_STATUSES,
+    END_REASON_ACTORS,
+    EndReason,
+    EventKind,
+    SessionStatus,
+    Via,
+)
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.integrations import webhooks
 from apps.sessions.lifecycle.transitions import move_status, record_ended
@@ -37,32 +45,26 @@ def stop_session(
     return _stop(session, user, reason, detail, via)
 
 
-# Who stops a session when no user does: the reason's own actor, as its events name it.
-REASON_ACTORS = {
-    EndReason.COMPLETED: "the duration",
-    EndReason.ERROR_THRESHOLD: "the error ceiling",
-    EndReason.THRESHOLD_FAILED: "a threshold",
-}
-
-
 def _stop(
     session: LoadTestSession, user, reason: EndReason, detail: str, via: str
 ) -> LoadTestSession:
     """``stop_session`` for a caller that has checked its own permission (the emergency stop)."""
-    actor = actor_name(user, REASON_ACTORS.get(reason, "system"))
+    actor = actor_name(user, END_REASON_ACTORS.get(reason, "system"))
     if session.status == SessionStatus.PENDING:
-        ended = move_status(
-            session.pk,
-            (SessionStatus.PENDING,),
-            reason.final_status,
-            end_time=timezone.now(),
-            end_reason=reason,
-            end_detail=detail,
-            stopped_by=user,
-        )
+        with transaction.atomic():  # the status and its events together
+            ended = move_status(
+                session.pk,
+                (SessionStatus.PENDING,),
+                reason.final_status,
+                end_time=timezone.now(),
+                end_reason=reason,
+                end_detail=detail,
+                stopped_by=user,
+            )
+            if ended:
+                _record_stop(session.pk, reason, detail, actor, via)
+                record_ended(session.pk, reason, detail, actor=actor, via=via)
         if ended:
-            _record_stop(session.pk, reason, detail, actor, via)
-            record_ended(session.pk, reason, detail, actor=actor, via=via)
             webhooks.notify_final(session.pk)
             session.refresh_from_db()
             return session
@@ -80,16 +82,17 @@ def _stop(
             "REDIS_URL and stop again; meanwhile shards stop by themselves once they have "
             "lost Redis for longer than HEARTBEAT_TTL_S."
         ) from exc
-    moved = move_status(
-        session.pk,
-        (SessionStatus.STARTING, SessionStatus.RUNNING),
-        SessionStatus.STOPPING,
-        end_reason=reason,
-        end_detail=detail,
-        stopped_by=user,
-    )
-    if moved:  # a stop racing with another records one request, the winner's
-        _record_stop(session.pk, reason, detail, actor, via)
+    with transaction.atomic():
+        moved = move_status(
+            session.pk,
+            (SessionStatus.STARTING, SessionStatus.RUNNING),
+            SessionStatus.STOPPING,
+            end_reason=reason,
+            end_detail=detail,
+            stopped_by=user,
+        )
+        if moved:  # of a stop racing with another, the winner's request is recorded
+            _record_stop(session.pk, reason, detail, actor, via)
     logger.info("Session %s: stop requested by %s (%s).", session.pk, actor, reason)
     session.refresh_from_db()
     return session

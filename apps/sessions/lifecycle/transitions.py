@@ -11,10 +11,12 @@ import logging
 from collections.abc import Collection
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from apps.sessions.choices import (
     ACTIVE_STATUSES,
+    END_REASON_ACTORS,
     SESSION_TRANSITIONS,
     EndReason,
     EventKind,
@@ -70,10 +72,12 @@ def mark_running(session_id: int, load_started_at) -> bool:
     LoadTestSession.objects.filter(pk=session_id, load_started_at__isnull=True).update(
         load_started_at=load_started_at
     )
-    moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
+    with transaction.atomic():  # the status and its event together
+        moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
+        if moved:
+            record_event(session_id, EventKind.LOAD_STARTED, "The first shard began sending.",
+                         at=load_started_at)  # fmt: skip
     if moved:
-        record_event(session_id, EventKind.LOAD_STARTED, "The first shard began sending.",
-                     at=load_started_at)  # fmt: skip
         webhooks.notify(session_id, WebhookEvent.STARTED)
         newrelic.queue_marker(session_id, newrelic.START)
     return moved
@@ -106,17 +110,20 @@ def finish_session(
     if session is None or session.status not in ACTIVE_STATUSES:
         return False
     final_reason = EndReason(session.end_reason) if session.end_reason else EndReason(reason)
-    updated = move_status(
-        session_id,
-        ACTIVE_STATUSES,
-        final_reason.final_status,
-        end_reason=final_reason,
-        end_detail=detail or session.end_detail,
-        end_time=timezone.now(),
-        status_detail="",
-    )
+    # The status and its event together: whoever sees the session ended finds why.
+    with transaction.atomic():
+        updated = move_status(
+            session_id,
+            ACTIVE_STATUSES,
+            final_reason.final_status,
+            end_reason=final_reason,
+            end_detail=detail or session.end_detail,
+            end_time=timezone.now(),
+            status_detail="",
+        )
+        if updated:
+            record_ended(session_id, final_reason, detail or session.end_detail)
     if updated:
-        record_ended(session_id, final_reason, detail or session.end_detail)
         logger.info(
             "Session %s ended: %s (%s). %s",
             session_id,
@@ -135,7 +142,8 @@ def record_ended(
 ) -> None:
     """The ``ended`` event: the end reason and its detail, by whoever asked for the stop
     (the latest stop request's actor and surface, when the monitor finishes a stopped
-    session), else by the service itself."""
+    session), else by the reason's own actor (the duration, when the shards ran it out by
+    themselves) or the service itself."""
     if not actor:
         asked = (
             SessionEvent.objects.filter(
@@ -145,7 +153,10 @@ def record_ended(
             .order_by("-at", "-pk")
             .first()
         )
-        actor, via = (asked.actor, asked.via) if asked else ("system", Via.SYSTEM)
+        if asked:
+            actor, via = asked.actor, asked.via
+        else:
+            actor, via = END_REASON_ACTORS.get(reason, "system"), Via.SYSTEM
     message = f"{reason.label} (status {reason.final_status.value})." + (
         f" {detail}" if detail else ""
     )
