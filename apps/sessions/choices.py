@@ -76,6 +76,14 @@ class EndReason(models.TextChoices):
         }.get(self, SessionStatus.FAILED)
 
 
+# Who ends a session when no user does, as its events name it (``actor``); "system" otherwise.
+END_REASON_ACTORS = {
+    EndReason.COMPLETED: "the duration",
+    EndReason.ERROR_THRESHOLD: "the error ceiling",
+    EndReason.THRESHOLD_FAILED: "a threshold",
+}
+
+
 FAILURE_CLASS_LABELS = {
     FailureClass.NETWORK: "Network (refused, reset, DNS)",
     FailureClass.TIMEOUT: "Timeout",
@@ -88,12 +96,34 @@ FAILURE_CLASS_LABELS = {
 FAILURE_CLASS_CHOICES = [(failure.value, FAILURE_CLASS_LABELS[failure]) for failure in FailureClass]
 
 
-class EventKind(models.TextChoices):
-    """Things a session's operator should hear about while it runs: the engine's kinds (values
-    from ``EngineEventKind``) and the control plane's own (users changed, load reduced or
-    restored, a shard re-dispatched, waiting for workers, endpoint weights changed, a threshold
-    failed, the session's Redis state rebuilt after Redis lost it)."""
+class Via(models.TextChoices):
+    """The surface a change came through, recorded beside who made it (events, history).
 
+    The dashboard's pages call the API from their scripts and say so in a request header
+    (``api.surfaces.VIA_HEADER``); its server-rendered forms call the services directly."""
+
+    PAGE = "page", "the dashboard's pages"
+    API = "api", "the REST API"
+    ADMIN = "admin", "the admin"
+    CLI = "cli", "the command line"
+    SCHEDULE = "schedule", "a schedule"
+    SYSTEM = "system", "the service itself (monitor, engine)"
+
+
+class EventKind(models.TextChoices):
+    """Things a session's operator should hear about: its lifecycle (created, started, load
+    began, stop asked, emergency stop, ended), the control plane's own (users or weights
+    changed, load reduced or restored, a shard re-dispatched, workers lost, waiting for
+    workers, a threshold failed, the session's Redis state rebuilt after Redis lost it) and
+    the engine's (values from ``EngineEventKind``)."""
+
+    CREATED = "created", "Session created"
+    STARTED = "started", "Start asked (shards queued)"
+    LOAD_STARTED = "load_started", "Load began"
+    STOP_REQUESTED = "stop_requested", "Stop asked"
+    EMERGENCY_STOP = "emergency_stop", "Emergency stop"
+    ENDED = "ended", "Session ended"
+    WORKERS_LOST = "workers_lost", "Load workers lost"
     USERS_CHANGED = "users_changed", "User count changed"
     WEIGHTS_CHANGED = "weights_changed", "Endpoint weights changed"
     BREAKER_OPENED = EngineEventKind.BREAKER_OPENED.value, "Circuit breaker opened"
@@ -110,6 +140,32 @@ class EventKind(models.TextChoices):
     NEWRELIC_FAILED = "newrelic_failed", "New Relic unreachable or refused"
     THRESHOLD_FAILED = "threshold_failed", "A threshold failed"
     REDIS_STATE_REBUILT = "redis_state_rebuilt", "Redis state rebuilt (counts may lack some)"
+
+
+# A session's milestones: each happens at most once per session (a start that fails to
+# dispatch records nothing), so they are never pruned, whatever floods the rest.
+EVENT_MILESTONES = frozenset(
+    {
+        EventKind.CREATED,
+        EventKind.STARTED,
+        EventKind.LOAD_STARTED,
+        EventKind.STOP_REQUESTED,
+        EventKind.EMERGENCY_STOP,
+        EventKind.ENDED,
+    }
+)
+# What people and the control plane did to a running session: kept apart from the engine's
+# and the monitor's notices (a breaker flapping for hours), each group its newest
+# SESSION_EVENTS_KEPT (``results.records.prune_events``).
+EVENT_CHANGES = frozenset(
+    {
+        EventKind.USERS_CHANGED,
+        EventKind.WEIGHTS_CHANGED,
+        EventKind.REDIS_STATE_REBUILT,
+        EventKind.SHARD_REDISPATCHED,
+        EventKind.WORKERS_LOST,
+    }
+)
 
 
 class WebhookEvent(models.TextChoices):

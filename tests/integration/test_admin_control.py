@@ -11,7 +11,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,23 +29,13 @@ from apps.sessions.models import (
 )
 from apps.workers.control import SessionKeys, read_assignments
 
+from ..support.admin_page import CHANGELIST, logged_in, run_action
 from ..support.sessions import wait_for_status
 from ..support.waiting import assert_stays, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHANGELIST = "admin:loadtests_loadtestsession_changelist"
 QUIET_S = 3.0  # no request may reach the target for this long once the load is stopped
-
-
-def logged_in(user, *, staff: bool = True) -> Client:
-    """A browser session of ``user`` in the admin (staff, as the admin requires)."""
-    if staff and not user.is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -61,14 +50,6 @@ def messages_of(response) -> str:
 def action_names(response) -> set[str]:
     form = response.context["action_form"]
     return set() if form is None else {name for name, _ in form.fields["action"].choices if name}
-
-
-def run_action(client, action: str, *sessions):
-    return client.post(
-        reverse(CHANGELIST),
-        {"action": action, "_selected_action": [session.pk for session in sessions], "post": "yes"},
-        follow=True,
-    )
 
 
 def delete_page(session) -> str:

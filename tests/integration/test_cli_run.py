@@ -122,6 +122,9 @@ def test_sigterm_stops_the_session_and_exits_2(
     assert "interrupted; stopping the session" in stderr
     session = LoadTestSession.objects.get()
     assert (session.status, session.end_reason) == ("stopped", "stopped_by_user")
+    # Created, started and stopped from the command line, by nobody in particular (no --user).
+    vias = dict(session.events.values_list("kind", "via"))
+    assert {vias[kind] for kind in ("created", "started", "stop_requested", "ended")} == {"cli"}
     sent = counting_server.total
     assert sent > 0
     assert_stays(lambda: counting_server.total == sent, 1.0, "No load after the command ended")

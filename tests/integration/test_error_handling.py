@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from apps.sessions.choices import EVENT_MILESTONES
 from apps.workers.control import SessionKeys
 
 from ..support.sessions import BRISK, start_load, wait_for_status
@@ -64,7 +65,9 @@ def test_deliberate_500s_keep_their_load(api, workers, counting_server, forget_r
     session = wait_for_status(session_id, timeout_s=30)
     assert session.status == "completed"
     assert session.total_failures == session.total_requests == counting_server.total > 50
-    assert event_kinds(session_id) == []
+    # The run's own steps (created, started, stop asked, ended) and nothing else: no
+    # breaker, no load reduction.
+    assert set(event_kinds(session_id)) <= EVENT_MILESTONES
 
 
 def test_session_stops_itself_above_max_errors_per_minute(

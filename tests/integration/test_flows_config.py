@@ -370,7 +370,7 @@ def test_the_dashboard_form_saves_through_the_services_and_shows_step_errors(
     assert Flow.objects.get().weight == 0
     listed = client.get("/flows/").content.decode()
     assert "csrf_token" in listed and 'data-flow="shop"' in listed
-    assert ConfigChange.objects.filter(object_type="flow", via="dashboard").exists()
+    assert ConfigChange.objects.filter(object_type="flow", via="page").exists()
     assert client.post(f"/flows/{flow.pk}/delete/").status_code == 302
     assert not Flow.objects.exists()
 

@@ -9,7 +9,7 @@ import pytest
 from apps.sessions.lifecycle.schedules import SCHEDULE_BUSY_STATUSES
 from apps.sessions.models import LoadTestSession, Schedule
 
-from ..support.sessions import BRISK, create_session, make_target
+from ..support.sessions import BRISK, create_session, make_target, wait_for_status
 from ..support.waiting import assert_stays, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -59,6 +59,12 @@ def test_an_interval_schedule_fires_on_time_and_its_runs_send_load(
     first.refresh_from_db()
     assert first.total_requests > 0
     assert first.started_by.username == "olivia"  # the owner's run, with the owner's rights
+    wait_for_status(first.pk)  # its end reason is known at the stop, its end event at the end
+    who = {
+        kind: (actor, via) for kind, actor, via in first.events.values_list("kind", "actor", "via")
+    }
+    assert who["created"] == who["started"] == ("olivia", "schedule")
+    assert who["ended"] == ("the duration", "system")
     assert first.session_name.startswith("brisk ")
     # A second firing follows the first by about the interval.
     wait_until(

@@ -1,6 +1,7 @@
-"""The admin login page and its static files, fetched from a real web process as a browser
-would: with DEBUG=False it answers 200 only when the collected static files and their
-manifest are there (without them, Django answers 500)."""
+"""The admin as the tests use it: the login page and its static files, fetched from a real
+web process as a browser would (with DEBUG=False it answers 200 only when the collected static
+files and their manifest are there; without them, Django answers 500), a staff user's browser
+session, and the session list's actions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,29 @@ import time
 from collections.abc import Callable
 
 import requests
+from django.test import Client
+from django.urls import reverse
+
+CHANGELIST = "admin:loadtests_loadtestsession_changelist"
+
+
+def logged_in(user, *, staff: bool = True) -> Client:
+    """A browser session of ``user`` in the admin (staff, as the admin requires)."""
+    if staff and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def run_action(client, action: str, *sessions):
+    """Run a session list action (start, stop, delete...) on ``sessions``, as its form posts."""
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": action, "_selected_action": [session.pk for session in sessions], "post": "yes"},
+        follow=True,
+    )
 
 
 def assert_admin_login_served(

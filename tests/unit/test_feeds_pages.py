@@ -1,6 +1,6 @@
 """The Targets pages as Django renders them (real database, CSRF enforced): the list, a
 target's endpoints and data feed, and the feed's upload, mode and delete forms, open to the
-catalog's permission only and acting through the services (history ``via: dashboard``, an
+catalog's permission only and acting through the services (history ``via: page``, an
 audit entry each); viewers see the page read-only."""
 
 import re
@@ -88,7 +88,7 @@ def test_an_admin_uploads_changes_the_mode_and_deletes(target):
     assert post_form(client, path, {"action": "delete"}).status_code == 302
     assert not DataFeed.objects.exists()
     vias = set(ConfigChange.objects.filter(field="feed").values_list("via", flat=True))
-    assert vias == {"dashboard"}
+    assert vias == {"page"}
     actions = AuditEntry.objects.filter(path=path).values_list("action", "status_code")
     assert sorted(actions) == sorted(
         [(f"feed {verb} target {target.pk}", 200) for verb in ("upload", "mode", "delete")]

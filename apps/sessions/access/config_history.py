@@ -1,7 +1,8 @@
 """Configuration history: who changed which field, when.
 
-Recorded by the API's update views, the admin, and ``live.change_users``; never for
-statistics or status, which are results, not configuration. Secrets are never stored: every
+Recorded by the services every surface calls (``via``: page, api, admin, cli, schedule,
+system); never for statistics or status, which are results, not configuration. Values are
+stored as JSON and shown as text people read (``readable``). Secrets are never stored: every
 header value is kept as a fingerprint (so a changed credential still shows as a change), and
 the body's and URL's secrets are masked by value (``apps.workers.secrets``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 from decimal import Decimal
 
 from django.conf import settings
@@ -139,3 +141,89 @@ def record_feed_change(
         changed_by=user if user is not None and user.is_authenticated else None,
         via=via,
     )
+
+
+# How much of a value the history shows: its text is cut after VALUE_TEXT_CHARS (the count of
+# the rest said), lists and mappings after VALUE_ITEMS_SHOWN items, nesting after
+# VALUE_DEPTH_SHOWN levels. A stored value is bounded by the fields' own limits, but a page
+# of history must stay readable whatever one row holds.
+VALUE_TEXT_CHARS = 500
+VALUE_ITEMS_SHOWN = 50
+VALUE_DEPTH_SHOWN = 4
+# Characters that would garble the page's text or reorder it (line breaks, bidirectional
+# overrides) are shown as escapes rather than acted on.
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def readable(value) -> str:
+    """A history value as text people read: weights as "checkout 2, browse 1", lists as
+    "a, b", nested mappings in parentheses, none as "(none)", never a Python or JSON repr."""
+    text = _readable(value, 0)
+    if len(text) > VALUE_TEXT_CHARS:
+        text = f"{text[:VALUE_TEXT_CHARS]}… ({len(text) - VALUE_TEXT_CHARS:,} more characters)"
+    return text
+
+
+def _readable(value, depth: int) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return _integer(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # 2.0 -> "2", as people write a weight
+        return repr(value)  # 0.1, 1e+300, nan, inf
+    if isinstance(value, str):
+        return _text(value) if value else "(empty)"
+    if isinstance(value, dict | list | tuple) and not value:
+        return "(none)"
+    if depth >= VALUE_DEPTH_SHOWN:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())
+        # A mapping of numbers (weights) reads "checkout 2, browse 1"; others "name: value".
+        numbers = all(_is_number(item) for _, item in items)
+        parts = [
+            f"{_text(str(key))}{' ' if numbers else ': '}{_readable(item, depth + 1)}"
+            for key, item in items[:VALUE_ITEMS_SHOWN]
+        ]
+        return _joined(parts, len(items), ", ", depth, "()")
+    if isinstance(value, list | tuple):
+        shown = value[:VALUE_ITEMS_SHOWN]
+        nested = any(isinstance(item, dict | list | tuple) for item in shown)
+        parts = [_readable(item, depth + 1) for item in shown]
+        return _joined(parts, len(value), "; " if nested else ", ", depth, "[]")
+    return _text(str(value))
+
+
+def _joined(parts: list[str], total: int, separator: str, depth: int, brackets: str) -> str:
+    if total > len(parts):
+        parts.append(f"… {total - len(parts):,} more")
+    text = separator.join(parts)
+    return f"{brackets[0]}{text}{brackets[1]}" if depth else text
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # past Python's digit limit for int -> str (4,300 digits)
+        return f"a number of {value.bit_length():,} bits"
+
+
+def _text(value: str) -> str:
+    """A string as shown: its head only (the whole is cut later anyway), control and
+    direction characters as escapes."""
+    head = value[: VALUE_TEXT_CHARS + 1]
+    shown = "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if char in _BIDI_CONTROLS or unicodedata.category(char) == "Cc"
+        else char
+        for char in head
+    )
+    return shown + ("…" if len(value) > len(head) else "")

@@ -5,16 +5,34 @@ from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 
+from apps.sessions.access.config_history import readable
 from apps.sessions.admin.common import ReadOnlyAdmin
 from apps.sessions.models import AuditEntry, ConfigChange
 
 
 @admin.register(ConfigChange)
 class ConfigChangeAdmin(ReadOnlyAdmin):
-    list_display = ["changed_at", "object_type", "object_repr", "field", "old_value",
-                    "new_value", "changed_by", "via"]  # fmt: skip
+    """The configuration history, its values as text people read rather than JSON."""
+
+    list_display = ["changed_at", "object_type", "object_repr", "field", "old_text",
+                    "new_text", "changed_by", "via"]  # fmt: skip
     list_filter = ["object_type", "via", "field"]
     search_fields = ["object_repr", "field"]
+    readonly_fields = ["old_text", "new_text"]
+
+    def get_fields(self, request, obj=None):
+        return [
+            "changed_at", "object_type", "object_id", "object_repr", "field", "old_text",
+            "new_text", "changed_by", "via",
+        ]  # fmt: skip
+
+    @admin.display(description="from")
+    def old_text(self, change: ConfigChange) -> str:
+        return readable(change.old_value)
+
+    @admin.display(description="to")
+    def new_text(self, change: ConfigChange) -> str:
+        return readable(change.new_value)
 
 
 @admin.register(AuditEntry)

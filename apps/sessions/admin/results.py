@@ -95,9 +95,9 @@ class ErrorSampleAdmin(ReadOnlyAdmin):
 
 @admin.register(SessionEvent)
 class SessionEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "session", "kind", "message", "hostname", "shard"]
-    list_filter = ["kind", "session"]
-    search_fields = ["message"]
+    list_display = ["at", "session", "kind", "message", "actor", "via", "hostname", "shard"]
+    list_filter = ["kind", "via", "session"]
+    search_fields = ["message", "actor"]
 
 
 @admin.register(RequestLogEntry)

@@ -23,7 +23,7 @@ from apps.sessions.admin.common import (
     refusal,
 )
 from apps.sessions.catalog.defaults import find_default_target
-from apps.sessions.choices import SessionStatus
+from apps.sessions.choices import SessionStatus, Via
 from apps.sessions.errors import SessionStateError
 from apps.sessions.lifecycle.editing import (
     check_deletable,
@@ -100,9 +100,9 @@ class SessionEventInline(admin.TabularInline):
     model = SessionEvent
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "message", "hostname", "shard"]
+    fields = ["at", "kind", "message", "actor", "via", "hostname", "shard"]
     readonly_fields = fields
-    ordering = ["-at"]
+    ordering = ["-at", "-pk"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -245,11 +245,11 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:
-            create_session(obj, user=request.user)
+            create_session(obj, user=request.user, via=Via.ADMIN)
             return
         stored = LoadTestSession.objects.get(pk=obj.pk)  # obj already holds the form's values
         changes = {name: getattr(obj, name) for name in form.changed_data}
-        update_session(stored, changes, user=request.user, via="admin")
+        update_session(stored, changes, user=request.user, via=Via.ADMIN)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         session = self.get_object(request, unquote(object_id)) if object_id else None
@@ -328,14 +328,14 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             self._apply(
                 request,
                 sessions,
-                lambda session, user: set_baseline(session, user=user, via="admin"),
+                lambda session, user, via: set_baseline(session, user=user, via=via),
                 "marked as its target's baseline",
             )
 
     def _apply(self, request, queryset, service, verb: str) -> None:
         for session in queryset:
             try:
-                service(session, user=request.user)
+                service(session, user=request.user, via=Via.ADMIN)
             except (*SERVICE_REFUSALS, PermissionDenied) as exc:
                 self.message_user(request, f"{session}: {refusal(exc)}", messages.ERROR)
             else:

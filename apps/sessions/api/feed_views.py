@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from apps.sessions.access.permissions import CHANGE_TARGETS
 from apps.sessions.api.parsers import BoundedJSONParser
 from apps.sessions.api.serializers.catalog import DataFeedSerializer
+from apps.sessions.api.surfaces import request_via
 from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
 from apps.sessions.models import DataFeed, Target
 
@@ -113,7 +114,9 @@ class TargetFeedView(APIView):
         target = self.target(pk)
         data, filename, mode = self._upload(request)
         existed = DataFeed.objects.filter(target=target).exists()
-        feed = save_feed(target, data, mode=mode, filename=filename, user=request.user, via="api")
+        feed = save_feed(
+            target, data, mode=mode, filename=filename, user=request.user, via=request_via(request)
+        )
         return Response(
             DataFeedSerializer(feed).data,
             status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
@@ -144,14 +147,14 @@ class TargetFeedView(APIView):
                 }
             )
         self.feed(target)  # 404 before the permission's 403 would not hide anything
-        feed = set_feed_mode(target, body["mode"], user=request.user, via="api")
+        feed = set_feed_mode(target, body["mode"], user=request.user, via=request_via(request))
         return Response(DataFeedSerializer(feed).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):
         """Remove the feed (204); 404 when the target has none."""
         target = self.target(pk)
-        if not delete_feed(target, user=request.user, via="api"):
+        if not delete_feed(target, user=request.user, via=request_via(request)):
             self.feed(target)  # says it has none
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -11,6 +11,7 @@ from apps.sessions.api.serializers.results import (
     FlowStatsSerializer,
     SessionEventSerializer,
 )
+from apps.sessions.choices import EVENT_MILESTONES
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results.figures import scope_figures, sum_counts
 
@@ -38,7 +39,16 @@ def stats_snapshot(session: LoadTestSession) -> dict:
         "flows": FlowStatsSerializer(session.flow_stats.all(), many=True).data,
         # Each threshold's latest verdict (the monitor's, as of its last pass).
         "threshold_results": session.threshold_results or [],
-        "recent_events": SessionEventSerializer(
-            session.events.order_by("-at", "-pk")[:RECENT_EVENTS], many=True
-        ).data,
+        "recent_events": SessionEventSerializer(recent_events(session), many=True).data,
     }
+
+
+def recent_events(session: LoadTestSession) -> list:
+    """The newest RECENT_EVENTS events and, whatever came after them, the session's
+    milestones (created, started, load began, stop asked, ended), newest first: a breaker
+    flapping fills the newest twenty, never hides how the run began and ended."""
+    events = session.events.order_by("-at", "-pk")
+    newest = list(events[:RECENT_EVENTS])
+    shown = {event.pk for event in newest}
+    older = [e for e in events.filter(kind__in=EVENT_MILESTONES) if e.pk not in shown]
+    return newest + older  # the milestones older than the newest, still newest first

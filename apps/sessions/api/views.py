@@ -32,6 +32,7 @@ from apps.sessions.api.serializers.integrations import WebhookSerializer
 from apps.sessions.api.serializers.results import (
     ErrorSampleSerializer,
     RequestLogEntrySerializer,
+    SessionEventSerializer,
     TimeSeriesPointSerializer,
 )
 from apps.sessions.api.serializers.sessions import (
@@ -41,8 +42,9 @@ from apps.sessions.api.serializers.sessions import (
 )
 from apps.sessions.api.session_filters import SessionHistoryFilter
 from apps.sessions.api.snapshots import stats_snapshot
+from apps.sessions.api.surfaces import request_via
 from apps.sessions.catalog.flow_changes import delete_flow
-from apps.sessions.choices import SessionStatus
+from apps.sessions.choices import EventKind, SessionStatus, Via
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.integrations.webhook_settings import delete_webhook
 from apps.sessions.lifecycle.editing import clone_session, delete_session, update_session
@@ -95,7 +97,9 @@ class HistoryMixin:
     def perform_update(self, serializer):
         before = config_history.snapshot(serializer.instance)
         instance = serializer.save()
-        config_history.record_changes(instance, before, user=self.request.user, via="api")
+        config_history.record_changes(
+            instance, before, user=self.request.user, via=request_via(self.request)
+        )
 
     @extend_schema(responses=ConfigChangeSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -220,6 +224,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         "export": "view",
         "report": "view",
         "history": "view",
+        "event_log": "view",
         "distribution": "view",
         "baseline": "operate",
     }
@@ -264,7 +269,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
                 )
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"concurrent_users": exc.detail}) from exc
-        session = update_session(session, changes, user=request.user, via="api")
+        session = update_session(session, changes, user=request.user, via=request_via(request))
         return Response(self.get_serializer(session).data)
 
     @extend_schema(request=None, responses={202: StartedSessionSerializer})
@@ -272,7 +277,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def start(self, request, pk=None):
         """Queue the session's shards; 202 while it starts, 409 if it is not pending, 503 if
         Redis is down. ``warnings`` says when the load workers cannot take every shard now."""
-        session = start_session(self.get_object(), user=request.user)
+        session = start_session(self.get_object(), user=request.user, via=request_via(request))
         started = StartedSessionSerializer(session, context=self.get_serializer_context())
         return Response(started.data, status=status.HTTP_202_ACCEPTED)
 
@@ -281,7 +286,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def stop(self, request, pk=None):
         """Every shard stops sending within a second; the status becomes final when they
         have flushed their last counts."""
-        session = stop_session(self.get_object(), user=request.user)
+        session = stop_session(self.get_object(), user=request.user, via=request_via(request))
         return Response(self.get_serializer(session).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -302,7 +307,8 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
     def clone(self, request, pk=None):
         """A new pending session with this one's configuration: its users and weights as
         configured at the start (``config=start``, the default) or as it ended (``end``)."""
-        session = clone_session(self.get_object(), user=request.user, config=_clone_config(request))
+        config, via = _clone_config(request), request_via(request)
+        session = clone_session(self.get_object(), user=request.user, config=config, via=via)
         return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -349,6 +355,27 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         samples = self.get_object().error_samples.order_by("-at", "-pk")
         page = self.paginate_queryset(samples)
         return self.get_paginated_response(ErrorSampleSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, description="Kind(s), comma-separated."),
+            OpenApiParameter("via", OpenApiTypes.STR, description="Surface(s), comma-separated."),
+        ],
+        responses=SessionEventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=LongPages, url_path="event-log")
+    def event_log(self, request, pk=None):
+        """The session's events kept, newest first: each lifecycle step (created, started,
+        load began, users and weights changed, stop asked, emergency stop, ended) with who
+        and through which surface, and the engine's and monitor's notices. ``?kind=`` and
+        ``?via=`` filter (comma-separated); an unknown value is a 400 naming it."""
+        events = self.get_object().events.order_by("-at", "-pk")
+        for name, choices in (("kind", EventKind), ("via", Via)):
+            wanted = _choices_param(request.query_params.get(name), name, choices)
+            if wanted:
+                events = events.filter(**{f"{name}__in": wanted})
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(SessionEventSerializer(page, many=True).data)
 
     @extend_schema(responses=RequestLogEntrySerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=LongPages)
@@ -427,7 +454,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
         DELETE: the target has no baseline any more (409 unless this session is it)."""
         session = self.get_object()
         if request.method == "POST":
-            target = set_baseline(session, user=request.user, via="api")
+            target = set_baseline(session, user=request.user, via=request_via(request))
         else:
             target = session.target
             if target.baseline_session_id != session.pk:
@@ -439,7 +466,7 @@ class LoadTestSessionViewSet(HistoryMixin, viewsets.ModelViewSet):
                         else "(it has none)."
                     )
                 )
-            target = clear_baseline(target, user=request.user, via="api")
+            target = clear_baseline(target, user=request.user, via=request_via(request))
         return Response(TargetSerializer(target, context=self.get_serializer_context()).data)
 
 
@@ -481,7 +508,7 @@ class EmergencyStopView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
-        stopped = emergency_stop(user=request.user)
+        stopped = emergency_stop(user=request.user, via=request_via(request))
         return Response({"stopped_sessions": stopped})
 
 
@@ -516,3 +543,17 @@ def _clone_config(request) -> object:
             {"config": ["Given twice with different values (body and query string): give one."]}
         )
     return in_body if in_body is not None else in_query
+
+
+def _choices_param(raw: str | None, name: str, choices) -> list[str]:
+    """``?name=a,b`` as a list of known values; a 400 naming the unknown ones and the known."""
+    if not raw:
+        return []
+    given = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = sorted(set(given) - set(choices.values))
+    if unknown:
+        shown = ", ".join(repr(value[:40]) for value in unknown[:5])
+        raise serializers.ValidationError(
+            {name: [f"Unknown {name} {shown}; one of: {', '.join(choices.values)}."]}
+        )
+    return given

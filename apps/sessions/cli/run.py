@@ -32,7 +32,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus
+from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus, Via
 from apps.sessions.cli import reports
 from apps.sessions.cli.config_file import ConfigError, build_session, read_config
 from apps.sessions.errors import EngineUnavailable, SessionStateError
@@ -111,8 +111,8 @@ class Run:
                 for text in session.thresholds
             ]
         try:
-            self.session = create_session(session, user=user)
-            self.session = start_session(self.session, user=user)
+            self.session = create_session(session, user=user, via=Via.CLI)
+            self.session = start_session(self.session, user=user, via=Via.CLI)
         except ValidationError as exc:
             return self.refuse(_validation_text(exc))
         except (PermissionDenied, SessionStateError, EngineUnavailable) as exc:
@@ -209,6 +209,7 @@ class Run:
                     session,
                     reason=EndReason.FAILURE,
                     detail="No monitor answered (is the control worker or beat down?).",
+                    via=Via.CLI,
                 )
                 break
             time.sleep(POLL_S)
@@ -248,7 +249,7 @@ class Run:
             signal.signal(sig, signal.SIG_DFL)
         self.err.write("\nloadtest run: interrupted; stopping the session...\n")
         try:
-            stop_session(self.session, user=user)
+            stop_session(self.session, user=user, via=Via.CLI)
         except (SessionStateError, EngineUnavailable) as exc:
             self.err.write(f"loadtest run: {exc}\n")
         deadline = time.monotonic() + FINAL_WAIT_S

@@ -23,6 +23,7 @@ from apps.sessions.access.permissions import (
 )
 from apps.sessions.catalog.flow_changes import delete_flow, save_flow
 from apps.sessions.catalog.flows import steps_as_data, steps_from_data
+from apps.sessions.choices import Via
 from apps.sessions.dashboard.views import _can as dashboard_can
 from apps.sessions.dashboard.views import _links
 from apps.sessions.models import Flow, Target
@@ -97,7 +98,7 @@ class FlowForm:
             return None
         try:
             steps = steps_from_data(flow.target, steps_data)
-            return save_flow(flow, steps, user=request.user, via="dashboard")
+            return save_flow(flow, steps, user=request.user, via=Via.PAGE)
         except ValidationError as exc:
             for key, problems in exc.message_dict.items():
                 name = key if key in ("target", "name", "weight", "description") else "steps"

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from apps.sessions.api.serializers.sessions import LoadTestSessionSerializer
+from apps.sessions.choices import Via
 from apps.sessions.lifecycle.editing import CLONE_DEFAULT
 from apps.sessions.models import Endpoint, Flow, LoadTestSession, Target
 from apps.sessions.results.configuration import configuration_at
@@ -148,7 +149,9 @@ class SessionForm:
     def save(self, request) -> LoadTestSession | None:
         """Create the session through the serializer (and so ``services``); None if invalid."""
         body = self.api_body()
-        serializer = LoadTestSessionSerializer(data=body, context={"request": request})
+        serializer = LoadTestSessionSerializer(
+            data=body, context={"request": request, "via": Via.PAGE}
+        )
         if not serializer.is_valid() or self.errors:
             self._file_errors(serializer.errors if serializer.errors else {})
             return None

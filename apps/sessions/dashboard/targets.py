@@ -16,7 +16,7 @@ from apps.sessions.access import audit
 from apps.sessions.access.permissions import CHANGE_TARGETS, require_permission
 from apps.sessions.catalog.feed_csv import PREVIEW_ROWS
 from apps.sessions.catalog.feeds import delete_feed, save_feed, set_feed_mode
-from apps.sessions.choices import FeedMode
+from apps.sessions.choices import FeedMode, Via
 from apps.sessions.dashboard.views import _can, _links
 from apps.sessions.models import DataFeed, Target
 
@@ -70,10 +70,10 @@ def _change_feed(request, target: Target) -> list[str]:
             done = _upload(request, target)
         elif action == "mode":
             feed = set_feed_mode(target, request.POST.get("mode"), user=request.user,
-                                          via="dashboard")  # fmt: skip
+                                          via=Via.PAGE)  # fmt: skip
             done = f"The data feed's mode is now {feed.mode}."
         elif action == "delete":
-            delete_feed(target, user=request.user, via="dashboard")
+            delete_feed(target, user=request.user, via=Via.PAGE)
             done = "The data feed is deleted."
         else:
             return ["Choose to upload, change the mode of, or delete the data feed."]
@@ -105,7 +105,7 @@ def _upload(request, target: Target) -> str:
         mode=request.POST.get("mode") or None,
         filename=upload.name,
         user=request.user,
-        via="dashboard",
+        via=Via.PAGE,
     )
     return (
         f"Data feed {feed.filename} stored: {feed.row_count:,} rows of "

@@ -28,7 +28,7 @@ from apps.sessions.api import comparison_params
 from apps.sessions.api.session_filters import filter_sessions
 from apps.sessions.api.snapshots import stats_snapshot
 from apps.sessions.catalog.defaults import catalog_weights, default_target, find_default_target
-from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus
+from apps.sessions.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, SessionStatus, Via
 from apps.sessions.dashboard import tables
 from apps.sessions.dashboard.forms import SessionForm
 from apps.sessions.errors import EngineUnavailable, SessionStateError
@@ -259,7 +259,7 @@ def workers(request):
 def _start(request, session: LoadTestSession) -> None:
     """Start after saving; a refusal is shown on the session's page (it stays pending)."""
     try:
-        started = start_session(session, user=request.user)
+        started = start_session(session, user=request.user, via=Via.PAGE)
     except (PermissionDenied, ValidationError, SessionStateError,
             EngineUnavailable) as exc:  # fmt: skip
         text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)

@@ -21,21 +21,26 @@ from apps.sessions.access.permissions import (
     require_permission,
 )
 from apps.sessions.catalog.defaults import default_target
-from apps.sessions.choices import TERMINAL_STATUSES, SessionStatus
+from apps.sessions.choices import TERMINAL_STATUSES, EventKind, SessionStatus, Via
 from apps.sessions.errors import SessionStateError
 from apps.sessions.lifecycle.live import change_users, change_weights
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results.configuration import CONFIG_CHOICES, START, configuration_at
+from apps.sessions.results.records import actor_name, record_event
 from apps.sessions.validation import clean_tags
 
 logger = logging.getLogger(__name__)
 
 
-def create_session(session: LoadTestSession, user=None) -> LoadTestSession:
+def create_session(
+    session: LoadTestSession, user=None, *, via: str = Via.SYSTEM, origin: str = ""
+) -> LoadTestSession:
     """Store a new, pending session that the API or the admin built from a configuration.
 
     Checked here as a whole configuration, whatever the edge checked before, so that nothing
     invalid is stored from any edge; without a target, the target at TARGET_APP_URL is used.
+    Its first event, ``created``, says by whom, through which surface (``via``) and, when
+    it copies another (a clone, a schedule's run), from what (``origin``).
     """
     require_permission(user, ADD_SESSIONS, "create sessions")
     if session.target_id is None:
@@ -43,7 +48,21 @@ def create_session(session: LoadTestSession, user=None) -> LoadTestSession:
     session.created_by = user if user is not None and user.is_authenticated else None
     session.tags = _clean_tags(session.tags)
     session.full_clean()
-    session.save()
+    with transaction.atomic():
+        session.save()
+        duration = (
+            f"{float(session.duration_minutes):g} min"
+            if session.duration_minutes
+            else "until stopped"
+        )
+        record_event(
+            session.pk,
+            EventKind.CREATED,
+            f"{session.concurrent_users} users, {duration}, on {session.target.name}"
+            + (f"; {origin}." if origin else "."),
+            actor=actor_name(user),
+            via=via,
+        )
     return session
 
 
@@ -219,7 +238,9 @@ def check_clone_config(value: object) -> str:
     raise ValidationError({"config": [f"{problem}: choose {_CLONE_WORDS}."]})
 
 
-def clone_session(session: LoadTestSession, user=None, config: object = None) -> LoadTestSession:
+def clone_session(
+    session: LoadTestSession, user=None, config: object = None, *, via: str = Via.SYSTEM
+) -> LoadTestSession:
     """A new pending session with the same configuration, to run the same test again.
 
     ``config`` says which, for a run whose users or weights changed while it ran: ``start``
@@ -230,4 +251,6 @@ def clone_session(session: LoadTestSession, user=None, config: object = None) ->
     which = check_clone_config(config)
     copied = configuration_at(session, which)
     copied["session_name"] = f"{session.session_name} (copy)"[:200]
-    return create_session(LoadTestSession(**copied), user=user)
+    return create_session(
+        LoadTestSession(**copied), user=user, via=via, origin=f"a clone of session {session.pk}"
+    )

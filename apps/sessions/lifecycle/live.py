@@ -17,7 +17,7 @@ from apps.sessions.choices import EventKind, SessionStatus
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.start import check_total_users
 from apps.sessions.models import LoadTestSession
-from apps.sessions.results.records import record_event
+from apps.sessions.results.records import actor_name, record_event
 from apps.sessions.validation import (
     check_concurrent_users,
     effective_weights,
@@ -86,7 +86,9 @@ def change_users(
     record_event(
         session.pk,
         EventKind.USERS_CHANGED,
-        f"Users {previous} -> {concurrent_users} by {user or 'system'}.",
+        f"Users {previous} -> {concurrent_users}.",
+        actor=actor_name(user),
+        via=via,
     )
     logger.info("Session %s: users %s -> %s by %s.", session.pk, previous, concurrent_users,
                 user or "system")  # fmt: skip
@@ -151,7 +153,11 @@ def change_weights(
         if name is not None
     )
     record_event(
-        session.pk, EventKind.WEIGHTS_CHANGED, f"Endpoint weights now {mix} by {user or 'system'}."
+        session.pk,
+        EventKind.WEIGHTS_CHANGED,
+        f"Endpoint weights now {mix}.",
+        actor=actor_name(user),
+        via=via,
     )
     logger.info("Session %s: endpoint weights %s by %s.", session.pk, mix, user or "system")
     return session

@@ -190,6 +190,8 @@ def monitor_tick(session_id: int) -> bool:
         for state in states.values()
     ):
         reason, detail = _end_reason(session, states)
+        if any(state in WORKER_GONE for state in states.values()):
+            record_event(session_id, EventKind.WORKERS_LOST, detail)  # before "ended"
         finished = finish_session(session_id, reason, detail, notify=False)
         sync_statistics(session, client)  # nothing can arrive after "finished": be complete
         # The last flush's seconds, after this tick's: the run's last users and percentiles.
@@ -303,6 +305,10 @@ def _redispatch(session: LoadTestSession, indices: list[int]) -> None:
         webhooks.notify(session.pk, WebhookEvent.WORKERS_LOST, message)
 
 
+# Shard states that say the shard's worker went away (its heartbeat expired, or it shut down).
+WORKER_GONE = (ShardState.LOST, ShardState.INTERRUPTED)
+
+
 def _end_reason(session: LoadTestSession, states: dict[int, ShardState]) -> tuple[EndReason, str]:
     lost = sorted(index for index, state in states.items() if state == ShardState.LOST)
     interrupted = sorted(
@@ -384,6 +390,8 @@ def _give_up(session: LoadTestSession, client, waiting: list[int], capacity) -> 
     )
     why = f"{counted(len(waiting), 'shard', 'shards')} queued; " if waiting else ""
     why += capacity.shortage() if capacity is not None else "no shard is queued"
+    if not never_started:
+        record_event(session.pk, EventKind.WORKERS_LOST, f"{what}: {why}.")
     finish_session(
         session.pk,
         EndReason.NO_CAPACITY if never_started else EndReason.WORKERS_LOST,

@@ -19,7 +19,7 @@ from apps.sessions.access.permissions import (
     DELETE_SCHEDULES,
     require_permission,
 )
-from apps.sessions.choices import ACTIVE_STATUSES, SessionStatus
+from apps.sessions.choices import ACTIVE_STATUSES, SessionStatus, Via
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.editing import create_session, delete_session
 from apps.sessions.lifecycle.start import start_session
@@ -150,7 +150,9 @@ def run_schedule(schedule_id: int, now: datetime | None = None) -> LoadTestSessi
         config["duration_minutes"] = max(duration, Decimal("0.0001"))
         run = LoadTestSession(**config, schedule=schedule)
         try:
-            run = create_session(run, user=owner)
+            run = create_session(
+                run, user=owner, via=Via.SCHEDULE, origin=f"a run of schedule {schedule.name!r}"
+            )
         except (PermissionDenied, ValidationError) as exc:
             _note_schedule(schedule_id, f"Not started: {_words(exc)}")
             return None
@@ -158,7 +160,7 @@ def run_schedule(schedule_id: int, now: datetime | None = None) -> LoadTestSessi
             last_run_at=now, last_message=f"Started session {run.pk}."
         )
     try:
-        return start_session(run, user=owner)
+        return start_session(run, user=owner, via=Via.SCHEDULE)
     except (PermissionDenied, ValidationError, SessionStateError, EngineUnavailable) as exc:
         # A run that never started is withdrawn (a pending one would hold off every later
         # firing as "still running"); the schedule says why.

@@ -11,18 +11,20 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.sessions.access.permissions import OPERATE_SESSIONS, require_permission
-from apps.sessions.choices import ACTIVE_STATUSES, SessionStatus
+from apps.sessions.choices import ACTIVE_STATUSES, EventKind, SessionStatus, Via
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.lifecycle.transitions import move_status, queue_monitor_tick
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results.records import actor_name, record_event
 from apps.workers import control, dispatch, inventory
 
 logger = logging.getLogger(__name__)
 
 
-def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
-    """pending -> starting: freeze the plan, publish it to Redis and queue the shards.
+def start_session(session: LoadTestSession, user=None, *, via: str = Via.SYSTEM) -> LoadTestSession:
+    """pending -> starting: freeze the plan, publish it to Redis and queue the shards;
+    recorded as a ``started`` event with who and through which surface (``via``).
 
     Redis is asked first how many load worker processes are free: when it is unreachable that
     fails at once, before anything is claimed. The returned session carries ``warnings``
@@ -58,6 +60,13 @@ def start_session(session: LoadTestSession, user=None) -> LoadTestSession:
         logger.exception("Session %s: could not dispatch its shards", session.pk)
         _undo_start(session.pk)
         raise _cannot_queue(exc) from exc
+    record_event(
+        session.pk,
+        EventKind.STARTED,
+        f"{session.concurrent_users} users ({session.pacing} model) in {shards} shard(s) queued.",
+        actor=actor_name(user),
+        via=via,
+    )
     logger.info(
         "Session %s started by %s: %s users (%s model).",
         session.pk,

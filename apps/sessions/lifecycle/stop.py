@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
 
 from apps.sessions.access.permissions import EMERGENCY_STOP, OPERATE_SESSIONS, require_permission
-from apps.sessions.choices import ACTIVE_STATUSES, EndReason, SessionStatus
+from apps.sessions.choices import (
+    ACTIVE_STATUSES,
+    END_REASON_ACTORS,
+    EndReason,
+    EventKind,
+    SessionStatus,
+    Via,
+)
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.integrations import webhooks
-from apps.sessions.lifecycle.transitions import move_status
+from apps.sessions.lifecycle.transitions import move_status, record_ended
 from apps.sessions.models import LoadTestSession
+from apps.sessions.results.records import actor_name, record_event
 from apps.workers import control
 
 logger = logging.getLogger(__name__)
@@ -23,27 +32,38 @@ def stop_session(
     user=None,
     reason: EndReason = EndReason.STOPPED_BY_USER,
     detail: str = "",
+    *,
+    via: str = Via.SYSTEM,
 ) -> LoadTestSession:
     """Ask every shard to stop; the monitor records the terminal status once they have.
 
     A session that never started is stopped at once. Stopping a stopping session is a no-op.
+    The request is a ``stop_requested`` event naming who (a user, or the reason's own
+    actor: the duration, the error ceiling) and through which surface (``via``).
     """
     require_permission(user, OPERATE_SESSIONS, "stop sessions")
-    return _stop(session, user, reason, detail)
+    return _stop(session, user, reason, detail, via)
 
 
-def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> LoadTestSession:
+def _stop(
+    session: LoadTestSession, user, reason: EndReason, detail: str, via: str
+) -> LoadTestSession:
     """``stop_session`` for a caller that has checked its own permission (the emergency stop)."""
+    actor = actor_name(user, END_REASON_ACTORS.get(reason, "system"))
     if session.status == SessionStatus.PENDING:
-        ended = move_status(
-            session.pk,
-            (SessionStatus.PENDING,),
-            reason.final_status,
-            end_time=timezone.now(),
-            end_reason=reason,
-            end_detail=detail,
-            stopped_by=user,
-        )
+        with transaction.atomic():  # the status and its events together
+            ended = move_status(
+                session.pk,
+                (SessionStatus.PENDING,),
+                reason.final_status,
+                end_time=timezone.now(),
+                end_reason=reason,
+                end_detail=detail,
+                stopped_by=user,
+            )
+            if ended:
+                _record_stop(session.pk, reason, detail, actor, via)
+                record_ended(session.pk, reason, detail, actor=actor, via=via)
         if ended:
             webhooks.notify_final(session.pk)
             session.refresh_from_db()
@@ -62,20 +82,31 @@ def _stop(session: LoadTestSession, user, reason: EndReason, detail: str) -> Loa
             "REDIS_URL and stop again; meanwhile shards stop by themselves once they have "
             "lost Redis for longer than HEARTBEAT_TTL_S."
         ) from exc
-    move_status(
-        session.pk,
-        (SessionStatus.STARTING, SessionStatus.RUNNING),
-        SessionStatus.STOPPING,
-        end_reason=reason,
-        end_detail=detail,
-        stopped_by=user,
-    )
-    logger.info("Session %s: stop requested by %s (%s).", session.pk, user or "system", reason)
+    with transaction.atomic():
+        moved = move_status(
+            session.pk,
+            (SessionStatus.STARTING, SessionStatus.RUNNING),
+            SessionStatus.STOPPING,
+            end_reason=reason,
+            end_detail=detail,
+            stopped_by=user,
+        )
+        if moved:  # of a stop racing with another, the winner's request is recorded
+            _record_stop(session.pk, reason, detail, actor, via)
+    logger.info("Session %s: stop requested by %s (%s).", session.pk, actor, reason)
     session.refresh_from_db()
     return session
 
 
-def emergency_stop(user=None) -> list[int]:
+def _record_stop(session_id: int, reason: EndReason, detail: str, actor: str, via: str) -> None:
+    kind = (
+        EventKind.EMERGENCY_STOP if reason == EndReason.EMERGENCY_STOP else EventKind.STOP_REQUESTED
+    )
+    message = f"{reason.label}: {detail}" if detail else f"{reason.label}."
+    record_event(session_id, kind, message, actor=actor, via=via)
+
+
+def emergency_stop(user=None, *, via: str = Via.SYSTEM) -> list[int]:
     """Stop every active session on every worker, now. Returns the sessions stopped.
 
     A global flag stops every shard started before it within a poll, even one whose session
@@ -96,7 +127,7 @@ def emergency_stop(user=None) -> list[int]:
     stopped = []
     for session in LoadTestSession.objects.filter(status__in=ACTIVE_STATUSES):
         try:
-            _stop(session, user, EndReason.EMERGENCY_STOP, "")
+            _stop(session, user, EndReason.EMERGENCY_STOP, "", via)
         except SessionStateError:
             continue  # it ended meanwhile
         stopped.append(session.pk)

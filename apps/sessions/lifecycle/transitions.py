@@ -11,18 +11,21 @@ import logging
 from collections.abc import Collection
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from apps.sessions.choices import (
     ACTIVE_STATUSES,
+    END_REASON_ACTORS,
     SESSION_TRANSITIONS,
     EndReason,
     EventKind,
     SessionStatus,
+    Via,
     WebhookEvent,
 )
 from apps.sessions.integrations import newrelic, webhooks
-from apps.sessions.models import LoadTestSession
+from apps.sessions.models import LoadTestSession, SessionEvent
 from apps.sessions.results.records import record_event
 from loadtest_project import celery_app
 
@@ -69,7 +72,11 @@ def mark_running(session_id: int, load_started_at) -> bool:
     LoadTestSession.objects.filter(pk=session_id, load_started_at__isnull=True).update(
         load_started_at=load_started_at
     )
-    moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
+    with transaction.atomic():  # the status and its event together
+        moved = move_status(session_id, (SessionStatus.STARTING,), SessionStatus.RUNNING)
+        if moved:
+            record_event(session_id, EventKind.LOAD_STARTED, "The first shard began sending.",
+                         at=load_started_at)  # fmt: skip
     if moved:
         webhooks.notify(session_id, WebhookEvent.STARTED)
         newrelic.queue_marker(session_id, newrelic.START)
@@ -103,15 +110,19 @@ def finish_session(
     if session is None or session.status not in ACTIVE_STATUSES:
         return False
     final_reason = EndReason(session.end_reason) if session.end_reason else EndReason(reason)
-    updated = move_status(
-        session_id,
-        ACTIVE_STATUSES,
-        final_reason.final_status,
-        end_reason=final_reason,
-        end_detail=detail or session.end_detail,
-        end_time=timezone.now(),
-        status_detail="",
-    )
+    # The status and its event together: whoever sees the session ended finds why.
+    with transaction.atomic():
+        updated = move_status(
+            session_id,
+            ACTIVE_STATUSES,
+            final_reason.final_status,
+            end_reason=final_reason,
+            end_detail=detail or session.end_detail,
+            end_time=timezone.now(),
+            status_detail="",
+        )
+        if updated:
+            record_ended(session_id, final_reason, detail or session.end_detail)
     if updated:
         logger.info(
             "Session %s ended: %s (%s). %s",
@@ -124,3 +135,29 @@ def finish_session(
             webhooks.notify_final(session_id)
             newrelic.queue_marker(session_id, newrelic.END)
     return bool(updated)
+
+
+def record_ended(
+    session_id: int, reason: EndReason, detail: str, *, actor: str = "", via: str = ""
+) -> None:
+    """The ``ended`` event: the end reason and its detail, by whoever asked for the stop
+    (the latest stop request's actor and surface, when the monitor finishes a stopped
+    session), else by the reason's own actor (the duration, when the shards ran it out by
+    themselves) or the service itself."""
+    if not actor:
+        asked = (
+            SessionEvent.objects.filter(
+                session_id=session_id,
+                kind__in=(EventKind.STOP_REQUESTED, EventKind.EMERGENCY_STOP),
+            )
+            .order_by("-at", "-pk")
+            .first()
+        )
+        if asked:
+            actor, via = asked.actor, asked.via
+        else:
+            actor, via = END_REASON_ACTORS.get(reason, "system"), Via.SYSTEM
+    message = f"{reason.label} (status {reason.final_status.value})." + (
+        f" {detail}" if detail else ""
+    )
+    record_event(session_id, EventKind.ENDED, message, actor=actor, via=via or Via.SYSTEM)

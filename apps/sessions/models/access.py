@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from apps.sessions.choices import Via
+
 
 class ConfigChange(models.Model):
     """Who changed which field of a session, endpoint or target, when, from what to what
@@ -18,7 +20,7 @@ class ConfigChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     changed_at = models.DateTimeField(auto_now_add=True)
-    via = models.CharField(max_length=10)  # "api" or "admin"
+    via = models.CharField(max_length=10, choices=Via.choices)  # the surface it came through
 
     class Meta:
         ordering = ["-changed_at", "-pk"]

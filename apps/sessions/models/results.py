@@ -4,7 +4,7 @@ second, and capped logs of events, error samples and requests."""
 
 from django.db import models
 
-from apps.sessions.choices import FAILURE_CLASS_CHOICES, EventKind
+from apps.sessions.choices import FAILURE_CLASS_CHOICES, EventKind, Via
 from apps.sessions.models.catalog import Endpoint
 from apps.sessions.models.sessions import LoadTestSession
 
@@ -166,9 +166,11 @@ class TimeSeriesPoint(models.Model):
 
 
 class SessionEvent(models.Model):
-    """Something the engine did or saw during a session (breaker, load reduction, shed users,
-    re-dispatch), so that an operator can tell why the load changed. Rare by nature; the
-    monitor keeps the newest ``SESSION_EVENTS_KEPT`` per session."""
+    """Something that happened to a session: a step of its lifecycle (created, started, users
+    or weights changed, stop asked, ended), or something the engine or the monitor did or saw
+    (breaker, load reduction, shed users, re-dispatch), so that an operator can tell what ran
+    and why the load changed, and who asked for it through which surface. Bounded per
+    session (``results.records.prune_events``)."""
 
     session = models.ForeignKey(LoadTestSession, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()
@@ -176,6 +178,10 @@ class SessionEvent(models.Model):
     message = models.TextField()
     hostname = models.CharField(max_length=200, blank=True)
     shard = models.IntegerField(null=True, blank=True)
+    # Text, not a foreign key: who it was stays readable after the user is deleted, and the
+    # service's own actors ("system", "the duration", "the error ceiling") are no users.
+    actor = models.CharField(max_length=150, default="system")
+    via = models.CharField(max_length=10, choices=Via.choices, default=Via.SYSTEM)
 
     class Meta:
         ordering = ["session", "-at", "-pk"]

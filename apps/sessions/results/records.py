@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.sessions.choices import EVENT_CHANGES, EVENT_MILESTONES, Via
 from apps.sessions.models import LoadTestSession, RequestLogEntry, SessionEvent
 
 
@@ -22,9 +23,27 @@ def record_threshold_results(session_id: int, results: list[dict], *, final: boo
     LoadTestSession.objects.filter(pk=session_id).update(**fields)
 
 
-def record_event(session_id: int, kind: str, message: str, *, at=None, hostname="", shard=None):
-    """Record an event; the session keeps its newest SESSION_EVENTS_KEPT, whichever path
-    wrote them (a load reduction flapping for weeks must not grow the table)."""
+def actor_name(user, default: str = "system") -> str:
+    """Who, as an event records it: a signed-in user's name, else ``default`` (the service's
+    own actors: "system", "the duration", "the error ceiling")."""
+    if user is not None and getattr(user, "is_authenticated", False):
+        return user.get_username()
+    return default
+
+
+def record_event(
+    session_id: int,
+    kind: str,
+    message: str,
+    *,
+    at=None,
+    hostname="",
+    shard=None,
+    actor: str = "system",
+    via: str = Via.SYSTEM,
+):
+    """Record an event, with who asked (``actor``) and through which surface (``via``); the
+    session's events stay bounded whichever path wrote them (``prune_events``)."""
     event = SessionEvent.objects.create(
         session_id=session_id,
         at=at or timezone.now(),
@@ -32,9 +51,23 @@ def record_event(session_id: int, kind: str, message: str, *, at=None, hostname=
         message=message,
         hostname=hostname,
         shard=shard,
+        actor=actor[: SessionEvent._meta.get_field("actor").max_length],
+        via=via,
     )
-    keep_newest(SessionEvent.objects.filter(session_id=session_id), settings.SESSION_EVENTS_KEPT)
+    prune_events(session_id)
     return event
+
+
+def prune_events(session_id: int) -> None:
+    """Keep a session's events bounded without losing what ran: the milestones (created,
+    started, ended: a few per session) always, the changes of users, weights and shards
+    their newest SESSION_EVENTS_KEPT, and the engine's and monitor's notices their own newest
+    SESSION_EVENTS_KEPT, so that a breaker flapping for weeks never pushes out who resized or
+    stopped the run."""
+    events = SessionEvent.objects.filter(session_id=session_id)
+    kept = settings.SESSION_EVENTS_KEPT
+    keep_newest(events.filter(kind__in=EVENT_CHANGES), kept)
+    keep_newest(events.exclude(kind__in=EVENT_MILESTONES | EVENT_CHANGES), kept)
 
 
 def record_request_log(session_id: int, samples: list[dict]) -> None:

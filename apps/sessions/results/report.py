@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.sessions.access import config_history
+from apps.sessions.choices import EVENT_CHANGES, EVENT_MILESTONES
 from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession
 from apps.sessions.results.charts import chart
 from apps.sessions.results.figures import RunFigures, figures_by_scope, merged_histogram, sum_counts
@@ -218,14 +219,25 @@ def report_data(session: LoadTestSession) -> dict:
         for sample in session.error_samples.order_by("-at", "-pk")[:ERRORS_SHOWN]
     ]
     changes = changes_while_running(session)
+    # What ran (the lifecycle and its changes) and the engine's notices, up to EVENTS_SHOWN
+    # each: a breaker flapping all run long does not hide how the run ended.
+    lifecycle = EVENT_MILESTONES | EVENT_CHANGES
     events = [
         {
             "at": _time(event.at),
             "kind": event.kind,
+            "label": event.get_kind_display(),
             "message": mask_secrets(event.message, secrets, cut_short=True),
+            "who": f"{event.actor} via {event.via}",
             "hostname": event.hostname,
         }
-        for event in session.events.order_by("at", "pk")[:EVENTS_SHOWN]
+        for event in sorted(
+            [
+                *session.events.filter(kind__in=lifecycle).order_by("at", "pk")[:EVENTS_SHOWN],
+                *session.events.exclude(kind__in=lifecycle).order_by("at", "pk")[:EVENTS_SHOWN],
+            ],
+            key=lambda event: (event.at, event.pk),
+        )
     ]
     return {
         "session": {

@@ -23,7 +23,7 @@ from apps.sessions.models import (
     SessionEvent,
     TimeSeriesPoint,
 )
-from apps.sessions.results.records import keep_newest, record_request_log
+from apps.sessions.results.records import keep_newest, prune_events, record_request_log
 from apps.workers.control import (
     DRAIN_HASH_SCRIPT,
     DRAIN_LIST_SCRIPT,
@@ -315,13 +315,12 @@ def store_events(session: LoadTestSession, client) -> None:
                     shard=data.get("shard"),
                 )
             )
-    for model, rows, kept in (
-        (SessionEvent, events, settings.SESSION_EVENTS_KEPT),
-        (ErrorSample, samples, settings.ERROR_SAMPLES_KEPT),
-    ):
-        if rows:
-            model.objects.bulk_create(rows)
-            keep_newest(model.objects.filter(session=session), kept)
+    if events:
+        SessionEvent.objects.bulk_create(events)
+        prune_events(session.pk)
+    if samples:
+        ErrorSample.objects.bulk_create(samples)
+        keep_newest(ErrorSample.objects.filter(session=session), settings.ERROR_SAMPLES_KEPT)
 
 
 def store_request_log(session: LoadTestSession, client) -> None:

@@ -2,6 +2,8 @@
 
 from django import template
 
+from apps.sessions.access.config_history import readable
+
 register = template.Library()
 
 
@@ -47,3 +49,9 @@ def seconds(value):
     if hours:
         return f"{hours} h {minutes:02d} min {secs:02d} s"
     return f"{minutes} min {secs:02d} s"
+
+
+@register.filter
+def history_value(value):
+    """A configuration history value as text people read ("checkout 2, browse 1")."""
+    return readable(value)

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from apps.sessions.api.surfaces import serializer_via
 from apps.sessions.catalog.feed_csv import PREVIEW_ROWS
 from apps.sessions.catalog.flow_changes import save_flow
 from apps.sessions.catalog.flows import check_flow, steps_as_data, steps_from_data
@@ -195,13 +196,17 @@ class FlowSerializer(serializers.ModelSerializer):
     def create(self, validated_data):
         steps = validated_data.pop("steps")
         flow = Flow(**validated_data)
-        return save_flow(flow, steps, user=self.context["request"].user, via="api")
+        return save_flow(
+            flow, steps, user=self.context["request"].user, via=serializer_via(self.context)
+        )
 
     def update(self, flow, validated_data):
         steps = validated_data.pop("steps")
         for name, value in validated_data.items():
             setattr(flow, name, value)
-        return save_flow(flow, steps, user=self.context["request"].user, via="api")
+        return save_flow(
+            flow, steps, user=self.context["request"].user, via=serializer_via(self.context)
+        )
 
 
 class DataFeedSerializer(serializers.ModelSerializer):

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from apps.sessions.api.surfaces import serializer_via
 from apps.sessions.choices import WebhookEvent
 from apps.sessions.integrations.webhook_settings import save_webhook
 from apps.sessions.models import LoadTestSession, Webhook, target_hosts
@@ -75,9 +76,11 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data):
         user = self.context["request"].user
-        return save_webhook(Webhook(**validated_data), user=user)
+        return save_webhook(Webhook(**validated_data), user=user, via=serializer_via(self.context))
 
     def update(self, webhook, validated_data):
         for name, value in validated_data.items():
             setattr(webhook, name, value)
-        return save_webhook(webhook, user=self.context["request"].user, via="api")
+        return save_webhook(
+            webhook, user=self.context["request"].user, via=serializer_via(self.context)
+        )

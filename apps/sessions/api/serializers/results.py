@@ -55,9 +55,15 @@ class FlowStatsSerializer(serializers.ModelSerializer):
 
 
 class SessionEventSerializer(serializers.ModelSerializer):
+    """One event: what (``kind``, and ``label`` in words), who (``actor``: a user's name, or
+    the service's own: "system", "the duration", "the error ceiling") and through which
+    surface (``via``: page, api, admin, cli, schedule, system)."""
+
+    label = serializers.CharField(source="get_kind_display", read_only=True)
+
     class Meta:
         model = SessionEvent
-        fields = ["at", "kind", "message", "hostname", "shard"]
+        fields = ["at", "kind", "label", "message", "actor", "via", "hostname", "shard"]
 
 
 class TimeSeriesPointSerializer(serializers.ModelSerializer):

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from apps.sessions.api.surfaces import serializer_via
 from apps.sessions.catalog.defaults import (
     default_catalog_weights,
     default_flow_weights,
@@ -193,11 +194,12 @@ class LoadTestSessionSerializer(serializers.ModelSerializer):
     # Saving goes through the services, as in the admin: the same checks, history and author.
     def create(self, validated_data):
         user = self.context["request"].user
-        return create_session(LoadTestSession(**validated_data), user=user)
+        via = serializer_via(self.context)
+        return create_session(LoadTestSession(**validated_data), user=user, via=via)
 
     def update(self, session, validated_data):
         user = self.context["request"].user
-        return update_session(session, validated_data, user=user, via="api")
+        return update_session(session, validated_data, user=user, via=serializer_via(self.context))
 
 
 class StartedSessionSerializer(LoadTestSessionSerializer):

@@ -20,12 +20,14 @@ const Dashboard = (() => {
     return `The server answered ${status}.`;
   }
 
-  // fetch() with the session cookie and CSRF token; resolves to {ok, status, data}.
+  // fetch() with the session cookie and CSRF token; resolves to {ok, status, data}. The
+  // X-Loadtest-Via header tells the API that the change comes from these pages, so that
+  // events and the configuration history say "via page" rather than "via api".
   async function api(method, url, body) {
     const options = {
       method,
       credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken(), "X-Loadtest-Via": "page" },
     };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";

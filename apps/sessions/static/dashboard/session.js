@@ -283,10 +283,14 @@
     table.replaceChildren(...rows);
   }
 
+  // Each event: when, what (in words), the message, and who through which surface
+  // ("olga via page"); the engine's own carry the worker that saw them.
   function renderEvents(events) {
-    const items = events.map((e) => element("li", { class: "mb-1" },
+    const items = events.map((e) => element("li", { class: "mb-1", "data-kind": e.kind },
       element("span", { class: "text-body-secondary me-1" }, format.time(e.at)),
-      element("strong", { class: "me-1" }, e.kind), e.message));
+      element("strong", { class: "me-1" }, e.label || e.kind), e.message,
+      element("span", { class: "text-body-secondary ms-1", "data-testid": "event-who" },
+        `— ${e.actor || "system"} via ${e.via || "system"}${e.hostname ? ` on ${e.hostname}` : ""}`)));
     if (!items.length) items.push(element("li", { class: "text-body-secondary" }, "No events."));
     document.getElementById("event-list").replaceChildren(...items);
   }
