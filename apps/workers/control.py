@@ -425,10 +425,14 @@ return flat
 
 
 def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
-    """Everything shards need before they are queued: the plan and the run state."""
+    """Everything shards need before they are queued: the plan and the run state.
+
+    A finished session's last snapshot outlives its other keys for an hour; one left by an
+    earlier session of the same id (the database reset, Redis kept) would reach this
+    session's page as its own, ended, before the first tick: it goes too."""
     keys = SessionKeys(session_id)
     with client.pipeline(transaction=True) as pipe:
-        pipe.delete(*keys.all([]))
+        pipe.delete(*keys.all([]), keys.snapshot, keys.snapshot_seq)
         pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
         pipe.hset(keys.control, mapping={"state": ControlState.RUNNING, "factor": "1"})
         pipe.expire(keys.control, ORPHAN_TTL_S)

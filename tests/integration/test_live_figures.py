@@ -94,3 +94,32 @@ def test_monitor_writes_percentiles_users_and_failure_classes(
     )
     # Per-tick counts add up to the totals: nothing counted twice, nothing lost.
     assert failed == total_failed > 0
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_snapshot_left_by_an_earlier_session_of_the_same_id_is_not_this_ones(
+    api, workers, counting_server, forget_redis_sessions, redis_client
+):
+    """The database reset, Redis kept: session ids start again at 1, and the last snapshot
+    of the old session 1 (kept an hour for late streams) must not reach the new one's page
+    as its own (its events, "ended") before the first tick."""
+    from ..support.sessions import create_session, make_target
+
+    session_id = create_session(api, make_target(api, counting_server), concurrent_users=1,
+                                duration_minutes="0", **BRISK)  # fmt: skip
+    keys = SessionKeys(session_id)
+    stale = {"id": 99, "event": "end", "data": {"session": session_id, "status": "completed",
+                                                 "recent_events": []}}  # fmt: skip
+    redis_client.set(keys.snapshot, json.dumps(stale), ex=3600)
+    redis_client.set(keys.snapshot_seq, 99, ex=3600)
+    try:
+        assert api.post(f"/api/sessions/{session_id}/start/").status_code == 202
+        stored = redis_client.get(keys.snapshot)
+        assert stored is None or json.loads(stored)["data"]["status"] != "completed"
+        fresh = wait_until(lambda: redis_client.get(keys.snapshot), timeout_s=20)
+        assert json.loads(fresh)["data"]["status"] in ("starting", "running")
+        assert json.loads(fresh)["id"] < 99  # numbered afresh
+    finally:
+        api.post(f"/api/sessions/{session_id}/stop/")
+        wait_for_status(session_id)
