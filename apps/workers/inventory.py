@@ -1,4 +1,7 @@
-"""Which load workers are alive, what they run, and how many shards they can take now.
+"""Which workers are alive and their role, what they run, and how many shards they can take now.
+
+The control worker announces itself like the load workers, but runs no load: every count
+of workers people read says which role it counts (``worker_summary``).
 
 Presence keys and heartbeats both expire by themselves (presence after a few seconds,
 heartbeats after HEARTBEAT_TTL_S), so a killed worker disappears from the list without anyone

@@ -19,7 +19,8 @@ per-second points and engine events, and then looks after the session:
 - a session whose Redis state is gone (Redis restarted without persistence, failed over,
   flushed) is rebuilt from the database and its shards queued again (see ``recovery``);
 - it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
-  capacity is missing), and records its terminal status once every shard has finished.
+  capacity is missing), and records its terminal status once every shard has finished: the
+  tick a stop queues waits for the shards, so a stopped session ends within about a second.
 Database writes per tick depend on the number of endpoints (and flows), never on shards or
 requests.
 """
@@ -192,9 +193,8 @@ def monitor_tick(session_id: int) -> bool:
         _redispatch(session, replaceable)
         return True
 
-    if all(
-        state in SHARD_STATES_COMPLETE or (state in SHARD_STATES_REPLACEABLE and stopping)
-        for state in states.values()
+    if all(state in SHARD_STATES_COMPLETE for state in states.values()) or (
+        stopping and _finished(states)
     ):
         reason, detail = _end_reason(session, states)
         if any(state in WORKER_GONE for state in states.values()):
