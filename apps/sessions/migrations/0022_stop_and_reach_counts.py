@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("loadtests", "0020_shop_flow"),
+        ("loadtests", "0021_session_event_actor_via"),
     ]
 
     operations = [
