@@ -369,6 +369,12 @@ class Bench:
                     (estops if emergency else stops).append(outcome["stop_s"])
                     starts.append(outcome["start_s"])
                     self.ours_counts.append((outcome["ours"], outcome["target"]))
+            saturated: dict[bool, list[dict]] = {False: [], True: []}
+            for _ in range(self.plan.stops):
+                for emergency in (False, True):
+                    outcome = stack.saturated_stop_timing(counting, emergency=emergency)
+                    saturated[emergency].append(outcome)
+                    self.ours_counts.append((outcome["ours"], outcome["target"]))
             rows_fast = stack.rows_per_minute(counting, users=50, think=(0, 0), seconds=seconds)
             rows_slow = stack.rows_per_minute(counting, users=10, think=(0.5, 1.0),
                                               seconds=seconds)  # fmt: skip
@@ -379,6 +385,14 @@ class Bench:
                 stops, "s", "≤ 0.25 s (median)", statistics.median(stops) <= 0.25),
             Row("f", "emergency stop, same", estops, "s", "≤ 0.25 s (median)",
                 statistics.median(estops) <= 0.25),
+            *(
+                Row("f", f"{what} on a saturated target (every answer held, 50 users): call → "
+                    "session stopped", [o["ended_s"] for o in saturated[emergency]], "s",
+                    "≤ 1 s (median)",
+                    statistics.median(o["ended_s"] for o in saturated[emergency]) <= 1.0,
+                    f"failures the stop added: {sum(o['failures'] for o in saturated[emergency])}")
+                for emergency, what in ((False, "stop"), (True, "emergency stop"))
+            ),
             Row("g", "start call → first request at the target", starts, "s", "≤ 1 s",
                 statistics.median(starts) <= 1.0),
             Row("h", f"DB rows per minute per session: {rows_fast['rps']:.0f} req/s vs "

@@ -153,6 +153,38 @@ class Stack:
             "target": target["count"],
         }
 
+    def saturated_stop_timing(self, counting, emergency: bool) -> dict:
+        """A target that holds every answer (50 users on two workers, all waiting), then a
+        stop: seconds from the stop call to the session's terminal status, and the failures
+        the stop added to the run (the requests it cut: none should be)."""
+        session = self._session(counting, users=50)
+        counting.reset(delay_ms=10_000)  # no answer comes within the measurement
+        with override_settings(LOAD_SHARD_USERS=25):  # two shards: one per worker
+            start_session(session)
+        _wait(lambda: counting.stats()["count"] >= 50, 30)
+        _wait(lambda: LoadTestSession.objects.filter(pk=session.pk, status="running").exists(), 15)
+        called = time.monotonic()
+        if emergency:
+            emergency_stop()
+        else:
+            stop_session(session)
+        ended = _wait(
+            lambda: LoadTestSession.objects.filter(
+                pk=session.pk, status__in=TERMINAL_STATUSES
+            ).first(),
+            30,
+            0.005,
+        )
+        ended_s = time.monotonic() - called
+        received = counting.stats()["count"]
+        counting.reset()  # answers again (the held handlers answer closed connections later)
+        return {
+            "ended_s": ended_s,
+            "failures": ended.total_failures,
+            "ours": ended.total_requests,
+            "target": received,
+        }
+
     def viewers_timing(self, counting, viewers: int, seconds: float) -> dict:
         """One session at a steady rate on two workers watched by ``viewers`` open streams
         on the `web` process (and one probe stream): how stale the figures a viewer receives

@@ -289,8 +289,10 @@ LOAD_SHARD_USERS = env.int("LOAD_SHARD_USERS", default=50)
 STATS_FLUSH_INTERVAL_S = env.float("STATS_FLUSH_INTERVAL_S", default=1.0)
 # How often a shard reads its session's control state (stop takes effect within this).
 CONTROL_POLL_INTERVAL_S = env.float("CONTROL_POLL_INTERVAL_S", default=0.1)
-# How long a stopping shard waits for requests already in flight before cancelling them.
-STOP_GRACE_S = env.float("STOP_GRACE_S", default=5.0)
+# How long a stopping shard waits for requests already in flight before cutting them (counted
+# apart as "cut by the stop", never as failures); an emergency stop does not wait. Short, so a
+# stop on a saturated target ends the session within about a second.
+STOP_GRACE_S = env.float("STOP_GRACE_S", default=0.5)
 # A shard heartbeat older than this means its worker is gone.
 HEARTBEAT_TTL_S = env.float("HEARTBEAT_TTL_S", default=10.0)
 # Bytes of a response body a shard keeps for an endpoint whose checks read the body

@@ -69,6 +69,9 @@ LOAD_STARTED_FIELD = "load_started_at"
 # The control hash's field for endpoint weights changed while the session runs: a JSON list,
 # one weight per endpoint of the plan, by position. Absent, the plan's own weights hold.
 WEIGHTS_FIELD = "weights"
+# The control hash's field for when the session's stop was asked (epoch seconds): how long the
+# monitor may wait for its shards to report themselves finished (see ``request_stop``).
+STOP_REQUESTED_FIELD = "stop_requested_at"
 
 
 @dataclass(frozen=True)
@@ -569,8 +572,19 @@ def read_heartbeats(client: redis.Redis, session_id: int) -> dict[int, dict]:
 
 
 def request_stop(client: redis.Redis, session_id: int) -> None:
-    """Every shard of the session stops sending within CONTROL_POLL_INTERVAL_S."""
-    client.hset(SessionKeys(session_id).control, "state", ControlState.STOPPING)
+    """Every shard of the session stops sending within CONTROL_POLL_INTERVAL_S. The time of
+    the request is kept beside the state, so the monitor knows until when a stopping shard is
+    worth waiting for."""
+    client.hset(
+        SessionKeys(session_id).control,
+        mapping={"state": ControlState.STOPPING, STOP_REQUESTED_FIELD: repr(time.time())},
+    )
+
+
+def read_stop_requested_at(client: redis.Redis, session_id: int) -> float | None:
+    """When the session's stop was asked (epoch seconds), or None if it was not."""
+    raw = client.hget(SessionKeys(session_id).control, STOP_REQUESTED_FIELD)
+    return float(raw) if raw is not None else None
 
 
 def set_load_factor(client: redis.Redis, session_id: int, factor: float) -> None:

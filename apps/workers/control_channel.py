@@ -140,10 +140,12 @@ class ControlChannel:
         emergency: bytes | None,
         raw_assignment: bytes | None,
     ) -> StopReason | Assignment:
-        """Why the shard has to stop, or else its current assignment."""
-        if decode(state) != ControlState.RUNNING:
-            return StopReason.STOPPED
+        """Why the shard has to stop, or else its current assignment. The emergency flag
+        first: the emergency stop sets it before it stops each session, so a shard that sees
+        its session stopping for that reason knows it."""
         if emergency is not None and float(emergency) >= self.started_at:
+            return StopReason.EMERGENCY
+        if decode(state) != ControlState.RUNNING:
             return StopReason.STOPPED
         if draining is not None:
             return StopReason.DRAINING

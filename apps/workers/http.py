@@ -52,6 +52,9 @@ TRACEPARENT = "traceparent"
 TRACEPARENT_LENGTH = 55
 _SPAN_ID_MASK = (1 << 64) - 1
 _NONZERO_IDS = (1 << 64) | 1  # the lowest bit of the trace id and of the span id
+# Set on an exception raised while connecting (``never_reached_target``): an attribute rather
+# than an exception class of our own, so the error log keeps the original's name and text.
+_UNREACHED = "loadtest_never_reached_target"
 
 
 class ProtocolError(ConnectionError):
@@ -387,17 +390,23 @@ class HttpClient:
 
     async def _connect(self, request: PreparedRequest, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError
-        connecting = loop.create_connection(
-            _Connection,
-            request.host,
-            request.port,
-            ssl=self._ssl if request.scheme == "https" else None,
-            server_hostname=request.host if request.scheme == "https" else None,
-        )
-        _, connection = await asyncio.wait_for(connecting, remaining)
+        try:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            connecting = loop.create_connection(
+                _Connection,
+                request.host,
+                request.port,
+                ssl=self._ssl if request.scheme == "https" else None,
+                server_hostname=request.host if request.scheme == "https" else None,
+            )
+            _, connection = await asyncio.wait_for(connecting, remaining)
+        except BaseException as exc:
+            # Refused, timed out, unresolved, a failed TLS handshake, or cancelled by a stop
+            # while connecting: no byte of the request left, so the target never had it.
+            setattr(exc, _UNREACHED, True)
+            raise
         self.connections_opened += 1
         return connection
 
@@ -438,6 +447,13 @@ class HttpClient:
             for connection in connections:
                 connection.close()
         self._idle.clear()
+
+
+def never_reached_target(exc: BaseException) -> bool:
+    """Whether ``exc`` ended a send before any byte of its request was written (connection
+    refused, connect timeout, DNS, TLS handshake, or a stop while connecting): such an attempt
+    is not among what the target received, which the session's counts must say."""
+    return getattr(exc, _UNREACHED, False)
 
 
 def _expire(answer: asyncio.Future[Response], connection: _Connection) -> None:

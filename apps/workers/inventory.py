@@ -1,4 +1,7 @@
-"""Which load workers are alive, what they run, and how many shards they can take now.
+"""Which workers are alive and their role, what they run, and how many shards they can take now.
+
+The control worker announces itself like the load workers, but runs no load: every count
+of workers people read says which role it counts (``worker_summary``).
 
 Presence keys and heartbeats both expire by themselves (presence after a few seconds,
 heartbeats after HEARTBEAT_TTL_S), so a killed worker disappears from the list without anyone
@@ -91,8 +94,31 @@ def load_capacity(client: redis.Redis) -> LoadCapacity:
     )
 
 
+LOAD_ROLE = "load"  # consumes the load queue: runs shards
+CONTROL_ROLE = "control"  # the monitor, schedules, webhooks: never a shard
+
+
+def worker_role(info: dict) -> str:
+    """``load`` for a worker that consumes the load queue (or runs shards), else ``control``."""
+    if LOAD_QUEUE in info.get("queues", ()) or info.get("shards"):
+        return LOAD_ROLE
+    return CONTROL_ROLE
+
+
+def worker_summary(workers: list[dict]) -> dict[str, int]:
+    """The live workers counted by role, as the overview and the workers page say it: "Load
+    workers: 1 (2 processes) · control: 1". Processes are the load workers' pool sizes."""
+    load = [worker for worker in workers if worker["role"] == LOAD_ROLE]
+    return {
+        "load_workers": len(load),
+        "load_processes": sum(worker.get("concurrency") or 0 for worker in load),
+        "control_workers": len(workers) - len(load),
+    }
+
+
 def live_workers(client: redis.Redis) -> list[dict]:
-    """Every live worker with the shards it runs, sorted by hostname."""
+    """Every live worker with the shards it runs and its role (``worker_role``), sorted by
+    hostname."""
     workers = {hostname: {**info, "shards": []} for hostname, info in _presences(client).items()}
 
     now = time.time()
@@ -127,5 +153,6 @@ def live_workers(client: redis.Redis) -> list[dict]:
         worker["shards"].sort(key=lambda shard: (shard["session"], shard["shard"]))
         worker["users"] = sum(shard["users"] for shard in worker["shards"])
         worker["rate"] = round(sum(shard["rate"] for shard in worker["shards"]), 2)
+        worker["role"] = worker_role(worker)
         result.append(worker)
     return result

@@ -18,8 +18,9 @@ are sent until it recovers) and make the user back off with jitter; the session'
 (set by the monitor when the error rate stays high) and the resource guard scale the load.
 
 Stopping is cooperative and loses nothing: users that are thinking are cancelled at once,
-requests already in flight are awaited for up to STOP_GRACE_S and then cancelled and counted
-as ``cancelled``, and a final flush marks the shard finished in the same atomic step.
+requests already in flight are awaited for up to STOP_GRACE_S (not at all after an emergency
+stop) and then cut, each counted as a request "cut by the stop" (sent, but no failure of the
+target's), and a final flush marks the shard finished in the same atomic step.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .control import REDIS_SOCKET_TIMEOUT_S, WEIGHTS_FIELD, Assignment, SessionK
 from .control_channel import ControlChannel
 from .extraction import extract_variables
 from .feed_cursor import FeedCursor
-from .http import HttpClient, Response
+from .http import HttpClient, Response, never_reached_target
 from .plan import EndpointPlan, FlowPlan, Plan
 from .preparation import EndpointRequest, prepare_endpoints
 from .reporting import ERROR_BODY_CHARS, ShardReporter
@@ -71,7 +72,7 @@ class ShardSettings:
 
     flush_interval_s: float = 1.0
     control_poll_interval_s: float = 0.1
-    stop_grace_s: float = 5.0
+    stop_grace_s: float = 0.5
     heartbeat_ttl_s: float = 10.0
     breaker_failures: int = 10
     breaker_cooldown_s: float = 2.0
@@ -172,7 +173,9 @@ class ShardRunner:
             self._apply_load(initial=True)
             flusher = asyncio.create_task(self.reporter.flush_periodically(self._check_resources))
             reason = await self.control.watch(self._follow_control)
-            await self._stop_everything()
+            await self._stop_everything(
+                0.0 if reason == StopReason.EMERGENCY else self.settings.stop_grace_s
+            )
             self.reporter.end_periodic_flushes()  # after the flush in progress, never cut
             await asyncio.gather(flusher, return_exceptions=True)
         finally:
@@ -555,6 +558,7 @@ class ShardRunner:
         unavailable = False
         status: int | None = None
         detail = ""
+        unreached = False
         traced: bytes | None = None  # the bytes sent, when built per request (for a trace id)
         request = self.requests[index]
         try:
@@ -579,15 +583,17 @@ class ShardRunner:
                 failure, unavailable, detail = unexpected_answer(response, ERROR_BODY_CHARS)
             elif rules.checks or self.extractions[index]:
                 failure, detail = self._judge_expected_answer(index, response, state, origin)
-        except asyncio.CancelledError:
-            # Cancelled at stop after the grace period: counted, never lost.
-            self.stats.record(index, None, FailureClass.CANCELLED, int(time.time()))
+        except asyncio.CancelledError as exc:
+            # Cut by a stop: counted (it was sent, unless cut while connecting), never lost,
+            # and never blamed on the target.
+            self.stats.record_cut(index, int(time.time()), never_reached_target(exc))
             self.breakers[index].abandon(admission)
             raise
         except Exception as exc:
             failure, unavailable, detail = self._judge_failed_send(endpoint, exc)
+            unreached = never_reached_target(exc)
         latency_us = int((time.perf_counter() - origin) * 1_000_000)
-        self.stats.record(index, latency_us, failure, int(time.time()), unavailable)
+        self.stats.record(index, latency_us, failure, int(time.time()), unavailable, unreached)
         if failure is not None or self.request_log:
             self._sample(index, request, traced, status, failure, detail, latency_us)
         change = self.breakers[index].record(unavailable, admission)
@@ -666,8 +672,10 @@ class ShardRunner:
                 f"{endpoint.name}: probe succeeded, circuit breaker closed.",
             )
 
-    async def _stop_everything(self) -> None:
-        """Stop sending now; let requests in flight finish within the grace period."""
+    async def _stop_everything(self, grace_s: float) -> None:
+        """Stop sending now; let requests in flight finish within ``grace_s`` (0 after an
+        emergency stop: whoever pressed it wants the target left alone now, and a cut
+        request is not counted against the target)."""
         self._stopping = True
         if self._scheduler is not None:
             self._scheduler.cancel()
@@ -678,7 +686,9 @@ class ShardRunner:
         tasks = list(self._tasks)
         if not tasks:
             return
-        _, still_running = await asyncio.wait(tasks, timeout=self.settings.stop_grace_s)
-        for task in still_running:
-            task.cancel()
+        if grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for task in tasks:
+            if not task.done():
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

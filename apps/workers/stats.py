@@ -8,7 +8,10 @@ The Redis side is two hashes per session, both only ever incremented by shards:
 - ``stats`` (cumulative): ``{e}:n`` requests, ``{e}:f:{class}`` failures, ``{e}:s:{why}``
   requests not sent (``missed``, ``suppressed``), ``{e}:sum`` latency sum in µs,
   ``{e}:h:{bucket}`` histogram counts, ``{e}:min`` / ``{e}:max`` in µs, ``{e}:c:{check}``
-  answers that failed a response check (by the check's name), where ``{e}`` is the
+  answers that failed a response check (by the check's name), ``{e}:cut`` requests a stop
+  cut before their answer (counted in ``n``, never as failures), ``{e}:unreached`` requests
+  whose bytes never left (refused, connect timeout, DNS, or cut while connecting: counted in
+  ``n``, and as failures unless cut), where ``{e}`` is the
   endpoint's position in the session plan; and per flow, ``F{f}:n`` iterations ended,
   ``F{f}:f`` iterations that failed (a step failed: the rest were not sent), ``F{f}:sum``,
   ``F{f}:h:{bucket}``, ``F{f}:min`` / ``F{f}:max`` of iteration durations in µs (first send
@@ -30,6 +33,8 @@ from .histogram import bucket_index, percentiles_ms
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
 MISSED = "missed"  # open model: no free user at the intended time
 SUPPRESSED = "suppressed"  # the endpoint's circuit breaker was open
+CUT = "cut"  # the ``stats`` field of requests a stop cut before their answer
+UNREACHED = "unreached"  # ... and of attempts whose bytes never reached the target
 
 
 @dataclass
@@ -57,12 +62,14 @@ class StatsDelta:
 
 class _EndpointCounters:
     __slots__ = (
-        "buckets", "checks", "failures", "latency_sum_us", "max_us", "min_us", "not_sent",
-        "requests"
+        "buckets", "checks", "cut", "failures", "latency_sum_us", "max_us", "min_us",
+        "not_sent", "requests", "unreached"
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.requests = 0
+        self.cut = 0
+        self.unreached = 0
         self.failures: dict[str, int] = defaultdict(int)
         self.checks: dict[str, int] = defaultdict(int)
         self.not_sent: dict[str, int] = defaultdict(int)
@@ -109,12 +116,17 @@ class ShardStats:
         failure: str | None,
         second: int,
         unavailable: bool = False,
+        unreached: bool = False,
     ) -> None:
-        """One finished request. ``latency_us`` is None when it has no meaningful latency
-        (cancelled at stop); it still counts as a request and a failure. ``unavailable``
-        marks failures that say the target is down (see ``breaker``)."""
+        """One finished request. ``latency_us`` is None when it has no meaningful latency.
+        ``unavailable`` marks failures that say the target is down (see ``breaker``);
+        ``unreached`` an attempt whose bytes never left (refused, connect timeout, DNS): a
+        request and a failure still, and counted apart so the totals say what the target
+        received."""
         counters = self._endpoints[endpoint]
         counters.requests += 1
+        if unreached:
+            counters.unreached += 1
         self._requests += 1
         point = self._series.get(second)
         if point is None:
@@ -133,6 +145,21 @@ class ShardStats:
             if counters.max_us is None or latency_us > counters.max_us:
                 counters.max_us = latency_us
             point[3] += latency_us
+
+    def record_cut(self, endpoint: int, second: int, unreached: bool = False) -> None:
+        """A request a stop cut before its answer came: sent (unless ``unreached``: cut while
+        connecting), so a request in the totals the target's count is compared with, but no
+        failure of the target's and no latency."""
+        counters = self._endpoints[endpoint]
+        counters.requests += 1
+        counters.cut += 1
+        if unreached:
+            counters.unreached += 1
+        self._requests += 1
+        point = self._series.get(second)
+        if point is None:
+            point = self._series[second] = [0, 0, 0, 0, 0]
+        point[0] += 1
 
     def record_check_failure(self, endpoint: int, check: str) -> None:
         """An answer failed the response check named ``check`` (it is also ``record``-ed,
@@ -181,6 +208,10 @@ class ShardStats:
             if counters.requests == 0:
                 continue
             delta.increments[prefix + "n"] = counters.requests
+            if counters.cut:
+                delta.increments[prefix + CUT] = counters.cut
+            if counters.unreached:
+                delta.increments[prefix + UNREACHED] = counters.unreached
             for failure, count in counters.failures.items():
                 delta.increments[f"{prefix}f:{failure}"] = count
             for check, count in counters.checks.items():
@@ -226,6 +257,8 @@ class EndpointTotals:
     requests: int = 0
     failures_by_class: dict[str, int] = field(default_factory=dict)
     not_sent: dict[str, int] = field(default_factory=dict)
+    cut_by_stop: int = 0  # in ``requests``, never in failures
+    unreached: int = 0  # in ``requests``: never reached the target
     latency_sum_us: int = 0
     min_us: int | None = None
     max_us: int | None = None
@@ -341,6 +374,10 @@ def parse_stats_hash(raw: dict[bytes | str, bytes | str]) -> dict[int, EndpointT
         entry = totals[endpoint]
         if kind == "n":
             entry.requests = value
+        elif kind == CUT:
+            entry.cut_by_stop = value
+        elif kind == UNREACHED:
+            entry.unreached = value
         elif kind == "f":
             entry.failures_by_class[detail] = value
         elif kind == "s":
@@ -363,6 +400,10 @@ def stats_hash_fields(totals: Mapping[int, EndpointTotals]) -> dict[str, int]:
         prefix = f"{index}:"
         if entry.requests:
             fields[prefix + "n"] = entry.requests
+        if entry.cut_by_stop:
+            fields[prefix + CUT] = entry.cut_by_stop
+        if entry.unreached:
+            fields[prefix + UNREACHED] = entry.unreached
         for failure, count in entry.failures_by_class.items():
             fields[f"{prefix}f:{failure}"] = count
         for reason, count in entry.not_sent.items():

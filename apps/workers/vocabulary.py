@@ -11,7 +11,9 @@ from enum import StrEnum
 
 
 class FailureClass(StrEnum):
-    """How a request failed. ``cancelled`` is a request still in flight when its shard stopped."""
+    """How a request failed. ``cancelled`` is what earlier releases called a request still
+    in flight when its shard stopped; such a request is now counted apart ("cut by the
+    stop", ``stats.CUT``), never as a failure, and the class stays for the runs stored then."""
 
     NETWORK = "network"  # refused, reset, DNS, TLS, an invalid answer
     TIMEOUT = "timeout"
@@ -110,7 +112,8 @@ SHARD_STATES_REPLACEABLE = frozenset({ShardState.INTERRUPTED, ShardState.LOST})
 class StopReason(StrEnum):
     """Why a shard stopped: what ``ShardRunner.run`` (and so ``run_shard``) returns."""
 
-    STOPPED = "stopped"  # the session's control state says stop (or is gone), or emergency
+    STOPPED = "stopped"  # the session's control state says stop (or is gone)
+    EMERGENCY = "emergency"  # the emergency stop: requests in flight are cut at once
     DEADLINE = "deadline"  # the session's duration is over
     RETIRED = "retired"  # this shard's users were taken away
     DRAINING = "draining"  # this worker is shutting down
@@ -123,6 +126,7 @@ class StopReason(StrEnum):
 # to set (a newer generation owns it, or Redis forgot the session).
 SHARD_STATE_AFTER_STOP: dict[StopReason, ShardState | None] = {
     StopReason.STOPPED: ShardState.DONE,
+    StopReason.EMERGENCY: ShardState.DONE,
     StopReason.DEADLINE: ShardState.DONE,
     StopReason.RETIRED: ShardState.RETIRED,
     StopReason.DRAINING: ShardState.INTERRUPTED,

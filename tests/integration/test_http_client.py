@@ -22,6 +22,7 @@ from apps.workers.http import (
     HttpClient,
     PreparedRequest,
     ProtocolError,
+    never_reached_target,
     prepare,
 )
 
@@ -35,6 +36,7 @@ from ..support.raw_servers import (
     run,
     wait_for_eof,
 )
+from ..support.servers import FullBacklogListener
 
 
 def free_port() -> int:
@@ -271,6 +273,50 @@ def test_connection_refused_is_an_os_error():
 
     with pytest.raises(ConnectionRefusedError):
         run(main())
+
+
+def test_a_failure_before_the_request_left_says_it_never_reached_the_target():
+    """Refused, a connect timeout (a full listen backlog) and a stop while connecting are
+    marked ``never_reached_target``; a timeout waiting for the answer to a request written is
+    not: the target has that request."""
+
+    async def outcome(send) -> tuple[type[BaseException], bool]:
+        client = HttpClient()
+        try:
+            await send(client)
+        except BaseException as exc:  # CancelledError too
+            return type(exc), never_reached_target(exc)
+        finally:
+            client.close()
+        raise AssertionError("the send succeeded")
+
+    async def main(full_backlog_url: str):
+        refused = await outcome(
+            lambda c: c.send(prepare("GET", f"http://127.0.0.1:{free_port()}/"), TIMEOUT_S)
+        )
+        connect_timeout = await outcome(lambda c: c.send(prepare("GET", full_backlog_url), 0.3))
+
+        async def cut_while_connecting(c):
+            sending = asyncio.ensure_future(c.send(prepare("GET", full_backlog_url), TIMEOUT_S))
+            await asyncio.sleep(0.1)
+            sending.cancel()
+            await sending
+
+        cut = await outcome(cut_while_connecting)
+        async with RawServer(never_answer) as server:
+            answer_timeout = await outcome(lambda c: c.send(prepare("GET", server.url()), 0.3))
+            assert len(server.requests) == 1
+        return refused, connect_timeout, cut, answer_timeout
+
+    listener = FullBacklogListener().start()
+    try:
+        refused, connect_timeout, cut, answer_timeout = run(main(listener.base_url + "/"))
+    finally:
+        listener.stop()
+    assert refused == (ConnectionRefusedError, True)
+    assert connect_timeout == (TimeoutError, True)
+    assert cut == (asyncio.CancelledError, True)
+    assert answer_timeout == (TimeoutError, False)
 
 
 def test_invalid_http_answer_is_a_protocol_error_and_the_connection_is_dropped():

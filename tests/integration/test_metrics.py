@@ -80,13 +80,20 @@ def test_metrics_of_a_real_run_equal_the_sessions_totals_and_the_targets_count(
     stored = {row.name: row for row in EndpointStats.objects.filter(session_id=session_id)}
     for (endpoint, failure_class), count in failures.items():
         assert count == stored[endpoint].failures_by_class.get(failure_class, 0)
-    # Every 500 was counted as http_5xx (cancelled ones aside, in flight at the stop).
-    cancelled = failures[("boom", "cancelled")]
-    assert failures[("boom", "http_5xx")] == requests["boom"] - cancelled
-    assert (
-        sum(count for (endpoint, _), count in failures.items() if endpoint == "ping")
-        == (failures[("ping", "cancelled")])
-    )
+    # Every 500 was counted as http_5xx, but those in flight at the stop: cut, no failures.
+    cut = {
+        name: value(parsed, "loadtest_requests_cut_by_stop_total", session_id=session,
+                    endpoint=name)
+        for name in ("ping", "boom")
+    }  # fmt: skip
+    for name in ("ping", "boom"):
+        assert cut[name] == stored[name].cut_by_stop
+        unreached = value(
+            parsed, "loadtest_requests_unreached_total", session_id=session, endpoint=name
+        )
+        assert unreached == stored[name].unreached == 0
+    assert failures[("boom", "http_5xx")] == requests["boom"] - cut["boom"]
+    assert sum(count for (endpoint, _), count in failures.items() if endpoint == "ping") == 0
 
     for name in ("ping", "boom"):
         labels = {"session_id": session, "endpoint": name}
@@ -95,7 +102,7 @@ def test_metrics_of_a_real_run_equal_the_sessions_totals_and_the_targets_count(
         assert len(buckets) == len(LATENCY_BUCKETS_S) + 1
         counts = [sample.value for sample in buckets]
         assert counts == sorted(counts), "buckets must be cumulative"
-        measured = requests[name] - failures[(name, "cancelled")]
+        measured = requests[name] - cut[name]
         assert value(parsed, "loadtest_request_duration_seconds_count", **labels) == measured
         assert counts[-1] == measured
         mean_s = value(parsed, "loadtest_request_duration_seconds_sum", **labels) / measured

@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import json
 import re
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -304,3 +305,48 @@ class NewRelicStandIn(_ThreadedServer):
                     return f"events: {name} is not a number ({value!r})", 400
         self.events.extend(events)
         return "", 200
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on: a connection to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again as this returns: nobody listens there
+
+
+class FullBacklogListener:
+    """A listening socket whose accept queue is full and never served: the kernel completes no
+    further handshake (Linux drops the SYNs), so every connection a client tries times out,
+    as with a target that is too busy to accept. Nothing is ever accepted, so the target
+    receives nothing: ``received`` is 0 by construction."""
+
+    received = 0
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._fillers: list[socket.socket] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Connect until a handshake no longer completes: the queue is full from then on."""
+        for _ in range(16):
+            filler = socket.socket()
+            filler.settimeout(0.3)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except OSError:
+                filler.close()
+                return self
+            self._fillers.append(filler)
+        raise RuntimeError("The listen backlog never filled up.")
+
+    def stop(self) -> None:
+        for filler in self._fillers:
+            filler.close()
+        self._listener.close()

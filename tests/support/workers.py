@@ -10,13 +10,13 @@ from pathlib import Path
 from loadtest_project import celery_app
 from loadtest_project.procfile import ProcessGroup, read_procfile, wait_for_celery_nodes
 
-# Engine timings for tests: the production defaults, except a shorter stop grace so a test
-# of a hung request does not wait 5 s. Passed to the workers through their environment.
+# Engine timings for tests: the production defaults (a shorter flush and monitor interval).
+# Passed to the workers through their environment.
 WORKER_ENV = {
     "STATS_FLUSH_INTERVAL_S": "0.5",
     "MONITOR_INTERVAL_S": "0.5",
     "CONTROL_POLL_INTERVAL_S": "0.1",
-    "STOP_GRACE_S": "3",
+    "STOP_GRACE_S": "0.5",
     "HEARTBEAT_TTL_S": "5",
     "CIRCUIT_BREAKER_FAILURES": "5",
     "CIRCUIT_BREAKER_COOLDOWN_S": "1",

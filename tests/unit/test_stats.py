@@ -15,6 +15,7 @@ from apps.workers.stats import (
     StatsDelta,
     parse_series_hash,
     parse_stats_hash,
+    stats_hash_fields,
 )
 
 
@@ -109,6 +110,39 @@ def test_cancelled_request_counts_as_request_and_failure_without_a_latency_sampl
     assert delta.minima == {}
     assert delta.maxima == {}
     assert delta.series == {"7:n": 1, "7:f": 1}
+
+
+def test_request_cut_by_a_stop_counts_as_a_request_but_never_as_a_failure():
+    stats = ShardStats(endpoint_count=1)
+    stats.record_cut(0, second=7)
+    stats.record_cut(0, second=7, unreached=True)  # cut while connecting: never sent
+
+    delta = stats.take_delta()
+
+    assert delta.requests == 2
+    assert delta.increments == {"0:n": 2, "0:cut": 2, "0:unreached": 1}
+    assert delta.series == {"7:n": 2}  # no failure in the second either
+    totals = parse_stats_hash(delta.increments)[0]
+    assert (totals.requests, totals.failures, totals.cut_by_stop, totals.unreached) == (2, 0, 2, 1)
+
+
+def test_unreached_attempt_is_a_request_and_a_failure_counted_apart():
+    stats = ShardStats(endpoint_count=1)
+    stats.record(0, 1500, "network", second=3, unavailable=True, unreached=True)
+    stats.record(0, 900, None, second=3)
+
+    totals = parse_stats_hash(stats.take_delta().increments)[0]
+
+    assert totals.requests == 2
+    assert totals.failures_by_class == {"network": 1}
+    assert totals.unreached == 1
+    assert totals.cut_by_stop == 0
+
+
+def test_cut_and_unreached_counts_survive_a_rebuild_from_the_database():
+    totals = {0: EndpointTotals(requests=9, cut_by_stop=3, unreached=2)}
+    back = parse_stats_hash(stats_hash_fields(totals))[0]
+    assert (back.requests, back.cut_by_stop, back.unreached) == (9, 3, 2)
 
 
 def test_pending_requests_counts_records_since_the_last_delta():

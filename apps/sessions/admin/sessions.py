@@ -49,6 +49,8 @@ class EndpointStatsInline(admin.TabularInline):
         count_column("requests"),
         count_column("failures"),
         "failures_by_class",
+        count_column("cut_by_stop"),
+        count_column("unreached"),
         "check_failures",
         ms_column("p50_ms"),
         ms_column("p95_ms"),

@@ -70,6 +70,8 @@ def export_rows(session: LoadTestSession, table: str) -> list[dict]:
             "url": mask_secrets(stats.url, secrets),
             "requests": stats.requests,
             "failures": stats.failures,
+            "cut_by_stop": stats.cut_by_stop,
+            "unreached": stats.unreached,
         }
         row.update({f"failures_{name}": stats.failures_by_class.get(name, 0)
                     for name in FailureClass})  # fmt: skip

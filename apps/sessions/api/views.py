@@ -65,7 +65,7 @@ from apps.sessions.results.baselines import clear_baseline, set_baseline
 from apps.sessions.results.charts import chart
 from apps.sessions.results.report import render_report, report_filename
 from apps.workers.control import get_redis
-from apps.workers.inventory import live_workers
+from apps.workers.inventory import live_workers, worker_summary
 
 HISTORY_PARAMETERS = [
     OpenApiParameter("target", OpenApiTypes.STR, description="Target id(s), comma-separated."),
@@ -513,7 +513,8 @@ class EmergencyStopView(APIView):
 
 
 class WorkersView(APIView):
-    """Live load workers and the shards they run, from their presence keys and heartbeats."""
+    """Live workers (load and control, each with its ``role``) and the shards they run, from
+    their presence keys and heartbeats; ``summary`` counts them by role."""
 
     required_permission = "loadtests.view_loadtestsession"
 
@@ -526,7 +527,7 @@ class WorkersView(APIView):
                 f"Cannot list the workers: Redis, where they announce themselves, is "
                 f"unreachable ({exc}). Check that Redis is running at REDIS_URL."
             ) from exc
-        return Response({"workers": workers})
+        return Response({"workers": workers, "summary": worker_summary(workers)})
 
 
 def _clone_config(request) -> object:

@@ -39,7 +39,7 @@ from apps.sessions.results import comparison, what_ran
 from apps.sessions.results.configuration import CLONE_WORDS, changed_while_running, clone_choices
 from apps.sessions.results.figures import run_figures
 from apps.workers.control import get_redis
-from apps.workers.inventory import live_workers
+from apps.workers.inventory import live_workers, worker_summary
 
 VIEW_SESSIONS = "loadtests.view_loadtestsession"
 RECENT_FINISHED = 20
@@ -72,6 +72,16 @@ def _workers_or_none() -> list[dict] | None:
         return None
 
 
+def _worker_context() -> dict:
+    """The live workers and their count by role (None, both, when Redis cannot say): the
+    control worker runs no load, so the pages count it apart."""
+    workers = _workers_or_none()
+    return {
+        "workers": workers,
+        "worker_summary": None if workers is None else worker_summary(workers),
+    }
+
+
 def _links() -> dict[str, str]:
     return {"flower_url": settings.FLOWER_URL}
 
@@ -80,14 +90,13 @@ def _links() -> dict[str, str]:
 def overview(request):
     _require_viewer(request)
     sessions = LoadTestSession.objects.select_related("target")
-    workers = _workers_or_none()
     context = {
         "active": sessions.filter(status__in=ACTIVE_STATUSES).order_by("-start_time"),
         "pending": sessions.filter(status=SessionStatus.PENDING)[:RECENT_FINISHED],
         "finished": sessions.filter(status__in=TERMINAL_STATUSES).order_by("-end_time")[
             :RECENT_FINISHED
         ],
-        "workers": workers,
+        **_worker_context(),
         "can": _can(request),
         **_links(),
     }
@@ -252,7 +261,7 @@ def schedules(request):
 @login_required
 def workers(request):
     _require_viewer(request)
-    context = {"workers": _workers_or_none(), "can": _can(request), **_links()}
+    context = {**_worker_context(), "can": _can(request), **_links()}
     return render(request, "dashboard/workers.html", context)
 
 

@@ -99,7 +99,7 @@ class SessionsCollector:
         endpoint_rows = list(
             EndpointStats.objects.filter(session__in=[s.pk for s in sessions]).only(
                 "session_id", "name", "requests", "failures", "failures_by_class", "not_sent",
-                "histogram", *DURATION_FIELDS,
+                "cut_by_stop", "unreached", "histogram", *DURATION_FIELDS,
             )
         )  # fmt: skip
         labels = {session.pk: session_labels(session) for session in sessions}
@@ -123,13 +123,24 @@ def endpoint_families(
 ) -> Iterator[Metric]:
     requests = CounterMetricFamily(
         "loadtest_requests",
-        "Requests sent and answered (or failed), per session and endpoint.",
+        "Requests sent and answered (or failed, or cut by a stop), per session and endpoint.",
+        labels=ENDPOINT_LABELS,
+    )
+    cut = CounterMetricFamily(
+        "loadtest_requests_cut_by_stop",
+        "Of loadtest_requests: those a stop cut before their answer (no failures).",
+        labels=ENDPOINT_LABELS,
+    )
+    unreached = CounterMetricFamily(
+        "loadtest_requests_unreached",
+        "Of loadtest_requests: attempts that never reached the target (refused, connect "
+        "timeout, DNS); loadtest_requests minus these is what the target received.",
         labels=ENDPOINT_LABELS,
     )
     failures = CounterMetricFamily(
         "loadtest_failures",
-        "Failed requests by class (network, timeout, http_4xx, http_5xx, application, "
-        "cancelled: in flight at stop), per session and endpoint.",
+        "Failed requests by class (network, timeout, http_4xx, http_5xx, application; "
+        "cancelled: cut at stop, in runs of earlier releases), per session and endpoint.",
         labels=(*ENDPOINT_LABELS, "failure_class"),
     )
     not_sent = CounterMetricFamily(
@@ -140,7 +151,7 @@ def endpoint_families(
     )
     latency = HistogramMetricFamily(
         "loadtest_request_duration_seconds",
-        "Latency of the requests that have one (all but cancelled ones), from the stored "
+        "Latency of the requests that have one (all but those cut by a stop), from the stored "
         "log-linear histogram: a request is counted at the first bound its stored bucket "
         "lies wholly under (resolution 1/128 of the bound).",
         labels=ENDPOINT_LABELS,
@@ -149,6 +160,8 @@ def endpoint_families(
         endpoint_labels = [*labels[row.session_id], row.name]
         created = started.get(row.session_id)
         requests.add_metric(endpoint_labels, row.requests, created=created)
+        cut.add_metric(endpoint_labels, row.cut_by_stop, created=created)
+        unreached.add_metric(endpoint_labels, row.unreached, created=created)
         # Every class the engine knows, 0 included (a series that appears only with its first
         # failure would hide that first failure from rate()), and any other stored one.
         for failure_class in sorted({*FAILURE_CLASSES, *row.failures_by_class}):
@@ -165,7 +178,7 @@ def endpoint_families(
         buckets.append(("+Inf", measured))
         sum_s = (row.mean_ms or 0.0) * measured / 1000.0
         latency.add_metric(endpoint_labels, buckets, sum_s)
-    yield from (requests, failures, not_sent, latency)
+    yield from (requests, cut, unreached, failures, not_sent, latency)
 
 
 def session_families(

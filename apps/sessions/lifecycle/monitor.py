@@ -19,7 +19,8 @@ per-second points and engine events, and then looks after the session:
 - a session whose Redis state is gone (Redis restarted without persistence, failed over,
   flushed) is rebuilt from the database and its shards queued again (see ``recovery``);
 - it ends ``failed`` if no shard has been alive for SHARD_START_TIMEOUT_S (saying which
-  capacity is missing), and records its terminal status once every shard has finished.
+  capacity is missing), and records its terminal status once every shard has finished: the
+  tick a stop queues waits for the shards, so a stopped session ends within about a second.
 Database writes per tick depend on the number of endpoints (and flows), never on shards or
 requests.
 """
@@ -84,6 +85,7 @@ from apps.workers.control import (
     read_heartbeats,
     read_load_factor,
     read_load_started_at,
+    read_stop_requested_at,
     request_stop,
     set_load_factor,
 )
@@ -108,6 +110,10 @@ class LiveErrorSerializer(ErrorSampleSerializer):
         fields = ["at", "endpoint", "failure_class", "status", "message"]
 
 
+# How often a tick looks whether a stopping session's shards have finished, and how long it
+# allows a shard for its final flush after the grace (see _await_stopping_shards).
+STOP_WAIT_POLL_S = 0.02
+STOP_FINAL_FLUSH_ALLOWANCE_S = 0.5
 MIN_REQUESTS_TO_REDUCE = 20  # a handful of failures is not yet a trend
 MIN_REQUESTS_TO_RESTORE = 5
 LIVE_ERRORS = 20  # error samples in each live snapshot
@@ -153,6 +159,8 @@ def monitor_tick(session_id: int) -> bool:
 
     previous_tick = client.get(keys.ticked)
     states = mark_silent_shards_lost(client, session_id)
+    if session.status == SessionStatus.STOPPING:
+        states = _await_stopping_shards(client, session_id, states)
     growth = sync_statistics(session, client)
     store_events(session, client)
     now = timezone.now()
@@ -185,9 +193,8 @@ def monitor_tick(session_id: int) -> bool:
         _redispatch(session, replaceable)
         return True
 
-    if all(
-        state in SHARD_STATES_COMPLETE or (state in SHARD_STATES_REPLACEABLE and stopping)
-        for state in states.values()
+    if all(state in SHARD_STATES_COMPLETE for state in states.values()) or (
+        stopping and _finished(states)
     ):
         reason, detail = _end_reason(session, states)
         if any(state in WORKER_GONE for state in states.values()):
@@ -273,6 +280,38 @@ def _remaining_s(session: LoadTestSession) -> float | None:
     if deadline is None or session.status in TERMINAL_STATUSES:
         return None
     return round(max((deadline - timezone.now()).total_seconds(), 0.0), 1)
+
+
+def _finished(states: dict[int, ShardState]) -> bool:
+    """Whether every shard of a stopping session is done with (a stopping session replaces
+    no shard, so one lost or interrupted counts as done)."""
+    return all(
+        state in SHARD_STATES_COMPLETE or state in SHARD_STATES_REPLACEABLE
+        for state in states.values()
+    )
+
+
+def _await_stopping_shards(
+    client, session_id: int, states: dict[int, ShardState]
+) -> dict[int, ShardState]:
+    """A stopping session ends as soon as its shards have, not a beat later: the stop queues
+    a tick at once, and a tick soon after the stop waits here for the shards to report
+    themselves finished (a few Redis reads), until the longest a shard takes to stop (a control
+    poll, STOP_GRACE_S, its final flush) has passed since the stop was asked. Later ticks do
+    not wait: a shard that has not finished by then is left to its heartbeat's expiry."""
+    requested_at = read_stop_requested_at(client, session_id)
+    if requested_at is None:
+        return states
+    until = (
+        requested_at
+        + settings.CONTROL_POLL_INTERVAL_S
+        + settings.STOP_GRACE_S
+        + STOP_FINAL_FLUSH_ALLOWANCE_S
+    )
+    while not _finished(states) and time.time() < until:
+        time.sleep(STOP_WAIT_POLL_S)
+        states = mark_silent_shards_lost(client, session_id)
+    return states
 
 
 def _lost_messages(client, session_id: int, states: dict[int, ShardState]) -> dict[int, ShardState]:

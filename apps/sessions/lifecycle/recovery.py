@@ -193,6 +193,8 @@ def totals_of(row: EndpointStats) -> EndpointTotals:
         requests=row.requests,
         failures_by_class=dict(row.failures_by_class or {}),
         not_sent=dict(row.not_sent or {}),
+        cut_by_stop=row.cut_by_stop,
+        unreached=row.unreached,
         check_failures=dict(row.check_failures or {}),
         latency_sum_us=round(row.mean_ms * 1000 * samples) if row.mean_ms is not None else 0,
         min_us=round(row.min_ms * 1000) if row.min_ms is not None else None,

@@ -19,7 +19,7 @@ from apps.sessions.choices import (
 )
 from apps.sessions.errors import EngineUnavailable, SessionStateError
 from apps.sessions.integrations import webhooks
-from apps.sessions.lifecycle.transitions import move_status, record_ended
+from apps.sessions.lifecycle.transitions import move_status, queue_monitor_tick, record_ended
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results.records import actor_name, record_event
 from apps.workers import control
@@ -93,6 +93,7 @@ def _stop(
         )
         if moved:  # of a stop racing with another, the winner's request is recorded
             _record_stop(session.pk, reason, detail, actor, via)
+    queue_monitor_tick(session.pk)  # it ends the session as soon as the shards have stopped
     logger.info("Session %s: stop requested by %s (%s).", session.pk, actor, reason)
     session.refresh_from_db()
     return session

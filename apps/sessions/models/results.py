@@ -64,6 +64,12 @@ class EndpointStats(DurationFigures):
     # Answers that failed a response check, by the check's name (each also counts as an
     # ``application`` failure in ``failures_by_class``).
     check_failures = models.JSONField(default=dict, blank=True)
+    # Parts of `requests` counted apart. Cut by a stop before their answer: sent, but no
+    # failure of the target's (not in `failures`, nor in the error rate). Unreached: attempts
+    # whose bytes never reached the target (refused, connect timeout, DNS: also failures; or
+    # cut while connecting), so `requests - unreached` is what the target received.
+    cut_by_stop = models.BigIntegerField(default=0)
+    unreached = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["session", "name"]

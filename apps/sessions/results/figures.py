@@ -40,12 +40,20 @@ class RunFigures:
 
     ``duration_s`` is the seconds of load the rate is over (from the load's start to its end,
     or to now while it runs). Latencies are None while nothing has completed.
+
+    Two parts of ``requests`` are counted apart: ``cut_by_stop``, requests a stop cut before
+    their answer (sent, but neither a success nor a failure of the target's: left out of the
+    error rate), and ``unreached``, attempts whose bytes never reached the target (refused,
+    connect timeout, DNS; failures the user wants to see, or cut while connecting).
+    ``requests - unreached`` is what the target received.
     """
 
     requests: int
     failures: int
     duration_s: float
     failures_by_class: Mapping[str, int] = field(default_factory=dict)
+    cut_by_stop: int = 0
+    unreached: int = 0
     min_ms: float | None = None
     mean_ms: float | None = None
     max_ms: float | None = None
@@ -61,16 +69,19 @@ class RunFigures:
         return self.requests / self.duration_s if self.duration_s > 0 else None
 
     @property
+    def judged(self) -> int:
+        """The requests that ended as a success or a failure: all but those a stop cut."""
+        return self.requests - self.cut_by_stop
+
+    @property
     def error_rate(self) -> float | None:
-        """Failures / requests; None before any request."""
-        return self.failures / self.requests if self.requests else None
+        """Failures / requests that ended (a stop's cut ones are neither); None before any."""
+        return self.failures / self.judged if self.judged > 0 else None
 
     def error_rate_by_class(self) -> dict[str, float]:
-        if not self.requests:
+        if self.judged <= 0:
             return {}
-        return {
-            name: count / self.requests for name, count in sorted(self.failures_by_class.items())
-        }
+        return {name: count / self.judged for name, count in sorted(self.failures_by_class.items())}
 
     def observe(self, metric: str) -> float | None:
         """The value a threshold's ``metric`` names (``p95_ms``, ``rps``, ``error_rate``...),
@@ -85,6 +96,8 @@ class RunFigures:
         return {
             "requests": self.requests,
             "failures": self.failures,
+            "cut_by_stop": self.cut_by_stop,
+            "unreached": self.unreached,
             "duration_s": round(self.duration_s, SECONDS_DIGITS),
             "rps": _round(self.rps, RATE_DIGITS),
             "error_rate": _round(self.error_rate, ERROR_RATE_DIGITS),
@@ -148,6 +161,8 @@ def scope_figures(rows: Iterable[EndpointStats], duration_s: float) -> RunFigure
         failures=sum(row.failures for row in rows),
         duration_s=duration_s,
         failures_by_class=sum_counts(row.failures_by_class or {} for row in rows),
+        cut_by_stop=sum(row.cut_by_stop for row in rows),
+        unreached=sum(row.unreached for row in rows),
         min_ms=min(minima) if minima else None,
         mean_ms=mean_ms,
         max_ms=max(maxima) if maxima else None,

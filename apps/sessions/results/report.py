@@ -257,6 +257,7 @@ def report_data(session: LoadTestSession) -> dict:
             "target_rps": session.target_rps,
             "total_requests": session.total_requests,
             "total_failures": session.total_failures,
+            "received_by_target": whole.requests - whole.unreached,
             "not_sent": sum_counts(row.not_sent for row in rows),
         },
         "whole": whole.as_dict(),

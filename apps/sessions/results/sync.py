@@ -114,6 +114,8 @@ def sync_statistics(session: LoadTestSession, client) -> TickGrowth:
                     "requests": entry.requests,
                     "failures": entry.failures,
                     "failures_by_class": entry.failures_by_class,
+                    "cut_by_stop": entry.cut_by_stop,
+                    "unreached": entry.unreached,
                     "not_sent": entry.not_sent,
                     "check_failures": entry.check_failures,
                     **duration_figures(entry),

@@ -25,6 +25,8 @@ class EndpointStatsSerializer(serializers.ModelSerializer):
             "requests",
             "failures",
             "failures_by_class",
+            "cut_by_stop",
+            "unreached",
             "not_sent",
             "check_failures",
             *DURATION_FIELDS,

@@ -104,6 +104,17 @@ const Dashboard = (() => {
     return node;
   }
 
+  // GET /api/workers/'s summary as the pages' worker counts (templates/dashboard/
+  // _worker_counts.html): load workers and their processes, and the control worker apart.
+  function workerCounts(summary) {
+    const processes = summary.load_processes;
+    return {
+      load_workers: format.count(summary.load_workers),
+      load_processes: `${format.count(processes)} process${processes === 1 ? "" : "es"}`,
+      control_workers: format.count(summary.control_workers),
+    };
+  }
+
   // Emergency stop: every running session, after the user confirms (admins only: the API
   // refuses anyone else).
   function wireEmergencyStop() {
@@ -121,5 +132,5 @@ const Dashboard = (() => {
 
   document.addEventListener("DOMContentLoaded", wireEmergencyStop);
 
-  return { api, act, showResult, describeError, format, fill, element };
+  return { api, act, showResult, describeError, format, fill, element, workerCounts };
 })();

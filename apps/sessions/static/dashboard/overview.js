@@ -36,7 +36,7 @@
     if (workers.ok) {
       const list = workers.data.workers;
       for (const shard of list.flatMap((w) => w.shards)) usersBySession[shard.session] = (usersBySession[shard.session] || 0) + shard.users;
-      fill(document, { worker_count: format.count(list.length), users_running: format.count(list.reduce((s, w) => s + w.users, 0)) });
+      fill(document, { ...Dashboard.workerCounts(workers.data.summary), users_running: format.count(list.reduce((s, w) => s + w.users, 0)) });
     }
     if (!sessions.ok) return;
     const active = sessions.data.results.filter((s) => ["starting", "running", "stopping"].includes(s.status));

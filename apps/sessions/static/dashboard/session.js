@@ -196,6 +196,7 @@
       elapsed: format.duration(snapshot.duration_s),
       remaining: ended ? "ended" : durationS || snapshot.remaining_s != null ? format.duration(remaining) : "until stopped",
       failures: format.count(snapshot.total_failures),
+      counted_apart: `${format.count(run.cut_by_stop ?? 0)} cut by the stop · ${format.count(run.unreached ?? 0)} unreached`,
       error_rate: format.percent(errorRate),
       percentiles: ["p50_ms", "p95_ms", "p99_ms"].map((k) => format.ms(figure(k))).join(" / "),
       percentile_note: ended ? "" : tooFewNote(live),
@@ -236,6 +237,15 @@
     return element("div", { class: "text-body-secondary", "data-testid": "check-failures" }, `checks failed: ${text}`);
   }
 
+  // Requests counted apart (see the Requests tile): a line under the failures, when any.
+  function countedApart(e) {
+    const parts = [];
+    if (e.cut_by_stop) parts.push(`${format.count(e.cut_by_stop)} cut by the stop`);
+    if (e.unreached) parts.push(`${format.count(e.unreached)} unreached`);
+    if (!parts.length) return "";
+    return element("div", { class: "text-body-secondary", "data-testid": "counted-apart" }, parts.join(", "));
+  }
+
   function renderEndpoints(endpoints, total) {
     const rows = endpoints.map((e) => {
       const classes = Object.entries(e.failures_by_class || {}).map(([name, n]) => `${name} ${format.count(n)}`).join(", ");
@@ -243,7 +253,7 @@
         element("td", {}, element("span", { class: "text-body-secondary small me-1" }, e.method), e.name),
         element("td", { class: "num" }, format.count(e.requests)),
         element("td", { class: "num" }, format.percent(total ? e.requests / total : null)),
-        element("td", { class: "small" }, e.failures ? `${format.count(e.failures)} (${classes})` : "0", checkFailures(e)),
+        element("td", { class: "small" }, e.failures ? `${format.count(e.failures)} (${classes})` : "0", checkFailures(e), countedApart(e)),
         ...["p50_ms", "p95_ms", "p99_ms", "max_ms"].map((k) => element("td", { class: "num" }, format.ms(e[k]))));
     });
     if (!rows.length) rows.push(element("tr", {}, element("td", { colspan: 8, class: "text-body-secondary" }, "No request yet.")));
