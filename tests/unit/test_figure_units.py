@@ -92,6 +92,17 @@ def test_the_cli_summary_writes_units_in_headings_and_verdicts(target):
     assert "PASS  requests > 10      observed 200 requests" in text
 
 
+def test_the_cli_summary_counts_apart_what_the_stop_cut_and_what_never_arrived(target):
+    session = finished_session(target)
+    assert "Counted apart" not in summary(session)  # nothing to count apart: no line
+    session.endpoint_stats.update(cut_by_stop=3, unreached=2)
+    received = session.total_requests - 2
+    assert (
+        "Counted apart: 3 cut by the stop (not failures), 2 never reached the target "
+        f"(refused, connect timeout, DNS); the target received {received:,} requests."
+    ) in summary(session)
+
+
 def test_the_baseline_table_lists_the_load_difference_and_judges_nothing(target, settings):
     settings.THRESHOLD_MIN_REQUESTS = 10
     baseline = finished_session(target, "base", endpoints={"ping": ([5.0] * 200, {})})

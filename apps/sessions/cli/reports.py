@@ -71,6 +71,7 @@ def summary(session: LoadTestSession) -> str:
         rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
         return "  ".join([first, *rest])
 
+    whole = figures[None]
     out = [
         f"Session {session.pk} '{session.session_name}': {session.status}, "
         f"{session.get_end_reason_display() or 'no end reason'}"
@@ -80,6 +81,14 @@ def summary(session: LoadTestSession) -> str:
         line(header),
         *(line(row) for row in rows),
     ]
+    if whole.cut_by_stop or whole.unreached:
+        # Part of "requests", counted apart: what the target received, and what the stop cut.
+        out += [
+            "",
+            f"Counted apart: {_number(whole.cut_by_stop)} cut by the stop (not failures), "
+            f"{_number(whole.unreached)} never reached the target (refused, connect timeout, "
+            f"DNS); the target received {_number(whole.requests - whole.unreached)} requests.",
+        ]
     results = session.threshold_results or []
     if results:
         out += ["", "Thresholds:"]
