@@ -4,8 +4,9 @@ and p50/p95/p99 read the same on every surface that shows them: the session's AP
 the sessions list (API and page), the live statistics behind the session page, the report,
 the comparison, the thresholds' verdicts, /metrics, the CLI summary, JUnit and the webhooks'
 summary. Each surface is read as a person or a program reads it, not through the function
-that computes them. The run's per-second series has no gap, and its report says what ran:
-the configuration at the start and at the end, and each change with who made it."""
+that computes them. Each step of the run is an event with who and through which surface,
+the run's per-second series has no gap, and its report says what ran: the configuration at
+the start and at the end, and each change with who made it."""
 
 import json
 import re
@@ -116,6 +117,23 @@ def test_one_run_shows_one_set_of_figures_on_every_surface(
     assert "At the start" in report and "At the end" in report
     assert "Endpoints as run (at the start)" in report
     assert "fast 1, slow 4, broken 1" in report  # the weights as a person reads them
+
+    # An event for each step of the run, in order, with who and through which surface
+    # (the API's event log, read as a client reads it, oldest first here).
+    logged = api.get(f"/api/sessions/{session.pk}/event-log/").json()["results"][::-1]
+    lifecycle = {"created", "started", "load_started", "users_changed", "weights_changed",
+                 "stop_requested", "ended"}  # fmt: skip
+    steps = [(e["kind"], e["actor"], e["via"]) for e in logged if e["kind"] in lifecycle]
+    assert steps == [
+        ("created", "olivia", "api"),
+        ("started", "olivia", "api"),
+        ("load_started", "system", "system"),
+        ("users_changed", "olivia", "api"),
+        ("weights_changed", "olivia", "api"),
+        ("stop_requested", "olivia", "api"),
+        ("ended", "olivia", "api"),
+    ], steps
+    assert [e["kind"] for e in data["events"] if e["kind"] in lifecycle] == [s[0] for s in steps]
 
     # The per-second series has no gap: every second with requests has its users and its
     # latency (p50 needs 2 answers in the window, which a second of this load has).
