@@ -123,15 +123,7 @@ class ShardStats:
         ``unreached`` an attempt whose bytes never left (refused, connect timeout, DNS): a
         request and a failure still, and counted apart so the totals say what the target
         received."""
-        counters = self._endpoints[endpoint]
-        counters.requests += 1
-        if unreached:
-            counters.unreached += 1
-        self._requests += 1
-        point = self._series.get(second)
-        if point is None:
-            point = self._series[second] = [0, 0, 0, 0, 0]
-        point[0] += 1
+        counters, point = self._count_request(endpoint, second, unreached)
         if failure is not None:
             counters.failures[failure] += 1
             point[1] += 1
@@ -150,9 +142,14 @@ class ShardStats:
         """A request a stop cut before its answer came: sent (unless ``unreached``: cut while
         connecting), so a request in the totals the target's count is compared with, but no
         failure of the target's and no latency."""
+        counters, _ = self._count_request(endpoint, second, unreached)
+        counters.cut += 1
+
+    def _count_request(self, endpoint: int, second: int, unreached: bool):
+        """One more request of ``endpoint`` (and of its second's point): the endpoint's
+        counters and the point, for the caller to add what else it knows."""
         counters = self._endpoints[endpoint]
         counters.requests += 1
-        counters.cut += 1
         if unreached:
             counters.unreached += 1
         self._requests += 1
@@ -160,6 +157,7 @@ class ShardStats:
         if point is None:
             point = self._series[second] = [0, 0, 0, 0, 0]
         point[0] += 1
+        return counters, point
 
     def record_check_failure(self, endpoint: int, check: str) -> None:
         """An answer failed the response check named ``check`` (it is also ``record``-ed,
