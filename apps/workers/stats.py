@@ -145,7 +145,9 @@ class ShardStats:
         counters, _ = self._count_request(endpoint, second, unreached)
         counters.cut += 1
 
-    def _count_request(self, endpoint: int, second: int, unreached: bool):
+    def _count_request(
+        self, endpoint: int, second: int, unreached: bool
+    ) -> tuple[_EndpointCounters, list[int]]:
         """One more request of ``endpoint`` (and of its second's point): the endpoint's
         counters and the point, for the caller to add what else it knows."""
         counters = self._endpoints[endpoint]
