@@ -307,3 +307,29 @@ def test_a_finished_sessions_header_shows_the_whole_runs_figures(dashboard_web, 
     # The slow endpoint alone has 400 ms at every percentile: the worst-endpoint header did.
     assert figures["p50_ms"] < 10 and shown.startswith(f"{figures['p50_ms']:,.1f} ms")
     expect(page.get_by_test_id("live-rps")).to_have_text(f"{figures['rps']:,.1f}")
+
+
+def test_start_on_the_page_offers_stop_and_early_percentiles_say_they_are_too_few(
+    dashboard_web, chromium, workers, counting_server
+):
+    """A new user saved a session, pressed Start and found no Stop button until a reload;
+    and the first seconds' p95/p99 showed the whole run's figures under a "last 2.5 s"
+    label. At 2 answers a second the window holds too few for p95 for ten seconds."""
+    persona("sam", "operator")
+    target = Target.objects.create(name="slow-rate", base_url=counting_server.base_url)
+    Endpoint.objects.create(target=target, name="ping", url="/ping")
+    session = LoadTestSession.objects.create(session_name="paced", target=target,
+                                             concurrent_users=2, target_rps=2)  # fmt: skip
+    page = sign_in(chromium, dashboard_web, "sam", "sam-pw-42")
+    page.goto(dashboard_web.url(f"/sessions/{session.pk}/"))
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    expect(stop).to_be_hidden()
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_test_id("session-status")).to_have_text("running", timeout=20_000)
+    expect(stop).to_be_visible()
+    note = page.get_by_test_id("percentile-note")
+    expect(note).to_contain_text("too few answers yet (p99 needs 100;", timeout=20_000)
+    expect(page.get_by_test_id("live-percentiles")).to_have_text(re.compile(r"— / —$"))
+    stop.click()
+    expect(page.get_by_test_id("session-status")).to_have_text("stopped", timeout=20_000)
+    expect(note).to_have_text("")

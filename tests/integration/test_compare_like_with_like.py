@@ -97,6 +97,11 @@ def test_same_load_is_judged_in_words_and_other_users_are_not_judged(
         'data-testid="compare-table"'
     )
     assert f'data-testid="regression-{more_users}">not judged' in html
+    # Its changes are shown without "better" or "worse": no verdict in a word either.
+    other_rows = re.findall(rf'<tr data-scope="[^"]*" data-session="{more_users}">(.*?)</tr>',
+                            html, re.S)  # fmt: skip
+    assert other_rows and all("Δ" in row for row in other_rows)
+    assert not any(re.search(r"\b(better|worse)\b", row) for row in other_rows)
     assert "Users differ: 4 → 8; a verdict needs runs of the same load." in html
     assert f'data-testid="regression-{same_load}">regression' in html
 

@@ -59,6 +59,23 @@ def test_buckets_average_rates_keep_latency_peaks_and_leave_gaps_null(viewer_api
     }
 
 
+def test_a_running_sessions_chart_ends_at_its_last_ticked_second(viewer_api):
+    """The seconds after the monitor's last tick are still filling (part of their requests,
+    no users yet): the chart leaves them to the stream rather than draw a drop and a gap."""
+    session = finished_session(seconds=10)
+    LoadTestSession.objects.filter(pk=session.pk).update(status="running", end_time=None)
+    TimeSeriesPoint.objects.bulk_create(
+        [point(session, second, requests=10, users=4, p50_ms=5) for second in range(5)]
+        + [point(session, 5, requests=3)]  # the current second: a tick has not come yet
+    )
+    chart = viewer_api.get(f"/api/sessions/{session.pk}/chart/").json()
+    assert chart["t"] == [START_S + second for second in range(5)]
+    assert chart["users"] == [4] * 5 and chart["rps"] == [10.0] * 5
+    # Asked for explicitly, the filling second is there, as stored.
+    asked = viewer_api.get(f"/api/sessions/{session.pk}/chart/", {"to": START_S + 6}).json()
+    assert asked["rps"][-1] == 3.0 and asked["users"][-1] is None
+
+
 def test_a_range_fetches_finer_grain(viewer_api):
     session = finished_session(seconds=3600)
     TimeSeriesPoint.objects.bulk_create(

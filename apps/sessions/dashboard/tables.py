@@ -50,15 +50,17 @@ def change_text(metric: str, change: dict[str, Any]) -> str:
 
 
 def cells(figures: dict[str, Any] | None, deltas: dict[str, Any] | None,
-          regressed: list[str]) -> list[dict[str, str]]:  # fmt: skip
-    """One table row's cells: each figure's value, and its change when there is one."""
+          regressed: list[str], *, same_load: bool = True) -> list[dict[str, str]]:  # fmt: skip
+    """One table row's cells: each figure's value, and its change when there is one. A run
+    whose load differed from the reference's shows its changes without "better" or "worse":
+    fewer requests/s at half the users is no verdict on the target."""
     row = []
     for metric, _ in COLUMNS:
         cell = {"metric": metric, "value": value_text(metric, figures[metric] if figures else None),
                 "change": "", "mark": "", "word": "", "css": "", "regressed": ""}  # fmt: skip
         change = (deltas or {}).get(metric)
         if change and change["direction"] is not None:
-            mark, word, css = _MARKS[change["direction"]]
+            mark, word, css = _MARKS[change["direction"]] if same_load else ("Δ", "", "")
             cell.update(change=change_text(metric, change), mark=mark, word=word, css=css)
             if metric in regressed:
                 cell["regressed"] = "regression"
@@ -81,7 +83,12 @@ def comparison_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "session": names[row["session"]],
                     "requests": figures["requests"] if figures else None,
                     "note": row["note"],
-                    "cells": cells(figures, row["deltas"], row["regressed"]),
+                    "cells": cells(
+                        figures,
+                        row["deltas"],
+                        row["regressed"],
+                        same_load=names[row["session"]]["same_load"],
+                    ),
                 }
             )
     return rows
@@ -94,7 +101,12 @@ def baseline_rows(against: dict[str, Any]) -> list[dict[str, Any]]:
             "scope": scope["endpoint"],
             "requests": scope["figures"]["requests"] if scope["figures"] else None,
             "note": scope["note"],
-            "cells": cells(scope["figures"], scope["deltas"], scope["regressed"]),
+            "cells": cells(
+                scope["figures"],
+                scope["deltas"],
+                scope["regressed"],
+                same_load=against["same_load"],
+            ),
         }
         for scope in against["endpoints"]
     ]

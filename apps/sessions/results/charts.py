@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from rest_framework import serializers
@@ -77,11 +77,27 @@ def chart_range(session: LoadTestSession, params) -> tuple[int, int]:
     if start is None:
         start = session.load_started_at or session.start_time or session.created_at
     if end is None:
-        end = session.end_time or datetime.now(tz=start.tzinfo)
+        end = session.end_time or _last_ticked(session) or datetime.now(tz=start.tzinfo)
     from_s, to_s = math.floor(start.timestamp()), math.ceil(end.timestamp())
     if to_s < from_s:
         raise serializers.ValidationError({"to": "Give a time after 'from'."})
     return from_s, max(to_s, from_s + 1)
+
+
+def _last_ticked(session: LoadTestSession) -> datetime | None:
+    """For a running session, the end of the newest second the monitor has given its users
+    and latency: the seconds after it are still filling (a part of their requests, no users
+    yet), and a page drawing them would show a false drop and a gap it never closes (the
+    stream appends only newer points)."""
+    if session.end_time is not None:
+        return None
+    newest = (
+        session.timeseries.filter(users__isnull=False)
+        .order_by("-timestamp")
+        .values_list("timestamp", flat=True)
+        .first()
+    )
+    return newest + timedelta(seconds=1) if newest is not None else None
 
 
 def chart(session: LoadTestSession, params) -> dict:

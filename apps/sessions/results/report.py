@@ -11,11 +11,9 @@ quote a secret (URLs, bodies, error and event messages) is masked by value, as t
 
 from __future__ import annotations
 
-import json
 import platform
 import tomllib
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -112,13 +110,6 @@ def _flow_json(row: FlowStats) -> dict:
     }
 
 
-def _shown(value: object) -> str:
-    """A configuration value as a config file would write it (JSON), not as Python's repr."""
-    if isinstance(value, Decimal):
-        value = float(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _configuration(session: LoadTestSession, secrets: set[str], changes) -> dict:
     """What ran: the configuration at the start and at the end (they differ where it was
     changed while running), and the frozen plan's endpoints (as at the start), secrets
@@ -128,8 +119,8 @@ def _configuration(session: LoadTestSession, secrets: set[str], changes) -> dict
     config = [
         {
             "name": name,
-            "at_start": _shown(at_start.get(name)),
-            "at_end": _shown(at_end.get(name)),
+            "at_start": config_history.readable(at_start.get(name)),
+            "at_end": config_history.readable(at_end.get(name)),
             "changed": at_start.get(name) != at_end.get(name),
         }
         for name in session.CONFIG_FIELDS

@@ -183,7 +183,9 @@
     const run = snapshot.run || {};
     const errorRate = live.error_rate ?? run.error_rate;
     const remaining = snapshot.remaining_s ?? (durationS && snapshot.duration_s ? durationS - snapshot.duration_s : null);
-    const figure = (key) => live[key] ?? run[key];
+    // While running, a live percentile the window cannot tell yet stays "—" (the note says
+    // why), rather than borrowing the whole run's figure under a "last N s" label.
+    const figure = (key) => (ended || !("latency_answers" in live) ? live[key] ?? run[key] : live[key]);
     page.querySelectorAll("[data-live-label]").forEach((label) => {
       label.textContent = ended ? label.dataset.endedLabel : label.dataset.liveLabel;
     });
@@ -214,14 +216,14 @@
   }
 
   // A percentile the window's answers cannot tell from the slowest one is left out: say why.
-  const ANSWERS_NEEDED = { p95_ms: ["p95", 20], p99_ms: ["p99", 100] };
+  const ANSWERS_NEEDED = { p50_ms: ["p50", 2], p95_ms: ["p95", 20], p99_ms: ["p99", 100] };
   function tooFewNote(live) {
     const answers = live.latency_answers;
-    if (!answers) return "";
-    const missing = Object.entries(ANSWERS_NEEDED).filter(([key]) => live[key] == null);
+    if (answers == null) return "";
+    const missing = Object.entries(ANSWERS_NEEDED).filter(([key]) => live[key] == null).map(([, pair]) => pair);
     if (!missing.length) return "";
     const [name, needed] = missing[missing.length - 1];
-    return `${missing.map(([, [n]]) => n).join(", ")}: too few answers (${name} needs ${needed}; ${format.count(answers)} in the window)`;
+    return `${missing.map(([n]) => n).join(", ")}: too few answers yet (${name} needs ${needed}; ${format.count(answers)} in the window)`;
   }
 
   function setUsers(users) {
@@ -325,6 +327,8 @@
   function toggleControls(status) {
     const ended = ENDED.includes(status);
     page.querySelectorAll('[data-action="start"]').forEach((b) => (b.hidden = status !== "pending"));
+    // Started from this page: its Stop appears as the status leaves "pending".
+    page.querySelectorAll('[data-action="stop"]').forEach((b) => (b.hidden = status === "pending" || ended));
     page.querySelectorAll('[data-action="stop"], [data-action="users"], [data-action="weights"], [data-emergency-stop]')
       .forEach((b) => (b.disabled = ended));
   }
@@ -398,7 +402,9 @@
   const initial = JSON.parse(document.getElementById("initial-snapshot").textContent);
   render(initial);
   if (!ENDED.includes(initial.status)) setUsers(page.dataset.configuredUsers);  // until a tick says
-  catchUp();
+  // A pending session has no points yet: fetching now would lay the charts' time axis from
+  // its creation, minutes before its load (the stream's first points start them instead).
+  if (initial.status !== "pending") catchUp();
   if (page.dataset.terminal !== "true" && initial.status !== "pending") connect();
   else if (initial.status === "pending") streamState.textContent = "not started";
 })();
