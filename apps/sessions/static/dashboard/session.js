@@ -353,6 +353,9 @@
     stream.addEventListener("stats", (event) => {
       const snapshot = JSON.parse(event.data);
       render(snapshot);
+      // "Starting." holds until the load runs; the status says the rest.
+      const said = document.getElementById("action-result");
+      if (said && snapshot.status === "running" && said.textContent.trim() === "Starting.") said.className = "alert d-none";
       if (snapshot.point) { appendPoint(snapshot.point); draw(); }
       else catchUp();
     });
