@@ -58,8 +58,14 @@ def finished_run(api, counting_server) -> LoadTestSession:
     assert api.post(f"{url}stop/").status_code == 202
     session = wait_for_status(session_id, timeout_s=60)
     assert session.status == "stopped", session.end_detail
-    session.refresh_from_db()
-    assert session.results_final_at is not None
+    # The final judgement comes just after the status (the same tick): as the CLI does,
+    # read the figures once they are final.
+    session = wait_until(
+        lambda: LoadTestSession.objects.filter(
+            pk=session_id, results_final_at__isnull=False
+        ).first(),
+        timeout_s=20,
+    )
     assert session.total_requests > 20 and 0 < session.total_failures < session.total_requests
     return session
 
