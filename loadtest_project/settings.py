@@ -514,6 +514,9 @@ AXES_CLIENT_IP_CALLABLE = "loadtest_project.client_address.client_address"
 # lock ends a fixed time after the last counted failure, which the answer can tell.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "apps.sessions.access.lockout.lockout_response"
+# The attempted user name, cut to the column axes stores it in (a longer one is a 500 on
+# PostgreSQL); axes cuts the user agent and path itself.
+AXES_USERNAME_CALLABLE = "apps.sessions.access.lockout.attempted_username"
 
 
 # --- Prometheus (/metrics) -------------------------------------------------------------------

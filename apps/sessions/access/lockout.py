@@ -7,6 +7,10 @@ address are refused, right password or not, until ``LOGIN_LOCKOUT_MINUTES`` afte
 failure counted. This module answers such a request with 429, saying when to try again
 (JSON for API clients, a page for browsers), and records each lockout in the audit log and as
 a WARNING log line. Neither ever holds the password.
+
+Every value axes stores is cut to its column here or by axes itself (user agent, path,
+Accept): PostgreSQL refuses a longer value, which would turn a hostile sign-in into a 500
+with no failure counted.
 """
 
 from __future__ import annotations
@@ -32,6 +36,29 @@ logger = logging.getLogger(__name__)
 
 # "Too Many Requests", as the API's rate limits answer: a client that retries later succeeds.
 LOCKED_OUT_STATUS = 429
+
+
+# The column every axes record keeps the attempted user name in (attempts, failure and access
+# logs alike).
+USERNAME_COLUMN_LENGTH = AccessAttempt._meta.get_field("username").max_length or 255
+
+
+def attempted_username(request, credentials: dict | None = None) -> str | None:
+    """The user name axes records and counts (``AXES_USERNAME_CALLABLE``): the one submitted,
+    without NUL characters and cut to its column, so any value a form or the token endpoint
+    accepts can be recorded on every database; a cut name is counted like any other.
+
+    As axes reads it by default: from the credentials given to ``authenticate``, else from
+    the posted form (or the API request's parsed data).
+    """
+    if credentials:
+        value = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        data = getattr(request, "data", None) or getattr(request, "POST", {})
+        value = data.get(settings.AXES_USERNAME_FORM_FIELD) if hasattr(data, "get") else None
+    if value is None:
+        return None
+    return str(value).replace("\x00", "")[:USERNAME_COLUMN_LENGTH]
 
 
 def lockout_ends_at(username: str | None, address: str | None) -> datetime:
