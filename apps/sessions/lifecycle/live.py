@@ -15,7 +15,7 @@ from apps.sessions.access.permissions import OPERATE_SESSIONS, require_permissio
 from apps.sessions.catalog.defaults import catalog_weights
 from apps.sessions.choices import EventKind, SessionStatus
 from apps.sessions.errors import EngineUnavailable, SessionStateError
-from apps.sessions.lifecycle.start import check_total_users
+from apps.sessions.lifecycle.start import check_total_users, users_claim
 from apps.sessions.models import LoadTestSession
 from apps.sessions.results.records import actor_name, record_event
 from apps.sessions.validation import (
@@ -72,17 +72,21 @@ def change_users(
     require_permission(user, OPERATE_SESSIONS, "change the load of running sessions")
     _check_running(session, "users")
     check_concurrent_users(concurrent_users)
-    check_total_users(concurrent_users - session.concurrent_users)
-    previous = session.concurrent_users
-    _apply_live(
-        session,
-        {"concurrent_users": concurrent_users},
-        lambda: dispatch.resize_session(session.pk, concurrent_users, session.target_rps),
-        what="load",
-        kept="users",
-        user=user,
-        via=via,
-    )
+    with users_claim():
+        # The row as it is now: a resize that committed while this one waited changed it.
+        session.refresh_from_db()
+        _check_running(session, "users")
+        check_total_users(concurrent_users - session.concurrent_users)
+        previous = session.concurrent_users
+        _apply_live(
+            session,
+            {"concurrent_users": concurrent_users},
+            lambda: dispatch.resize_session(session.pk, concurrent_users, session.target_rps),
+            what="load",
+            kept="users",
+            user=user,
+            via=via,
+        )
     record_event(
         session.pk,
         EventKind.USERS_CHANGED,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -35,21 +38,22 @@ def start_session(session: LoadTestSession, user=None, *, via: str = Via.SYSTEM)
         raise SessionStateError(
             f"Session {session.pk} is {session.status}; only a pending session can be started."
         )
-    check_total_users(session.concurrent_users)
     plan = build_plan(session)
     try:
         capacity = inventory.load_capacity(control.get_redis())
     except (RedisError, OSError) as exc:
         raise _cannot_queue(exc) from exc
     shards = len(dispatch.shard_shares(session.concurrent_users, session.target_rps))
-    claimed = move_status(
-        session.pk,
-        (SessionStatus.PENDING,),
-        SessionStatus.STARTING,
-        start_time=timezone.now(),
-        started_by=user,
-        plan=plan.to_json(),
-    )
+    with users_claim():
+        check_total_users(session.concurrent_users)
+        claimed = move_status(
+            session.pk,
+            (SessionStatus.PENDING,),
+            SessionStatus.STARTING,
+            start_time=timezone.now(),
+            started_by=user,
+            plan=plan.to_json(),
+        )
     if not claimed:
         session.refresh_from_db()
         raise SessionStateError(f"Session {session.pk} is already {session.status}.")
@@ -88,8 +92,32 @@ def _cannot_queue(exc: Exception) -> EngineUnavailable:
     )
 
 
+# The PostgreSQL advisory lock every claim of users holds (any fixed number, this one unused
+# elsewhere): one per database, whichever web process or worker claims.
+USERS_CLAIM_LOCK = 0x4C54_5553  # "LTUS"
+
+
+@contextmanager
+def users_claim() -> Iterator[None]:
+    """One claim of users at a time, for the whole service: ``check_total_users`` and the
+    write that adds the users (a start's claim, a resize) go inside, as one transaction.
+
+    Without it two starts served side by side both count the same running users, both pass
+    and together exceed MAX_TOTAL_USERS. SQLite takes its write lock when the transaction
+    begins (``transaction_mode`` IMMEDIATE in settings), which serialises claims already;
+    PostgreSQL reads at the start of each statement, so a transaction-scoped advisory lock
+    makes the next claim wait until this one has committed what it added.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [USERS_CLAIM_LOCK])
+        yield
+
+
 def check_total_users(additional_users: int) -> None:
-    """MAX_TOTAL_USERS caps the users of all running sessions together."""
+    """MAX_TOTAL_USERS caps the users of all running sessions together. Call it inside
+    ``users_claim`` with the write that adds the users, or a parallel claim slips past."""
     limit = settings.MAX_TOTAL_USERS
     if not limit or additional_users <= 0:
         return
