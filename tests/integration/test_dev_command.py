@@ -157,8 +157,11 @@ def test_unit_runs_the_unit_tier_alone(tmp_path):
     assert not (project / "suite-ran").exists()  # tests/test_calc.py, outside the tier
 
 
-def test_ci_runs_the_test_command_with_its_checks_then_the_container_test():
+def test_ci_runs_the_test_command_with_its_checks_then_postgresql_then_the_container_test():
     ci = (ROOT / ".ci" / "run").read_text()
     runs = [line.strip() for line in ci.splitlines() if "scripts/dev.py test" in line]
     assert runs[0] == "python3 scripts/dev.py test"  # the README's command, checks included
-    assert runs[1:] == ["exec python3 scripts/dev.py test --no-checks -m containers"]
+    # The tests that write through the database, again on PostgreSQL, without the checks.
+    assert runs[1] == "python3 scripts/dev.py test --no-checks $POSTGRES_TESTS"
+    assert "DATABASE_URL=" in ci[: ci.index(runs[1])]
+    assert runs[2:] == ["exec python3 scripts/dev.py test --no-checks -m containers"]
