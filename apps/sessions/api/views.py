@@ -121,7 +121,8 @@ class TargetViewSet(HistoryMixin, viewsets.ModelViewSet):
 
 
 class EndpointViewSet(HistoryMixin, viewsets.ModelViewSet):
-    """Requests the virtual users send. Credential header values are shown masked."""
+    """Requests the virtual users send. Secrets (header values, secret-looking body and query
+    values) are shown masked; `?reveal=true` shows them to the roles that may edit endpoints."""
 
     queryset = Endpoint.objects.select_related("target")
     serializer_class = EndpointSerializer
