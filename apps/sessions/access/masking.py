@@ -1,12 +1,14 @@
 """Who may read an endpoint's secrets, and the one way every read surface masks them.
 
 An endpoint's headers, body and URL may carry credentials (a bearer token, a password field,
-``?api_key=``). Whoever may edit the catalog must see and keep them; everyone else (viewers,
-operators) reads the configuration with every header value and every secret-looking value of
-the body and query string replaced by ``[redacted]``: the API, the admin, the dashboard and
-the run configuration stored with a session all ask ``may_see_secrets`` and mask through here.
-Figures (``/stats/``, the live stream and its snapshots) are one shared snapshot per session,
-so their URLs are masked for everyone.
+``?api_key=``). Whoever may edit the catalog must be able to see and keep them; everyone else
+(viewers, operators) reads the configuration with every header value and every secret-looking
+value of the body and query string replaced by ``[redacted]``. Every surface masks through
+here: the admin asks ``may_see_secrets`` (its editors edit the real values); the API masks
+for every role unless an editor asks ``?reveal=true``, so a script listing the catalog never
+prints a secret by accident; ``/stats/``, the live stream's snapshots and the dashboard mask
+for everyone, since one snapshot per session is shared by every viewer and no page edits an
+endpoint.
 
 The values are found by ``apps.workers.secrets`` (the engine masks error samples with the
 same list), so a secret is recognised the same way wherever it is shown.
