@@ -70,6 +70,14 @@ def test_only_an_editor_may_reveal(viewer_api, api, admin_api):
     assert MARK not in admin_api.get(f"/api/endpoints/{endpoint.pk}/").content.decode()
 
 
+def test_searching_urls_tells_a_viewer_nothing(viewer_api, admin_api):
+    secret_endpoint()
+    guess = f"/api/endpoints/?search={MARK}4-query"
+    assert viewer_api.get(guess).json()["count"] == 0  # a right guess and a wrong one alike
+    assert viewer_api.get("/api/endpoints/?search=ping").json()["count"] == 1  # by name still
+    assert admin_api.get(guess).json()["count"] == 1
+
+
 def test_sending_back_what_was_read_keeps_every_secret(admin_api):
     endpoint = secret_endpoint()
     url = f"/api/endpoints/{endpoint.pk}/"
