@@ -162,8 +162,21 @@ def test_a_run_shows_no_secret_to_a_viewer(
         assert response.status_code == 200, page
         assert MARK not in response.content.decode(), page
 
+    staff_viewer = logged_in(viewer)
+    stats_row = session.endpoint_stats.get()
+    event = session.events.first()
+    for page in (
+        reverse("admin:loadtests_endpointstats_change", args=[stats_row.pk]),
+        reverse("admin:loadtests_endpointstats_changelist"),
+        reverse("admin:loadtests_sessionevent_change", args=[event.pk]),
+        reverse("admin:loadtests_sessionevent_changelist"),
+    ):
+        response = staff_viewer.get(page)
+        assert response.status_code == 200, page
+        assert MARK not in response.content.decode(), page
+
     admin_page = reverse("admin:loadtests_loadtestsession_change", args=[session_id])
-    response = logged_in(viewer).get(admin_page)
+    response = staff_viewer.get(admin_page)
     assert response.status_code == 200
     assert MARK not in response.content.decode()
     assert "Authorization" in response.content.decode()  # the plan is shown, masked
