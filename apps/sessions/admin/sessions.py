@@ -260,8 +260,19 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             fields = list(self.readonly_fields)
         if may_see_secrets(request.user):
             return fields
+        # The originals stay read-only (out of the form); get_fields shows the stand-ins.
+        return [
+            *fields,
+            *(self.MASKED_FIELDS[name] for name in fields if name in self.MASKED_FIELDS),
+        ]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if may_see_secrets(request.user):
+            return fields
         # The stored plan holds the endpoints' headers and bodies as they ran.
-        return [self.MASKED_FIELDS.get(name, name) for name in fields]
+        shown = [self.MASKED_FIELDS.get(name, name) for name in fields]
+        return list(dict.fromkeys(shown))
 
     MASKED_FIELDS = {"plan": "masked_plan", "end_detail": "masked_end_detail"}
 
