@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
 
+from apps.sessions.access.masking import masked_endpoint_url, masked_request, may_see_secrets
 from apps.sessions.access.permissions import (
     ADD_FLOWS,
     CHANGE_FLOWS,
@@ -27,6 +28,18 @@ class EndpointInline(admin.TabularInline):
     model = Endpoint
     extra = 0
     fields = ["name", "method", "url", "weight", "timeout_s", "description"]
+
+    def get_fields(self, request, obj=None):
+        if may_see_secrets(request.user):
+            return self.fields
+        return ["name", "method", "masked_url", "weight", "timeout_s", "description"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "masked_url"]
+
+    @admin.display(description="URL")
+    def masked_url(self, endpoint: Endpoint) -> str:
+        return masked_endpoint_url(endpoint)
 
 
 @admin.register(Target)
@@ -58,9 +71,47 @@ class TargetAdmin(HistoryAdminMixin, admin.ModelAdmin):
 
 @admin.register(Endpoint)
 class EndpointAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    """Whoever may not edit endpoints reads them with their secrets masked
+    (``access.masking``): the URL, headers and body are shown by masked stand-ins."""
+
     list_display = ["name", "target", "method", "url", "weight", "timeout_s"]
     list_filter = ["target", "method"]
     search_fields = ["name", "url", "description"]
+    MASKED_FIELDS = {"url": "masked_url", "headers": "masked_headers", "body": "masked_body"}
+
+    def get_list_display(self, request):
+        if may_see_secrets(request.user):
+            return self.list_display
+        return [self.MASKED_FIELDS.get(name, name) for name in self.list_display]
+
+    def get_search_fields(self, request):
+        # Searching the URL would tell a reader a masked key, one guess at a time.
+        if may_see_secrets(request.user):
+            return self.search_fields
+        return [name for name in self.search_fields if name not in self.MASKED_FIELDS]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None or may_see_secrets(request.user):
+            return [name for name in fields if name not in self.MASKED_FIELDS.values()]
+        return list(dict.fromkeys(self.MASKED_FIELDS.get(name, name) for name in fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        if may_see_secrets(request.user):
+            return super().get_readonly_fields(request, obj)
+        return [*super().get_readonly_fields(request, obj), *self.MASKED_FIELDS.values()]
+
+    @admin.display(description="URL")
+    def masked_url(self, endpoint: Endpoint) -> str:
+        return masked_endpoint_url(endpoint)
+
+    @admin.display(description="headers")
+    def masked_headers(self, endpoint: Endpoint) -> dict:
+        return masked_request(endpoint.headers, endpoint.body, endpoint.url)[0]
+
+    @admin.display(description="body")
+    def masked_body(self, endpoint: Endpoint) -> str:
+        return masked_request(endpoint.headers, endpoint.body, endpoint.url)[1]
 
 
 class FlowStepFormSet(BaseInlineFormSet):

@@ -2,15 +2,18 @@
 
 from django.contrib import admin
 
+from apps.sessions.access.masking import mask_text
 from apps.sessions.admin.common import ReadOnlyAdmin, count_column, ms_column
 from apps.sessions.models import (
     EndpointStats,
     ErrorSample,
     FlowStats,
+    LoadTestSession,
     RequestLogEntry,
     SessionEvent,
     TimeSeriesPoint,
 )
+from apps.workers.secrets import plan_secrets
 
 
 class SessionFiguresAdmin(admin.ModelAdmin):
@@ -66,6 +69,18 @@ class EndpointStatsAdmin(SessionFiguresAdmin):
         "updated_at",
     ]
 
+    def get_fields(self, request, obj=None):
+        # Figures are read by every role: the URL's secrets (``?api_key=``) are masked.
+        fields = super().get_fields(request, obj)
+        return list(dict.fromkeys("masked_url" if name == "url" else name for name in fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "masked_url"]
+
+    @admin.display(description="URL")
+    def masked_url(self, row: EndpointStats) -> str:
+        return session_masked(row.session, row.url)
+
 
 @admin.register(TimeSeriesPoint)
 class TimeSeriesPointAdmin(admin.ModelAdmin):
@@ -95,9 +110,22 @@ class ErrorSampleAdmin(ReadOnlyAdmin):
 
 @admin.register(SessionEvent)
 class SessionEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "session", "kind", "message", "actor", "via", "hostname", "shard"]
+    list_display = ["at", "session", "kind", "masked_message", "actor", "via", "hostname", "shard"]
     list_filter = ["kind", "via", "session"]
     search_fields = ["message", "actor"]
+    list_select_related = ["session"]
+
+    def get_fields(self, request, obj=None):
+        # A message may quote a configured secret (an end detail): masked, as in the report.
+        fields = super().get_fields(request, obj)
+        return list(dict.fromkeys("masked_message" if f == "message" else f for f in fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "masked_message"]
+
+    @admin.display(description="message")
+    def masked_message(self, event: SessionEvent) -> str:
+        return session_masked(event.session, event.message)
 
 
 @admin.register(RequestLogEntry)
@@ -112,3 +140,8 @@ class RequestLogEntryAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("loadtests.view_loadtestsession")
+
+
+def session_masked(session: LoadTestSession, text: str) -> str:
+    """``text`` with the secrets of the session's plan masked."""
+    return mask_text(text, plan_secrets(session.read_plan()))

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.sessions.access.masking import mask_text, masked_plan, may_see_secrets
 from apps.sessions.access.permissions import OPERATE_SESSIONS
 from apps.sessions.admin.common import (
     SERVICE_REFUSALS,
@@ -38,6 +39,7 @@ from apps.sessions.models import EndpointStats, FlowStats, LoadTestSession, Sche
 from apps.sessions.results import units
 from apps.sessions.results.baselines import set_baseline
 from apps.sessions.validation import TAG_CHARS_MAX, TAGS_MAX, clean_tags, tags_from_text
+from apps.workers.secrets import plan_secrets
 
 
 class EndpointStatsInline(admin.TabularInline):
@@ -99,12 +101,27 @@ class FlowStatsInline(admin.TabularInline):
 
 
 class SessionEventInline(admin.TabularInline):
+    """The session's events; a message may quote a configured secret (a target's error page
+    echoing a token), masked for whoever may not edit endpoints."""
+
     model = SessionEvent
     extra = 0
     can_delete = False
     fields = ["at", "kind", "message", "actor", "via", "hostname", "shard"]
     readonly_fields = fields
     ordering = ["-at", "-pk"]
+
+    def get_fields(self, request, obj=None):
+        if may_see_secrets(request.user):
+            return self.fields
+        return ["masked_message" if name == "message" else name for name in self.fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description="message")
+    def masked_message(self, event: SessionEvent) -> str:
+        return mask_text(event.message, plan_secrets(event.session.read_plan()))
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -238,8 +255,34 @@ class LoadTestSessionAdmin(admin.ModelAdmin):
             # Tags are labels, not configuration: they change at any status.
             editable = {"id", "concurrent_users", "tags"} if is_live(obj) else {"id", "tags"}
             fields = [field.name for field in self.model._meta.fields if field.name not in editable]
-            return ["dashboard", *fields, "threshold_verdicts"]
-        return self.readonly_fields
+            fields = ["dashboard", *fields, "threshold_verdicts"]
+        else:
+            fields = list(self.readonly_fields)
+        if may_see_secrets(request.user):
+            return fields
+        # The originals stay read-only (out of the form); get_fields shows the stand-ins.
+        return [
+            *fields,
+            *(self.MASKED_FIELDS[name] for name in fields if name in self.MASKED_FIELDS),
+        ]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if may_see_secrets(request.user):
+            return fields
+        # The stored plan holds the endpoints' headers and bodies as they ran.
+        shown = [self.MASKED_FIELDS.get(name, name) for name in fields]
+        return list(dict.fromkeys(shown))
+
+    MASKED_FIELDS = {"plan": "masked_plan", "end_detail": "masked_end_detail"}
+
+    @admin.display(description="plan")
+    def masked_plan(self, session: LoadTestSession):
+        return masked_plan(session.plan)
+
+    @admin.display(description="end detail")
+    def masked_end_detail(self, session: LoadTestSession) -> str:
+        return mask_text(session.end_detail, plan_secrets(session.read_plan()))
 
     def has_operate_permission(self, request) -> bool:
         """Who sees and may run the start and stop actions (operator and admin roles)."""

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from redis.exceptions import RedisError
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.sessions.access import config_history
+from apps.sessions.access.masking import may_see_secrets
 from apps.sessions.api import comparison_params
 from apps.sessions.api.export import EXPORT_TABLES, CSVRenderer, export_document, export_rows
 from apps.sessions.api.query_params import LongPages, parse_since
@@ -120,11 +121,25 @@ class TargetViewSet(HistoryMixin, viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
 
 
+class EndpointSearch(filters.SearchFilter):
+    """``?search=`` on URLs only for whoever may read them unmasked: otherwise a reader could
+    confirm a guessed ``api_key`` one search at a time."""
+
+    def get_search_fields(self, view, request):
+        fields = super().get_search_fields(view, request) or []
+        return fields if may_see_secrets(request.user) else [f for f in fields if f != "url"]
+
+
 class EndpointViewSet(HistoryMixin, viewsets.ModelViewSet):
-    """Requests the virtual users send. Credential header values are shown masked."""
+    """Requests the virtual users send. Secrets (header values, secret-looking body and query
+    values) are shown masked; `?reveal=true` shows them to the roles that may edit endpoints."""
 
     queryset = Endpoint.objects.select_related("target")
     serializer_class = EndpointSerializer
+    filter_backends = [
+        EndpointSearch if backend is filters.SearchFilter else backend
+        for backend in api_settings.DEFAULT_FILTER_BACKENDS
+    ]
     action_permissions = {"history": "view"}
     filterset_fields = ["target", "method"]
     search_fields = ["name", "url", "description"]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.sessions import validation
 from apps.sessions.choices import FeedMode, HttpMethod
 from apps.workers.checks import DEFAULT_EXPECTED_STATUSES, STATUSES_CHARS_MAX, normalise_statuses
+from apps.workers.secrets import endpoint_secrets, mask_secrets
 
 
 class Target(models.Model):
@@ -123,7 +124,9 @@ class Endpoint(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.method} {self.url}"
+        # Shown to every role (titles, choices, the admin's log): a key in the URL is masked.
+        url = mask_secrets(self.url, endpoint_secrets(self.headers, self.body, self.url))
+        return f"{self.name}: {self.method} {url}"
 
     def absolute_url(self) -> str:
         if self.url.startswith("/"):

@@ -3,6 +3,7 @@
 from django import template
 
 from apps.sessions.access.config_history import readable
+from apps.sessions.access.masking import masked_endpoint_url
 
 register = template.Library()
 
@@ -55,3 +56,10 @@ def seconds(value):
 def history_value(value):
     """A configuration history value as text people read ("checkout 2, browse 1")."""
     return readable(value)
+
+
+@register.filter
+def shown_url(endpoint) -> str:
+    """An endpoint's URL with the secrets of its request (``?api_key=``) masked: the pages
+    only show it, for every role (``access.masking``)."""
+    return masked_endpoint_url(endpoint)

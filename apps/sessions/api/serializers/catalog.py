@@ -2,7 +2,14 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 
+from apps.sessions.access.masking import (
+    REVEAL_SECRETS,
+    kept_if_sent_back,
+    masked_request,
+    may_see_secrets,
+)
 from apps.sessions.api.surfaces import serializer_via
 from apps.sessions.catalog.feed_csv import PREVIEW_ROWS
 from apps.sessions.catalog.flow_changes import save_flow
@@ -17,7 +24,7 @@ from apps.sessions.validation import (
     check_single_line,
 )
 from apps.workers.checks import normalise_statuses, parse_checks
-from apps.workers.secrets import REDACTED, mask_headers_by_name
+from apps.workers.secrets import REDACTED
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -124,6 +131,21 @@ class EndpointSerializer(serializers.ModelSerializer):
         self._check_templates(attrs)
         return attrs
 
+    def to_internal_value(self, data):
+        """A body or URL sent back as it was read masked keeps the stored one (replaced
+        before the fields' own checks, which "[redacted]" in a URL would fail)."""
+        if self.instance is not None and isinstance(data, dict):
+            data = data.copy()  # a dict, or a form's QueryDict
+            for name in ("body", "url"):
+                if isinstance(data.get(name), str):
+                    data[name] = kept_if_sent_back(
+                        data[name],
+                        getattr(self.instance, name),
+                        self.instance.headers,
+                        self.instance.url,
+                    )
+        return super().to_internal_value(data)
+
     def _check_templates(self, attrs: dict) -> None:
         """The request templates, as ``Endpoint.clean`` checks them for the admin and files."""
         fields = {
@@ -137,8 +159,23 @@ class EndpointSerializer(serializers.ModelSerializer):
 
     def to_representation(self, endpoint):
         data = super().to_representation(endpoint)
-        data["headers"] = mask_headers_by_name(data.get("headers") or {})
+        if not self._reveal():
+            data["headers"], data["body"], data["url"] = masked_request(
+                endpoint.headers, endpoint.body, endpoint.url
+            )
         return data
+
+    def _reveal(self) -> bool:
+        """``?reveal=true``, for the roles that may edit endpoints: secrets are shown only
+        when asked, so a script listing the catalog never prints them by accident."""
+        request = self.context.get("request")
+        asked = request is not None and request.query_params.get("reveal") in ("1", "true")
+        if asked and not may_see_secrets(request.user):
+            raise PermissionDenied(
+                "Your role does not allow you to reveal endpoint secrets (it needs the "
+                f"permission {REVEAL_SECRETS}; see the roles in the README)."
+            )
+        return asked
 
 
 class FlowSerializer(serializers.ModelSerializer):
