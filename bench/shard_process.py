@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import urlsplit
 
 
 def main(spec: dict) -> dict:
@@ -20,9 +21,10 @@ def main(spec: dict) -> dict:
     django.setup()
     import psutil
     import redis
+    from django.conf import settings
 
     from apps.workers.control import SessionKeys, publish_session, reassign
-    from apps.workers.plan import EndpointPlan, Plan
+    from apps.workers.plan import EndpointPlan, Plan, plan_signing_key
     from apps.workers.shard import ShardRunner, ShardSettings
     from apps.workers.stats import parse_stats_hash
     from apps.workers.tasks import run_event_loop
@@ -46,7 +48,12 @@ def main(spec: dict) -> dict:
     reassign(client, session_id, {0: (spec["users"], float(spec.get("rps") or 0.0))})
     runner = ShardRunner(session_id=session_id, shard_index=0, generation=1,
                          redis_url=os.environ["REDIS_URL"], hostname="bench",
-                         settings=ShardSettings(max_rss_mb=0))  # fmt: skip
+                         settings=ShardSettings(
+                             max_rss_mb=0,
+                             plan_signing_key=plan_signing_key(settings.SECRET_KEY),
+                             # The bench chose its target: the shard may send there.
+                             allowed_target_hosts=(urlsplit(spec["url"]).netloc,),
+                         ))  # fmt: skip
 
     process = psutil.Process()
     rss_samples = []

@@ -146,23 +146,54 @@ def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 
 def is_this_machine(host: str) -> bool:
-    """Loopback and "any" addresses in every spelling, localhost, and this machine's names:
-    all reach the services of the machine they are used on."""
+    """Loopback and "any" addresses in every spelling, localhost, this machine's names, and
+    any name that resolves (the hosts file included: ``localhost.localdomain``, a container's
+    aliases) to one of those addresses: all reach the services of the machine they are
+    used on."""
     host = normalize_host(host)
     address = address_of(host)
     if address is not None:
         return address.is_loopback or address.is_unspecified
     names = {socket.gethostname().lower(), socket.getfqdn().lower()}
-    return host == "localhost" or host.endswith(".localhost") or host in names
+    if host == "localhost" or host.endswith(".localhost") or host in names:
+        return True
+    own = _own_addresses()
+    return any(found.is_loopback or found.is_unspecified or found in own for found in resolve(host))
+
+
+def resolve(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a name stands for, as a connection to it would find them (the hosts
+    file, then DNS), IPv4-mapped ones as IPv4; empty when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for *_, sockaddr in infos:
+        address = address_of(str(sockaddr[0]).partition("%")[0])
+        if address is not None:
+            found.add(address)
+    return found
+
+
+def _own_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses this machine's own names resolve to (a container's address on its
+    network, which is not loopback)."""
+    return resolve(socket.gethostname()) | resolve(socket.getfqdn())
 
 
 def same_host(first: str, second: str) -> bool:
-    """Do two host names reach the same machine, as far as can be told without DNS?"""
+    """Do two host names reach the same machine? Compared as written, then after resolving
+    both: a name only the hosts file knows is another spelling of the address it maps to."""
     first, second = normalize_host(first), normalize_host(second)
     if first == second or (is_this_machine(first) and is_this_machine(second)):
         return True
     first_address, second_address = address_of(first), address_of(second)
-    return first_address is not None and first_address == second_address
+    if first_address is not None and first_address == second_address:
+        return True
+    first_found = {first_address} if first_address is not None else resolve(first)
+    second_found = {second_address} if second_address is not None else resolve(second)
+    return bool(first_found & second_found)
 
 
 def _names(entry: str, host: str) -> bool:

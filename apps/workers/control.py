@@ -6,7 +6,8 @@ that finds no control state stops sending, a flush into a session Redis no longe
 refused, and the monitor copies totals into the database every second.
 
 Keys of session 42 (all under ``lt:s:42:``):
-- ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start
+- ``plan``      JSON of the session's ``Plan`` (see ``plan``), frozen at start, after its
+                HMAC signature (``plan.signed_plan_text``)
 - ``control``   hash: ``state`` (a ``ControlState``: "running" while load is wanted;
                 anything else or nothing means stop), ``factor`` (load reduction, 1.0 =
                 full load), ``load_started_at`` (epoch seconds, set once by the first
@@ -49,7 +50,7 @@ import redis
 from django.conf import settings
 from redis.typing import EncodableT, FieldT
 
-from .plan import Plan
+from .plan import Plan, plan_signing_key, signed_plan_text
 from .vocabulary import ControlState, ShardState, shard_states_leading_to
 
 KEY_PREFIX = "lt"
@@ -427,6 +428,11 @@ return flat
 """
 
 
+def _stored_plan(plan: Plan) -> bytes:
+    """The plan signed, so that a shard can tell it is the one the control plane wrote."""
+    return signed_plan_text(plan, plan_signing_key(settings.SECRET_KEY))
+
+
 def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
     """Everything shards need before they are queued: the plan and the run state.
 
@@ -436,7 +442,7 @@ def publish_session(client: redis.Redis, session_id: int, plan: Plan) -> None:
     keys = SessionKeys(session_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.all([]), keys.snapshot, keys.snapshot_seq)
-        pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
+        pipe.set(keys.plan, _stored_plan(plan), ex=ORPHAN_TTL_S)
         pipe.hset(keys.control, mapping={"state": ControlState.RUNNING, "factor": "1"})
         pipe.expire(keys.control, ORPHAN_TTL_S)
         pipe.set(keys.alive, time.time(), ex=ORPHAN_TTL_S)
@@ -479,7 +485,7 @@ def republish_session(
     stale = [key for key in keys.all(shares) if key != keys.monitor]
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(*stale)
-        pipe.set(keys.plan, json.dumps(plan.to_json()), ex=ORPHAN_TTL_S)
+        pipe.set(keys.plan, _stored_plan(plan), ex=ORPHAN_TTL_S)
         pipe.hset(keys.control, mapping=control)
         pipe.expire(keys.control, ORPHAN_TTL_S)
         if stats:

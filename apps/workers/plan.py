@@ -10,13 +10,25 @@ statistics shards flush are keyed by it (see ``stats``), which keeps the hot loo
 
 ``version`` grows when a field changes meaning or goes away; a plan of a version this code
 does not know is refused with ``PlanVersionError`` rather than misread.
+
+Redis is not trusted to keep the plan as the control plane wrote it: anyone who can write to
+it could point a shard at a host or port the allow-list refuses. So the copy in Redis carries
+an HMAC-SHA256 of its text under a key derived from SECRET_KEY (which every process of the
+service shares), and a shard runs only a plan whose signature holds and whose every URL is
+on the allow-list it was started with (``read_trusted_plan``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from loadtest_project import allowlist
 
 PLAN_VERSION = 1
 
@@ -201,3 +213,71 @@ def _from_unversioned(data: Mapping[str, Any]) -> dict[str, Any]:
     ]
     renamed["version"] = PLAN_VERSION
     return renamed
+
+
+class PlanNotTrusted(ValueError):
+    """A plan read from Redis that a shard refuses to run: its signature does not hold, or
+    it sends load off the allow-list. The message says which, for the session's events."""
+
+
+def plan_signing_key(secret_key: str) -> bytes:
+    """The key plans are signed with: derived from SECRET_KEY for this one purpose, so a
+    signature made here is worth nothing to any other use of SECRET_KEY, and back."""
+    return hashlib.sha256(b"loadtest.plan-signature\0" + secret_key.encode()).digest()
+
+
+def _signature(text: bytes, key: bytes) -> bytes:
+    return hmac.new(key, text, hashlib.sha256).hexdigest().encode()
+
+
+def signed_plan_text(plan: Plan, key: bytes) -> bytes:
+    """The plan as stored in Redis: its signature (hex), a dot, its JSON."""
+    text = json.dumps(plan.to_json()).encode()
+    return _signature(text, key) + b"." + text
+
+
+def read_trusted_plan(raw: bytes, key: bytes, allowed_hosts: Iterable[str]) -> Plan:
+    """The plan stored in Redis, if this service signed it and it sends load only where the
+    allow-list says; ``PlanNotTrusted`` otherwise. The allow-list is checked again here, not
+    only at save time, because the shard is the last place before the bytes leave."""
+    signature, dot, text = raw.partition(b".")
+    if not dot or not hmac.compare_digest(signature, _signature(text, key)):
+        raise PlanNotTrusted(
+            "Refused to run the plan stored in Redis: its signature does not match (it was "
+            "changed in Redis, or the processes do not share one SECRET_KEY). Nothing was sent."
+        )
+    plan = Plan.from_json(json.loads(text))
+    off_list = urls_off_list(plan, allowed_hosts)
+    if off_list:
+        raise PlanNotTrusted(
+            "Refused to run the plan stored in Redis: it sends load off this worker's "
+            f"ALLOWED_TARGET_HOSTS ({', '.join(off_list[:3])}). Nothing was sent."
+        )
+    return plan
+
+
+def urls_off_list(plan: Plan, allowed_hosts: Iterable[str]) -> list[str]:
+    """Each URL (or Host header) of the plan that the allow-list does not admit."""
+    entries = list(allowed_hosts)
+    refused = []
+    for endpoint in plan.endpoints:
+        try:
+            parts = urlsplit(endpoint.url)
+            port = parts.port or allowlist.DEFAULT_PORTS.get(parts.scheme)
+            host_header = next(
+                (value for name, value in endpoint.headers.items() if name.lower() == "host"),
+                None,
+            )
+            host_parts = urlsplit(f"//{host_header}") if host_header is not None else None
+            host_port = (host_parts.port or port) if host_parts is not None else None
+        except ValueError:
+            refused.append(endpoint.url)
+            continue
+        if port is None or not allowlist.is_allowed(entries, parts.hostname, port, parts.scheme):
+            refused.append(endpoint.url)
+        elif host_parts is not None and (
+            host_port is None
+            or not allowlist.is_allowed(entries, host_parts.hostname, host_port, parts.scheme)
+        ):
+            refused.append(f"Host: {host_header}")
+    return refused

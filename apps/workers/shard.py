@@ -44,7 +44,7 @@ from .control_channel import ControlChannel
 from .extraction import extract_variables
 from .feed_cursor import FeedCursor
 from .http import HttpClient, Response, never_reached_target
-from .plan import EndpointPlan, FlowPlan, Plan
+from .plan import EndpointPlan, FlowPlan, Plan, PlanNotTrusted, read_trusted_plan
 from .preparation import EndpointRequest, prepare_endpoints
 from .reporting import ERROR_BODY_CHARS, ShardReporter
 from .resources import ResourceGuard, raise_open_files_limit
@@ -82,6 +82,10 @@ class ShardSettings:
     max_rss_mb: float = 0.0
     max_cpu_percent: float = 0.0
     check_body_limit: int = DEFAULT_CHECK_BODY_LIMIT
+    # What a shard trusts the plan in Redis by (see ``plan.read_trusted_plan``): the key its
+    # signature is made with and where load may go. The defaults trust nothing.
+    plan_signing_key: bytes = b""
+    allowed_target_hosts: tuple[str, ...] = ()
 
 
 class _VirtualUser:
@@ -154,7 +158,13 @@ class ShardRunner:
             logger.info("Session %s shard %s/%s: no longer wanted, skipping.",
                         self.session_id, self.shard_index, self.generation)  # fmt: skip
             return StopReason.SUPERSEDED if raw_plan is not None else StopReason.SESSION_GONE
-        self._setup(Plan.from_json(json.loads(raw_plan)), assignment, factor, raw_weights)
+        try:
+            plan = read_trusted_plan(
+                raw_plan, self.settings.plan_signing_key, self.settings.allowed_target_hosts
+            )
+        except PlanNotTrusted as refusal:
+            return await self._refuse_plan(assignment, refusal)
+        self._setup(plan, assignment, factor, raw_weights)
         self._number_users(assignments)
         self._connect_control_and_reporting()
         if decode(state) != ControlState.RUNNING or assignment.users == 0:
@@ -232,6 +242,23 @@ class ShardRunner:
         ]
         self.guard = ResourceGuard(self.settings.max_rss_mb, self.settings.max_cpu_percent)
         self.started_at = time.time()
+
+    async def _refuse_plan(self, assignment: Assignment, refusal: PlanNotTrusted) -> StopReason:
+        """Send nothing, and say why in the session's events: the shard finishes as one with
+        no load, so the session ends rather than waits for it."""
+        logger.error("Session %s shard %s/%s: %s", self.session_id, self.shard_index,
+                     self.generation, refusal)  # fmt: skip
+        # Just what the reporter and the heartbeat need: no endpoint, no user.
+        self.endpoints, self.flows, self.breakers = (), (), []
+        self.open_model = False
+        self.assignment = assignment
+        self.stats = ShardStats(0, 0)
+        self.guard = ResourceGuard(0.0, 0.0)
+        self.started_at = time.time()
+        self._connect_control_and_reporting()
+        self.reporter.event(EngineEventKind.ENGINE_ERROR, str(refusal))
+        await self.reporter.final_flush(SHARD_STATE_AFTER_STOP[StopReason.PLAN_REFUSED])
+        return StopReason.PLAN_REFUSED
 
     def _connect_control_and_reporting(self) -> None:
         """The shard's two companions on its loop, sharing its Redis connection: the control

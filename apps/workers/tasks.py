@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from celery import Task, shared_task
 from django.conf import settings
 
+from .plan import plan_signing_key
 from .shard import ShardRunner, ShardSettings
 
 T = TypeVar("T")
@@ -33,6 +34,8 @@ def shard_settings() -> ShardSettings:
         max_rss_mb=settings.WORKER_MAX_RSS_MB,
         max_cpu_percent=settings.WORKER_MAX_CPU_PERCENT,
         check_body_limit=settings.CHECK_BODY_LIMIT,
+        plan_signing_key=plan_signing_key(settings.SECRET_KEY),
+        allowed_target_hosts=tuple(settings.ALLOWED_TARGET_HOSTS),
     )
 
 

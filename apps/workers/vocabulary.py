@@ -120,6 +120,7 @@ class StopReason(StrEnum):
     REDIS_LOST = "redis_lost"  # no contact with Redis for longer than a heartbeat lifetime
     SUPERSEDED = "superseded"  # re-dispatched elsewhere while this one was unreachable
     SESSION_GONE = "session_gone"  # Redis no longer knows the session
+    PLAN_REFUSED = "plan_refused"  # the plan in Redis is not signed, or leaves the allow-list
 
 
 # The state a shard records as it stops, by reason. None: the state is no longer this shard's
@@ -133,4 +134,5 @@ SHARD_STATE_AFTER_STOP: dict[StopReason, ShardState | None] = {
     StopReason.REDIS_LOST: ShardState.INTERRUPTED,
     StopReason.SUPERSEDED: None,
     StopReason.SESSION_GONE: None,
+    StopReason.PLAN_REFUSED: ShardState.DONE,
 }

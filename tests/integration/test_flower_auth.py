@@ -1,6 +1,7 @@
 """Flower has credentials of its own (generated, long, kept in DATA_DIR; FLOWER_BASIC_AUTH
-overrides), listens on 127.0.0.1 unless FLOWER_HOST says otherwise, and never starts without
-basic auth. Flower is started from the Procfile's own line, as the run command starts it."""
+overrides), listens on 127.0.0.1 unless FLOWER_HOST says otherwise, never starts without
+basic auth, and asks for it on /metrics too. Flower is started from the Procfile's own line,
+as the run command starts it."""
 
 from __future__ import annotations
 
@@ -85,6 +86,21 @@ def test_flower_takes_its_own_generated_credentials_and_listens_locally(
     assert requests.get(url, auth=(user, password + "x"), timeout=10).status_code == 401
     assert requests.get(url, auth=(user, password), timeout=10).status_code == 200
     assert listening_addresses(process.pid) == {"127.0.0.1"}
+
+
+def test_flowers_metrics_need_its_credentials_too(data_dir, processes, redis_url):
+    # Issue 22, item 10: /metrics answered anyone (the workers' names, task names and counts).
+    credentials = flower_basic_auth()
+    user, _, password = credentials.partition(":")
+    process, url = start_flower(processes, redis_url, data_dir, FLOWER_BASIC_AUTH=credentials)
+    wait_until_answering(process, url, data_dir / "flower.log")
+
+    assert requests.get(url + "metrics", timeout=10).status_code == 401
+    assert requests.get(url + "metrics", auth=(user, "wrong"), timeout=10).status_code == 401
+    answer = requests.get(url + "metrics", auth=(user, password), timeout=10)
+    assert answer.status_code == 200 and "flower_" in answer.text
+    # The liveness probe stays open: it tells nothing.
+    assert requests.get(url + "healthcheck", timeout=10).text == "OK"
 
 
 @pytest.mark.parametrize("credentials", ["", "flower:", ":secret-only"])

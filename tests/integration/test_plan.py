@@ -5,11 +5,19 @@ import json
 from dataclasses import FrozenInstanceError, fields
 
 import pytest
+from django.conf import settings
 
 from apps.sessions.lifecycle.planning import build_plan
 from apps.sessions.models import Endpoint, LoadTestSession, Target
 from apps.workers.control import SessionKeys, publish_session
-from apps.workers.plan import PLAN_VERSION, EndpointPlan, Plan, PlanVersionError
+from apps.workers.plan import (
+    PLAN_VERSION,
+    EndpointPlan,
+    Plan,
+    PlanVersionError,
+    plan_signing_key,
+    read_trusted_plan,
+)
 
 PLAN = Plan(
     endpoints=(
@@ -89,4 +97,10 @@ def test_the_control_plane_builds_it_and_stores_it_in_the_row_and_redis(
     session.refresh_from_db()
     assert session.read_plan() == plan
     publish_session(redis_client, session.pk, plan)
-    assert Plan.from_json(json.loads(redis_client.get(SessionKeys(session.pk).plan))) == plan
+    stored = redis_client.get(SessionKeys(session.pk).plan)
+    assert (
+        read_trusted_plan(
+            stored, plan_signing_key(settings.SECRET_KEY), settings.ALLOWED_TARGET_HOSTS
+        )
+        == plan
+    )

@@ -29,6 +29,7 @@ from apps.workers.control import (
     read_assignments,
     reassign,
 )
+from apps.workers.plan import plan_signing_key, read_trusted_plan
 from apps.workers.stats import EndpointTotals, parse_stats_hash, stats_hash_fields
 
 from ..support.engine import plan_for
@@ -147,7 +148,9 @@ def test_lost_state_is_rebuilt_from_the_database_and_counts_add_up(
     session = LoadTestSession.objects.get(pk=running_session.pk)
     assert session.status == "running"  # it carries on
     assert session.total_requests == 1200  # the saved totals are kept
-    assert json.loads(redis_client.get(keys.plan)) == running_session.plan
+    stored = read_trusted_plan(redis_client.get(keys.plan), plan_signing_key(settings.SECRET_KEY),
+                               settings.ALLOWED_TARGET_HOSTS)  # fmt: skip
+    assert stored.to_json() == running_session.plan  # signed, as a shard can trust it
     control = redis_client.hgetall(keys.control)
     assert float(control[b"load_started_at"]) == pytest.approx(
         running_session.load_started_at.timestamp()

@@ -20,7 +20,7 @@ from apps.sessions.lifecycle.transitions import move_status
 from apps.sessions.models import LoadTestSession, Target
 from apps.workers import control
 from apps.workers.control import SessionKeys, publish_session, reassign, request_stop
-from apps.workers.shard import ShardRunner, ShardSettings
+from apps.workers.shard import ShardRunner
 from apps.workers.vocabulary import (
     CONTROL_TRANSITIONS,
     SHARD_STATE_AFTER_STOP,
@@ -33,7 +33,7 @@ from apps.workers.vocabulary import (
     shard_states_leading_to,
 )
 
-from ..support.engine import plan_for
+from ..support.engine import plan_for, trusting_settings
 
 # --- the tables ------------------------------------------------------------------------------
 
@@ -195,7 +195,7 @@ def run_shard_once(redis_url: str, session_id: int) -> StopReason:
         generation=1,
         redis_url=redis_url,
         hostname="in-process",
-        settings=ShardSettings(flush_interval_s=0.1),
+        settings=trusting_settings(flush_interval_s=0.1),
     )
     return asyncio.run(runner.run())
 

@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -311,6 +312,47 @@ def test_forbidden_and_hostile_urls_are_refused_naming_the_field(admin_api, url,
     message = " ".join(response.json()["url"])
     assert words in message, message
     assert not Webhook.objects.exists()
+
+
+def hosts_file_alias_of_this_machine() -> str:
+    """A name the hosts file maps to loopback that is neither localhost nor this machine's
+    own name (``localhost.localdomain``, a container's aliases): only resolving tells it is
+    this machine. Without one, this machine's name (which was caught before item 9 too)."""
+    plain = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+    try:
+        lines = Path("/etc/hosts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        address, *names = line.partition("#")[0].split() or [""]
+        if address.startswith("127.") or address == "::1":
+            for name in names:
+                name = name.lower()
+                if name not in plain and not name.endswith(".localhost"):
+                    return name
+    return socket.gethostname()
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_TARGET_HOSTS=["localhost:5001"])
+def test_a_hosts_file_alias_of_this_machine_is_refused_at_save(admin_api):
+    # Issue 22, item 9: the alias passed the check and the hook went to the port.
+    response = new_webhook(admin_api, url=f"http://{hosts_file_alias_of_this_machine()}:6379/")
+    assert response.status_code == 400, response.content
+    assert "allow-list" in " ".join(response.json()["url"])
+    assert not Webhook.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_TARGET_HOSTS=["localhost:5001"])
+def test_a_hosts_file_alias_saved_before_is_refused_at_delivery(receiver, catalog_session):
+    url = f"http://{hosts_file_alias_of_this_machine()}:{receiver.port}/hook"
+    # Saved as an older release allowed it: the row is written without today's check.
+    (hook,) = Webhook.objects.bulk_create([Webhook(name="alias", url=url, events=["stopped"])])
+    assert webhooks.deliver(hook.pk, catalog_session.pk, "stopped", "{}", 0) is None
+    event = SessionEvent.objects.get(session=catalog_session, kind="webhook_failed")
+    assert "URL refused" in event.message and "allow-list" in event.message
+    assert receiver.requests() == []
 
 
 @pytest.mark.django_db

@@ -9,8 +9,10 @@ import json
 import threading
 from contextlib import contextmanager
 
+from django.conf import settings as django_settings
+
 from apps.workers.control import SessionKeys, publish_session, reassign, request_stop
-from apps.workers.plan import EndpointPlan, Plan
+from apps.workers.plan import EndpointPlan, Plan, plan_signing_key
 from apps.workers.shard import ShardRunner, ShardSettings
 from apps.workers.stats import parse_stats_hash
 
@@ -35,6 +37,18 @@ def plan_for(endpoints, **plan) -> Plan:
     )
 
 
+def trusting_settings(**settings) -> ShardSettings:
+    """A shard's settings with the signing key and allow-list a worker process gets from
+    Django's settings (``tasks.shard_settings``), so it runs the plans this process signs."""
+    return ShardSettings(
+        **{
+            "plan_signing_key": plan_signing_key(django_settings.SECRET_KEY),
+            "allowed_target_hosts": tuple(django_settings.ALLOWED_TARGET_HOSTS),
+            **settings,
+        }
+    )
+
+
 @contextmanager
 def shard_in_thread(redis_client, redis_url, plan, users=2, rps=0.0, uvloop=False, **settings):
     """Run shard 0 of a fresh session until the block ends, then stop it and wait.
@@ -50,7 +64,7 @@ def shard_in_thread(redis_client, redis_url, plan, users=2, rps=0.0, uvloop=Fals
         generation=1,
         redis_url=redis_url,
         hostname="in-process",
-        settings=ShardSettings(**{"flush_interval_s": 0.2, "stop_grace_s": 2, **settings}),
+        settings=trusting_settings(**{"flush_interval_s": 0.2, "stop_grace_s": 2, **settings}),
     )
     if uvloop:  # the loop a Celery worker's shard runs on
         import uvloop as uv

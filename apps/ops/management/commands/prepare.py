@@ -110,6 +110,15 @@ def flower_basic_auth() -> str:
     return saved.read_text().strip()
 
 
+def embedded_redis_password() -> str:
+    """The embedded Redis's password, generated once into DATA_DIR/redis_password (0600):
+    127.0.0.1 is reachable by every user of the machine, and Redis holds sessions' plans."""
+    saved = settings.DATA_DIR / "redis_password"
+    if not saved.exists():
+        write_secret(saved, secrets.token_urlsafe(32))
+    return saved.read_text().strip()
+
+
 def metrics_token_file() -> Path | None:
     """For one machine: a METRICS_TOKEN generated once into DATA_DIR/metrics_token, so that
     /metrics is on and guarded. None when the operator chose a guard (METRICS_TOKEN,

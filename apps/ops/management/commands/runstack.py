@@ -19,6 +19,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -39,7 +40,12 @@ from loadtest_project.procfile import (
     wait_for_celery_nodes,
 )
 
-from .prepare import flower_basic_auth, metrics_token_file, prepare_service
+from .prepare import (
+    embedded_redis_password,
+    flower_basic_auth,
+    metrics_token_file,
+    prepare_service,
+)
 
 
 def _metrics_access(token_file) -> str:
@@ -54,6 +60,22 @@ def _metrics_access(token_file) -> str:
 def _shown_host(bind_host: str) -> str:
     """Where a browser on this machine reaches a server bound to ``bind_host``."""
     return "localhost" if bind_host in ("0.0.0.0", "::") else bind_host
+
+
+def make_data_private(data_dir: Path) -> None:
+    """The data folder holds the database (API tokens, endpoints' secrets) and Redis's
+    append-only file (plans with their headers and bodies): readable by its owner only. The
+    umask covers what this command and every process it starts will create (SQLite's -wal
+    and -shm, Redis's files); the walk, what an earlier release left readable."""
+    os.umask(0o077)
+    data_dir.chmod(0o700)
+    for folder, subfolders, files in os.walk(data_dir):
+        for name in subfolders:
+            (Path(folder) / name).chmod(0o700)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(0o600)
 
 
 REDIS = "redis"  # the embedded Redis, in the supervisor's messages
@@ -107,6 +129,7 @@ class Command(BaseCommand):
                     f"{name.upper()}_PORT to another port."
                 )
 
+        make_data_private(settings.DATA_DIR)
         redis_server, redis_url = self._redis()
         group = ProcessGroup()
         try:
@@ -151,6 +174,7 @@ class Command(BaseCommand):
             port=port,
             log_path=settings.DATA_DIR / "redis.log",
             data_dir=settings.DATA_DIR / "redis",
+            password=embedded_redis_password(),
         )
         try:
             url = server.start()
@@ -238,8 +262,12 @@ class Command(BaseCommand):
         lines.append(f"  Metrics      {web}/metrics       {_metrics_access(metrics_token)}")
         if "app" in ports:
             lines.append(f"  Demo target  http://{host}:{ports['app']}/   (the default target)")
-        kind = "embedded" if redis_server is not None else "from REDIS_URL"
-        lines += [f"  Redis        {redis_url} ({kind})", "Press Ctrl-C to stop everything.", ""]
+        if redis_server is not None:
+            shown_redis = f"redis://127.0.0.1:{redis_server.port}/0 (embedded, password in " \
+                          f"{settings.DATA_DIR / 'redis_password'})"  # fmt: skip
+        else:
+            shown_redis = f"{redis_url} (from REDIS_URL)"
+        lines += [f"  Redis        {shown_redis}", "Press Ctrl-C to stop everything.", ""]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
 
     def _supervise(self, group: ProcessGroup, redis_server: EmbeddedRedis | None) -> None:
