@@ -133,6 +133,9 @@ def test_an_update_writes_the_steps_whole_and_goes_into_the_history(admin_api, t
          "steps[0].extract", "extract[0].name: a variable name"),
         ({"steps": [{"endpoint": "login", "extract": [{"name": "t", "regex": "("}]}]},
          "steps[0].extract", "extract[0].regex: not a regular expression"),
+        ({"steps": [{"endpoint": "login", "extract": [
+            {"name": "t", "regex": "(?:(?:a{1000}){100}){11}"}]}]},
+         "steps[0].extract", "extract[0].regex: its repetitions are too large"),
         ({"steps": [{"endpoint": "login", "extract": [{"name": "t", "json_path": "$.a"}] * 21}]},
          "steps[0].extract", "at most 20"),
     ],
