@@ -258,6 +258,12 @@ def test_the_admin_saves_a_flow_with_its_steps_and_refuses_bad_ones(admin_client
     assert refused.status_code == 200
     assert "extract[0].name: a variable name" in refused.content.decode()
     assert not Flow.objects.exists()
+    huge = [{"name": "t", "regex": "(?:(?:a{1000}){100}){11}"}]
+    row = {"position": "1", "endpoint": login.pk, "think_time_s": "0", "extract": json.dumps(huge)}
+    refused = admin_client.post(add, {**flow_fields, **step_form("steps", [row])})
+    assert refused.status_code == 200
+    assert "extract[0].regex: its repetitions are too large" in refused.content.decode()
+    assert not Flow.objects.exists()
     none = admin_client.post(add, {**flow_fields, **step_form("steps", [])})
     assert none.status_code == 200
     assert "1 to 50 steps" in none.content.decode()
