@@ -225,9 +225,21 @@ def _split_url(url: str) -> tuple[SplitResult, int | None]:
         raise ValidationError(f"Not a valid URL: {exc}.") from exc
 
 
+def _refuse_fragment(url: str) -> None:
+    """What follows a ``#`` is a fragment, which no client sends: ``http://host/#/api``
+    would send every request to ``/`` while the statistics name the paths as written."""
+    if "#" in url:
+        raise ValidationError(
+            "A URL must not contain '#': what follows it is never sent, so requests would go "
+            "elsewhere than the statistics say. Write it as %23 if it belongs to the path."
+        )
+
+
 def check_target_url(url: str) -> None:
-    """A target base URL: http(s), a host and port on the allow-list, no credentials."""
+    """A target base URL: http(s), a host and port on the allow-list, no credentials, no
+    fragment."""
     parts, port = _split_url(url)
+    _refuse_fragment(url)
     if parts.scheme not in ("http", "https"):
         raise ValidationError("Only http:// and https:// URLs can be load-tested.")
     if parts.username is not None or parts.password is not None:
@@ -270,6 +282,7 @@ def check_endpoint_url(url: str) -> None:
     and non-ASCII characters are fine: the engine percent-encodes them (UTF-8)."""
     if url.startswith("/"):
         check_single_line(url)
+        _refuse_fragment(url)
         if url.startswith("//"):
             raise ValidationError("A path must not start with '//'.")
         return

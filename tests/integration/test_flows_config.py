@@ -133,6 +133,9 @@ def test_an_update_writes_the_steps_whole_and_goes_into_the_history(admin_api, t
          "steps[0].extract", "extract[0].name: a variable name"),
         ({"steps": [{"endpoint": "login", "extract": [{"name": "t", "regex": "("}]}]},
          "steps[0].extract", "extract[0].regex: not a regular expression"),
+        ({"steps": [{"endpoint": "login", "extract": [
+            {"name": "t", "regex": "(?:(?:a{1000}){100}){11}"}]}]},
+         "steps[0].extract", "extract[0].regex: its repetitions are too large"),
         ({"steps": [{"endpoint": "login", "extract": [{"name": "t", "json_path": "$.a"}] * 21}]},
          "steps[0].extract", "at most 20"),
     ],
@@ -254,6 +257,12 @@ def test_the_admin_saves_a_flow_with_its_steps_and_refuses_bad_ones(admin_client
     refused = admin_client.post(add, {**flow_fields, **bad})
     assert refused.status_code == 200
     assert "extract[0].name: a variable name" in refused.content.decode()
+    assert not Flow.objects.exists()
+    huge = [{"name": "t", "regex": "(?:(?:a{1000}){100}){11}"}]
+    row = {"position": "1", "endpoint": login.pk, "think_time_s": "0", "extract": json.dumps(huge)}
+    refused = admin_client.post(add, {**flow_fields, **step_form("steps", [row])})
+    assert refused.status_code == 200
+    assert "extract[0].regex: its repetitions are too large" in refused.content.decode()
     assert not Flow.objects.exists()
     none = admin_client.post(add, {**flow_fields, **step_form("steps", [])})
     assert none.status_code == 200

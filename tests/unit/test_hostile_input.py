@@ -109,7 +109,12 @@ FIELD_EXTRAS = {
         json.dumps(["nope: p95_ms < 1"]),
         json.dumps(["p95_ms < \u0661"]),
     ],
-    "base_url": [json.dumps("http://localhost:6379/"), json.dumps("https://127.0.0.1:5432/")],
+    "base_url": [
+        json.dumps("http://localhost:6379/"),
+        json.dumps("https://127.0.0.1:5432/"),
+        json.dumps("http://127.0.0.1:5002/#/api"),
+        json.dumps("http://127.0.0.1:5002#"),
+    ],
     "expected_statuses": [
         json.dumps(spec)
         for spec in (
@@ -139,7 +144,12 @@ FIELD_EXTRAS = {
         "[" * 60 + "]" * 60,
         '{"type": "max_ms", "value": 1}',
     ],
-    "url": [json.dumps("http://localhost:6379/x"), json.dumps("/a\r\nHost: evil")],
+    "url": [
+        json.dumps("http://localhost:6379/x"),
+        json.dumps("/a\r\nHost: evil"),
+        json.dumps("/#/orders"),
+        json.dumps("http://127.0.0.1:5001/a#b"),
+    ],
 }
 
 
@@ -436,6 +446,7 @@ ADMIN_CASES = {
          ("headers", json.dumps({f"X-H{i}": "v" for i in range(51)})),
          ("weight", "1e308"), ("weight", "NaN"), ("timeout_s", str(10**19)),
          ("url", "/a\u2028b"), ("url", "http://localhost:6379/"), ("body", "x" * (2**20 + 1)),
+         ("url", "/#/orders"),
          ("description", "d" * 2001), ("name", "\u202eevil"),
          ("expected_statuses", "404,200"), ("expected_statuses", "600"),
          ("checks", '[{"type": "max_ms", "value": NaN}]'), ("checks", DEEP),
@@ -446,6 +457,7 @@ ADMIN_CASES = {
         {"name": "t2", "base_url": "http://127.0.0.1:5002", "description": "",
          "endpoints-TOTAL_FORMS": 0, "endpoints-INITIAL_FORMS": 0},
         [("base_url", "http://localhost:6379/"), ("base_url", "https://127.0.0.1:5432/"),
+         ("base_url", "http://127.0.0.1:5002/#/api"),
          ("name", "a\u2028b"), ("description", "\u202e")],
     ),
 }  # fmt: skip

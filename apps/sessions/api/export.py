@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 from rest_framework.renderers import BaseRenderer
 
@@ -24,6 +25,22 @@ LATENCY_COLUMNS = ["min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", 
                    "max_ms"]  # fmt: skip
 # The CSV tables, the first by default.
 EXPORT_TABLES = ("endpoints", "timeseries", "requests", "flows")
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
+
+
+def neutralised(value: object) -> object:
+    """``value`` as a spreadsheet shows it rather than runs it: names, URLs and messages are
+    the users' and the targets' (an endpoint called ``=HYPERLINK(...)``), so a text starting
+    like a formula gets a single quote before it. A plain number stays as it is."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not _PLAIN_NUMBER.match(value)
+    ):
+        return "'" + value
+    return value
 
 
 class CSVRenderer(BaseRenderer):
@@ -38,9 +55,12 @@ class CSVRenderer(BaseRenderer):
             data = [{key: str(value) for key, value in data.items()}]
         buffer = io.StringIO()
         if data:
-            writer = csv.DictWriter(buffer, fieldnames=list(data[0]), lineterminator="\n")
+            # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a lone "\r".
+            writer = csv.DictWriter(buffer, fieldnames=list(data[0]), lineterminator="\r\n")
             writer.writeheader()
-            writer.writerows(data)
+            writer.writerows(
+                {key: neutralised(value) for key, value in row.items()} for row in data
+            )
         return buffer.getvalue().encode(self.charset)
 
 
