@@ -170,6 +170,17 @@ def workers(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> 
 
 
 @pytest.fixture
+def two_load_workers(workers):
+    """Two load workers alive before and after the test (one may be killed in it)."""
+    names = ["load-test-1", "load-test-2"]
+    for name in names:
+        workers.ensure("worker", name)
+    yield workers
+    for name in names:
+        workers.ensure("worker", name)
+
+
+@pytest.fixture
 def counting_server() -> Iterator[CountingServer]:
     server = CountingServer().start()
     yield server

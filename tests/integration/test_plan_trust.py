@@ -28,16 +28,6 @@ def off_list_server():
     server.stop()
 
 
-@pytest.fixture
-def two_load_workers(workers):
-    names = ["load-test-1", "load-test-2"]
-    for name in names:
-        workers.ensure("worker", name)
-    yield workers
-    for name in names:
-        workers.ensure("worker", name)
-
-
 def heartbeat(redis_client, session_id):
     raw = redis_client.get(SessionKeys(session_id).heartbeat(0))
     return json.loads(raw) if raw else None

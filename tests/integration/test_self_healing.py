@@ -27,16 +27,6 @@ def session_beats(redis_client, session_id):
     return [beat for beat in beats if beat["session"] == session_id]
 
 
-@pytest.fixture
-def two_load_workers(workers):
-    names = ["load-test-1", "load-test-2"]
-    for name in names:
-        workers.ensure("worker", name)
-    yield workers
-    for name in names:
-        workers.ensure("worker", name)
-
-
 def test_killed_workers_shards_are_redispatched_and_the_session_goes_on(
     api, two_load_workers, counting_server, forget_redis_sessions, redis_client
 ):
