@@ -181,6 +181,11 @@ def test_operator_applies_weights_to_a_running_session(
     page.get_by_role("button", name="Apply weights").click()
     expect(page.locator("#action-result")).to_have_text("Weights applied.")
     expect(page.locator("#action-result")).to_have_class(re.compile("alert-success"))
+    # The configuration history shows the change at once, as text, without a reload.
+    change = page.get_by_test_id("history-table").locator('tr[data-field="endpoint_weights"]')
+    expect(change).to_have_count(1)
+    expect(change).to_contain_text("fast 1, slow 9")
+    expect(change).to_contain_text("page")
     # Every worker takes the new weights within 2 s: then two seconds show the new mix.
     recent = RecentCounts(
         lambda: (counting_server.count("/fast"), counting_server.count("/slow")), window_s=2.0

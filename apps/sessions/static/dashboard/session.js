@@ -381,14 +381,29 @@
     if (answer.ok && (!stream || stream.readyState === EventSource.CLOSED)) connect();
   });
   onClick("stop", () => act("POST", `${base}/stop/`, undefined, "Stopping: every shard stops within a second."));
-  onClick("users", () => {
+  // The configuration history is drawn by the server: a change made here redraws it, so the
+  // page never says "No change" under a change it has just applied.
+  async function refreshHistory() {
+    const answer = await api("GET", `${base}/history/`);
+    if (!answer.ok) return;
+    const rows = (answer.data.results || []).slice(0, 50).map((c) => element("tr", { "data-field": c.field },
+      element("td", {}, String(c.changed_at).replace("T", " ").slice(0, 19)),
+      element("td", {}, c.changed_by ?? "system"), element("td", {}, c.via), element("td", {}, c.field),
+      element("td", { class: "history-value" }, c.old_text), element("td", { class: "history-value" }, c.new_text)));
+    const body = page.querySelector('[data-testid="history-table"] tbody');
+    if (body && rows.length) body.replaceChildren(...rows);
+  }
+
+  onClick("users", async () => {
     const users = Number(document.getElementById("users-now").value);
-    return act("PATCH", `${base}/`, { concurrent_users: users }, `Users set to ${format.count(users)}.`);
+    const answer = await act("PATCH", `${base}/`, { concurrent_users: users }, `Users set to ${format.count(users)}.`);
+    if (answer.ok) refreshHistory();
   });
-  onClick("weights", () => {
+  onClick("weights", async () => {
     const weights = {};
     document.querySelectorAll("#weights-now [data-endpoint]").forEach((input) => (weights[input.dataset.endpoint] = Number(input.value)));
-    return act("PATCH", `${base}/`, { endpoint_weights: weights }, "Weights applied.");
+    const answer = await act("PATCH", `${base}/`, { endpoint_weights: weights }, "Weights applied.");
+    if (answer.ok) refreshHistory();
   });
 
   // The baseline buttons change the target, and so what this page shows: reload it.
