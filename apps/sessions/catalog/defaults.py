@@ -73,10 +73,7 @@ def load_default_flows(target: Target) -> int:
 def catalog_weights(target: Target) -> dict[str, float]:
     """Name -> default weight of what a session of ``target`` mixes: its endpoints and its
     flows (their names never clash)."""
-    return {
-        **dict(target.endpoints.values_list("name", "weight")),
-        **dict(target.flows.values_list("name", "weight")),
-    }
+    return target.mix_weights()
 
 
 def find_default_target() -> Target | None:

@@ -58,6 +58,15 @@ class Target(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.base_url})"
 
+    def mix_weights(self) -> dict[str, float]:
+        """Name -> own weight of what a session of this target mixes: its endpoints and its
+        flows (their names never clash). On the model, so that the results (below the
+        catalog's services) read the same mix the services do."""
+        return {
+            **dict(self.endpoints.values_list("name", "weight")),
+            **dict(self.flows.values_list("name", "weight")),
+        }
+
     def margin_pct(self) -> float:
         """The regression margin of this target: its own, or the setting's."""
         if self.regression_margin_pct is not None:

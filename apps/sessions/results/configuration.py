@@ -94,16 +94,6 @@ def _plan_mix(session: LoadTestSession) -> dict[str, float] | None:
     return mix
 
 
-def _catalog(session: LoadTestSession) -> dict[str, float]:
-    """The catalog's own weights, as ``catalog.defaults.catalog_weights`` reads them (the
-    results sit below the catalog's services, so they read the rows)."""
-    target = session.target
-    return {
-        **dict(target.endpoints.values_list("name", "weight")),
-        **dict(target.flows.values_list("name", "weight")),
-    }
-
-
 def run_configuration(session: LoadTestSession) -> RunConfiguration:
     """``session``'s load at its start and at its end (the same for a run nobody changed).
 
@@ -121,7 +111,9 @@ def run_configuration(session: LoadTestSession) -> RunConfiguration:
     if mix_start is None:  # never started: what it would start with
         mix_start = {
             name: weight
-            for name, weight in effective_weights(_catalog(session), overrides_start).items()
+            for name, weight in effective_weights(
+                session.target.mix_weights(), overrides_start
+            ).items()
             if weight > 0
         }
     if "endpoint_weights" not in changed_fields:
@@ -129,7 +121,7 @@ def run_configuration(session: LoadTestSession) -> RunConfiguration:
     else:
         # As the shards were told (``live.change_weights``): the overrides over the catalog's
         # weights (as the catalog is now), for what the plan holds.
-        now = effective_weights(_catalog(session), overrides_end)
+        now = effective_weights(session.target.mix_weights(), overrides_end)
         mix_end = {name: float(now.get(name, 0.0)) for name in mix_start}
     changed = tuple(
         name
