@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.sessions.results import units
 from apps.sessions.results.comparison import BETTER, SAME, WORSE
 
 # The comparison table's columns: figure, heading.
@@ -31,9 +32,9 @@ def value_text(metric: str, value: float | None) -> str:
 
 
 def _rate(value: float, sign: str = "") -> str:
-    """Requests/s with the decimals a small rate needs (0.25/s, not 0.2/s or 0.0/s)."""
-    decimals = 1 if abs(value) >= 10 or value == 0 else 2 if abs(value) >= 0.1 else 3
-    return f"{value:{sign},.{decimals}f}"
+    """Requests/s with the decimals a small rate needs, trailing zeros kept for the table's
+    columns (20.0/s)."""
+    return f"{value:{sign},.{units.rate_decimals(value)}f}"
 
 
 def change_text(metric: str, change: dict[str, Any]) -> str:

@@ -53,11 +53,15 @@ def percent(fraction: float, decimals: int = 2) -> str:
     return f"{_trimmed(value, decimals)} %"
 
 
+def rate_decimals(value: float) -> int:
+    """The decimals a rate needs to say something: 0.25/s, not 0.2/s or 0.0/s."""
+    return 1 if abs(value) >= 10 or value == 0 else 2 if abs(value) >= 0.1 else 3
+
+
 def rate(value: float, sign: str = "") -> str:
     """Requests per second with the decimals a small rate needs (0.25, not 0.2 or 0.0),
     trailing zeros dropped (3.5, not 3.50)."""
-    decimals = 1 if abs(value) >= 10 or value == 0 else 2 if abs(value) >= 0.1 else 3
-    text = f"{value:{sign},.{decimals}f}"
+    text = f"{value:{sign},.{rate_decimals(value)}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
